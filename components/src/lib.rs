@@ -1,0 +1,5 @@
+//! AWS resource providers (one file per resource type), STS credentials, Helm releases and
+//! the environment blueprint.
+//!
+//! Invariant: knows no HTTP and no queue; uses the stack model of byoc-stacks but never its
+//! store. The only crate that depends on the AWS SDK.

@@ -1,0 +1,82 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use byoc_api::{AppState, SchemaState};
+use byoc_stacks::Database;
+use tokio::sync::watch;
+
+/// The embedded default: a SQLite file in ./byoc-data, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://byoc-data/byoc.db";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BYOC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// sqlite://PATH (embedded, the default) or postgres://... (many workers on many hosts).
+    #[arg(long, env = "BYOC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = Database::connect(&args.database_url).await?;
+    let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });
+    tokio::spawn(migrate(db.clone(), schema_tx));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // On stdout, so scripts and tests can find the port when they asked for port 0.
+    println!("byoc listening on http://{addr} (database {})", db.url());
+    let app = byoc_api::router(AppState::new(db, schema_rx));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serve HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Applies migrations, retrying while the database is unreachable, so the server can come up
+/// before its database does; `/readyz` reports progress meanwhile.
+async fn migrate(db: Database, schema: watch::Sender<SchemaState>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match db.migrate().await {
+            Ok(()) => {
+                tracing::info!(database = db.url(), "schema is current");
+                schema.send_replace(SchemaState::Ready);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "migrations not applied; retrying in {delay:?}");
+                schema.send_replace(SchemaState::Pending {
+                    last_error: Some(e.to_string()),
+                });
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,246 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a caller waits for a pooled connection before the database counts as unreachable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("invalid database URL {url:?}")]
+    InvalidUrl {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create directory {path} for the SQLite database")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database {url} unreachable: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating database {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: MigrateError,
+    },
+    #[error("query on {url} failed: {source}")]
+    Query {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// A connection pool to the store, on SQLite or Postgres.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: Pool,
+    /// The URL with any password removed: safe for errors and logs.
+    url: String,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens the store at `url`. A SQLite file (and its directory) is created if missing. A
+    /// Postgres pool connects lazily, so a server can start while its database is still down
+    /// and report that through its readiness check.
+    pub async fn connect(url: &str) -> Result<Database, DbError> {
+        let shown = redact_url(url);
+        let invalid = |source| DbError::InvalidUrl {
+            url: shown.clone(),
+            source,
+        };
+        let pool = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(invalid)?
+                .create_if_missing(true)
+                // WAL lets readers (the API) proceed while a worker writes.
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await
+                .map_err(|source| DbError::Unreachable {
+                    url: shown.clone(),
+                    source,
+                })?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url).map_err(invalid)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy_with(opts),
+            )
+        } else {
+            return Err(DbError::UnsupportedUrl(shown));
+        };
+        Ok(Database { pool, url: shown })
+    }
+
+    /// The URL without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Applies every pending migration of this database's engine.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let result = match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        };
+        result.map_err(|source| DbError::Migrate {
+            url: self.url.clone(),
+            source,
+        })
+    }
+
+    /// Round-trips a trivial query: is the database reachable right now?
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let result = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+        };
+        result.map_err(|source| DbError::Unreachable {
+            url: self.url.clone(),
+            source,
+        })
+    }
+
+    /// Records a platform fact (e.g. `platform_account_id`), replacing any earlier value.
+    pub async fn set_fact(&self, key: &str, value: &str) -> Result<(), DbError> {
+        let result = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(
+                "INSERT INTO platform_facts (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(p)
+            .await
+            .map(drop),
+            Pool::Postgres(p) => sqlx::query(
+                "INSERT INTO platform_facts (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(p)
+            .await
+            .map(drop),
+        };
+        result.map_err(|source| self.query_error(source))
+    }
+
+    /// A platform fact recorded by [`Database::set_fact`], if any.
+    pub async fn fact(&self, key: &str) -> Result<Option<String>, DbError> {
+        let result = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar("SELECT value FROM platform_facts WHERE key = ?1")
+                    .bind(key)
+                    .fetch_optional(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar("SELECT value FROM platform_facts WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(p)
+                    .await
+            }
+        };
+        result.map_err(|source| self.query_error(source))
+    }
+
+    /// Closes every pooled connection (e.g. before a SQLite file is removed).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    fn query_error(&self, source: sqlx::Error) -> DbError {
+        DbError::Query {
+            url: self.url.clone(),
+            source,
+        }
+    }
+}
+
+/// Identifies the schema the migrations produce (both engines), e.g. to name a test
+/// template database: it changes whenever a migration is added or edited.
+pub fn schema_fingerprint() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in SQLITE_MIGRATIONS.iter().chain(POSTGRES_MIGRATIONS.iter()) {
+        m.version.hash(&mut h);
+        m.checksum.hash(&mut h);
+    }
+    let latest = POSTGRES_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    format!("{latest}_{:016x}", h.finish())
+}
+
+/// `url` with the password (if any) replaced by `***`, for errors and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://byoc:s3cret@db:5432/byoc"),
+            "postgres://byoc:***@db:5432/byoc"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite://byoc-data/byoc.db"), "sqlite://byoc-data/byoc.db");
+    }
+}

@@ -1,0 +1,124 @@
+//! `byoc serve` as a real process: health, readiness and shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use byoc_testkit::TestDb;
+use serde_json::Value;
+
+/// A `byoc serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(database_url: &str) -> anyhow::Result<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("BYOC_DATABASE_URL", database_url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+        let Some(rest) = line.strip_prefix("byoc listening on ") else {
+            let _ = child.kill();
+            bail!("unexpected first line {line:?}");
+        };
+        let base = rest.split_whitespace().next().context("address")?.to_string();
+        Ok(Server { child, base })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await?;
+        Ok((resp.status().as_u16(), resp.json().await?))
+    }
+
+    /// Polls /readyz until it answers 200.
+    async fn until_ready(&self) -> anyhow::Result<Value> {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.get("/readyz").await?;
+            if status == 200 {
+                return Ok(body);
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("not ready after 20s: {status} {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn healthy_and_ready_on_sqlite() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = Server::start(db.url())?;
+    assert_eq!(server.get("/healthz").await?, (200, serde_json::json!({"status": "ok"})));
+    assert_eq!(server.until_ready().await?, serde_json::json!({"status": "ready"}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn ready_on_postgres() -> anyhow::Result<()> {
+    let db = TestDb::postgres("empty", |_| async { Ok(()) }).await?;
+    let server = Server::start(db.url())?;
+    server.until_ready().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn not_ready_while_the_database_is_unreachable() -> anyhow::Result<()> {
+    // Nothing listens on port 1: the server still starts, and says why it is not ready.
+    let server = Server::start("postgres://byoc:hunter2@127.0.0.1:1/byoc")?;
+    assert_eq!(server.get("/healthz").await?.0, 200);
+    let (status, body) = server.get("/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "not_ready");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("hunter2"), "password leaked: {message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn stops_cleanly_on_sigterm() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let mut server = Server::start(db.url())?;
+    server.until_ready().await?;
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let status = server.child.wait()?;
+    assert!(status.success(), "exit status {status}");
+    Ok(())
+}
+
+#[test]
+fn version_and_help() -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc")).arg("--version").output()?;
+    assert_eq!(
+        String::from_utf8(out.stdout)?.trim(),
+        format!("byoc {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc")).arg("--help").output()?;
+    let help = String::from_utf8(out.stdout)?;
+    assert!(help.contains("serve"), "{help}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(["serve", "--database-url", "mysql://x"])
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("unsupported database URL"), "{err}");
+    Ok(())
+}

@@ -1,0 +1,330 @@
+"""The AWS emulator for byoc's tests: moto's own WSGI app, plus realistic timing and faults.
+
+moto makes every resource ready at once and never throttles. Real AWS does neither, and the
+engine's waiters, retries and crash recovery must be tested against the real shape of it.
+Knobs (command-line flags, also readable and settable while running through
+GET/POST /_emulator/config with a JSON body of the same names):
+
+  create_seconds   EKS clusters and node groups report CREATING, NAT gateways `pending`,
+                   for this long after they are created, then ACTIVE / `available`.
+  delete_seconds   after a delete, EKS clusters and node groups report DELETING (then are
+                   gone: 404), NAT gateways `deleting` (then `deleted`), for this long.
+  latency_ms       extra delay before each AWS request: "200" (fixed) or "50-300" (uniform).
+  throttle_rate    fraction (0..1) of AWS requests answered with the protocol's throttling
+                   error instead: EC2 `RequestLimitExceeded` (HTTP 503), query/JSON APIs
+                   `Throttling` (HTTP 400).
+  seed             seed of the random choices above, for reproducible runs.
+
+GET /_emulator/stats counts requests and throttled requests. moto's own /moto-api/ (for
+example POST /moto-api/reset) passes through untouched and is never delayed or throttled.
+
+The server prints `listening on http://HOST:PORT` once its socket accepts connections (use
+--port 0 for a free port). With --exit-with-parent it exits when the process that started it
+dies, so a killed test run never leaves an emulator behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend  # noqa: E402
+from moto.eks.models import Cluster, EKSBackend, Nodegroup  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+
+class Knobs:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.create_seconds = 0.0
+        self.delete_seconds = 0.0
+        self.latency = (0.0, 0.0)  # seconds, uniform between the two
+        self.throttle_rate = 0.0
+        self.rng = random.Random()
+        self.requests = 0
+        self.throttled = 0
+
+    def update(self, cfg: dict[str, Any]) -> None:
+        unknown = set(cfg) - {"create_seconds", "delete_seconds", "latency_ms", "throttle_rate", "seed"}
+        if unknown:
+            raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
+        with self.lock:
+            if "create_seconds" in cfg:
+                self.create_seconds = _non_negative("create_seconds", cfg["create_seconds"])
+            if "delete_seconds" in cfg:
+                self.delete_seconds = _non_negative("delete_seconds", cfg["delete_seconds"])
+            if "latency_ms" in cfg:
+                self.latency = _latency(str(cfg["latency_ms"]))
+            if "throttle_rate" in cfg:
+                rate = float(cfg["throttle_rate"])
+                if not 0.0 <= rate <= 1.0:
+                    raise ValueError(f"throttle_rate must be between 0 and 1, got {rate}")
+                self.throttle_rate = rate
+            if cfg.get("seed") is not None:
+                self.rng.seed(int(cfg["seed"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        lo, hi = self.latency
+        latency = f"{lo * 1000:g}" if lo == hi else f"{lo * 1000:g}-{hi * 1000:g}"
+        return {
+            "create_seconds": self.create_seconds,
+            "delete_seconds": self.delete_seconds,
+            "latency_ms": latency,
+            "throttle_rate": self.throttle_rate,
+        }
+
+    def draw(self) -> tuple[float, bool]:
+        """The delay and the throttling decision for one AWS request."""
+        with self.lock:
+            self.requests += 1
+            lo, hi = self.latency
+            delay = lo if lo == hi else self.rng.uniform(lo, hi)
+            throttle = self.throttle_rate > 0 and self.rng.random() < self.throttle_rate
+            if throttle:
+                self.throttled += 1
+            return delay, throttle
+
+
+def _non_negative(name: str, value: Any) -> float:
+    v = float(value)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _latency(spec: str) -> tuple[float, float]:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?)\s*)?", spec)
+    if not m:
+        raise ValueError(f"latency_ms must be 'N' or 'MIN-MAX' milliseconds, got {spec!r}")
+    lo = float(m.group(1)) / 1000
+    hi = float(m.group(2)) / 1000 if m.group(2) else lo
+    if hi < lo:
+        raise ValueError(f"latency_ms range {spec!r} has MIN > MAX")
+    return lo, hi
+
+
+KNOBS = Knobs()
+
+# Deletions that complete later: (due time, action). Run before each request is served, so a
+# client can only ever observe the state it would see at that moment.
+_due: list[tuple[float, Callable[[], None]]] = []
+_due_lock = threading.Lock()
+
+
+def _run_due() -> None:
+    now = time.monotonic()
+    with _due_lock:
+        ready = [a for t, a in _due if t <= now]
+        _due[:] = [(t, a) for t, a in _due if t > now]
+    for action in ready:
+        action()
+
+
+class Timed:
+    """Replaces a moto model's status attribute with one that reports a transitional value
+    (CREATING, pending, DELETING, ...) until a deadline, then the value moto set."""
+
+    def __init__(self, name: str, creating: str) -> None:
+        self.key = f"_emulator_{name}"
+        self.creating = creating
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value, label, until = obj.__dict__[self.key]
+        return label if time.monotonic() < until else value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if self.key in obj.__dict__:
+            obj.__dict__[self.key] = (value, None, 0.0)
+        else:  # moto's constructor: the resource is being created
+            obj.__dict__[self.key] = (value, self.creating, time.monotonic() + KNOBS.create_seconds)
+
+    def deleting(self, obj: Any, label: str, then: Callable[[], None]) -> bool:
+        """Shows `label` for delete_seconds, then runs `then`. False when there is no delay
+        (the caller deletes at once) or the object is already being deleted."""
+        delay = KNOBS.delete_seconds
+        current = obj.__dict__[self.key]
+        if current[1] == label:
+            return True
+        if delay <= 0:
+            return False
+        until = time.monotonic() + delay
+        obj.__dict__[self.key] = (current[0], label, until)
+        with _due_lock:
+            _due.append((until, then))
+        return True
+
+
+def _patch_moto() -> None:
+    cluster_status = Timed("status", "CREATING")
+    nodegroup_status = Timed("status", "CREATING")
+    nat_state = Timed("state", "pending")
+    Cluster.status = cluster_status
+    Nodegroup.status = nodegroup_status
+    NatGateway.state = nat_state
+
+    delete_cluster = EKSBackend.delete_cluster
+    delete_nodegroup = EKSBackend.delete_nodegroup
+    delete_nat_gateway = NatGatewayBackend.delete_nat_gateway
+
+    def eks_delete_cluster(self: EKSBackend, name: str) -> Cluster:
+        cluster = self.clusters.get(name)
+        if cluster is None or cluster.nodegroups:
+            return delete_cluster(self, name)  # moto's own errors
+        if cluster_status.deleting(cluster, "DELETING", lambda: delete_cluster(self, name)):
+            return cluster
+        return delete_cluster(self, name)
+
+    def eks_delete_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str) -> Nodegroup:
+        cluster = self.clusters.get(cluster_name)
+        nodegroup = cluster.nodegroups.get(nodegroup_name) if cluster else None
+        if nodegroup is not None and nodegroup_status.deleting(
+            nodegroup, "DELETING", lambda: delete_nodegroup(self, cluster_name, nodegroup_name)
+        ):
+            return nodegroup
+        return delete_nodegroup(self, cluster_name, nodegroup_name)
+
+    def ec2_delete_nat_gateway(self: NatGatewayBackend, nat_gateway_id: str) -> NatGateway:
+        nat = self.nat_gateways.get(nat_gateway_id)
+        if nat is not None and nat_state.deleting(
+            nat, "deleting", lambda: delete_nat_gateway(self, nat_gateway_id)
+        ):
+            return nat
+        return delete_nat_gateway(self, nat_gateway_id)
+
+    EKSBackend.delete_cluster = eks_delete_cluster
+    EKSBackend.delete_nodegroup = eks_delete_nodegroup
+    NatGatewayBackend.delete_nat_gateway = ec2_delete_nat_gateway
+
+
+_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+
+
+def _throttle_response(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    m = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = m.group(1) if m else ""
+    request_id = f"{random.getrandbits(128):032x}"
+    if service == "ec2":
+        body = (
+            "<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+            "<Message>Request limit exceeded.</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return "503 Service Unavailable", [("Content-Type", "text/xml")], body.encode()
+    content_type = environ.get("CONTENT_TYPE", "")
+    if "HTTP_X_AMZ_TARGET" in environ or "json" in content_type or service == "eks":
+        body = json.dumps({"__type": "Throttling", "message": "Rate exceeded"})
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", "Throttling"),
+            ("x-amzn-RequestId", request_id),
+        ]
+        return "400 Bad Request", headers, body.encode()
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+        f"<Message>Rate exceeded</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
+
+
+class Emulator:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/"):
+            return self.control(environ, start_response, path)
+        _run_due()
+        if not path.startswith("/moto-api"):
+            delay, throttle = KNOBS.draw()
+            if delay:
+                time.sleep(delay)
+            if throttle:
+                status, headers, body = _throttle_response(environ)
+                start_response(status, headers + [("Content-Length", str(len(body)))])
+                return [body]
+        return self.app(environ, start_response)
+
+    def control(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
+        method = environ.get("REQUEST_METHOD")
+        status = "200 OK"
+        if path == "/_emulator/config" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                KNOBS.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+                payload: dict[str, Any] = KNOBS.as_dict()
+            except (ValueError, TypeError) as e:
+                status, payload = "400 Bad Request", {"error": "bad_knob", "message": str(e)}
+        elif path == "/_emulator/config":
+            payload = KNOBS.as_dict()
+        elif path == "/_emulator/stats":
+            payload = {"requests": KNOBS.requests, "throttled": KNOBS.throttled}
+        else:
+            status, payload = "404 Not Found", {"error": "not_found", "message": path}
+        body = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _exit_with_parent() -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    p.add_argument("--create-seconds", type=float, default=0.0)
+    p.add_argument("--delete-seconds", type=float, default=0.0)
+    p.add_argument("--latency-ms", default="0", help="N or MIN-MAX")
+    p.add_argument("--throttle-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--exit-with-parent", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        KNOBS.update(
+            {
+                "create_seconds": args.create_seconds,
+                "delete_seconds": args.delete_seconds,
+                "latency_ms": args.latency_ms,
+                "throttle_rate": args.throttle_rate,
+                "seed": args.seed,
+            }
+        )
+    except ValueError as e:
+        p.error(str(e))
+    if args.exit_with_parent:
+        _exit_with_parent()
+    _patch_moto()
+    app = Emulator(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    print(f"listening on http://{args.host}:{server.server_port}", flush=True)
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

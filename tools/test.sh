@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (tools/setup.sh), then every crate's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+exec cargo test --workspace --all-targets "$@"

@@ -1,0 +1,3 @@
+//! The queue's consumer side: worker daemon and job handlers.
+//!
+//! Invariant: knows no HTTP. The only crate that wires engine, components and stacks together.
