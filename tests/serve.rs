@@ -28,7 +28,11 @@ impl Server {
             let _ = child.kill();
             bail!("unexpected first line {line:?}");
         };
-        let base = rest.split_whitespace().next().context("address")?.to_string();
+        let base = rest
+            .split_whitespace()
+            .next()
+            .context("address")?
+            .to_string();
         Ok(Server { child, base })
     }
 
@@ -64,8 +68,14 @@ impl Drop for Server {
 async fn healthy_and_ready_on_sqlite() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await?;
     let server = Server::start(db.url())?;
-    assert_eq!(server.get("/healthz").await?, (200, serde_json::json!({"status": "ok"})));
-    assert_eq!(server.until_ready().await?, serde_json::json!({"status": "ready"}));
+    assert_eq!(
+        server.get("/healthz").await?,
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    assert_eq!(
+        server.until_ready().await?,
+        serde_json::json!({"status": "ready"})
+    );
     Ok(())
 }
 
@@ -105,12 +115,16 @@ async fn stops_cleanly_on_sigterm() -> anyhow::Result<()> {
 
 #[test]
 fn version_and_help() -> anyhow::Result<()> {
-    let out = Command::new(env!("CARGO_BIN_EXE_byoc")).arg("--version").output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .arg("--version")
+        .output()?;
     assert_eq!(
         String::from_utf8(out.stdout)?.trim(),
         format!("byoc {}", env!("CARGO_PKG_VERSION"))
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_byoc")).arg("--help").output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .arg("--help")
+        .output()?;
     let help = String::from_utf8(out.stdout)?;
     assert!(help.contains("serve"), "{help}");
 

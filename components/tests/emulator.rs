@@ -7,7 +7,10 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use byoc_testkit::Emulator;
 
 fn stack_filter(stack: &str) -> Filter {
-    Filter::builder().name("tag:byoc:stack").values(stack).build()
+    Filter::builder()
+        .name("tag:byoc:stack")
+        .values(stack)
+        .build()
 }
 
 #[tokio::test]
@@ -16,7 +19,10 @@ async fn assumed_role_acts_in_its_own_account() -> anyhow::Result<()> {
     let tenant = common::assumed_account(emulator.endpoint(), "111111111111").await?;
     let ec2 = aws_sdk_ec2::Client::new(&tenant);
 
-    let identity = aws_sdk_sts::Client::new(&tenant).get_caller_identity().send().await?;
+    let identity = aws_sdk_sts::Client::new(&tenant)
+        .get_caller_identity()
+        .send()
+        .await?;
     assert_eq!(identity.account(), Some("111111111111"));
 
     let created = ec2
@@ -30,11 +36,23 @@ async fn assumed_role_acts_in_its_own_account() -> anyhow::Result<()> {
         )
         .send()
         .await?;
-    let vpc_id = created.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
+    let vpc_id = created
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("vpc id")
+        .to_string();
 
-    let found = ec2.describe_vpcs().filters(stack_filter("acme-dev")).send().await?;
+    let found = ec2
+        .describe_vpcs()
+        .filters(stack_filter("acme-dev"))
+        .send()
+        .await?;
     let ids: Vec<_> = found.vpcs().iter().filter_map(|v| v.vpc_id()).collect();
-    assert_eq!(ids, [vpc_id.as_str()], "the tag filter finds exactly the new VPC");
+    assert_eq!(
+        ids,
+        [vpc_id.as_str()],
+        "the tag filter finds exactly the new VPC"
+    );
 
     let platform = common::default_account(emulator.endpoint(), RetryConfig::standard()).await;
     let other = aws_sdk_ec2::Client::new(&platform)
@@ -42,7 +60,10 @@ async fn assumed_role_acts_in_its_own_account() -> anyhow::Result<()> {
         .filters(stack_filter("acme-dev"))
         .send()
         .await?;
-    assert!(other.vpcs().is_empty(), "the default account must not see the tenant's VPC");
+    assert!(
+        other.vpcs().is_empty(),
+        "the default account must not see the tenant's VPC"
+    );
     Ok(())
 }
 

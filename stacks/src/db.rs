@@ -79,7 +79,11 @@ impl Database {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = opts
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
                     path: dir.display().to_string(),
                     source,
@@ -208,7 +212,11 @@ pub fn schema_fingerprint() -> String {
         m.version.hash(&mut h);
         m.checksum.hash(&mut h);
     }
-    let latest = POSTGRES_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    let latest = POSTGRES_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
     format!("{latest}_{:016x}", h.finish())
 }
 
@@ -241,6 +249,9 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/test"),
             "postgres://postgres@127.0.0.1/test"
         );
-        assert_eq!(redact_url("sqlite://byoc-data/byoc.db"), "sqlite://byoc-data/byoc.db");
+        assert_eq!(
+            redact_url("sqlite://byoc-data/byoc.db"),
+            "sqlite://byoc-data/byoc.db"
+        );
     }
 }

@@ -56,9 +56,12 @@ impl TestDb {
         let name = format!("byoc_test_{}", uuid::Uuid::new_v4().simple());
         // CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template; only
         // setup connects to it, and that has finished.
-        exec(&mut admin, format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#))
-            .await
-            .with_context(|| format!("clone {template} into {name}"))?;
+        exec(
+            &mut admin,
+            format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
+        )
+        .await
+        .with_context(|| format!("clone {template} into {name}"))?;
         Ok(TestDb {
             url: with_database(&admin_url, &name),
             postgres_name: Some(name),
@@ -84,8 +87,11 @@ impl Drop for TestDb {
                 .build()?
                 .block_on(async {
                     let mut admin = PgConnection::connect(&postgres_admin_url()).await?;
-                    exec(&mut admin, format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
-                        .await?;
+                    exec(
+                        &mut admin,
+                        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+                    )
+                    .await?;
                     anyhow::Ok(())
                 })
         })
@@ -115,8 +121,7 @@ where
         Some((true,)) => return Ok(()),
         // A half-built template from an interrupted run.
         Some((false,)) => {
-            exec(admin, format!(r#"DROP DATABASE "{template}" WITH (FORCE)"#))
-                .await?;
+            exec(admin, format!(r#"DROP DATABASE "{template}" WITH (FORCE)"#)).await?;
         }
         None => {}
     }
@@ -127,19 +132,31 @@ where
         .await
         .with_context(|| format!("set up template {template}"))?;
     // Marked only once complete, so a crash during setup is retried, never cloned.
-    exec(admin, format!(r#"ALTER DATABASE "{template}" WITH IS_TEMPLATE true"#))
-        .await?;
+    exec(
+        admin,
+        format!(r#"ALTER DATABASE "{template}" WITH IS_TEMPLATE true"#),
+    )
+    .await?;
     Ok(())
 }
 
 /// Statements built at run time from names this module generated itself.
 async fn exec(conn: &mut PgConnection, statement: String) -> sqlx::Result<()> {
-    sqlx::raw_sql(AssertSqlSafe(statement)).execute(conn).await.map(drop)
+    sqlx::raw_sql(AssertSqlSafe(statement))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect()
 }
@@ -174,6 +191,9 @@ mod tests {
             with_database("postgres://u:p@h/test?sslmode=disable", "x"),
             "postgres://u:p@h/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
     }
 }

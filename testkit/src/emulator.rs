@@ -80,7 +80,9 @@ impl Emulator {
         if let Some(seed) = opts.seed {
             cmd.arg(format!("--seed={seed}"));
         }
-        let mut child = cmd.spawn().with_context(|| format!("spawn {}", python.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", python.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout)

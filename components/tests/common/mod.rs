@@ -1,15 +1,21 @@
 //! SDK configs pointed at the test emulator.
+#![allow(dead_code)] // each test binary uses part of this module
 
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_config::retry::RetryConfig;
 use aws_types::region::Region;
 
 pub const REGION: &str = "us-east-1";
 
 /// Credentials of moto's default account (123456789012).
 pub async fn default_account(endpoint: &str, retry: RetryConfig) -> SdkConfig {
-    with_credentials(endpoint, Credentials::new("AKIADEFAULTACCOUNT01", "secret", None, None, "test"), retry).await
+    with_credentials(
+        endpoint,
+        Credentials::new("AKIADEFAULTACCOUNT01", "secret", None, None, "test"),
+        retry,
+    )
+    .await
 }
 
 /// Credentials from STS AssumeRole into `byoc-deployer` in `account`: moto then acts in that
