@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::model::resolve;
 use crate::plan::{Action, Plan, Step};
 use crate::provider::{Created, Ctx, ErrorClass, Provider, ProviderError, Providers};
-use crate::state::{Intent, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError, base_name};
+use crate::state::{
+    Intent, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError, base_name,
+};
 
 /// Jittered exponential backoff for transient errors, bounded in attempts and in time.
 #[derive(Clone, Debug)]
@@ -42,7 +44,9 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
-        let exp = self.initial_delay.saturating_mul(1 << (attempt - 1).min(20));
+        let exp = self
+            .initial_delay
+            .saturating_mul(1 << (attempt - 1).min(20));
         let cap = exp.min(self.max_delay);
         // "Equal jitter": at least half the backoff, so retries never bunch up at zero.
         let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
@@ -198,7 +202,12 @@ struct Shared {
 }
 
 impl Executor {
-    pub fn new(providers: Providers, store: Arc<dyn StateStore>, events: Arc<dyn EventSink>, options: ExecOptions) -> Executor {
+    pub fn new(
+        providers: Providers,
+        store: Arc<dyn StateStore>,
+        events: Arc<dyn EventSink>,
+        options: ExecOptions,
+    ) -> Executor {
         Executor {
             providers,
             store,
@@ -224,10 +233,12 @@ impl Executor {
         for s in &plan.steps {
             let provider = match s.operation {
                 None => None,
-                Some(_) => Some(self.providers.get(&s.kind).cloned().ok_or_else(|| ExecError::NoProvider {
-                    step: s.id,
-                    resource: s.resource.clone(),
-                    kind: s.kind.clone(),
+                Some(_) => Some(self.providers.get(&s.kind).cloned().ok_or_else(|| {
+                    ExecError::NoProvider {
+                        step: s.id,
+                        resource: s.resource.clone(),
+                        kind: s.kind.clone(),
+                    }
                 })?),
             };
             providers.push(provider);
@@ -268,7 +279,11 @@ impl Executor {
                     release(id, &dependents, &mut waiting, &mut ready);
                     continue;
                 };
-                let inputs = match step.inputs.as_ref().map(|i| resolve(i, &|name: &str| outputs.get(name), false)) {
+                let inputs = match step
+                    .inputs
+                    .as_ref()
+                    .map(|i| resolve(i, &|name: &str| outputs.get(name), false))
+                {
                     Some(Err(e)) => {
                         let error = format!("cannot resolve inputs: {e}");
                         self.events.emit(Event::StepFailed {
@@ -294,7 +309,9 @@ impl Executor {
                     (step.id, end)
                 });
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let (id, end) = joined.expect("step tasks do not panic");
             match end {
                 Err(e) => {
@@ -334,7 +351,12 @@ impl Executor {
     }
 }
 
-fn release(id: usize, dependents: &[Vec<usize>], waiting: &mut [usize], ready: &mut VecDeque<usize>) {
+fn release(
+    id: usize,
+    dependents: &[Vec<usize>],
+    waiting: &mut [usize],
+    ready: &mut VecDeque<usize>,
+) {
     for &d in &dependents[id] {
         waiting[d] -= 1;
         if waiting[d] == 0 {
@@ -391,7 +413,10 @@ async fn run_step(
             }
             Some(created) if orphan => {
                 let outcome = Outcome::Failed {
-                    error: format!("interrupted; its object {} is deleted by step {}", created.physical_id, step.id),
+                    error: format!(
+                        "interrupted; its object {} is deleted by step {}",
+                        created.physical_id, step.id
+                    ),
                 };
                 shared.store.record_outcome(&intent, &outcome).await?;
                 physical_id = created.physical_id;
@@ -425,7 +450,11 @@ async fn run_step(
             operation: op,
             attempt,
             token: step.token.clone(),
-            inputs: if op == Operation::Create { inputs.clone() } else { Value::Null },
+            inputs: if op == Operation::Create {
+                inputs.clone()
+            } else {
+                Value::Null
+            },
         };
         shared.store.record_intent(&intent).await?;
         if op == Operation::Create && attempt > 1 {
@@ -449,17 +478,33 @@ async fn run_step(
             Operation::Create => provider.create(&ctx, &inputs).await.map(|created| {
                 let outputs = created.outputs.clone();
                 let state = new_state(step, &inputs, created);
-                (Outcome::Created { state, depose: step.depose }, Some(outputs))
+                (
+                    Outcome::Created {
+                        state,
+                        depose: step.depose,
+                    },
+                    Some(outputs),
+                )
             }),
-            Operation::Update => provider.update(&ctx, &physical_id, &old, &inputs).await.map(|outputs| {
-                let created = Created {
-                    physical_id: physical_id.clone(),
-                    outputs: outputs.clone(),
-                };
-                (Outcome::Updated { state: new_state(step, &inputs, created) }, Some(outputs))
-            }),
+            Operation::Update => provider
+                .update(&ctx, &physical_id, &old, &inputs)
+                .await
+                .map(|outputs| {
+                    let created = Created {
+                        physical_id: physical_id.clone(),
+                        outputs: outputs.clone(),
+                    };
+                    (
+                        Outcome::Updated {
+                            state: new_state(step, &inputs, created),
+                        },
+                        Some(outputs),
+                    )
+                }),
             Operation::Delete => match provider.delete(&ctx, &physical_id, &old).await {
-                Err(e) if provider.classify(&e) == ErrorClass::NotFound => Ok((Outcome::Deleted, None)),
+                Err(e) if provider.classify(&e) == ErrorClass::NotFound => {
+                    Ok((Outcome::Deleted, None))
+                }
                 other => other.map(|()| (Outcome::Deleted, None)),
             },
         };
@@ -472,16 +517,22 @@ async fn run_step(
         };
         let class = provider.classify(&error);
         let message = describe(&error);
-        let outcome = Outcome::Failed { error: message.clone() };
+        let outcome = Outcome::Failed {
+            error: message.clone(),
+        };
         shared.store.record_outcome(&intent, &outcome).await?;
         let delay = match class {
-            ErrorClass::Transient if !shared.cancel.is_cancelled() => shared.retry.delay(attempt, started),
+            ErrorClass::Transient if !shared.cancel.is_cancelled() => {
+                shared.retry.delay(attempt, started)
+            }
             _ => None,
         };
         let Some(delay) = delay else {
             let message = match class {
                 ErrorClass::Transient => format!("{message} (gave up after {attempt} attempts)"),
-                ErrorClass::NotFound => format!("{message} (the object no longer exists: refresh the stack)"),
+                ErrorClass::NotFound => {
+                    format!("{message} (the object no longer exists: refresh the stack)")
+                }
                 ErrorClass::Permanent => message,
             };
             return Ok(fail(shared, step, message, started));
@@ -503,11 +554,22 @@ async fn run_step(
 }
 
 /// The object an earlier create attempt (journaled as `intent`) may have made.
-async fn find(shared: &Shared, provider: &dyn Provider, step: &Step, intent: &Intent) -> Result<Option<Created>, String> {
+async fn find(
+    shared: &Shared,
+    provider: &dyn Provider,
+    step: &Step,
+    intent: &Intent,
+) -> Result<Option<Created>, String> {
     let ctx = shared.ctx(step, intent.attempt, &intent.token);
-    let found = provider.find_existing(&ctx, &intent.inputs).await.map_err(|e| {
-        format!("looking for the object an interrupted create may have made: {}", describe(&e))
-    })?;
+    let found = provider
+        .find_existing(&ctx, &intent.inputs)
+        .await
+        .map_err(|e| {
+            format!(
+                "looking for the object an interrupted create may have made: {}",
+                describe(&e)
+            )
+        })?;
     if let Some(created) = &found {
         shared.events.emit(Event::StepAdopted {
             step: step.id,

@@ -153,7 +153,10 @@ impl Graph {
     pub fn to_dot(&self) -> String {
         let mut out = String::from("digraph stack {\n  rankdir=LR;\n");
         for r in &self.resources {
-            out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", r.name, r.name, r.kind));
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}\"];\n",
+                r.name, r.name, r.kind
+            ));
         }
         for (i, d) in self.deps.iter().enumerate() {
             for &j in d {
@@ -168,7 +171,10 @@ impl Graph {
 
 /// Kahn's algorithm over petgraph, taking ready nodes in index (= name) order so the result
 /// is deterministic; a cycle is reported with the names of the resources in it.
-fn topological_order(resources: &[Resource], deps: &[Vec<usize>]) -> Result<Vec<usize>, GraphError> {
+fn topological_order(
+    resources: &[Resource],
+    deps: &[Vec<usize>],
+) -> Result<Vec<usize>, GraphError> {
     let mut g = DiGraph::<usize, ()>::with_capacity(resources.len(), 0);
     let nodes: Vec<NodeIndex> = (0..resources.len()).map(|i| g.add_node(i)).collect();
     for (i, d) in deps.iter().enumerate() {
@@ -184,7 +190,10 @@ fn topological_order(resources: &[Resource], deps: &[Vec<usize>]) -> Result<Vec<
                 .find(|scc| scc.len() > 1 || g.contains_edge(scc[0], scc[0]))
                 .expect("toposort found a cycle, so a strongly connected component has one");
             cycle.sort();
-            let names = cycle.iter().map(|n| resources[g[*n]].name.clone()).collect();
+            let names = cycle
+                .iter()
+                .map(|n| resources[g[*n]].name.clone())
+                .collect();
             return Err(GraphError::Cycle(names));
         }
     }
@@ -237,13 +246,22 @@ mod tests {
     #[test]
     fn clear_errors() {
         let dup = Graph::new(vec![r("a", json!({})), r("a", json!({}))]).unwrap_err();
-        assert_eq!(dup.to_string(), "resource name \"a\" is used more than once");
+        assert_eq!(
+            dup.to_string(),
+            "resource name \"a\" is used more than once"
+        );
 
         let unknown = Graph::new(vec![r("a", json!({"x": reference("b", "id")}))]).unwrap_err();
-        assert_eq!(unknown.to_string(), "a references b.id, but there is no resource \"b\"");
+        assert_eq!(
+            unknown.to_string(),
+            "a references b.id, but there is no resource \"b\""
+        );
 
         let dep = Graph::new(vec![r("a", json!({})).depends_on("zz")]).unwrap_err();
-        assert_eq!(dep.to_string(), "a depends on \"zz\", which is not a resource of this stack");
+        assert_eq!(
+            dep.to_string(),
+            "a depends on \"zz\", which is not a resource of this stack"
+        );
 
         let cycle = Graph::new(vec![
             r("a", json!({"x": reference("c", "id")})),
@@ -252,7 +270,10 @@ mod tests {
             r("d", json!({})),
         ])
         .unwrap_err();
-        assert_eq!(cycle, GraphError::Cycle(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            cycle,
+            GraphError::Cycle(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert_eq!(cycle.to_string(), "dependency cycle between a, b, c");
 
         let own = Graph::new(vec![r("a", json!({})).depends_on("a")]).unwrap_err();

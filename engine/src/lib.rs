@@ -19,14 +19,24 @@ mod refresh;
 mod state;
 pub mod testing;
 
-pub use exec::{Event, EventLog, EventSink, ExecError, ExecOptions, Executor, NoEvents, RetryPolicy, RunReport, RunStatus};
+pub use exec::{
+    Event, EventLog, EventSink, ExecError, ExecOptions, Executor, NoEvents, RetryPolicy, RunReport,
+    RunStatus,
+};
 pub use graph::{Graph, GraphError};
-pub use model::{Lifecycle, Resource, ResolveError, UNKNOWN, as_reference, lookup, reference, references, resolve};
-pub use plan::{Action, FieldDiff, Observations, Plan, PlanError, Step, Summary, plan, plan_destroy};
-pub use provider::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, Providers, changed_fields};
+pub use model::{
+    Lifecycle, ResolveError, Resource, UNKNOWN, as_reference, lookup, reference, references,
+    resolve,
+};
+pub use plan::{
+    Action, FieldDiff, Observations, Plan, PlanError, Step, Summary, plan, plan_destroy,
+};
+pub use provider::{
+    Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, Providers, changed_fields,
+};
 pub use refresh::{Drift, DriftKind, drift, refresh};
 pub use state::{
-    Intent, MemoryStore, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError, base_name,
-    deposed_key, orphan_key,
+    Intent, MemoryStore, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError,
+    base_name, deposed_key, orphan_key,
 };
 pub use tokio_util::sync::CancellationToken;

@@ -111,14 +111,17 @@ pub fn plan(
     // (re)created makes the references to it unknown.
     let mut decided: BTreeMap<&str, Decision> = BTreeMap::new();
     for r in desired.topological() {
-        let provider = providers.get(&r.kind).ok_or_else(|| PlanError::NoProvider {
-            kind: r.kind.clone(),
-            resource: r.name.clone(),
-        })?;
+        let provider = providers
+            .get(&r.kind)
+            .ok_or_else(|| PlanError::NoProvider {
+                kind: r.kind.clone(),
+                resource: r.name.clone(),
+            })?;
         let known = |name: &str| match decided.get(name) {
-            Some(Decision { action: Action::NoOp | Action::Update, .. }) => {
-                state.resources.get(name).map(|s| &s.outputs)
-            }
+            Some(Decision {
+                action: Action::NoOp | Action::Update,
+                ..
+            }) => state.resources.get(name).map(|s| &s.outputs),
             _ => None,
         };
         let new = resolve(&r.inputs, &known, true).expect("unknown references are allowed");
@@ -126,13 +129,19 @@ pub fn plan(
         let seen = observed.and_then(|o| o.get(&r.name));
         let decision = match (old, seen) {
             (None, _) => Decision::new(Action::Create, "not yet created", Vec::new()),
-            (Some(_), Some(None)) => Decision::new(Action::Create, "deleted outside byoc", Vec::new()),
-            (Some(old), _) if old.kind != r.kind => {
-                Decision::new(Action::Replace, format!("type changed from {}", old.kind), Vec::new())
+            (Some(_), Some(None)) => {
+                Decision::new(Action::Create, "deleted outside byoc", Vec::new())
             }
+            (Some(old), _) if old.kind != r.kind => Decision::new(
+                Action::Replace,
+                format!("type changed from {}", old.kind),
+                Vec::new(),
+            ),
             (Some(old), seen) => {
                 let (base, drifted) = match seen {
-                    Some(Some(obs)) if provider.diff(&old.inputs, &obs.inputs) != Diff::NoChange => {
+                    Some(Some(obs))
+                        if provider.diff(&old.inputs, &obs.inputs) != Diff::NoChange =>
+                    {
                         (&obs.inputs, true)
                     }
                     _ => (&old.inputs, false),
@@ -140,12 +149,22 @@ pub fn plan(
                 let outside = if drifted { " outside byoc" } else { "" };
                 match provider.diff(base, &new) {
                     Diff::NoChange => Decision::new(Action::NoOp, "unchanged", Vec::new()),
-                    Diff::Update(f) => {
-                        Decision::new(Action::Update, format!("changed{outside}: {}", f.join(", ")), f)
-                    }
+                    Diff::Update(f) => Decision::new(
+                        Action::Update,
+                        format!("changed{outside}: {}", f.join(", ")),
+                        f,
+                    ),
                     Diff::Replace(f) => Decision::new(
                         Action::Replace,
-                        format!("{} forces replacement{}", f.join(", "), if drifted { " (changed outside byoc)" } else { "" }),
+                        format!(
+                            "{} forces replacement{}",
+                            f.join(", "),
+                            if drifted {
+                                " (changed outside byoc)"
+                            } else {
+                                ""
+                            }
+                        ),
                         f,
                     ),
                 }
@@ -159,7 +178,7 @@ pub fn plan(
         decided.insert(&r.name, decision);
     }
 
-    let protected: Vec<String> = desired
+    let mut protected: Vec<String> = desired
         .topological()
         .filter(|r| decided[r.name.as_str()].action == Action::Replace)
         .filter(|r| r.lifecycle.protect || state.resources[&r.name].lifecycle.protect)
@@ -172,6 +191,7 @@ pub fn plan(
                 .map(|s| s.name.clone()),
         )
         .collect();
+    protected.sort();
     if !protected.is_empty() {
         return Err(PlanError::Protected(protected));
     }
@@ -199,7 +219,11 @@ pub fn plan(
     }
     for r in desired.topological() {
         let d = &decided[r.name.as_str()];
-        let deps: Vec<String> = desired.dependencies(&r.name).into_iter().map(String::from).collect();
+        let deps: Vec<String> = desired
+            .dependencies(&r.name)
+            .into_iter()
+            .map(String::from)
+            .collect();
         let old = state.resources.get(&r.name);
         match d.action {
             Action::Replace if cbd[r.name.as_str()] => {
@@ -210,7 +234,12 @@ pub fn plan(
                 }
                 b.produced.insert(r.name.clone(), create);
                 let old = old.expect("a replaced resource is recorded");
-                let del = b.delete(&deposed_key(&r.name), old, Action::Replace, "replaced: delete the old object".into());
+                let del = b.delete(
+                    &deposed_key(&r.name),
+                    old,
+                    Action::Replace,
+                    "replaced: delete the old object".into(),
+                );
                 b.edge(create, del);
             }
             Action::Replace => {
@@ -267,7 +296,11 @@ impl Decision {
         Decision {
             action,
             reason: reason.into(),
-            forcing: if action == Action::Replace { fields } else { Vec::new() },
+            forcing: if action == Action::Replace {
+                fields
+            } else {
+                Vec::new()
+            },
             diff: Vec::new(),
         }
     }
@@ -275,7 +308,10 @@ impl Decision {
     /// Field-level diff between top-level fields of `old` and `new`.
     fn with_diff(mut self, old: &Value, new: &Value) -> Decision {
         let empty = serde_json::Map::new();
-        let (a, b) = (old.as_object().unwrap_or(&empty), new.as_object().unwrap_or(&empty));
+        let (a, b) = (
+            old.as_object().unwrap_or(&empty),
+            new.as_object().unwrap_or(&empty),
+        );
         let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
         self.diff = keys
             .into_iter()
@@ -323,9 +359,14 @@ impl<'a> Builder<'a> {
     fn push(&mut self, mut step: Step) -> usize {
         step.id = self.steps.len();
         step.token = token(
-            [self.stack, self.run_id, &step.resource, op_name(step.operation)]
-                .into_iter()
-                .chain(step.physical_id.as_deref()),
+            [
+                self.stack,
+                self.run_id,
+                &step.resource,
+                op_name(step.operation),
+            ]
+            .into_iter()
+            .chain(step.physical_id.as_deref()),
         );
         self.steps.push(step);
         self.steps.len() - 1
@@ -335,10 +376,20 @@ impl<'a> Builder<'a> {
         self.steps[after].after.push(before);
     }
 
-    fn create(&mut self, r: &crate::Resource, d: &Decision, deps: Vec<String>, depose: bool) -> usize {
+    fn create(
+        &mut self,
+        r: &crate::Resource,
+        d: &Decision,
+        deps: Vec<String>,
+        depose: bool,
+    ) -> usize {
         self.push(Step {
             id: 0,
-            action: if d.action == Action::Replace { Action::Replace } else { Action::Create },
+            action: if d.action == Action::Replace {
+                Action::Replace
+            } else {
+                Action::Create
+            },
             operation: Some(Operation::Create),
             resource: r.name.clone(),
             kind: r.kind.clone(),
@@ -355,7 +406,13 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn update_or_keep(&mut self, r: &crate::Resource, d: &Decision, old: &ResourceState, deps: Vec<String>) -> usize {
+    fn update_or_keep(
+        &mut self,
+        r: &crate::Resource,
+        d: &Decision,
+        old: &ResourceState,
+        deps: Vec<String>,
+    ) -> usize {
         let update = d.action == Action::Update;
         self.push(Step {
             id: 0,
@@ -420,7 +477,10 @@ impl<'a> Builder<'a> {
                 operation: Some(Operation::Delete),
                 resource: orphan_key(&intent.resource),
                 kind: intent.kind.clone(),
-                reason: format!("a create interrupted in run {} may have left an object", intent.run_id),
+                reason: format!(
+                    "a create interrupted in run {} may have left an object",
+                    intent.run_id
+                ),
                 diff: Vec::new(),
                 after: Vec::new(),
                 token: String::new(),
@@ -451,10 +511,14 @@ impl<'a> Builder<'a> {
         let mut recorded_dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for s in self.state.resources.values() {
             for d in &s.depends_on {
-                recorded_dependents.entry(d.as_str()).or_default().push(&s.name);
+                recorded_dependents
+                    .entry(d.as_str())
+                    .or_default()
+                    .push(&s.name);
             }
         }
-        let delete_steps: Vec<(String, usize)> = self.deletes.iter().map(|(k, &v)| (k.clone(), v)).collect();
+        let delete_steps: Vec<(String, usize)> =
+            self.deletes.iter().map(|(k, &v)| (k.clone(), v)).collect();
         for (key, id) in delete_steps {
             let base = key.trim_end_matches("~deposed");
             let delete_first = self.replaced_first.contains(&key);
@@ -462,10 +526,8 @@ impl<'a> Builder<'a> {
                 if let Some(&other) = self.deletes.get(*dependent) {
                     self.edge(other, id);
                 }
-                if !delete_first {
-                    if let Some(&other) = self.produced.get(*dependent) {
-                        self.edge(other, id);
-                    }
+                if let Some(&other) = self.produced.get(*dependent).filter(|_| !delete_first) {
+                    self.edge(other, id);
                 }
             }
             if !delete_first {
@@ -597,7 +659,10 @@ impl Plan {
                     (if cbd { "+/-" } else { "-/+" }, self.replace_reason(name))
                 }
             };
-            out.push_str(&format!("  {sign} {} ({}): {reason}\n", step.resource, step.kind));
+            out.push_str(&format!(
+                "  {sign} {} ({}): {reason}\n",
+                step.resource, step.kind
+            ));
             for d in self.field_diffs(step, name) {
                 out.push_str(&render_field(d));
             }
@@ -636,8 +701,12 @@ impl Plan {
 fn show(v: &Value) -> String {
     fn known(v: &Value) -> Value {
         match v {
-            Value::Object(o) if o.contains_key(UNKNOWN) => Value::String("(known after apply)".into()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), known(v))).collect()),
+            Value::Object(o) if o.contains_key(UNKNOWN) => {
+                Value::String("(known after apply)".into())
+            }
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), known(v))).collect())
+            }
             Value::Array(items) => Value::Array(items.iter().map(known).collect()),
             other => other.clone(),
         }
@@ -649,11 +718,20 @@ fn show(v: &Value) -> String {
 }
 
 fn render_field(d: &FieldDiff) -> String {
-    let forces = if d.forces_replacement { "  # forces replacement" } else { "" };
+    let forces = if d.forces_replacement {
+        "  # forces replacement"
+    } else {
+        ""
+    };
     match (&d.old, &d.new) {
         (None, Some(new)) => format!("      + {} = {}\n", d.field, show(new)),
         (Some(old), None) => format!("      - {} = {}\n", d.field, show(old)),
-        (Some(old), Some(new)) => format!("      ~ {} = {} -> {}{forces}\n", d.field, show(old), show(new)),
+        (Some(old), Some(new)) => format!(
+            "      ~ {} = {} -> {}{forces}\n",
+            d.field,
+            show(old),
+            show(new)
+        ),
         (None, None) => String::new(),
     }
 }

@@ -93,13 +93,22 @@ pub trait Provider: Send + Sync {
     /// default updates every changed top-level field in place.
     fn diff(&self, old: &Value, new: &Value) -> Diff {
         let fields = changed_fields(old, new);
-        if fields.is_empty() { Diff::NoChange } else { Diff::Update(fields) }
+        if fields.is_empty() {
+            Diff::NoChange
+        } else {
+            Diff::Update(fields)
+        }
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError>;
 
     /// The object as it is now; a `NotFound`-class error if it is gone.
-    async fn read(&self, ctx: &Ctx, physical_id: &str, inputs: &Value) -> Result<Observed, ProviderError>;
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        physical_id: &str,
+        inputs: &Value,
+    ) -> Result<Observed, ProviderError>;
 
     /// Applies `new` over `old` in place and returns the new outputs.
     async fn update(
@@ -111,11 +120,20 @@ pub trait Provider: Send + Sync {
     ) -> Result<Value, ProviderError>;
 
     /// Deletes the object; an object already gone is success (or a `NotFound`-class error).
-    async fn delete(&self, ctx: &Ctx, physical_id: &str, inputs: &Value) -> Result<(), ProviderError>;
+    async fn delete(
+        &self,
+        ctx: &Ctx,
+        physical_id: &str,
+        inputs: &Value,
+    ) -> Result<(), ProviderError>;
 
     /// After a crash during a create: the object that create made, if it got that far (by
     /// tags carrying `ctx.token`, or by deterministic name). It is adopted, never duplicated.
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError>;
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError>;
 
     fn classify(&self, error: &ProviderError) -> ErrorClass;
 }

@@ -50,13 +50,18 @@ pub async fn refresh(
     retry: &RetryPolicy,
     cancel: &CancellationToken,
 ) -> Result<Observations, RefreshError> {
-    let permits = Arc::new(Semaphore::new(parallelism.unwrap_or(Semaphore::MAX_PERMITS).max(1)));
+    let permits = Arc::new(Semaphore::new(
+        parallelism.unwrap_or(Semaphore::MAX_PERMITS).max(1),
+    ));
     let mut reads = JoinSet::new();
     for s in state.resources.values() {
-        let provider = providers.get(&s.kind).cloned().ok_or_else(|| RefreshError::NoProvider {
-            kind: s.kind.clone(),
-            resource: s.name.clone(),
-        })?;
+        let provider = providers
+            .get(&s.kind)
+            .cloned()
+            .ok_or_else(|| RefreshError::NoProvider {
+                kind: s.kind.clone(),
+                resource: s.name.clone(),
+            })?;
         let (s, permits, retry) = (s.clone(), permits.clone(), retry.clone());
         let ctx = Ctx {
             stack: stack.to_string(),
@@ -107,7 +112,9 @@ pub async fn refresh(
 pub fn drift(state: &Snapshot, observed: &Observations, providers: &Providers) -> Vec<Drift> {
     let mut out = Vec::new();
     for (name, seen) in observed {
-        let Some(recorded) = state.resources.get(name) else { continue };
+        let Some(recorded) = state.resources.get(name) else {
+            continue;
+        };
         let drift = match seen {
             None => DriftKind::Deleted,
             Some(obs) => {

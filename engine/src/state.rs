@@ -74,13 +74,21 @@ pub struct Intent {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     /// Created (or adopted after a crash). With `depose`, the object recorded under the same
-    /// name so far is kept as `{name}~deposed` for a later delete (create-before-destroy).
-    Created { state: ResourceState, depose: bool },
-    Updated { state: ResourceState },
+    /// name so far (if it is another object) is kept as `{name}~deposed` for a later delete
+    /// (create-before-destroy).
+    Created {
+        state: ResourceState,
+        depose: bool,
+    },
+    Updated {
+        state: ResourceState,
+    },
     /// Deleted (or found already gone): the state entry is removed.
     Deleted,
     /// The call failed for good; the state entry is unchanged.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Recorded state of a stack, as loaded at the start of a run.
@@ -183,7 +191,11 @@ impl StateStore for MemoryStore {
         let resources = &mut inner.snapshot.resources;
         match outcome {
             Outcome::Created { state, depose } => {
-                if let Some(mut old) = resources.remove(&state.name).filter(|_| *depose) {
+                // Adopting the same object again (a replayed step) deposes nothing.
+                let previous = resources.remove(&state.name);
+                if let Some(mut old) =
+                    previous.filter(|o| *depose && o.physical_id != state.physical_id)
+                {
                     old.name = deposed_key(&state.name);
                     resources.insert(old.name.clone(), old);
                 }
@@ -198,7 +210,12 @@ impl StateStore for MemoryStore {
             Outcome::Failed { .. } => {}
         }
         inner.snapshot.pending.retain(|p| p != intent);
-        if let Some(entry) = inner.journal.iter_mut().rev().find(|(i, o)| i == intent && o.is_none()) {
+        if let Some(entry) = inner
+            .journal
+            .iter_mut()
+            .rev()
+            .find(|(i, o)| i == intent && o.is_none())
+        {
             entry.1 = Some(outcome.clone());
         }
         Ok(())

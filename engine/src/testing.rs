@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::provider::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, changed_fields};
+use crate::provider::{
+    Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, changed_fields,
+};
 
 /// An object in the fake cloud.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +75,10 @@ impl FakeCloud {
 
     /// Every create, update and delete of `kind` sleeps `latency`.
     pub fn set_latency(&self, kind: &str, latency: Duration) {
-        self.latency.lock().unwrap().insert(kind.to_string(), latency);
+        self.latency
+            .lock()
+            .unwrap()
+            .insert(kind.to_string(), latency);
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -108,7 +113,12 @@ impl FakeCloud {
     fn fault(&self, op: &'static str, resource: &str) -> Option<Fault> {
         let mut inner = self.inner.lock().unwrap();
         let i = inner.faults.iter().position(|f| match f {
-            Fault::Fail { op: o, resource: r, times, .. } => *o == op && r == resource && *times > 0,
+            Fault::Fail {
+                op: o,
+                resource: r,
+                times,
+                ..
+            } => *o == op && r == resource && *times > 0,
             Fault::FailAfter { op: o, resource: r }
             | Fault::Crash { op: o, resource: r }
             | Fault::CrashBefore { op: o, resource: r } => *o == op && r == resource,
@@ -143,7 +153,10 @@ impl FakeCloud {
                 ErrorClass::NotFound => "NotFound",
                 ErrorClass::Permanent => "AccessDenied",
             };
-            return Err(ProviderError::with_code(code, format!("injected {code} on {op} {}", ctx.resource)));
+            return Err(ProviderError::with_code(
+                code,
+                format!("injected {code} on {op} {}", ctx.resource),
+            ));
         }
         if let Some(Fault::CrashBefore { .. }) = &fault {
             self.crashed.notify_one();
@@ -161,7 +174,10 @@ impl FakeCloud {
             result
         };
         match fault {
-            Some(Fault::FailAfter { .. }) => Err(ProviderError::with_code("Throttling", format!("timeout after {op}"))),
+            Some(Fault::FailAfter { .. }) => Err(ProviderError::with_code(
+                "Throttling",
+                format!("timeout after {op}"),
+            )),
             Some(Fault::Crash { .. }) => {
                 self.crashed.notify_one();
                 std::future::pending().await
@@ -197,7 +213,12 @@ impl Provider for FakeProvider {
         if fields.is_empty() {
             Diff::NoChange
         } else if fields.iter().any(|f| f.starts_with("force_")) {
-            Diff::Replace(fields.into_iter().filter(|f| f.starts_with("force_")).collect())
+            Diff::Replace(
+                fields
+                    .into_iter()
+                    .filter(|f| f.starts_with("force_"))
+                    .collect(),
+            )
         } else {
             Diff::Update(fields)
         }
@@ -224,10 +245,18 @@ impl Provider for FakeProvider {
             .await
     }
 
-    async fn read(&self, ctx: &Ctx, physical_id: &str, _: &Value) -> Result<Observed, ProviderError> {
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        physical_id: &str,
+        _: &Value,
+    ) -> Result<Observed, ProviderError> {
         self.cloud
             .call("read", &self.kind, ctx, |inner| {
-                let obj = inner.objects.get(physical_id).ok_or_else(|| not_found(physical_id))?;
+                let obj = inner
+                    .objects
+                    .get(physical_id)
+                    .ok_or_else(|| not_found(physical_id))?;
                 Ok(Observed {
                     inputs: obj.inputs.clone(),
                     outputs: outputs(physical_id, &obj.inputs),
@@ -236,10 +265,19 @@ impl Provider for FakeProvider {
             .await
     }
 
-    async fn update(&self, ctx: &Ctx, physical_id: &str, _: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        physical_id: &str,
+        _: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         self.cloud
             .call("update", &self.kind, ctx, |inner| {
-                let obj = inner.objects.get_mut(physical_id).ok_or_else(|| not_found(physical_id))?;
+                let obj = inner
+                    .objects
+                    .get_mut(physical_id)
+                    .ok_or_else(|| not_found(physical_id))?;
                 obj.inputs = new.clone();
                 Ok(outputs(physical_id, new))
             })
@@ -249,7 +287,11 @@ impl Provider for FakeProvider {
     async fn delete(&self, ctx: &Ctx, physical_id: &str, _: &Value) -> Result<(), ProviderError> {
         self.cloud
             .call("delete", &self.kind, ctx, |inner| {
-                inner.objects.remove(physical_id).map(drop).ok_or_else(|| not_found(physical_id))
+                inner
+                    .objects
+                    .remove(physical_id)
+                    .map(drop)
+                    .ok_or_else(|| not_found(physical_id))
             })
             .await
     }
@@ -262,7 +304,9 @@ impl Provider for FakeProvider {
                 Ok(inner
                     .objects
                     .iter()
-                    .find(|(_, o)| o.stack == ctx.stack && o.resource == ctx.resource && o.token == ctx.token)
+                    .find(|(_, o)| {
+                        o.stack == ctx.stack && o.resource == ctx.resource && o.token == ctx.token
+                    })
                     .map(|(id, o)| Created {
                         physical_id: id.clone(),
                         outputs: outputs(id, &o.inputs),

@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use byoc_engine::testing::Fault;
 use byoc_engine::{
-    Action, ErrorClass, Event, ExecOptions, Graph, Lifecycle, PlanError, Resource, RunStatus, StateStore,
-    drift, plan, plan_destroy, refresh,
+    Action, ErrorClass, Event, ExecOptions, Graph, Lifecycle, PlanError, Resource, RunStatus,
+    StateStore, drift, plan, plan_destroy, refresh,
 };
 use common::{STACK, World, environment, fast_retry};
 use serde_json::json;
 
 /// When each resource's call of `op` finished and started, by resource.
-fn call_times(world: &World, op: &str) -> BTreeMap<String, (std::time::Instant, std::time::Instant)> {
+fn call_times(
+    world: &World,
+    op: &str,
+) -> BTreeMap<String, (std::time::Instant, std::time::Instant)> {
     world
         .cloud
         .calls()
@@ -24,7 +27,12 @@ fn call_times(world: &World, op: &str) -> BTreeMap<String, (std::time::Instant, 
         .collect()
 }
 
-fn with_input(mut resources: Vec<Resource>, name: &str, field: &str, value: serde_json::Value) -> Vec<Resource> {
+fn with_input(
+    mut resources: Vec<Resource>,
+    name: &str,
+    field: &str,
+    value: serde_json::Value,
+) -> Vec<Resource> {
     let r = resources.iter_mut().find(|r| r.name == name).unwrap();
     r.inputs[field] = value;
     resources
@@ -43,12 +51,19 @@ async fn deploys_in_dependency_order_then_redeploys_as_a_no_op() {
     let created = call_times(&world, "create");
     for r in &env {
         for dep in graph.dependencies(&r.name) {
-            assert!(created[dep].1 <= created[&r.name].0, "{} started before {dep} finished", r.name);
+            assert!(
+                created[dep].1 <= created[&r.name].0,
+                "{} started before {dep} finished",
+                r.name
+            );
         }
     }
     // References resolved to the upstream's physical id.
     let state = world.store.snapshot();
-    assert_eq!(state.resources["nat"].inputs["subnet"], json!(state.resources["public-a"].physical_id));
+    assert_eq!(
+        state.resources["nat"].inputs["subnet"],
+        json!(state.resources["public-a"].physical_id)
+    );
 
     let calls = world.cloud.calls().len();
     let again = world.plan(&env, "r2").await;
@@ -56,42 +71,70 @@ async fn deploys_in_dependency_order_then_redeploys_as_a_no_op() {
     assert!(again.render().contains("No changes."));
     let report = world.deploy(&env, "r2").await;
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert_eq!(world.cloud.calls().len(), calls, "a no-op redeploy calls no provider");
+    assert_eq!(
+        world.cloud.calls().len(),
+        calls,
+        "a no-op redeploy calls no provider"
+    );
 }
 
 #[tokio::test]
 async fn updates_in_place_and_replaces_with_dependents_following() {
     let world = World::new();
     world.deploy(&environment(), "r1").await;
-    let old_subnet = world.store.snapshot().resources["private-a"].physical_id.clone();
+    let old_subnet = world.store.snapshot().resources["private-a"]
+        .physical_id
+        .clone();
 
     let env = with_input(environment(), "system", "desired", json!(3));
     let p = world.plan(&env, "r2").await;
-    let changed: Vec<_> = p.steps.iter().filter(|s| s.action != Action::NoOp).collect();
+    let changed: Vec<_> = p
+        .steps
+        .iter()
+        .filter(|s| s.action != Action::NoOp)
+        .collect();
     assert_eq!(changed.len(), 1);
-    assert_eq!((changed[0].resource.as_str(), changed[0].action), ("system", Action::Update));
+    assert_eq!(
+        (changed[0].resource.as_str(), changed[0].action),
+        ("system", Action::Update)
+    );
     assert!(p.render().contains("~ desired = 2 -> 3"), "{}", p.render());
     world.deploy(&env, "r2").await;
-    assert_eq!(world.store.snapshot().resources["system"].inputs["desired"], json!(3));
+    assert_eq!(
+        world.store.snapshot().resources["system"].inputs["desired"],
+        json!(3)
+    );
 
     // A forcing field replaces the subnet, delete first; the cluster that references it
     // sees the new id.
     let env = with_input(env, "private-a", "force_cidr", json!("10.0.32.0/20"));
     let p = world.plan(&env, "r3").await;
     let text = p.render();
-    assert!(text.contains("-/+ private-a (subnet): force_cidr forces replacement"), "{text}");
+    assert!(
+        text.contains("-/+ private-a (subnet): force_cidr forces replacement"),
+        "{text}"
+    );
     assert!(text.contains("# forces replacement"), "{text}");
-    assert!(text.contains("(known after apply)"), "the cluster's subnet is unknown until applied:\n{text}");
+    assert!(
+        text.contains("(known after apply)"),
+        "the cluster's subnet is unknown until applied:\n{text}"
+    );
     let report = world.deploy(&env, "r3").await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     let state = world.store.snapshot();
     let new_subnet = &state.resources["private-a"].physical_id;
     assert_ne!(new_subnet, &old_subnet);
-    assert_eq!(state.resources["cluster"].inputs["subnets"], json!([new_subnet]));
+    assert_eq!(
+        state.resources["cluster"].inputs["subnets"],
+        json!([new_subnet])
+    );
     world.assert_state_matches_cloud();
     let deleted = call_times(&world, "delete");
     let created = call_times(&world, "create");
-    assert!(deleted["private-a"].1 <= created["private-a"].0, "delete-first replacement");
+    assert!(
+        deleted["private-a"].1 <= created["private-a"].0,
+        "delete-first replacement"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +146,13 @@ async fn create_before_destroy_creates_the_new_object_first() {
     };
     let env: Vec<Resource> = environment()
         .into_iter()
-        .map(|r| if r.name == "public-a" { r.lifecycle(cbd) } else { r })
+        .map(|r| {
+            if r.name == "public-a" {
+                r.lifecycle(cbd)
+            } else {
+                r
+            }
+        })
         .collect();
     world.deploy(&env, "r1").await;
     let env = with_input(env, "public-a", "force_cidr", json!("10.0.48.0/20"));
@@ -113,10 +162,20 @@ async fn create_before_destroy_creates_the_new_object_first() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     let created = call_times(&world, "create");
     let deleted = call_times(&world, "delete");
-    assert!(created["public-a"].1 <= deleted["public-a"].0, "new object before the old one goes");
+    assert!(
+        created["public-a"].1 <= deleted["public-a"].0,
+        "new object before the old one goes"
+    );
     // The NAT moved to the new subnet before the old subnet was deleted.
     assert!(call_times(&world, "update")["nat"].1 <= deleted["public-a"].0);
-    assert!(world.store.snapshot().resources.keys().all(|k| !k.contains('~')));
+    assert!(
+        world
+            .store
+            .snapshot()
+            .resources
+            .keys()
+            .all(|k| !k.contains('~'))
+    );
     world.assert_state_matches_cloud();
 }
 
@@ -151,7 +210,11 @@ async fn destroy_deletes_in_reverse_order_and_respects_protect() {
     let deleted = call_times(&world, "delete");
     for r in &env {
         for dep in graph.dependencies(&r.name) {
-            assert!(deleted[&r.name].1 <= deleted[dep].0, "{dep} deleted before its dependent {}", r.name);
+            assert!(
+                deleted[&r.name].1 <= deleted[dep].0,
+                "{dep} deleted before its dependent {}",
+                r.name
+            );
         }
     }
 
@@ -161,16 +224,37 @@ async fn destroy_deletes_in_reverse_order_and_respects_protect() {
     };
     let env: Vec<Resource> = environment()
         .into_iter()
-        .map(|r| if r.name == "vpc" || r.name == "cluster" { r.lifecycle(protect) } else { r })
+        .map(|r| {
+            if r.name == "vpc" || r.name == "cluster" {
+                r.lifecycle(protect)
+            } else {
+                r
+            }
+        })
         .collect();
     world.deploy(&env, "r3").await;
     let snapshot = world.store.load().await.unwrap();
     let err = plan_destroy(STACK, "r4", &snapshot).unwrap_err();
-    assert_eq!(err, PlanError::Protected(vec!["cluster".into(), "vpc".into()]));
-    assert!(err.to_string().contains("protected resource(s) cluster, vpc"), "{err}");
+    assert_eq!(
+        err,
+        PlanError::Protected(vec!["cluster".into(), "vpc".into()])
+    );
+    assert!(
+        err.to_string()
+            .contains("protected resource(s) cluster, vpc"),
+        "{err}"
+    );
     // Replacing a protected resource is a delete too.
     let replaced = with_input(env, "vpc", "force_x", json!(1));
-    let err = plan(STACK, "r5", &Graph::new(replaced).unwrap(), &snapshot, &world.providers, None).unwrap_err();
+    let err = plan(
+        STACK,
+        "r5",
+        &Graph::new(replaced).unwrap(),
+        &snapshot,
+        &world.providers,
+        None,
+    )
+    .unwrap_err();
     assert_eq!(err, PlanError::Protected(vec!["vpc".into()]));
 }
 
@@ -181,18 +265,34 @@ async fn plans_are_deterministic_and_render_as_text_and_json() {
     let mut env = with_input(environment(), "system", "desired", json!(5));
     env = with_input(env, "private-a", "force_cidr", json!("10.9.0.0/20"));
     env.retain(|r| r.name != "nat-eip" && r.name != "nat" && r.name != "private-rt");
-    env.iter_mut().find(|r| r.name == "system").unwrap().depends_on.clear();
-    env.push(Resource::new("role", "node-role", json!({"name": "acme-dev-node"})));
+    env.iter_mut()
+        .find(|r| r.name == "system")
+        .unwrap()
+        .depends_on
+        .clear();
+    env.push(Resource::new(
+        "role",
+        "node-role",
+        json!({"name": "acme-dev-node"}),
+    ));
     let a = world.plan(&env, "r2").await;
     env.reverse();
     let b = world.plan(&env, "r2").await;
     assert_eq!(a.to_json(), b.to_json(), "same inputs, same plan");
     assert_eq!(a.render(), b.render());
     let text = a.render();
-    for line in ["  + node-role (role): not yet created", "  ~ system (nodegroup)", "  -/+ private-a (subnet)", "  - nat (nat)"] {
+    for line in [
+        "  + node-role (role): not yet created",
+        "  ~ system (nodegroup)",
+        "  -/+ private-a (subnet)",
+        "  - nat (nat)",
+    ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    assert!(text.ends_with("Plan: 1 to add, 2 to change, 1 to replace, 3 to destroy, 4 unchanged.\n"), "{text}");
+    assert!(
+        text.ends_with("Plan: 1 to add, 2 to change, 1 to replace, 3 to destroy, 4 unchanged.\n"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
     assert_eq!(json["steps"][0]["token"].as_str().unwrap().len(), 16);
 }
@@ -227,7 +327,11 @@ async fn transient_errors_are_retried() {
     });
     let report = world.deploy(&environment(), "r1").await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(report.failed[0].1.contains("gave up after 4 attempts"), "{:?}", report.failed);
+    assert!(
+        report.failed[0].1.contains("gave up after 4 attempts"),
+        "{:?}",
+        report.failed
+    );
 }
 
 #[tokio::test]
@@ -239,9 +343,21 @@ async fn a_create_that_times_out_after_landing_is_adopted_not_duplicated() {
     });
     let report = world.deploy(&environment(), "r1").await;
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert_eq!(world.cloud.objects().values().filter(|o| o.resource == "cluster").count(), 1);
+    assert_eq!(
+        world
+            .cloud
+            .objects()
+            .values()
+            .filter(|o| o.resource == "cluster")
+            .count(),
+        1
+    );
     assert!(
-        world.events.events().iter().any(|e| matches!(e, Event::StepAdopted { resource, .. } if resource == "cluster"))
+        world
+            .events
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::StepAdopted { resource, .. } if resource == "cluster"))
     );
     world.assert_state_matches_cloud();
 }
@@ -259,12 +375,20 @@ async fn a_permanent_failure_at_each_step_leaves_exact_state() {
         let report = world.deploy(&environment(), "r1").await;
         assert_eq!(report.status, RunStatus::Failed, "failing {}", target.name);
         assert_eq!(report.failed.len(), 1);
-        assert!(report.failed[0].1.contains("AccessDenied"), "{:?}", report.failed);
+        assert!(
+            report.failed[0].1.contains("AccessDenied"),
+            "{:?}",
+            report.failed
+        );
         // Nothing that depends on the failed resource was attempted.
         let graph = Graph::new(environment()).unwrap();
         let created = call_times(&world, "create");
         for dependent in graph.dependents(&target.name) {
-            assert!(!created.contains_key(dependent), "{dependent} created after {} failed", target.name);
+            assert!(
+                !created.contains_key(dependent),
+                "{dependent} created after {} failed",
+                target.name
+            );
         }
         world.assert_state_matches_cloud();
         // The next run finishes the job.
@@ -305,18 +429,29 @@ async fn cancellation_finishes_in_flight_steps_and_schedules_nothing_more() {
 #[tokio::test]
 async fn parallelism_limit_is_respected() {
     let world = World::new();
-    let many: Vec<Resource> = (0..12).map(|i| Resource::new("role", format!("r{i}"), json!({}))).collect();
+    let many: Vec<Resource> = (0..12)
+        .map(|i| Resource::new("role", format!("r{i}"), json!({})))
+        .collect();
     world.cloud.set_latency("role", Duration::from_millis(20));
     let options = ExecOptions {
         parallelism: Some(3),
         ..Default::default()
     };
     let p = world.plan(&many, "r1").await;
-    world.executor(options).apply(&p, &Default::default()).await.unwrap();
+    world
+        .executor(options)
+        .apply(&p, &Default::default())
+        .await
+        .unwrap();
     let calls = world.cloud.calls();
     let max_overlap = calls
         .iter()
-        .map(|c| calls.iter().filter(|o| o.started <= c.started && c.started < o.finished).count())
+        .map(|c| {
+            calls
+                .iter()
+                .filter(|o| o.started <= c.started && c.started < o.finished)
+                .count()
+        })
         .max()
         .unwrap();
     assert!(max_overlap <= 3, "{max_overlap} calls overlapped");
@@ -329,23 +464,55 @@ async fn refresh_reports_drift_and_the_next_plan_repairs_it() {
     let env = environment();
     world.deploy(&env, "r1").await;
     let state = world.store.snapshot();
-    world.cloud.tamper(&state.resources["vpc"].physical_id, "tags", json!({"env": "hacked"}));
+    world.cloud.tamper(
+        &state.resources["vpc"].physical_id,
+        "tags",
+        json!({"env": "hacked"}),
+    );
     world.cloud.remove(&state.resources["nat-eip"].physical_id);
 
-    let observed = refresh(STACK, &state, &world.providers, None, &fast_retry(), &Default::default())
-        .await
-        .unwrap();
+    let observed = refresh(
+        STACK,
+        &state,
+        &world.providers,
+        None,
+        &fast_retry(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let drifts = drift(&state, &observed, &world.providers);
-    let summary: Vec<String> = drifts.iter().map(|d| format!("{}: {:?}", d.resource, d.drift)).collect();
+    let summary: Vec<String> = drifts
+        .iter()
+        .map(|d| format!("{}: {:?}", d.resource, d.drift))
+        .collect();
     assert_eq!(drifts.len(), 2, "{summary:?}");
     assert!(summary[0].starts_with("nat-eip: Deleted"), "{summary:?}");
     assert!(summary[1].starts_with("vpc: Changed"), "{summary:?}");
 
-    let p = plan(STACK, "r2", &Graph::new(env.clone()).unwrap(), &state, &world.providers, Some(&observed)).unwrap();
+    let p = plan(
+        STACK,
+        "r2",
+        &Graph::new(env.clone()).unwrap(),
+        &state,
+        &world.providers,
+        Some(&observed),
+    )
+    .unwrap();
     let text = p.render();
-    assert!(text.contains("~ vpc (vpc): changed outside byoc: tags"), "{text}");
-    assert!(text.contains("+ nat-eip (eip): deleted outside byoc"), "{text}");
-    let report = world.executor(ExecOptions::default()).apply(&p, &state).await.unwrap();
+    assert!(
+        text.contains("~ vpc (vpc): changed outside byoc: tags"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ nat-eip (eip): deleted outside byoc"),
+        "{text}"
+    );
+    let report = world
+        .executor(ExecOptions::default())
+        .apply(&p, &state)
+        .await
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
     world.assert_state_matches_cloud();
 }

@@ -5,33 +5,67 @@ use std::time::Duration;
 
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{
-    EventLog, ExecOptions, Executor, Graph, MemoryStore, Plan, Providers, Resource, RetryPolicy, RunReport,
-    StateStore, base_name, plan, plan_destroy, reference,
+    EventLog, ExecOptions, Executor, Graph, MemoryStore, Plan, Providers, Resource, RetryPolicy,
+    RunReport, StateStore, base_name, plan, plan_destroy, reference,
 };
 use serde_json::json;
 
 pub const STACK: &str = "acme-dev";
-pub const KINDS: &[&str] = &["vpc", "subnet", "igw", "eip", "nat", "route_table", "role", "cluster", "nodegroup"];
+pub const KINDS: &[&str] = &[
+    "vpc",
+    "subnet",
+    "igw",
+    "eip",
+    "nat",
+    "route_table",
+    "role",
+    "cluster",
+    "nodegroup",
+];
 
 /// A small environment shaped like the real one.
 pub fn environment() -> Vec<Resource> {
     vec![
-        Resource::new("vpc", "vpc", json!({"cidr": "10.0.0.0/16", "tags": {"env": "dev"}})),
-        Resource::new("subnet", "public-a", json!({"vpc": reference("vpc", "id"), "force_cidr": "10.0.0.0/20"})),
-        Resource::new("subnet", "private-a", json!({"vpc": reference("vpc", "id"), "force_cidr": "10.0.16.0/20"})),
+        Resource::new(
+            "vpc",
+            "vpc",
+            json!({"cidr": "10.0.0.0/16", "tags": {"env": "dev"}}),
+        ),
+        Resource::new(
+            "subnet",
+            "public-a",
+            json!({"vpc": reference("vpc", "id"), "force_cidr": "10.0.0.0/20"}),
+        ),
+        Resource::new(
+            "subnet",
+            "private-a",
+            json!({"vpc": reference("vpc", "id"), "force_cidr": "10.0.16.0/20"}),
+        ),
         Resource::new("igw", "igw", json!({"vpc": reference("vpc", "id")})),
         Resource::new("eip", "nat-eip", json!({})),
-        Resource::new("nat", "nat", json!({"subnet": reference("public-a", "id"), "eip": reference("nat-eip", "id")}))
-            .depends_on("igw"),
-        Resource::new("route_table", "private-rt", json!({"vpc": reference("vpc", "id"), "nat": reference("nat", "id")})),
+        Resource::new(
+            "nat",
+            "nat",
+            json!({"subnet": reference("public-a", "id"), "eip": reference("nat-eip", "id")}),
+        )
+        .depends_on("igw"),
+        Resource::new(
+            "route_table",
+            "private-rt",
+            json!({"vpc": reference("vpc", "id"), "nat": reference("nat", "id")}),
+        ),
         Resource::new("role", "cluster-role", json!({"name": "acme-dev-cluster"})),
         Resource::new(
             "cluster",
             "cluster",
             json!({"role": reference("cluster-role", "id"), "subnets": [reference("private-a", "id")], "version": "1.31"}),
         ),
-        Resource::new("nodegroup", "system", json!({"cluster": reference("cluster", "id"), "desired": 2}))
-            .depends_on("private-rt"),
+        Resource::new(
+            "nodegroup",
+            "system",
+            json!({"cluster": reference("cluster", "id"), "desired": 2}),
+        )
+        .depends_on("private-rt"),
     ]
 }
 
@@ -63,23 +97,47 @@ impl World {
     }
 
     pub fn executor(&self, options: ExecOptions) -> Executor {
-        Executor::new(self.providers.clone(), self.store.clone(), self.events.clone(), options)
+        Executor::new(
+            self.providers.clone(),
+            self.store.clone(),
+            self.events.clone(),
+            options,
+        )
     }
 
     pub async fn plan(&self, resources: &[Resource], run: &str) -> Plan {
         let snapshot = self.store.load().await.unwrap();
-        plan(STACK, run, &Graph::new(resources.to_vec()).unwrap(), &snapshot, &self.providers, None).unwrap()
+        plan(
+            STACK,
+            run,
+            &Graph::new(resources.to_vec()).unwrap(),
+            &snapshot,
+            &self.providers,
+            None,
+        )
+        .unwrap()
     }
 
     /// Plans against the recorded state and applies.
     pub async fn deploy(&self, resources: &[Resource], run: &str) -> RunReport {
         let snapshot = self.store.load().await.unwrap();
-        let plan = plan(STACK, run, &Graph::new(resources.to_vec()).unwrap(), &snapshot, &self.providers, None).unwrap();
+        let plan = plan(
+            STACK,
+            run,
+            &Graph::new(resources.to_vec()).unwrap(),
+            &snapshot,
+            &self.providers,
+            None,
+        )
+        .unwrap();
         let options = ExecOptions {
             retry: fast_retry(),
             ..Default::default()
         };
-        self.executor(options).apply(&plan, &snapshot).await.unwrap()
+        self.executor(options)
+            .apply(&plan, &snapshot)
+            .await
+            .unwrap()
     }
 
     pub async fn destroy(&self, run: &str) -> RunReport {
@@ -89,7 +147,10 @@ impl World {
             retry: fast_retry(),
             ..Default::default()
         };
-        self.executor(options).apply(&plan, &snapshot).await.unwrap()
+        self.executor(options)
+            .apply(&plan, &snapshot)
+            .await
+            .unwrap()
     }
 
     /// Recorded state and the cloud agree exactly: one object per recorded resource, with the
@@ -102,12 +163,22 @@ impl World {
             .values()
             .map(|r| (r.physical_id.as_str(), base_name(&r.name)))
             .collect();
-        let actual: Vec<(&str, &str)> = objects.iter().map(|(id, o)| (id.as_str(), o.resource.as_str())).collect();
+        let actual: Vec<(&str, &str)> = objects
+            .iter()
+            .map(|(id, o)| (id.as_str(), o.resource.as_str()))
+            .collect();
         let mut recorded_sorted = recorded.clone();
         recorded_sorted.sort();
-        assert_eq!(recorded_sorted, actual, "recorded state differs from the cloud");
+        assert_eq!(
+            recorded_sorted, actual,
+            "recorded state differs from the cloud"
+        );
         for r in snapshot.resources.values() {
-            assert_eq!(objects[&r.physical_id].inputs, r.inputs, "inputs of {}", r.name);
+            assert_eq!(
+                objects[&r.physical_id].inputs, r.inputs,
+                "inputs of {}",
+                r.name
+            );
         }
     }
 }
