@@ -115,29 +115,25 @@ async fn crash_at_every_delete_of_a_destroy_then_resume() {
             run_until_crash(&world, &p, &snapshot, fault.clone()).await;
             let report = world.destroy("r2").await;
             assert_eq!(report.status, RunStatus::Succeeded, "{fault:?}: {report:?}");
-            assert!(
-                world.cloud.objects().is_empty(),
-                "{fault:?} left {:?}",
-                world.cloud.objects()
-            );
-            assert!(world.store.snapshot().resources.is_empty());
+            world.assert_empty();
         }
     }
+}
+
+/// A world whose first deploy of `env` crashed just after creating the node group.
+async fn crashed_creating_system(env: &[Resource]) -> World {
+    let world = World::new();
+    let p = world.plan(env, "r1").await;
+    let crash = crash_points("create", "system")[1].clone();
+    run_until_crash(&world, &p, &Snapshot::default(), crash).await;
+    world
 }
 
 #[tokio::test]
 async fn objects_of_interrupted_creates_are_cleaned_up_when_no_longer_wanted() {
     // Crash while creating the node group, then destroy instead of resuming the deploy.
-    let world = World::new();
     let env = environment();
-    let p = world.plan(&env, "r1").await;
-    run_until_crash(
-        &world,
-        &p,
-        &Snapshot::default(),
-        crash_points("create", "system")[1].clone(),
-    )
-    .await;
+    let world = crashed_creating_system(&env).await;
     assert!(
         world
             .cloud
@@ -156,23 +152,11 @@ async fn objects_of_interrupted_creates_are_cleaned_up_when_no_longer_wanted() {
     );
     let report = world.destroy("r2").await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
-    assert!(
-        world.cloud.objects().is_empty(),
-        "{:?}",
-        world.cloud.objects()
-    );
+    world.assert_empty();
     assert!(world.store.snapshot().pending.is_empty());
 
     // Or the config drops the resource before the next deploy.
-    let world = World::new();
-    let p = world.plan(&env, "r1").await;
-    run_until_crash(
-        &world,
-        &p,
-        &Snapshot::default(),
-        crash_points("create", "system")[1].clone(),
-    )
-    .await;
+    let world = crashed_creating_system(&env).await;
     let without: Vec<Resource> = env.iter().filter(|r| r.name != "system").cloned().collect();
     let report = world.deploy(&without, "r2").await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");

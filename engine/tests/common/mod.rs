@@ -6,7 +6,7 @@ use std::time::Duration;
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{
     EventLog, ExecOptions, Executor, Graph, MemoryStore, Plan, Providers, Resource, RetryPolicy,
-    RunReport, StateStore, base_name, plan, plan_destroy, reference,
+    RunReport, Snapshot, StateStore, base_name, plan, plan_destroy, reference,
 };
 use serde_json::json;
 
@@ -121,36 +121,36 @@ impl World {
     /// Plans against the recorded state and applies.
     pub async fn deploy(&self, resources: &[Resource], run: &str) -> RunReport {
         let snapshot = self.store.load().await.unwrap();
-        let plan = plan(
-            STACK,
-            run,
-            &Graph::new(resources.to_vec()).unwrap(),
-            &snapshot,
-            &self.providers,
-            None,
-        )
-        .unwrap();
-        let options = ExecOptions {
-            retry: fast_retry(),
-            ..Default::default()
-        };
-        self.executor(options)
-            .apply(&plan, &snapshot)
-            .await
-            .unwrap()
+        let graph = Graph::new(resources.to_vec()).unwrap();
+        let plan = plan(STACK, run, &graph, &snapshot, &self.providers, None).unwrap();
+        self.apply(&plan, &snapshot).await
     }
 
     pub async fn destroy(&self, run: &str) -> RunReport {
         let snapshot = self.store.load().await.unwrap();
         let plan = plan_destroy(STACK, run, &snapshot).unwrap();
+        self.apply(&plan, &snapshot).await
+    }
+
+    async fn apply(&self, plan: &Plan, snapshot: &Snapshot) -> RunReport {
         let options = ExecOptions {
             retry: fast_retry(),
             ..Default::default()
         };
-        self.executor(options)
-            .apply(&plan, &snapshot)
-            .await
-            .unwrap()
+        self.executor(options).apply(plan, snapshot).await.unwrap()
+    }
+
+    /// Nothing left, in the cloud or in the state.
+    pub fn assert_empty(&self) {
+        assert!(
+            self.cloud.objects().is_empty(),
+            "left in the cloud: {:?}",
+            self.cloud.objects()
+        );
+        assert!(
+            self.store.snapshot().resources.is_empty(),
+            "left in the state"
+        );
     }
 
     /// Recorded state and the cloud agree exactly: one object per recorded resource, with the
