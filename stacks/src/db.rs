@@ -13,6 +13,15 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The stack's lease was taken over: this worker must stop writing.
+    #[error("stack lease lost: {0}")]
+    Fenced(String),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("invalid database URL {url:?}")]
@@ -47,6 +56,13 @@ pub enum DbError {
     },
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub description: String,
+    pub applied: bool,
+}
+
 /// A connection pool to the store, on SQLite or Postgres.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -56,10 +72,38 @@ pub struct Database {
 }
 
 #[derive(Clone, Debug)]
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
+
+/// Runs `$body` once per engine with `$pool` bound to the typed pool. Queries are written once:
+/// `$n` placeholders (first used in ascending order) mean the same to SQLite as to Postgres,
+/// and every column type (TEXT, BIGINT, BLOB/BYTEA, BOOLEAN) binds the same Rust types.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Appends to the audit log on `$conn` (inside the caller's transaction).
+macro_rules! audit {
+    ($conn:expr, $actor:expr, $action:expr, $target:expr, $at:expr) => {
+        sqlx::query("INSERT INTO audit_log (actor, action, target, at) VALUES ($1, $2, $3, $4)")
+            .bind($actor)
+            .bind($action)
+            .bind($target)
+            .bind($at)
+            .execute($conn)
+            .await
+            .map(drop)
+    };
+}
+pub(crate) use audit;
 
 impl Database {
     /// Opens the store at `url`. A SQLite file (and its directory) is created if missing. A
@@ -116,6 +160,74 @@ impl Database {
     /// The URL without its password.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
+    }
+
+    /// The SQLite file, for the embedded default's key file beside it.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p.connect_options().get_filename().to_path_buf()),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// Reverts the latest applied migration; `Ok(None)` when none is applied.
+    pub async fn migrate_down(&self) -> Result<Option<i64>, DbError> {
+        let applied = self.migration_status().await?;
+        let Some(latest) = applied
+            .iter()
+            .filter(|m| m.applied)
+            .map(|m| m.version)
+            .max()
+        else {
+            return Ok(None);
+        };
+        let below = applied
+            .iter()
+            .filter(|m| m.version < latest)
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let result = match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.undo(p, below).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.undo(p, below).await,
+        };
+        result.map_err(|source| DbError::Migrate {
+            url: self.url.clone(),
+            source,
+        })?;
+        Ok(Some(latest))
+    }
+
+    /// Every migration this build knows, and whether it is applied.
+    pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>, DbError> {
+        let migrator = match &self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        // No table yet means nothing applied.
+        let applied: Vec<i64> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(p)
+                .await
+                .unwrap_or_default()
+        });
+        Ok(migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| MigrationStatus {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: applied.contains(&m.version),
+            })
+            .collect())
     }
 
     /// Applies every pending migration of this database's engine.
@@ -195,7 +307,7 @@ impl Database {
         }
     }
 
-    fn query_error(&self, source: sqlx::Error) -> DbError {
+    pub(crate) fn query_error(&self, source: sqlx::Error) -> DbError {
         DbError::Query {
             url: self.url.clone(),
             source,

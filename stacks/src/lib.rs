@@ -2,8 +2,29 @@
 //!
 //! Invariant: knows no AWS and no HTTP. Everything durable goes through [`Database`], on
 //! SQLite (the embedded default) or Postgres (many workers on many hosts), with the same
-//! behaviour on both.
+//! behaviour on both: one text per query, run on either engine (`db::with_pool!`).
 
+mod crypto;
 mod db;
+mod model;
+mod runs;
+mod state_store;
+mod tenants;
 
-pub use db::{Database, DbError, redact_url, schema_fingerprint};
+pub use crypto::Sealer;
+pub use db::{Database, DbError, MigrationStatus, redact_url, schema_fingerprint};
+pub use model::{
+    OnboardingStatus, RunKind, RunStatus, stack_name, validate_account_id, validate_env,
+    validate_slug,
+};
+pub use runs::{Begin, Lease, Run};
+pub use state_store::RunStore;
+pub use tenants::{NewTenant, Tenant};
+
+/// Now, in Unix milliseconds: how every time is stored.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
+}

@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP TABLE state_history;
+DROP TABLE run_events;
+DROP TABLE runs;
+DROP TABLE journal;
+DROP TABLE resources;
+DROP TABLE stacks;
+DROP TABLE environment_configs;
+DROP TABLE tenants;

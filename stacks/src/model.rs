@@ -1,0 +1,133 @@
+//! The stack model: names and their validation, run kinds and states.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DbError;
+
+/// A tenant slug or an environment name: lowercase letters, digits and '-', starting with a
+/// letter, not ending with '-'. They make AWS names (`{slug}-{env}-...`), hence the limits.
+fn validate_name(what: &str, value: &str, max: usize) -> Result<(), DbError> {
+    let ok = (1..=max).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && !value.ends_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DbError::Invalid(format!(
+            "{what} {value:?} is invalid: use 1 to {max} lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+        )))
+    }
+}
+
+pub fn validate_slug(slug: &str) -> Result<(), DbError> {
+    validate_name("tenant slug", slug, 24)
+}
+
+pub fn validate_env(env: &str) -> Result<(), DbError> {
+    validate_name("environment name", env, 12)
+}
+
+pub fn validate_account_id(id: &str) -> Result<(), DbError> {
+    if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(DbError::Invalid(format!(
+            "AWS account id {id:?} is invalid: it has exactly 12 digits"
+        )))
+    }
+}
+
+/// The stack of a tenant's environment.
+pub fn stack_name(slug: &str, env: &str) -> String {
+    format!("{slug}-{env}")
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DbError;
+            fn from_str(s: &str) -> Result<Self, DbError> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(DbError::Invalid(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), other
+                    ))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a run does.
+    RunKind { Deploy = "deploy", Destroy = "destroy", Refresh = "refresh", Preview = "preview" }
+);
+
+string_enum!(
+    RunStatus { Queued = "queued", Running = "running", Succeeded = "succeeded", Failed = "failed", Cancelled = "cancelled" }
+);
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+string_enum!(
+    /// Whether byoc can act in the tenant's account yet.
+    OnboardingStatus { PendingTrust = "pending_trust", Trusted = "trusted", TrustFailed = "trust_failed" }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_slug("acme").is_ok());
+        assert!(validate_slug("acme-2").is_ok());
+        for bad in [
+            "",
+            "Acme",
+            "2acme",
+            "acme-",
+            "ac_me",
+            "a-very-long-tenant-slug-indeed",
+        ] {
+            let err = validate_slug(bad).unwrap_err().to_string();
+            assert!(err.contains("tenant slug"), "{err}");
+        }
+        assert!(validate_env("prod").is_ok());
+        assert!(validate_account_id("111111111111").is_ok());
+        assert!(validate_account_id("11111111111a").is_err());
+        assert_eq!(stack_name("acme", "dev"), "acme-dev");
+        assert_eq!("deploy".parse::<RunKind>().unwrap(), RunKind::Deploy);
+        assert_eq!(
+            "nope".parse::<RunKind>().unwrap_err().to_string(),
+            "invalid input: unknown RunKind \"nope\""
+        );
+    }
+}

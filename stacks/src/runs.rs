@@ -1,0 +1,409 @@
+//! Runs: requests to deploy, destroy, refresh or preview a stack, one at a time per stack,
+//! in request order; their leases, events and cancellation.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::{audit, with_pool};
+use crate::model::{RunKind, RunStatus};
+use crate::{Database, DbError, now_ms};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    pub id: String,
+    pub seq: i64,
+    pub stack: String,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub requested_by: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+    pub summary: Option<Value>,
+    pub cancel_requested: bool,
+}
+
+type RunRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
+const RUN_COLUMNS: &str = "id, seq, stack, kind, status, requested_by, created_at, started_at, finished_at, error, summary, cancel_requested";
+
+fn run_from_row(row: RunRow) -> Result<Run, DbError> {
+    let (
+        id,
+        seq,
+        stack,
+        kind,
+        status,
+        requested_by,
+        created_at,
+        started_at,
+        finished_at,
+        error,
+        summary,
+        cancel,
+    ) = row;
+    Ok(Run {
+        id,
+        seq,
+        stack,
+        kind: kind.parse()?,
+        status: status.parse()?,
+        requested_by,
+        created_at,
+        started_at,
+        finished_at,
+        error,
+        summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
+        cancel_requested: cancel,
+    })
+}
+
+/// A stack lease held by one worker for one run. Every write of the run carries its
+/// generation; a takeover increments it, fencing the old holder out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub stack: String,
+    pub holder: String,
+    pub generation: i64,
+}
+
+/// What [`Database::begin_run`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// The run is running (or resumed) under this lease.
+    Started(Lease),
+    /// Not its turn: an earlier run of the stack is queued or running, or the lease is held.
+    Wait,
+    /// Cancelled before it started.
+    Cancelled,
+    /// Already finished (a duplicate delivery).
+    Finished,
+}
+
+impl Database {
+    /// Creates the stack record of a tenant environment if it does not exist.
+    pub async fn ensure_stack(
+        &self,
+        stack: &str,
+        tenant_id: &str,
+        env: &str,
+    ) -> Result<(), DbError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(stack)
+            .bind(tenant_id)
+            .bind(env)
+            .bind(now_ms())
+            .execute(p)
+            .await
+            .map(drop)
+            .map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// Records a run request. A deploy requested while another deploy of the stack is still
+    /// queued coalesces into it: the existing run is returned, with `true`.
+    pub async fn request_run(
+        &self,
+        stack: &str,
+        kind: RunKind,
+        requested_by: &str,
+    ) -> Result<(Run, bool), DbError> {
+        for _ in 0..10 {
+            let id = uuid::Uuid::new_v4().to_string();
+            let inserted = with_pool!(self, p => {
+                sqlx::query(
+                    "INSERT INTO runs (id, stack, kind, status, requested_by, created_at)
+                     VALUES ($1, $2, $3, 'queued', $4, $5)
+                     ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
+                )
+                .bind(&id)
+                .bind(stack)
+                .bind(kind.as_str())
+                .bind(requested_by)
+                .bind(now_ms())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() == 1)
+                .map_err(|e| self.query_error(e))?
+            });
+            if inserted {
+                return Ok((self.run(&id).await?, false));
+            }
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 AND kind = 'deploy' AND status = 'queued'"
+            );
+            let queued: Option<RunRow> = with_pool!(self, p => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(stack)
+                    .fetch_optional(p)
+                    .await
+                    .map_err(|e| self.query_error(e))?
+            });
+            // None: the queued deploy started in between; record a new one.
+            if let Some(row) = queued {
+                return Ok((run_from_row(row)?, true));
+            }
+        }
+        Err(DbError::Conflict(format!(
+            "stack {stack} is too busy to record a run; try again"
+        )))
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Run, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row: Option<RunRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        run_from_row(row.ok_or_else(|| DbError::NotFound(format!("run {id}")))?)
+    }
+
+    /// Runs of a stack, oldest first.
+    pub async fn runs_of(&self, stack: &str) -> Result<Vec<Run>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq");
+        let rows: Vec<RunRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(stack)
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// Starts (or resumes) a run for `holder` if it is the stack's turn: the run is the oldest
+    /// unfinished one of its stack and the stack's lease is free or expired. Takes the lease
+    /// (generation + 1) and marks the run running, atomically.
+    pub async fn begin_run(
+        &self,
+        run_id: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Begin, DbError> {
+        let now = now_ms();
+        let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let run: Option<(String, String, i64)> =
+                sqlx::query_as("SELECT stack, status, seq FROM runs WHERE id = $1")
+                    .bind(run_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.query_error(e))?;
+            let Some((stack, status, seq)) = run else {
+                return Err(DbError::NotFound(format!("run {run_id}")));
+            };
+            match status.parse::<RunStatus>()? {
+                RunStatus::Cancelled => return Ok(Begin::Cancelled),
+                s if s.is_finished() => return Ok(Begin::Finished),
+                _ => {}
+            }
+            let earlier: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM runs WHERE stack = $1 AND seq < $2 AND status IN ('queued', 'running')",
+            )
+            .bind(&stack)
+            .bind(seq)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            if earlier > 0 {
+                return Ok(Begin::Wait);
+            }
+            let generation: Option<i64> = sqlx::query_scalar(
+                "UPDATE stacks SET lease_holder = $1, lease_expires_at = $2, generation = generation + 1, updated_at = $3
+                 WHERE name = $4 AND (lease_holder IS NULL OR lease_expires_at < $3)
+                 RETURNING generation",
+            )
+            .bind(holder)
+            .bind(expires)
+            .bind(now)
+            .bind(&stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let Some(generation) = generation else {
+                return Ok(Begin::Wait);
+            };
+            sqlx::query("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1) WHERE id = $2")
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            Ok(Begin::Started(Lease {
+                stack,
+                holder: holder.to_string(),
+                generation,
+            }))
+        })
+    }
+
+    /// Extends the lease; `Fenced` if it was taken over.
+    pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), DbError> {
+        let expires = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let renewed = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE stacks SET lease_expires_at = $1 WHERE name = $2 AND generation = $3 AND lease_holder = $4",
+            )
+            .bind(expires)
+            .bind(&lease.stack)
+            .bind(lease.generation)
+            .bind(&lease.holder)
+            .execute(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected()
+        });
+        if renewed == 1 {
+            Ok(())
+        } else {
+            Err(fenced(lease))
+        }
+    }
+
+    /// Ends a run and releases its lease, in one transaction; `Fenced` if the lease was lost.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        status: RunStatus,
+        error: Option<&str>,
+        summary: Option<&Value>,
+    ) -> Result<(), DbError> {
+        let summary = summary.map(Value::to_string);
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let released = sqlx::query(
+                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1
+                 WHERE name = $2 AND generation = $3",
+            )
+            .bind(now)
+            .bind(&lease.stack)
+            .bind(lease.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected();
+            if released != 1 {
+                return Err(fenced(lease));
+            }
+            sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3, summary = $4 WHERE id = $5")
+                .bind(status.as_str())
+                .bind(now)
+                .bind(error)
+                .bind(&summary)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// Asks a run to stop: a queued run is cancelled at once and never starts; a running one
+    /// sees the flag at its next lease renewal.
+    pub async fn request_cancel(&self, run_id: &str, actor: &str) -> Result<Run, DbError> {
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            sqlx::query(
+                "UPDATE runs SET cancel_requested = TRUE,
+                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                 finished_at = CASE WHEN status = 'queued' THEN $1 ELSE finished_at END
+                 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            audit!(&mut *tx, actor, "run.cancel", run_id, now).map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })?;
+        self.run(run_id).await
+    }
+
+    /// Releases a stack's lease whoever holds it, fencing the holder out (generation + 1).
+    /// For an operator when a holder is known dead; audited.
+    pub async fn force_unlock(&self, stack: &str, actor: &str) -> Result<(), DbError> {
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let n = sqlx::query(
+                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, generation = generation + 1, updated_at = $1
+                 WHERE name = $2",
+            )
+            .bind(now)
+            .bind(stack)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected();
+            if n == 0 {
+                return Err(DbError::NotFound(format!("stack {stack}")));
+            }
+            audit!(&mut *tx, actor, "stack.force_unlock", stack, now).map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// Appends an event to a run's stream; returns its sequence number.
+    pub async fn record_event(
+        &self,
+        run_id: &str,
+        level: &str,
+        resource: Option<&str>,
+        message: &str,
+        data: Option<&Value>,
+    ) -> Result<i64, DbError> {
+        let data = data.map(Value::to_string);
+        with_pool!(self, p => {
+            sqlx::query_scalar(
+                "INSERT INTO run_events (run_id, seq, at, level, resource, message, data)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM run_events WHERE run_id = $1
+                 RETURNING seq",
+            )
+            .bind(run_id)
+            .bind(now_ms())
+            .bind(level)
+            .bind(resource)
+            .bind(message)
+            .bind(&data)
+            .fetch_one(p)
+            .await
+            .map_err(|e| self.query_error(e))
+        })
+    }
+}
+
+fn fenced(lease: &Lease) -> DbError {
+    DbError::Fenced(format!(
+        "{} no longer holds stack {} at generation {}",
+        lease.holder, lease.stack, lease.generation
+    ))
+}

@@ -1,0 +1,381 @@
+//! The store on both engines: migrations, sealed secrets, run queue order, leases, fencing,
+//! and the engine's StateStore on SQL through a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use byoc_engine::testing::{FakeCloud, Fault, providers};
+use byoc_engine::{
+    ExecOptions, Executor, Graph, NoEvents, Resource, RunStatus as EngineStatus, StateStore,
+    StoreError, plan, reference,
+};
+use byoc_stacks::{
+    Begin, Database, DbError, NewTenant, RunKind, RunStatus, RunStore, Sealer, schema_fingerprint,
+};
+use byoc_testkit::TestDb;
+use serde_json::json;
+
+/// A migrated SQLite file and a migrated Postgres database, each the test's own.
+async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
+    let sqlite = TestDb::sqlite().await?;
+    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
+        let db = Database::connect(&url).await?;
+        db.migrate().await?;
+        db.close().await;
+        Ok(())
+    })
+    .await?;
+    let mut out = Vec::new();
+    for t in [sqlite, postgres] {
+        let db = Database::connect(t.url()).await?;
+        db.migrate().await?;
+        out.push((t, db));
+    }
+    Ok(out)
+}
+
+fn sealer() -> Sealer {
+    Sealer::from_hex(&"ab".repeat(32)).unwrap()
+}
+
+async fn tenant_stack(db: &Database, slug: &str) -> anyhow::Result<String> {
+    let new = NewTenant {
+        slug: slug.into(),
+        name: "Acme".into(),
+        aws_account_id: "111111111111".into(),
+        labels: Default::default(),
+    };
+    let (tenant, _) = db.create_tenant(&sealer(), &new, "test").await?;
+    let stack = format!("{slug}-dev");
+    db.ensure_stack(&stack, &tenant.id, "dev").await?;
+    Ok(stack)
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() -> anyhow::Result<()> {
+    for t in [
+        TestDb::sqlite().await?,
+        TestDb::postgres("empty", |_| async { Ok(()) }).await?,
+    ] {
+        let db = Database::connect(t.url()).await?;
+        db.migrate().await?;
+        let status = db.migration_status().await?;
+        assert!(
+            status.len() >= 2 && status.iter().all(|m| m.applied),
+            "{status:?}"
+        );
+        while db.migrate_down().await?.is_some() {}
+        assert!(db.migration_status().await?.iter().all(|m| !m.applied));
+        let err = db.tenant("acme").await.unwrap_err();
+        assert!(
+            matches!(err, DbError::Query { .. }),
+            "tables are gone: {err}"
+        );
+        db.migrate().await?;
+        assert!(db.migration_status().await?.iter().all(|m| m.applied));
+        tenant_stack(&db, "acme").await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn external_ids_are_stored_sealed() -> anyhow::Result<()> {
+    for (t, db) in databases().await? {
+        let new = NewTenant {
+            slug: "acme".into(),
+            name: "Acme Corp".into(),
+            aws_account_id: "111111111111".into(),
+            labels: [("tier".to_string(), "gold".to_string())].into(),
+        };
+        let (tenant, external_id) = db.create_tenant(&sealer(), &new, "alice").await?;
+        assert_eq!(tenant.labels["tier"], "gold");
+        assert_eq!(external_id.len(), 64);
+        let raw = sqlx_raw_external_id(t.url()).await?;
+        assert!(
+            !raw.windows(16)
+                .any(|w| external_id.as_bytes().windows(16).any(|e| e == w)),
+            "plaintext stored"
+        );
+        assert_eq!(db.tenant_external_id(&sealer(), "acme").await?, external_id);
+        assert!(
+            db.tenant_external_id(&Sealer::from_hex(&"cd".repeat(32))?, "acme")
+                .await
+                .is_err()
+        );
+
+        let again = db
+            .create_tenant(&sealer(), &new, "alice")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.to_string(),
+            "conflict: a tenant with slug \"acme\" exists"
+        );
+        let bad = NewTenant {
+            aws_account_id: "12".into(),
+            ..new
+        };
+        assert!(
+            db.create_tenant(&sealer(), &bad, "alice")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("12 digits")
+        );
+    }
+    Ok(())
+}
+
+async fn sqlx_raw_external_id(url: &str) -> anyhow::Result<Vec<u8>> {
+    let sql = "SELECT external_id_sealed FROM tenants WHERE slug = 'acme'";
+    Ok(if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        sqlx::query_scalar(sql).fetch_one(&pool).await?
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query_scalar(sql).fetch_one(&pool).await?
+    })
+}
+
+#[tokio::test]
+async fn deploys_coalesce_and_runs_start_in_request_order() -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(60);
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let (first, coalesced) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert!(!coalesced);
+        for _ in 0..3 {
+            let (again, coalesced) = db.request_run(&stack, RunKind::Deploy, "bob").await?;
+            assert!(coalesced);
+            assert_eq!(again.id, first.id);
+        }
+        let (destroy, coalesced) = db.request_run(&stack, RunKind::Destroy, "alice").await?;
+        assert!(!coalesced);
+
+        // The destroy waits for the deploy requested before it.
+        assert_eq!(db.begin_run(&destroy.id, "w1", ttl).await?, Begin::Wait);
+        let Begin::Started(lease) = db.begin_run(&first.id, "w1", ttl).await? else {
+            panic!("the first deploy starts");
+        };
+        assert_eq!(db.run(&first.id).await?.status, RunStatus::Running);
+        // A deploy requested now queues behind the destroy, not into the running deploy.
+        let (later, coalesced) = db.request_run(&stack, RunKind::Deploy, "carol").await?;
+        assert!(!coalesced && later.id != first.id);
+        assert_eq!(
+            db.begin_run(&destroy.id, "w2", ttl).await?,
+            Begin::Wait,
+            "one run per stack"
+        );
+
+        db.finish_run(
+            &first.id,
+            &lease,
+            RunStatus::Succeeded,
+            None,
+            Some(&json!({"create": 3})),
+        )
+        .await?;
+        assert_eq!(
+            db.begin_run(&later.id, "w2", ttl).await?,
+            Begin::Wait,
+            "FIFO: the destroy is first"
+        );
+        let Begin::Started(lease) = db.begin_run(&destroy.id, "w2", ttl).await? else {
+            panic!("the destroy starts after the deploy");
+        };
+        db.finish_run(&destroy.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        assert!(matches!(
+            db.begin_run(&later.id, "w2", ttl).await?,
+            Begin::Started(_)
+        ));
+        assert_eq!(
+            db.begin_run(&first.id, "w3", ttl).await?,
+            Begin::Finished,
+            "duplicate delivery"
+        );
+        let order: Vec<_> = db
+            .runs_of(&stack)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            order,
+            [first.id.clone(), destroy.id.clone(), later.id.clone()]
+        );
+        assert_eq!(db.run(&first.id).await?.summary, Some(json!({"create": 3})));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancelling_queued_and_running_runs() -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(60);
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let (queued, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        let cancelled = db.request_cancel(&queued.id, "alice").await?;
+        assert_eq!(cancelled.status, RunStatus::Cancelled);
+        assert_eq!(db.begin_run(&queued.id, "w1", ttl).await?, Begin::Cancelled);
+
+        let (running, coalesced) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert!(!coalesced, "a cancelled run takes no more requests");
+        assert!(matches!(
+            db.begin_run(&running.id, "w1", ttl).await?,
+            Begin::Started(_)
+        ));
+        let flagged = db.request_cancel(&running.id, "alice").await?;
+        assert_eq!(
+            (flagged.status, flagged.cancel_requested),
+            (RunStatus::Running, true)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_was_taken_over_cannot_write() -> anyhow::Result<()> {
+    let short = Duration::from_millis(1);
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        let Begin::Started(old) = db.begin_run(&run.id, "w1", short).await? else {
+            panic!()
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // w1 looks dead (lease expired): w2 resumes the same run.
+        let Begin::Started(new) = db.begin_run(&run.id, "w2", Duration::from_secs(60)).await?
+        else {
+            panic!("an expired lease is taken over");
+        };
+        assert_eq!(new.generation, old.generation + 1);
+
+        let stale = RunStore::new(db.clone(), &run.id, old.clone());
+        let intent = byoc_engine::Intent {
+            run_id: run.id.clone(),
+            resource: "vpc".into(),
+            kind: "vpc".into(),
+            operation: byoc_engine::Operation::Create,
+            attempt: 1,
+            token: "t".into(),
+            inputs: json!({}),
+        };
+        assert!(matches!(
+            stale.record_intent(&intent).await,
+            Err(StoreError::Fenced(_))
+        ));
+        let current = RunStore::new(db.clone(), &run.id, new.clone());
+        current.record_intent(&intent).await?;
+        let outcome = byoc_engine::Outcome::Failed { error: "x".into() };
+        assert!(matches!(
+            stale.record_outcome(&intent, &outcome).await,
+            Err(StoreError::Fenced(_))
+        ));
+        assert!(matches!(
+            db.renew_lease(&old, short).await,
+            Err(DbError::Fenced(_))
+        ));
+        assert!(matches!(
+            db.finish_run(&run.id, &old, RunStatus::Failed, None, None)
+                .await,
+            Err(DbError::Fenced(_))
+        ));
+        assert_eq!(
+            db.snapshot(&stack).await.unwrap().pending.len(),
+            1,
+            "only the current holder wrote"
+        );
+
+        // An operator's force-unlock fences the current holder too.
+        db.force_unlock(&stack, "admin").await?;
+        assert!(matches!(
+            current.record_outcome(&intent, &outcome).await,
+            Err(StoreError::Fenced(_))
+        ));
+    }
+    Ok(())
+}
+
+fn environment() -> Vec<Resource> {
+    vec![
+        Resource::new("vpc", "vpc", json!({"cidr": "10.0.0.0/16"})),
+        Resource::new("subnet", "a", json!({"vpc": reference("vpc", "id")})),
+        Resource::new("subnet", "b", json!({"vpc": reference("vpc", "id")})),
+        Resource::new("nat", "nat", json!({"subnet": reference("a", "id")})),
+    ]
+}
+
+#[tokio::test]
+async fn the_engine_resumes_from_the_sql_journal_after_a_crash() -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(60);
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let cloud = FakeCloud::new();
+        let providers = providers(&cloud, &["vpc", "subnet", "nat"]);
+        let graph = Graph::new(environment())?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+
+        // Worker 1 dies right after the NAT gateway's create call.
+        let Begin::Started(lease) = db
+            .begin_run(&run.id, "w1", Duration::from_millis(1))
+            .await?
+        else {
+            panic!()
+        };
+        let store = Arc::new(RunStore::new(db.clone(), &run.id, lease));
+        let snapshot = store.load().await?;
+        let p = plan(&stack, &run.id, &graph, &snapshot, &providers, None)?;
+        cloud.inject(Fault::Crash {
+            op: "create",
+            resource: "nat".into(),
+        });
+        let executor = Executor::new(
+            providers.clone(),
+            store,
+            Arc::new(NoEvents),
+            ExecOptions::default(),
+        );
+        tokio::select! {
+            r = executor.apply(&p, &snapshot) => panic!("did not crash: {r:?}"),
+            () = cloud.crashed.notified() => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        // Worker 2 takes the expired lease over and resumes the run.
+        let Begin::Started(lease) = db.begin_run(&run.id, "w2", ttl).await? else {
+            panic!()
+        };
+        let store = Arc::new(RunStore::new(db.clone(), &run.id, lease.clone()));
+        let snapshot = store.load().await?;
+        assert_eq!(snapshot.pending.len(), 1, "the NAT create is pending");
+        let p = plan(&stack, &run.id, &graph, &snapshot, &providers, None)?;
+        let executor = Executor::new(
+            providers.clone(),
+            store.clone(),
+            Arc::new(NoEvents),
+            ExecOptions::default(),
+        );
+        let report = executor.apply(&p, &snapshot).await?;
+        assert_eq!(report.status, EngineStatus::Succeeded);
+        db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+
+        let objects = cloud.objects();
+        assert_eq!(objects.len(), 4, "no duplicate: {objects:?}");
+        let state = db.snapshot(&stack).await?;
+        assert!(state.pending.is_empty());
+        let mut recorded: Vec<_> = state
+            .resources
+            .values()
+            .map(|r| r.physical_id.clone())
+            .collect();
+        recorded.sort();
+        assert_eq!(recorded, objects.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            state.resources["nat"].inputs["subnet"],
+            json!(state.resources["a"].physical_id)
+        );
+    }
+    Ok(())
+}
