@@ -1,5 +1,6 @@
 //! The `byoc` binary: process wiring only. Business logic lives in the workspace crates.
 
+mod migrate;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP API server.
     Serve(serve::Args),
+    /// Apply, revert or list the store's schema migrations.
+    Migrate(migrate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Migrate(args) => runtime.block_on(migrate::run(args)),
     }
 }

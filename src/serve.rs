@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
-use byoc_stacks::Database;
+use byoc_stacks::{Database, Sealer};
 use tokio::sync::watch;
 
 /// The embedded default: a SQLite file in ./byoc-data, created on first start.
@@ -17,10 +17,16 @@ pub struct Args {
     /// sqlite://PATH (embedded, the default) or postgres://... (many workers on many hosts).
     #[arg(long, env = "BYOC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
+    /// 64 hex digits sealing secrets at rest; on SQLite, a key file beside the database is
+    /// created and used when this is not set.
+    #[arg(long, env = "BYOC_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db = Database::connect(&args.database_url).await?;
+    // Checked at start-up, so a missing key fails here rather than at the first tenant.
+    let _sealer = Sealer::for_database(&db, args.secret_key.as_deref())?;
     let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });
     tokio::spawn(migrate(db.clone(), schema_tx));
 

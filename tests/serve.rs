@@ -8,6 +8,8 @@ use anyhow::{Context, bail};
 use byoc_testkit::TestDb;
 use serde_json::Value;
 
+const KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
 /// A `byoc serve` child process, killed when dropped.
 struct Server {
     child: Child,
@@ -16,12 +18,17 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str) -> anyhow::Result<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_byoc"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("BYOC_DATABASE_URL", database_url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+            .stderr(Stdio::inherit());
+        if database_url.starts_with("postgres") {
+            cmd.env("BYOC_SECRET_KEY", KEY);
+        } else {
+            cmd.env_remove("BYOC_SECRET_KEY");
+        }
+        let mut child = cmd.spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
         let Some(rest) = line.strip_prefix("byoc listening on ") else {
@@ -113,6 +120,32 @@ async fn stops_cleanly_on_sigterm() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn migrate_up_down_status() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let byoc = |action: &str| {
+        Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(["migrate", action, "--database-url", db.url()])
+            .output()
+    };
+    let status = String::from_utf8(byoc("status")?.stdout)?;
+    assert!(
+        status.lines().all(|l| l.contains("pending")) && status.contains("core"),
+        "{status}"
+    );
+    assert!(byoc("up")?.status.success());
+    let status = String::from_utf8(byoc("status")?.stdout)?;
+    assert!(status.lines().all(|l| l.contains("applied")), "{status}");
+    let down = String::from_utf8(byoc("down")?.stdout)?;
+    assert!(down.contains("reverted migration 20261125000002"), "{down}");
+    let status = String::from_utf8(byoc("status")?.stdout)?;
+    assert!(
+        status.lines().last().unwrap().contains("pending"),
+        "{status}"
+    );
+    Ok(())
+}
+
 #[test]
 fn version_and_help() -> anyhow::Result<()> {
     let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
@@ -126,7 +159,18 @@ fn version_and_help() -> anyhow::Result<()> {
         .arg("--help")
         .output()?;
     let help = String::from_utf8(out.stdout)?;
-    assert!(help.contains("serve"), "{help}");
+    assert!(help.contains("serve") && help.contains("migrate"), "{help}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(["serve", "--database-url", "postgres://127.0.0.1:1/x"])
+        .env_remove("BYOC_SECRET_KEY")
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("BYOC_SECRET_KEY (64 hex digits) is required with Postgres"),
+        "{err}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
         .args(["serve", "--database-url", "mysql://x"])

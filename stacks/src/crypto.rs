@@ -62,6 +62,20 @@ impl Sealer {
         }
     }
 
+    /// The sealer of a deployment: `key_hex` (`BYOC_SECRET_KEY`) if given; otherwise, for the
+    /// embedded SQLite default only, the key file `byoc.key` beside the database file.
+    pub fn for_database(db: &crate::Database, key_hex: Option<&str>) -> Result<Sealer, DbError> {
+        if let Some(key) = key_hex {
+            return Sealer::from_hex(key);
+        }
+        match db.sqlite_path() {
+            Some(file) => Sealer::from_key_file(&file.with_file_name("byoc.key")),
+            None => Err(DbError::Invalid(
+                "BYOC_SECRET_KEY (64 hex digits) is required with Postgres: every host must share the key".into(),
+            )),
+        }
+    }
+
     /// nonce || ciphertext (with tag). A fresh random nonce every time.
     pub fn seal(&self, plaintext: &str) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
