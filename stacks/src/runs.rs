@@ -407,3 +407,133 @@ fn fenced(lease: &Lease) -> DbError {
         lease.holder, lease.stack, lease.generation
     ))
 }
+
+impl Database {
+    /// Saves an environment's config (JSON), creating its stack record; returns the new
+    /// version (1 for the first save).
+    pub async fn save_config(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        env: &str,
+        config: &Value,
+    ) -> Result<i64, DbError> {
+        crate::model::validate_env(env)?;
+        let stack = crate::model::stack_name(slug, env);
+        let now = now_ms();
+        let text = config.to_string();
+        let version = with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let version: i64 = sqlx::query_scalar(
+                "INSERT INTO environment_configs (tenant_id, env, config, version, updated_at) VALUES ($1, $2, $3, 1, $4)
+                 ON CONFLICT (tenant_id, env) DO UPDATE SET config = excluded.config,
+                 version = environment_configs.version + 1, updated_at = excluded.updated_at
+                 RETURNING version",
+            )
+            .bind(tenant_id)
+            .bind(env)
+            .bind(&text)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            sqlx::query("INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+                .bind(&stack)
+                .bind(tenant_id)
+                .bind(env)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            version
+        });
+        Ok(version)
+    }
+
+    /// The saved config of a stack's environment, with its version.
+    pub async fn stack_config(&self, stack: &str) -> Result<(Value, i64), DbError> {
+        let row: Option<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT c.config, c.version FROM environment_configs c
+                 JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $1",
+            )
+            .bind(stack)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        let (text, version) =
+            row.ok_or_else(|| DbError::NotFound(format!("config of stack {stack}")))?;
+        let config = serde_json::from_str(&text)
+            .map_err(|e| DbError::Invalid(format!("stored config of {stack}: {e}")))?;
+        Ok((config, version))
+    }
+
+    /// Whether a cancel was requested for the run.
+    pub async fn cancel_requested(&self, run_id: &str) -> Result<bool, DbError> {
+        Ok(self.run(run_id).await?.cancel_requested)
+    }
+
+    /// Records a new state version for a finished run and what it changed.
+    pub async fn record_history(
+        &self,
+        stack: &str,
+        run_id: &str,
+        lease: &Lease,
+        changes: &Value,
+    ) -> Result<i64, DbError> {
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let version: Option<i64> = sqlx::query_scalar(
+                "UPDATE stacks SET state_version = state_version + 1, updated_at = $1
+                 WHERE name = $2 AND generation = $3 RETURNING state_version",
+            )
+            .bind(now)
+            .bind(stack)
+            .bind(lease.generation)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let version = version.ok_or_else(|| fenced(lease))?;
+            sqlx::query("INSERT INTO state_history (stack, version, run_id, at, changes) VALUES ($1, $2, $3, $4, $5)")
+                .bind(stack)
+                .bind(version)
+                .bind(run_id)
+                .bind(now)
+                .bind(changes.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            Ok(version)
+        })
+    }
+}
+
+impl Database {
+    /// Stores a run's plan (JSON) as it was made; fenced like every write of a run.
+    pub async fn record_plan(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        plan: &Value,
+    ) -> Result<(), DbError> {
+        let n = with_pool!(self, p => {
+            sqlx::query(
+                "UPDATE runs SET plan = $1 WHERE id = $2
+                 AND EXISTS (SELECT 1 FROM stacks WHERE name = $3 AND generation = $4)",
+            )
+            .bind(plan.to_string())
+            .bind(run_id)
+            .bind(&lease.stack)
+            .bind(lease.generation)
+            .execute(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected()
+        });
+        if n == 1 { Ok(()) } else { Err(fenced(lease)) }
+    }
+}

@@ -1,3 +1,7 @@
 //! The queue's consumer side: worker daemon and job handlers.
 //!
 //! Invariant: knows no HTTP. The only crate that wires engine, components and stacks together.
+
+mod run;
+
+pub use run::{Blueprint, Worker, WorkerConfig, WorkerError};

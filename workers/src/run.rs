@@ -1,0 +1,372 @@
+//! Executing one run: wait for the stack's turn, take its lease, plan and apply with the
+//! engine on the SQL journal, renew the lease meanwhile, record events and the outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use byoc_engine::{
+    CancellationToken, Event, EventSink, ExecError, ExecOptions, Executor, Graph, Plan, Providers,
+    Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
+    refresh,
+};
+use byoc_stacks::{Begin, Database, DbError, Lease, RunKind, RunStatus, RunStore};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Turns a stack's saved config into the desired resources and the providers that apply
+/// them. The AWS blueprint lives in byoc-components; tests bring their own.
+pub trait Blueprint: Send + Sync {
+    fn build(&self, stack: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String>;
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Unique per process (host, pid, random suffix).
+    pub name: String,
+    /// How long a lease lives without renewal; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How often a run waiting for its stack's turn looks again.
+    pub poll: Duration,
+    pub parallelism: Option<usize>,
+    pub retry: RetryPolicy,
+}
+
+impl WorkerConfig {
+    pub fn new(name: impl Into<String>) -> WorkerConfig {
+        WorkerConfig {
+            name: name.into(),
+            lease_ttl: Duration::from_secs(60),
+            poll: Duration::from_millis(250),
+            parallelism: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] DbError),
+    /// The worker is shutting down before the run could start: the job goes back to the queue.
+    #[error("worker shutting down; run {0} handed back")]
+    HandedBack(String),
+    /// Another worker took the stack over mid-run: it finishes the run.
+    #[error("run {run}: lease lost to another worker ({reason})")]
+    Fenced { run: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    db: Database,
+    blueprint: Arc<dyn Blueprint>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+}
+
+/// Forwards engine events to the run's event stream through one writer task.
+struct ChannelSink(mpsc::UnboundedSender<Event>);
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+impl Worker {
+    pub fn new(
+        db: Database,
+        blueprint: Arc<dyn Blueprint>,
+        config: WorkerConfig,
+        shutdown: CancellationToken,
+    ) -> Worker {
+        Worker {
+            db,
+            blueprint,
+            config,
+            shutdown,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Runs (or resumes) `run_id` to its end. Returns its final status; `HandedBack` if the
+    /// worker shuts down before the run's turn came.
+    pub async fn execute(&self, run_id: &str) -> Result<RunStatus, WorkerError> {
+        let lease = loop {
+            match self
+                .db
+                .begin_run(run_id, &self.config.name, self.config.lease_ttl)
+                .await?
+            {
+                Begin::Started(lease) => break lease,
+                Begin::Cancelled => return Ok(RunStatus::Cancelled),
+                Begin::Finished => return Ok(self.db.run(run_id).await?.status),
+                Begin::Wait => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll) => {}
+                () = self.shutdown.cancelled() => return Err(WorkerError::HandedBack(run_id.to_string())),
+            }
+        };
+        tracing::info!(run = run_id, stack = %lease.stack, generation = lease.generation, "run started");
+
+        let cancel = CancellationToken::new();
+        let fenced = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn(renew(
+            self.db.clone(),
+            lease.clone(),
+            run_id.to_string(),
+            self.config.lease_ttl,
+            cancel.clone(),
+            fenced.clone(),
+        ));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_events(self.db.clone(), run_id.to_string(), rx));
+
+        let result = self
+            .apply(run_id, &lease, cancel.clone(), Arc::new(ChannelSink(tx)))
+            .await;
+        renewer.abort();
+        let _ = writer.await;
+
+        let lost = |reason: String| WorkerError::Fenced {
+            run: run_id.to_string(),
+            reason,
+        };
+        if fenced.load(Ordering::SeqCst) {
+            return Err(lost("lease renewal refused".into()));
+        }
+        let (status, error, summary) = match result {
+            Err(ExecError::Store(byoc_engine::StoreError::Fenced(reason))) => {
+                return Err(lost(reason));
+            }
+            Err(e) => (RunStatus::Failed, Some(e.to_string()), None),
+            Ok(outcome) => outcome,
+        };
+        match self
+            .db
+            .finish_run(run_id, &lease, status, error.as_deref(), summary.as_ref())
+            .await
+        {
+            Err(DbError::Fenced(reason)) => return Err(lost(reason)),
+            other => other?,
+        }
+        tracing::info!(run = run_id, %status, "run finished");
+        Ok(status)
+    }
+
+    /// Plans and applies according to the run's kind: (status, error, summary).
+    async fn apply(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        cancel: CancellationToken,
+        events: Arc<ChannelSink>,
+    ) -> Result<(RunStatus, Option<String>, Option<Value>), ExecError> {
+        let failed = |e: String| Ok((RunStatus::Failed, Some(e), None));
+        let db = &self.db;
+        let run = match db.run(run_id).await {
+            Ok(run) => run,
+            Err(e) => return failed(e.to_string()),
+        };
+        let store = Arc::new(RunStore::new(db.clone(), run_id, lease.clone()));
+        let snapshot = store.load().await?;
+        let (resources, providers) = match db.stack_config(&lease.stack).await {
+            Ok((config, _)) => match self.blueprint.build(&lease.stack, &config) {
+                Ok(built) => built,
+                Err(e) => return failed(format!("the environment config cannot be built: {e}")),
+            },
+            Err(e) => return failed(e.to_string()),
+        };
+        if run.kind == RunKind::Refresh {
+            let observed = match refresh(
+                &lease.stack,
+                &snapshot,
+                &providers,
+                self.config.parallelism,
+                &self.config.retry,
+                &cancel,
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(e) => return failed(e.to_string()),
+            };
+            let drifted = drift(&snapshot, &observed, &providers);
+            return Ok((
+                RunStatus::Succeeded,
+                None,
+                Some(json!({ "drift": drifted })),
+            ));
+        }
+        let planned: Result<Plan, String> = match run.kind {
+            RunKind::Destroy => {
+                plan_destroy(&lease.stack, run_id, &snapshot).map_err(|e| e.to_string())
+            }
+            _ => Graph::new(resources)
+                .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    plan(&lease.stack, run_id, &g, &snapshot, &providers, None)
+                        .map_err(|e| e.to_string())
+                }),
+        };
+        let p = match planned {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        let summary = serde_json::to_value(p.summary()).expect("summary serializes");
+        let plan_json = serde_json::to_value(&p).expect("plan serializes");
+        db.record_plan(run_id, lease, &plan_json)
+            .await
+            .map_err(exec_error)?;
+        if run.kind == RunKind::Preview {
+            return Ok((RunStatus::Succeeded, None, Some(summary)));
+        }
+        let options = ExecOptions {
+            parallelism: self.config.parallelism,
+            retry: self.config.retry.clone(),
+            cancel,
+        };
+        let executor = Executor::new(providers, store, events, options);
+        let report = executor.apply(&p, &snapshot).await?;
+        let changes: Vec<Value> = report
+            .succeeded
+            .iter()
+            .map(|&i| &p.steps[i])
+            .filter(|s| s.operation.is_some())
+            .map(|s| json!({"resource": s.resource, "action": s.action}))
+            .collect();
+        if !changes.is_empty() {
+            let changes = Value::Array(changes);
+            db.record_history(&lease.stack, run_id, lease, &changes)
+                .await
+                .map_err(exec_error)?;
+        }
+        let error = (!report.failed.is_empty()).then(|| {
+            report
+                .failed
+                .iter()
+                .map(|(i, e)| format!("{}: {e}", p.steps[*i].resource))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let status = match report.status {
+            EngineStatus::Succeeded => RunStatus::Succeeded,
+            EngineStatus::Failed => RunStatus::Failed,
+            EngineStatus::Cancelled => RunStatus::Cancelled,
+        };
+        Ok((status, error, Some(summary)))
+    }
+}
+
+/// A store failure during a run, as the engine reports journal failures: fencing stays
+/// fencing (the run belongs to another worker now), anything else aborts the run.
+fn exec_error(e: DbError) -> ExecError {
+    ExecError::Store(match e {
+        DbError::Fenced(reason) => byoc_engine::StoreError::Fenced(reason),
+        other => byoc_engine::StoreError::Other(other.to_string()),
+    })
+}
+
+/// Renews the lease every third of its lifetime and turns a cancel request into the
+/// executor's cancellation; a refused renewal (takeover) cancels too and marks `fenced`.
+async fn renew(
+    db: Database,
+    lease: Lease,
+    run_id: String,
+    ttl: Duration,
+    cancel: CancellationToken,
+    fenced: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match db.renew_lease(&lease, ttl).await {
+            Err(DbError::Fenced(_)) => {
+                fenced.store(true, Ordering::SeqCst);
+                cancel.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(run = %run_id, error = %e, "lease renewal failed; retrying"),
+            Ok(()) => {}
+        }
+        if db.cancel_requested(&run_id).await.unwrap_or(false) {
+            cancel.cancel();
+        }
+    }
+}
+
+async fn write_events(db: Database, run_id: String, mut rx: mpsc::UnboundedReceiver<Event>) {
+    while let Some(event) = rx.recv().await {
+        let (level, resource, message) = describe(&event);
+        let data = serde_json::to_value(&event).ok();
+        if let Err(e) = db
+            .record_event(&run_id, level, resource, &message, data.as_ref())
+            .await
+        {
+            tracing::warn!(run = %run_id, error = %e, "could not record a run event");
+        }
+    }
+}
+
+fn describe(event: &Event) -> (&'static str, Option<&str>, String) {
+    match event {
+        Event::StepStarted {
+            resource,
+            action,
+            attempt,
+            ..
+        } => (
+            "info",
+            Some(resource),
+            format!("{action:?} started (attempt {attempt})"),
+        ),
+        Event::StepAdopted {
+            resource,
+            physical_id,
+            ..
+        } => (
+            "info",
+            Some(resource),
+            format!("adopted {physical_id}, created before an interruption"),
+        ),
+        Event::StepRetrying {
+            resource,
+            error,
+            delay_ms,
+            ..
+        } => (
+            "warn",
+            Some(resource),
+            format!("retrying in {delay_ms} ms: {error}"),
+        ),
+        Event::StepSucceeded {
+            resource,
+            action,
+            duration_ms,
+            ..
+        } => (
+            "info",
+            Some(resource),
+            format!("{action:?} done in {duration_ms} ms"),
+        ),
+        Event::StepFailed {
+            resource, error, ..
+        } => ("error", Some(resource), format!("failed: {error}")),
+        Event::RunFinished {
+            status,
+            succeeded,
+            failed,
+            skipped,
+            duration_ms,
+        } => (
+            "info",
+            None,
+            format!(
+                "run {status:?} in {duration_ms} ms: {succeeded} steps done, {failed} failed, {skipped} skipped"
+            ),
+        ),
+    }
+}

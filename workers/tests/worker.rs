@@ -1,0 +1,164 @@
+//! Runs executed by a worker against the store on both engines, with the in-memory cloud.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use byoc_engine::testing::{FakeCloud, providers};
+use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
+use byoc_stacks::{Database, NewTenant, RunKind, RunStatus, Sealer, schema_fingerprint};
+use byoc_testkit::TestDb;
+use byoc_workers::{Blueprint, Worker, WorkerConfig};
+use serde_json::{Value, json};
+
+const KINDS: &[&str] = &["vpc", "subnet", "nat"];
+
+/// The config is the resource list itself.
+struct ListBlueprint(Arc<FakeCloud>);
+
+impl Blueprint for ListBlueprint {
+    fn build(&self, _: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
+        let resources =
+            serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
+        Ok((resources, providers(&self.0, KINDS)))
+    }
+}
+
+fn config(nat_size: u32) -> Value {
+    json!({"resources": [
+        Resource::new("vpc", "vpc", json!({"cidr": "10.0.0.0/16"})),
+        Resource::new("subnet", "a", json!({"vpc": reference("vpc", "id")})),
+        Resource::new("nat", "nat", json!({"subnet": reference("a", "id"), "size": nat_size})),
+    ]})
+}
+
+async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
+    let sqlite = TestDb::sqlite().await?;
+    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
+        let db = Database::connect(&url).await?;
+        db.migrate().await?;
+        db.close().await;
+        Ok(())
+    })
+    .await?;
+    let mut out = Vec::new();
+    for t in [sqlite, postgres] {
+        let db = Database::connect(t.url()).await?;
+        db.migrate().await?;
+        out.push((t, db));
+    }
+    Ok(out)
+}
+
+async fn setup(db: &Database) -> anyhow::Result<(String, Arc<FakeCloud>, Worker)> {
+    let new = NewTenant {
+        slug: "acme".into(),
+        name: "Acme".into(),
+        aws_account_id: "111111111111".into(),
+        labels: Default::default(),
+    };
+    let (tenant, _) = db
+        .create_tenant(&Sealer::from_hex(&"ab".repeat(32))?, &new, "test")
+        .await?;
+    db.save_config(&tenant.id, "acme", "dev", &config(1))
+        .await?;
+    let cloud = FakeCloud::new();
+    let mut wc = WorkerConfig::new("test-worker");
+    wc.lease_ttl = Duration::from_millis(300);
+    wc.poll = Duration::from_millis(20);
+    wc.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_elapsed: Duration::from_secs(5),
+    };
+    let worker = Worker::new(
+        db.clone(),
+        Arc::new(ListBlueprint(cloud.clone())),
+        wc,
+        CancellationToken::new(),
+    );
+    Ok(("acme-dev".into(), cloud, worker))
+}
+
+#[tokio::test]
+async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&run.id).await?, RunStatus::Succeeded);
+        assert_eq!(cloud.objects().len(), 3);
+        let state = db
+            .snapshot(&stack)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(state.resources.len(), 3);
+        let run = db.run(&run.id).await?;
+        assert_eq!(run.summary.as_ref().unwrap()["create"], 3);
+        assert!(run.finished_at.is_some());
+
+        // An unchanged config previews as empty.
+        let (preview, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        assert_eq!(worker.execute(&preview.id).await?, RunStatus::Succeeded);
+        let summary = db.run(&preview.id).await?.summary.unwrap();
+        assert_eq!(
+            (
+                summary["create"].as_u64(),
+                summary["update"].as_u64(),
+                summary["unchanged"].as_u64()
+            ),
+            (Some(0), Some(0), Some(3))
+        );
+
+        // A changed size is one in-place update.
+        let tenant = db.tenant("acme").await?;
+        db.save_config(&tenant.id, "acme", "dev", &config(2))
+            .await?;
+        let (update, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&update.id).await?, RunStatus::Succeeded);
+        assert_eq!(db.run(&update.id).await?.summary.unwrap()["update"], 1);
+        assert_eq!(cloud.calls().iter().filter(|c| c.op == "update").count(), 1);
+
+        let (destroy, _) = db.request_run(&stack, RunKind::Destroy, "alice").await?;
+        assert_eq!(worker.execute(&destroy.id).await?, RunStatus::Succeeded);
+        assert!(cloud.objects().is_empty());
+        assert!(
+            db.snapshot(&stack)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .resources
+                .is_empty()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        cloud.set_latency("vpc", Duration::from_millis(400));
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        let started = Instant::now();
+        let execution = tokio::spawn({
+            let (worker, id) = (worker.clone(), run.id.clone());
+            async move { worker.execute(&id).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        db.request_cancel(&run.id, "alice").await?;
+        let status = execution.await??;
+        assert_eq!(status, RunStatus::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The in-flight VPC create finished and was recorded; nothing after it started.
+        assert_eq!(cloud.objects().len(), 1);
+        assert_eq!(
+            db.snapshot(&stack)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .resources
+                .len(),
+            1
+        );
+        assert_eq!(db.run(&run.id).await?.status, RunStatus::Cancelled);
+    }
+    Ok(())
+}
