@@ -51,6 +51,9 @@ pub enum WorkerError {
     /// The worker is shutting down before the run could start: the job goes back to the queue.
     #[error("worker shutting down; run {0} handed back")]
     HandedBack(String),
+    /// The run stopped because its journal could not be written; a retry resumes it.
+    #[error("run {run} interrupted: {reason}")]
+    Interrupted { run: String, reason: String },
     /// Another worker took the stack over mid-run: it finishes the run.
     #[error("run {run}: lease lost to another worker ({reason})")]
     Fenced { run: String, reason: String },
@@ -142,6 +145,14 @@ impl Worker {
         let (status, error, summary) = match result {
             Err(ExecError::Store(byoc_engine::StoreError::Fenced(reason))) => {
                 return Err(lost(reason));
+            }
+            // The journal could not be written (database down): the run is not failed, it
+            // is resumed from the journal when the job is retried and the lease has expired.
+            Err(ExecError::Store(e)) => {
+                return Err(WorkerError::Interrupted {
+                    run: run_id.to_string(),
+                    reason: e.to_string(),
+                });
             }
             Err(e) => (RunStatus::Failed, Some(e.to_string()), None),
             Ok(outcome) => outcome,

@@ -143,7 +143,20 @@ async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<(
             let (worker, id) = (worker.clone(), run.id.clone());
             async move { worker.execute(&id).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Cancel once the VPC create is under way (its intent is journaled).
+        while db
+            .snapshot(&stack)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .pending
+            .is_empty()
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(5),
+                "the run never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         db.request_cancel(&run.id, "alice").await?;
         let status = execution.await??;
         assert_eq!(status, RunStatus::Cancelled);
