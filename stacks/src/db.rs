@@ -71,8 +71,9 @@ pub struct Database {
     url: String,
 }
 
+/// The typed pool, for what must use one (the queue's storage).
 #[derive(Clone, Debug)]
-pub(crate) enum Pool {
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -162,7 +163,7 @@ impl Database {
         &self.url
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 

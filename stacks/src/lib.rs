@@ -7,16 +7,18 @@
 mod crypto;
 mod db;
 mod model;
+mod queue;
 mod runs;
 mod state_store;
 mod tenants;
 
 pub use crypto::Sealer;
-pub use db::{Database, DbError, MigrationStatus, redact_url, schema_fingerprint};
+pub use db::{Database, DbError, MigrationStatus, Pool, redact_url, schema_fingerprint};
 pub use model::{
     OnboardingStatus, RunKind, RunStatus, stack_name, validate_account_id, validate_env,
     validate_slug,
 };
+pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, Run};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, Tenant};

@@ -537,3 +537,15 @@ impl Database {
         if n == 1 { Ok(()) } else { Err(fenced(lease)) }
     }
 }
+
+impl Database {
+    /// Ids of runs queued or running, oldest first.
+    pub async fn unfinished_runs(&self) -> Result<Vec<String>, DbError> {
+        with_pool!(self, p => {
+            sqlx::query_scalar("SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY seq")
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))
+        })
+    }
+}

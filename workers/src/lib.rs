@@ -2,6 +2,8 @@
 //!
 //! Invariant: knows no HTTP. The only crate that wires engine, components and stacks together.
 
+mod daemon;
 mod run;
 
+pub use daemon::run_daemon;
 pub use run::{Blueprint, Worker, WorkerConfig, WorkerError};

@@ -51,6 +51,8 @@ pub enum WorkerError {
     /// The worker is shutting down before the run could start: the job goes back to the queue.
     #[error("worker shutting down; run {0} handed back")]
     HandedBack(String),
+    #[error("job queue: {0}")]
+    Queue(String),
     /// The run stopped because its journal could not be written; a retry resumes it.
     #[error("run {run} interrupted: {reason}")]
     Interrupted { run: String, reason: String },

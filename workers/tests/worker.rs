@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
-use byoc_stacks::{Database, NewTenant, RunKind, RunStatus, Sealer, schema_fingerprint};
+use byoc_stacks::{
+    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, schema_fingerprint,
+};
 use byoc_testkit::TestDb;
-use byoc_workers::{Blueprint, Worker, WorkerConfig};
+use byoc_workers::{Blueprint, Worker, WorkerConfig, run_daemon};
 use serde_json::{Value, json};
 
 const KINDS: &[&str] = &["vpc", "subnet", "nat"];
@@ -172,6 +174,86 @@ async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<(
             1
         );
         assert_eq!(db.run(&run.id).await?.status, RunStatus::Cancelled);
+    }
+    Ok(())
+}
+
+async fn until_finished(db: &Database, run_id: &str) -> anyhow::Result<RunStatus> {
+    let started = Instant::now();
+    loop {
+        let run = db.run(run_id).await?;
+        if run.status.is_finished() {
+            return Ok(run.status);
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "run {run_id} still {}",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_runs_queued_jobs_in_order_and_stops_on_shutdown() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        let config = QueueConfig {
+            batch: 4,
+            heartbeat: Duration::from_secs(5),
+        };
+        let queue = JobQueue::setup(&db, config).await?;
+        let shutdown = CancellationToken::new();
+        let daemon = tokio::spawn(run_daemon(
+            db.clone(),
+            queue.clone(),
+            worker,
+            4,
+            shutdown.clone(),
+        ));
+
+        // Concurrent deploy requests coalesce into one run; the destroy runs after it.
+        let mut requests = Vec::new();
+        for _ in 0..10 {
+            let (db, queue, stack) = (db.clone(), queue.clone(), stack.clone());
+            requests.push(tokio::spawn(async move {
+                queue.request(&db, &stack, RunKind::Deploy, "alice").await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for r in requests {
+            ids.insert(r.await??.0.id);
+        }
+        let (destroy, _) = queue
+            .request(&db, &stack, RunKind::Destroy, "alice")
+            .await?;
+        for id in &ids {
+            assert_eq!(until_finished(&db, id).await?, RunStatus::Succeeded);
+        }
+        assert_eq!(
+            until_finished(&db, &destroy.id).await?,
+            RunStatus::Succeeded
+        );
+        assert!(cloud.objects().is_empty());
+        let runs = db.runs_of(&stack).await?;
+        assert!(ids.len() <= 2, "10 requests made {} deploy runs", ids.len());
+        assert_eq!(runs.len(), ids.len() + 1);
+        // A second deploy (requested after the first started) found nothing to do.
+        assert_eq!(cloud.calls().iter().filter(|c| c.op == "create").count(), 3);
+        let deploy_end = runs
+            .iter()
+            .filter(|r| r.kind == RunKind::Deploy)
+            .filter_map(|r| r.finished_at)
+            .max();
+        assert!(
+            deploy_end <= db.run(&destroy.id).await?.started_at,
+            "the destroy waited for the deploys"
+        );
+
+        // A sweep re-pushes nothing harmful: every run is finished.
+        assert_eq!(queue.sweep(&db).await?, 0);
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), daemon).await???;
     }
     Ok(())
 }

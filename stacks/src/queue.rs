@@ -1,0 +1,137 @@
+//! The queue's producer side. A run is recorded in `runs` (the truth about it) and its job
+//! pushed to apalis (which only carries the run id, keyed by it) in one place.
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use crate::db::Pool;
+use crate::model::RunKind;
+use crate::runs::Run;
+use crate::{Database, DbError};
+
+/// The apalis queue byoc's runs go through.
+pub const QUEUE: &str = "byoc-runs";
+
+/// A run's job: only its id. Everything else is read from the store when it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJob {
+    pub run_id: String,
+}
+
+/// apalis storage on the store's own database.
+#[derive(Clone)]
+pub enum JobQueue {
+    Sqlite(SqliteStorage<RunJob>),
+    Postgres(PostgresStorage<RunJob>),
+}
+
+/// How workers poll and watch each other; see the apalis notes in ARCHITECTURE.md.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueConfig {
+    /// Jobs a worker fetches (and locks) at a time: its concurrency, so none wait locked.
+    pub batch: usize,
+    /// A worker missing two heartbeats is dead: its jobs go back to the queue.
+    pub heartbeat: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            batch: 4,
+            heartbeat: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs decide their own end; a job is retried until its run has finished.
+const MAX_ATTEMPTS: usize = 1_000_000;
+
+impl JobQueue {
+    /// Creates apalis' tables (beside byoc's, with their own migrations table) and the
+    /// storage handle.
+    pub async fn setup(db: &Database, config: QueueConfig) -> Result<JobQueue, DbError> {
+        let failed = |e: String| DbError::Invalid(format!("setting up the job queue: {e}"));
+        Ok(match db.pool() {
+            Pool::Sqlite(pool) => {
+                // apalis-sqlite would share sqlx's default `_sqlx_migrations` with byoc's own
+                // migrations, and each migrator refuses the other's versions.
+                let mut migrations = SqliteStorage::<()>::migrations();
+                migrations.dangerous_set_table_name("_apalis_migrations");
+                migrations
+                    .run(pool)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let cfg = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .batch_size(config.batch)
+                    .heartbeat_interval(config.heartbeat)
+                    .missed_heartbeats(2);
+                JobQueue::Sqlite(SqliteStorage::new(pool).with_config(cfg))
+            }
+            Pool::Postgres(pool) => {
+                // Its own schema `apalis` and migrations table.
+                PostgresStorage::setup(pool)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                // Postgres' default is 10 missed heartbeats (5 minutes); be as quick as SQLite.
+                let cfg = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .batch_size(config.batch)
+                    .heartbeat_interval(config.heartbeat)
+                    .missed_heartbeats(2);
+                JobQueue::Postgres(PostgresStorage::new(pool).with_config(cfg))
+            }
+        })
+    }
+
+    /// Pushes the job of `run_id`. Pushing it again is harmless (the idempotency key is the
+    /// run id), which lets a sweeper repair a crash between recording a run and pushing it.
+    pub async fn push(&self, run_id: &str) -> Result<(), DbError> {
+        let task = TaskBuilder::new(RunJob {
+            run_id: run_id.to_string(),
+        })
+        .idempotency_key(run_id)
+        .max_attempts(MAX_ATTEMPTS)
+        .build();
+        let result = match self {
+            // A duplicate is ignored by apalis-sqlite.
+            JobQueue::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
+            JobQueue::Postgres(s) => match s.clone().push_task(task).await {
+                Err(apalis::prelude::TaskSinkError::PushError(
+                    apalis_postgres::Error::Database(sqlx::Error::Database(e)),
+                )) if e.is_unique_violation() => Ok(()),
+                other => other.map_err(|e| e.to_string()),
+            },
+        };
+        result.map_err(|e| DbError::Invalid(format!("pushing the job of run {run_id}: {e}")))
+    }
+
+    /// Records a run request and queues its job; a deploy coalesced into a queued one
+    /// returns that run (and `true`) and queues nothing new.
+    pub async fn request(
+        &self,
+        db: &Database,
+        stack: &str,
+        kind: RunKind,
+        requested_by: &str,
+    ) -> Result<(Run, bool), DbError> {
+        let (run, coalesced) = db.request_run(stack, kind, requested_by).await?;
+        if !coalesced {
+            self.push(&run.id).await?;
+        }
+        Ok((run, coalesced))
+    }
+
+    /// Pushes (again) the job of every unfinished run: repairs a crash between recording a
+    /// run and pushing its job. Returns how many runs were unfinished.
+    pub async fn sweep(&self, db: &Database) -> Result<usize, DbError> {
+        let runs = db.unfinished_runs().await?;
+        for id in &runs {
+            self.push(id).await?;
+        }
+        Ok(runs.len())
+    }
+}

@@ -1,0 +1,132 @@
+//! The worker daemon: apalis workers taking run jobs from the queue and executing them.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::{BackendExt, BoxDynError, Data, PollSnapshot, PollStrategy, WorkerBuilder};
+use byoc_engine::CancellationToken;
+use byoc_stacks::{Database, JobQueue, Pool, QUEUE, RunJob};
+use futures::Stream;
+
+use crate::{Worker, WorkerError};
+
+/// How often the queue is polled when no notification arrives (SQLite always; Postgres
+/// when a LISTEN notification is missed), and how often unfinished runs are re-pushed.
+const TICK: Duration = Duration::from_millis(100);
+const SWEEP: Duration = Duration::from_secs(60);
+
+/// Wakes the fetcher on a notification or on a tick. apalis' own interval strategy can lose
+/// a wake-up and stall until the next heartbeat (30 s); this one drains each source until it
+/// is pending, so a waker is always registered.
+struct WakeUp<S> {
+    notify: Option<S>,
+    tick: tokio::time::Interval,
+}
+
+impl<S> WakeUp<S> {
+    fn new(notify: Option<S>, every: Duration) -> WakeUp<S> {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        WakeUp { notify, tick }
+    }
+}
+
+impl<S: Stream + Unpin> PollStrategy for WakeUp<S> {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        let mut fired = false;
+        while self.tick.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        while let Some(s) = self.notify.as_mut() {
+            match Pin::new(s).poll_next(cx) {
+                Poll::Ready(Some(_)) => fired = true,
+                // The listener died: the tick keeps the worker going.
+                Poll::Ready(None) => self.notify = None,
+                Poll::Pending => break,
+            }
+        }
+        if fired {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// A job ends only with its run: any error sends it back to the queue, and the run resumes
+/// from its journal wherever it is picked up again.
+async fn handle(job: RunJob, worker: Data<Worker>) -> Result<(), BoxDynError> {
+    match worker.execute(&job.run_id).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(run = %job.run_id, error = %e, "run not finished here; back to the queue");
+            Err(e.into())
+        }
+    }
+}
+
+/// Runs `concurrency` run jobs at a time until `shutdown` fires; then takes no more jobs,
+/// lets runs waiting for their turn go back to the queue and finishes the runs in flight.
+pub async fn run_daemon(
+    db: Database,
+    queue: JobQueue,
+    worker: Worker,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let sweeper = tokio::spawn({
+        let (db, queue, shutdown) = (db.clone(), queue.clone(), shutdown.clone());
+        async move {
+            loop {
+                if let Err(e) = queue.sweep(&db).await {
+                    tracing::warn!(error = %e, "could not re-push unfinished runs");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SWEEP) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    });
+    let name = worker.name().to_string();
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        }
+    };
+    tracing::info!(worker = %name, concurrency, "worker started");
+    let result = match (queue, db.pool()) {
+        (JobQueue::Sqlite(storage), _) => {
+            let backend =
+                storage.poll_with_strategy(WakeUp::<futures::stream::Empty<()>>::new(None, TICK));
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .data(worker)
+                .concurrency(concurrency)
+                .build(handle)
+                .run_until(stop)
+                .await
+        }
+        (JobQueue::Postgres(storage), Pool::Postgres(pool)) => {
+            let listen = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into());
+            let backend = storage.poll_with_strategy(WakeUp::new(Some(listen), TICK * 10));
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .data(worker)
+                .concurrency(concurrency)
+                .build(handle)
+                .run_until(stop)
+                .await
+        }
+        (JobQueue::Postgres(_), Pool::Sqlite(_)) => {
+            unreachable!("the queue lives in the store's database")
+        }
+    };
+    sweeper.abort();
+    tracing::info!(worker = %name, "worker stopped");
+    result.map_err(|e| WorkerError::Queue(e.to_string()))
+}
