@@ -1,0 +1,166 @@
+//! A worker daemon over a file-backed fake cloud, for crash tests: killed with SIGKILL
+//! mid-run, its successor must finish the run without a duplicate object. Not for production.
+//!
+//! Environment: `BYOC_DATABASE_URL` (the store), `FAKE_CLOUD` (SQLite file holding the fake
+//! cloud's objects, shared by every worker process), `WORKER_NAME`, `CREATE_MS` (latency of
+//! each create).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use byoc_engine::{
+    CancellationToken, Created, Ctx, ErrorClass, Observed, Provider, ProviderError, Providers,
+    Resource,
+};
+use byoc_stacks::{Database, JobQueue, QueueConfig};
+use byoc_workers::{Blueprint, Worker, WorkerConfig, run_daemon};
+use serde_json::{Value, json};
+use sqlx::SqlitePool;
+
+/// Objects live in a SQLite file, so they outlive any worker process.
+struct FileCloud {
+    pool: SqlitePool,
+    create_latency: Duration,
+}
+
+fn failed(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::with_code("Throttling", e.to_string())
+}
+
+#[async_trait]
+impl Provider for FileCloud {
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        tokio::time::sleep(self.create_latency).await;
+        let id = format!("obj-{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(
+            "INSERT INTO objects (id, stack, resource, token, inputs) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&ctx.stack)
+        .bind(&ctx.resource)
+        .bind(&ctx.token)
+        .bind(inputs.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(Created {
+            outputs: json!({"id": id}),
+            physical_id: id,
+        })
+    }
+
+    async fn read(&self, _: &Ctx, id: &str, _: &Value) -> Result<Observed, ProviderError> {
+        let inputs: Option<String> = sqlx::query_scalar("SELECT inputs FROM objects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        let inputs = inputs.ok_or_else(|| ProviderError::with_code("NotFound", id.to_string()))?;
+        Ok(Observed {
+            inputs: serde_json::from_str(&inputs).map_err(failed)?,
+            outputs: json!({"id": id}),
+        })
+    }
+
+    async fn update(
+        &self,
+        _: &Ctx,
+        id: &str,
+        _: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
+        sqlx::query("UPDATE objects SET inputs = $1 WHERE id = $2")
+            .bind(new.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(json!({"id": id}))
+    }
+
+    async fn delete(&self, _: &Ctx, id: &str, _: &Value) -> Result<(), ProviderError> {
+        sqlx::query("DELETE FROM objects WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(failed)
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, _: &Value) -> Result<Option<Created>, ProviderError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM objects WHERE stack = $1 AND resource = $2 AND token = $3",
+        )
+        .bind(&ctx.stack)
+        .bind(&ctx.resource)
+        .bind(&ctx.token)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(id.map(|id| Created {
+            outputs: json!({"id": id}),
+            physical_id: id,
+        }))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        match error.code.as_deref() {
+            Some("NotFound") => ErrorClass::NotFound,
+            _ => ErrorClass::Transient,
+        }
+    }
+}
+
+/// The config's `resources` list is the desired state; every type is the file cloud.
+struct ListBlueprint(Arc<FileCloud>);
+
+impl Blueprint for ListBlueprint {
+    fn build(&self, _: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
+        let resources: Vec<Resource> =
+            serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
+        let providers = resources.iter().fold(Providers::new(), |p, r| {
+            p.with(r.kind.clone(), self.0.clone() as Arc<dyn Provider>)
+        });
+        Ok((resources, providers))
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cloud_url = format!("sqlite://{}?mode=rwc", env("FAKE_CLOUD"));
+    let pool = SqlitePool::connect(&cloud_url).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, stack TEXT, resource TEXT, token TEXT, inputs TEXT)")
+        .execute(&pool)
+        .await?;
+    let cloud = Arc::new(FileCloud {
+        pool,
+        create_latency: Duration::from_millis(env("CREATE_MS").parse()?),
+    });
+    let db = Database::connect(&env("BYOC_DATABASE_URL")).await?;
+    let queue = JobQueue::setup(
+        &db,
+        QueueConfig {
+            batch: 2,
+            heartbeat: Duration::from_millis(500),
+        },
+    )
+    .await?;
+    let mut config = WorkerConfig::new(env("WORKER_NAME"));
+    config.lease_ttl = Duration::from_millis(1500);
+    config.poll = Duration::from_millis(50);
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(
+        db.clone(),
+        Arc::new(ListBlueprint(cloud)),
+        config,
+        shutdown.clone(),
+    );
+    println!("ready");
+    run_daemon(db, queue, worker, 2, shutdown).await?;
+    Ok(())
+}
