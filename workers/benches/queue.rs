@@ -6,52 +6,19 @@
 //! (`INSERT` + `UPDATE ... RETURNING` on SQLite, `SELECT ... FOR UPDATE SKIP LOCKED` on
 //! Postgres, 4 consumers polling every millisecond).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use byoc_engine::{CancellationToken, Providers, Resource};
-use byoc_stacks::{
-    Database, JobQueue, NewTenant, Pool, QueueConfig, RunKind, Sealer, now_ms, schema_fingerprint,
-};
-use byoc_testkit::TestDb;
-use byoc_workers::{Blueprint, Worker, WorkerConfig, run_daemon};
-use serde_json::{Value, json};
+use byoc_engine::CancellationToken;
+use byoc_stacks::{Database, Pool, RunKind, now_ms};
 
 const CONCURRENCY: usize = 4;
 const LATENCY_RUNS: usize = 100;
 const BURST_RUNS: usize = 300;
 
-/// Every environment is empty: a run plans nothing and applies nothing.
-struct Empty;
-
-impl Blueprint for Empty {
-    fn build(&self, _: &str, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
-        Ok((Vec::new(), Providers::new()))
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn stacks(db: &Database, n: usize) -> anyhow::Result<Vec<String>> {
-    let new = NewTenant {
-        slug: "bench".into(),
-        name: "Bench".into(),
-        aws_account_id: "111111111111".into(),
-        labels: Default::default(),
-    };
-    let (tenant, _) = db
-        .create_tenant(&Sealer::from_hex(&"ab".repeat(32))?, &new, "bench")
-        .await?;
-    let mut out = Vec::new();
-    for i in 0..n {
-        let env = format!("e{i}");
-        db.save_config(&tenant.id, "bench", &env, &json!({}))
-            .await?;
-        out.push(format!("bench-{env}"));
-    }
-    Ok(out)
 }
 
 async fn wait_finished(db: &Database, ids: &[String]) -> anyhow::Result<Vec<f64>> {
@@ -71,27 +38,8 @@ async fn wait_finished(db: &Database, ids: &[String]) -> anyhow::Result<Vec<f64>
 
 /// (p50 ms, p99 ms, runs/s) through byoc's queue.
 async fn byoc_queue(db: &Database) -> anyhow::Result<(f64, f64, f64)> {
-    let stacks = stacks(db, BURST_RUNS).await?;
-    let queue = JobQueue::setup(
-        db,
-        QueueConfig {
-            batch: CONCURRENCY,
-            heartbeat: Duration::from_secs(30),
-        },
-    )
-    .await?;
-    let shutdown = CancellationToken::new();
-    let mut config = WorkerConfig::new(format!("bench-{}", std::process::id()));
-    config.poll = Duration::from_millis(5);
-    let worker = Worker::new(db.clone(), Arc::new(Empty), config, shutdown.clone());
-    let daemon = tokio::spawn(run_daemon(
-        db.clone(),
-        queue.clone(),
-        worker,
-        CONCURRENCY,
-        shutdown.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stacks = common::stacks(db, BURST_RUNS).await?;
+    let (queue, shutdown, daemon) = common::start_daemon(db, CONCURRENCY).await?;
 
     // Latency: one run at a time, spaced so the queue is idle when each arrives.
     let mut latencies = Vec::new();
@@ -259,17 +207,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         println!("queue benchmark: {LATENCY_RUNS} runs one at a time (latency), then a burst of {BURST_RUNS} (throughput); {CONCURRENCY} concurrent runs per worker");
-        let sqlite = TestDb::sqlite().await?;
-        let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
-            let db = Database::connect(&url).await?;
-            db.migrate().await?;
-            db.close().await;
-            Ok(())
-        })
-        .await?;
-        for (name, t) in [("SQLite", &sqlite), ("Postgres", &postgres)] {
-            let db = Database::connect(t.url()).await?;
-            db.migrate().await?;
+        for (name, _t, db) in common::databases().await? {
             let (p50, p99, rate) = byoc_queue(&db).await?;
             let (b50, b99, brate) = baseline(&db).await?;
             println!("{name}:");

@@ -1,0 +1,86 @@
+//! Set-up shared by the queue benchmark and the soak.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use byoc_engine::{CancellationToken, Providers, Resource};
+use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, schema_fingerprint};
+use byoc_testkit::TestDb;
+use byoc_workers::{Blueprint, Worker, WorkerConfig, WorkerError, run_daemon};
+use serde_json::{Value, json};
+
+/// Every environment is empty: a run plans nothing and applies nothing.
+struct Empty;
+
+impl Blueprint for Empty {
+    fn build(&self, _: &str, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
+        Ok((Vec::new(), Providers::new()))
+    }
+}
+
+/// A fresh migrated SQLite file and Postgres database (kept alive by the `TestDb`s).
+pub async fn databases() -> anyhow::Result<Vec<(&'static str, TestDb, Database)>> {
+    let sqlite = TestDb::sqlite().await?;
+    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
+        let db = Database::connect(&url).await?;
+        db.migrate().await?;
+        db.close().await;
+        Ok(())
+    })
+    .await?;
+    let mut out = Vec::new();
+    for (name, t) in [("SQLite", sqlite), ("Postgres", postgres)] {
+        let db = Database::connect(t.url()).await?;
+        db.migrate().await?;
+        out.push((name, t, db));
+    }
+    Ok(out)
+}
+
+/// `n` stacks of one tenant, each with an empty config.
+pub async fn stacks(db: &Database, n: usize) -> anyhow::Result<Vec<String>> {
+    let new = NewTenant {
+        slug: "bench".into(),
+        name: "Bench".into(),
+        aws_account_id: "111111111111".into(),
+        labels: Default::default(),
+    };
+    let (tenant, _) = db
+        .create_tenant(&Sealer::from_hex(&"ab".repeat(32))?, &new, "bench")
+        .await?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let env = format!("e{i}");
+        db.save_config(&tenant.id, "bench", &env, &json!({}))
+            .await?;
+        out.push(format!("bench-{env}"));
+    }
+    Ok(out)
+}
+
+type Daemon = tokio::task::JoinHandle<Result<(), WorkerError>>;
+
+/// A worker daemon running empty runs, `concurrency` at a time.
+pub async fn start_daemon(
+    db: &Database,
+    concurrency: usize,
+) -> anyhow::Result<(JobQueue, CancellationToken, Daemon)> {
+    let config = QueueConfig {
+        batch: concurrency,
+        heartbeat: Duration::from_secs(30),
+    };
+    let queue = JobQueue::setup(db, config).await?;
+    let shutdown = CancellationToken::new();
+    let mut worker_config = WorkerConfig::new(format!("bench-{}", std::process::id()));
+    worker_config.poll = Duration::from_millis(5);
+    let worker = Worker::new(db.clone(), Arc::new(Empty), worker_config, shutdown.clone());
+    let daemon = tokio::spawn(run_daemon(
+        db.clone(),
+        queue.clone(),
+        worker,
+        concurrency,
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok((queue, shutdown, daemon))
+}
