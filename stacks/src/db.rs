@@ -316,6 +316,15 @@ impl Database {
     }
 }
 
+/// Opens the store at `url`, applies its migrations and closes it again (e.g. to prepare a
+/// test database).
+pub async fn migrate_url(url: &str) -> Result<(), DbError> {
+    let db = Database::connect(url).await?;
+    let result = db.migrate().await;
+    db.close().await;
+    result
+}
+
 /// Identifies the schema the migrations produce (both engines), e.g. to name a test
 /// template database: it changes whenever a migration is added or edited.
 pub fn schema_fingerprint() -> String {

@@ -13,7 +13,9 @@ mod state_store;
 mod tenants;
 
 pub use crypto::Sealer;
-pub use db::{Database, DbError, MigrationStatus, Pool, redact_url, schema_fingerprint};
+pub use db::{
+    Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
+};
 pub use model::{
     OnboardingStatus, RunKind, RunStatus, stack_name, validate_account_id, validate_env,
     validate_slug,

@@ -10,25 +10,21 @@ use byoc_engine::{
     StoreError, plan, reference,
 };
 use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, RunKind, RunStatus, RunStore, Sealer, schema_fingerprint,
+    Begin, Database, DbError, NewTenant, RunKind, RunStatus, RunStore, Sealer, migrate_url,
+    schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;
 
 /// A migrated SQLite file and a migrated Postgres database, each the test's own.
 async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let sqlite = TestDb::sqlite().await?;
-    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
-        let db = Database::connect(&url).await?;
-        db.migrate().await?;
-        db.close().await;
-        Ok(())
-    })
-    .await?;
     let mut out = Vec::new();
-    for t in [sqlite, postgres] {
+    for t in TestDb::both(&schema_fingerprint(), |url| async move {
+        Ok(migrate_url(&url).await?)
+    })
+    .await?
+    {
         let db = Database::connect(t.url()).await?;
-        db.migrate().await?;
         out.push((t, db));
     }
     Ok(out)

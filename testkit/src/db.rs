@@ -69,6 +69,22 @@ impl TestDb {
         })
     }
 
+    /// A fresh SQLite file and a fresh Postgres database, both prepared by `setup` (which
+    /// builds the Postgres template once, as in [`TestDb::postgres`]): for tests that must
+    /// behave the same on both engines.
+    pub async fn both<F, Fut>(fingerprint: &str, setup: F) -> Result<[TestDb; 2]>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let sqlite = TestDb::sqlite().await?;
+        setup(sqlite.url.clone())
+            .await
+            .context("set up the SQLite test database")?;
+        let postgres = TestDb::postgres(fingerprint, &setup).await?;
+        Ok([sqlite, postgres])
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use byoc_engine::{Resource, reference};
 use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, schema_fingerprint,
+    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
+    schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;
@@ -77,19 +78,14 @@ fn resources() -> Vec<Resource> {
 
 #[tokio::test]
 async fn a_killed_workers_run_is_finished_by_another_without_duplicates() -> anyhow::Result<()> {
-    let sqlite = TestDb::sqlite().await?;
-    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
-        let db = Database::connect(&url).await?;
-        db.migrate().await?;
-        db.close().await;
-        Ok(())
+    let databases = TestDb::both(&schema_fingerprint(), |url| async move {
+        Ok(migrate_url(&url).await?)
     })
     .await?;
-    for t in [&sqlite, &postgres] {
+    for t in &databases {
         let dir = tempfile::tempdir()?;
         let cloud = dir.path().join("cloud.db");
         let db = Database::connect(t.url()).await?;
-        db.migrate().await?;
         let sealer = Sealer::from_hex(&"ab".repeat(32))?;
         let new = NewTenant {
             slug: "acme".into(),

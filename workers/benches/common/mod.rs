@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use byoc_engine::{CancellationToken, Providers, Resource};
-use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, schema_fingerprint};
+use byoc_stacks::{
+    Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, schema_fingerprint,
+};
 use byoc_testkit::TestDb;
 use byoc_workers::{Blueprint, Worker, WorkerConfig, WorkerError, run_daemon};
 use serde_json::{Value, json};
@@ -20,18 +22,13 @@ impl Blueprint for Empty {
 
 /// A fresh migrated SQLite file and Postgres database (kept alive by the `TestDb`s).
 pub async fn databases() -> anyhow::Result<Vec<(&'static str, TestDb, Database)>> {
-    let sqlite = TestDb::sqlite().await?;
-    let postgres = TestDb::postgres(&schema_fingerprint(), |url| async move {
-        let db = Database::connect(&url).await?;
-        db.migrate().await?;
-        db.close().await;
-        Ok(())
+    let [sqlite, postgres] = TestDb::both(&schema_fingerprint(), |url| async move {
+        Ok(migrate_url(&url).await?)
     })
     .await?;
     let mut out = Vec::new();
     for (name, t) in [("SQLite", sqlite), ("Postgres", postgres)] {
         let db = Database::connect(t.url()).await?;
-        db.migrate().await?;
         out.push((name, t, db));
     }
     Ok(out)
