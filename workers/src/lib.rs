@@ -6,4 +6,4 @@ mod daemon;
 mod run;
 
 pub use daemon::run_daemon;
-pub use run::{Blueprint, Worker, WorkerConfig, WorkerError};
+pub use run::{Blueprint, Worker, WorkerConfig, WorkerError, unique_worker_name};

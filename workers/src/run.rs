@@ -32,6 +32,19 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
 }
 
+/// A worker name unique to this process: host, pid and a random suffix. apalis needs unique
+/// names, and a restarted process must not take its dead predecessor's name (its jobs would
+/// never be re-enqueued).
+pub fn unique_worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
 impl WorkerConfig {
     pub fn new(name: impl Into<String>) -> WorkerConfig {
         WorkerConfig {
@@ -381,5 +394,15 @@ fn describe(event: &Event) -> (&'static str, Option<&str>, String) {
                 "run {status:?} in {duration_ms} ms: {succeeded} steps done, {failed} failed, {skipped} skipped"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn worker_names_are_unique_and_name_the_process() {
+        let (a, b) = (super::unique_worker_name(), super::unique_worker_name());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
     }
 }
