@@ -327,6 +327,33 @@ impl Decision {
     }
 }
 
+/// A step with only what every step has; `Builder::push` numbers it and gives it its token.
+fn blank(
+    action: Action,
+    operation: Option<Operation>,
+    resource: &str,
+    kind: &str,
+    reason: String,
+) -> Step {
+    Step {
+        id: 0,
+        action,
+        operation,
+        resource: resource.to_string(),
+        kind: kind.to_string(),
+        reason,
+        diff: Vec::new(),
+        after: Vec::new(),
+        token: String::new(),
+        physical_id: None,
+        old_inputs: None,
+        inputs: None,
+        depose: false,
+        depends_on: Vec::new(),
+        lifecycle: Lifecycle::default(),
+    }
+}
+
 struct Builder<'a> {
     stack: &'a str,
     run_id: &'a str,
@@ -383,26 +410,24 @@ impl<'a> Builder<'a> {
         deps: Vec<String>,
         depose: bool,
     ) -> usize {
+        let action = if d.action == Action::Replace {
+            Action::Replace
+        } else {
+            Action::Create
+        };
         self.push(Step {
-            id: 0,
-            action: if d.action == Action::Replace {
-                Action::Replace
-            } else {
-                Action::Create
-            },
-            operation: Some(Operation::Create),
-            resource: r.name.clone(),
-            kind: r.kind.clone(),
-            reason: d.reason.clone(),
             diff: d.diff.clone(),
-            after: Vec::new(),
-            token: String::new(),
-            physical_id: None,
-            old_inputs: None,
             inputs: Some(r.inputs.clone()),
             depose,
             depends_on: deps,
             lifecycle: r.lifecycle,
+            ..blank(
+                action,
+                Some(Operation::Create),
+                &r.name,
+                &r.kind,
+                d.reason.clone(),
+            )
         })
     }
 
@@ -414,42 +439,25 @@ impl<'a> Builder<'a> {
         deps: Vec<String>,
     ) -> usize {
         let update = d.action == Action::Update;
+        let operation = update.then_some(Operation::Update);
         self.push(Step {
-            id: 0,
-            action: d.action,
-            operation: update.then_some(Operation::Update),
-            resource: r.name.clone(),
-            kind: r.kind.clone(),
-            reason: d.reason.clone(),
             diff: d.diff.clone(),
-            after: Vec::new(),
-            token: String::new(),
             physical_id: Some(old.physical_id.clone()),
             old_inputs: Some(old.inputs.clone()),
             inputs: Some(r.inputs.clone()),
-            depose: false,
             depends_on: deps,
             lifecycle: r.lifecycle,
+            ..blank(d.action, operation, &r.name, &r.kind, d.reason.clone())
         })
     }
 
     fn delete(&mut self, key: &str, old: &ResourceState, action: Action, reason: String) -> usize {
         let id = self.push(Step {
-            id: 0,
-            action,
-            operation: Some(Operation::Delete),
-            resource: key.to_string(),
-            kind: old.kind.clone(),
-            reason,
-            diff: Vec::new(),
-            after: Vec::new(),
-            token: String::new(),
             physical_id: Some(old.physical_id.clone()),
             old_inputs: Some(old.inputs.clone()),
-            inputs: None,
-            depose: false,
             depends_on: old.depends_on.clone(),
             lifecycle: old.lifecycle,
+            ..blank(action, Some(Operation::Delete), key, &old.kind, reason)
         });
         self.deletes.insert(key.to_string(), id);
         id
@@ -471,25 +479,20 @@ impl<'a> Builder<'a> {
             if created_here {
                 continue;
             }
+            let reason = format!(
+                "a create interrupted in run {} may have left an object",
+                intent.run_id
+            );
+            let key = orphan_key(&intent.resource);
             let id = self.push(Step {
-                id: 0,
-                action: Action::Delete,
-                operation: Some(Operation::Delete),
-                resource: orphan_key(&intent.resource),
-                kind: intent.kind.clone(),
-                reason: format!(
-                    "a create interrupted in run {} may have left an object",
-                    intent.run_id
-                ),
-                diff: Vec::new(),
-                after: Vec::new(),
-                token: String::new(),
-                physical_id: None,
                 old_inputs: Some(intent.inputs.clone()),
-                inputs: None,
-                depose: false,
-                depends_on: Vec::new(),
-                lifecycle: Lifecycle::default(),
+                ..blank(
+                    Action::Delete,
+                    Some(Operation::Delete),
+                    &key,
+                    &intent.kind,
+                    reason,
+                )
             });
             self.orphan_steps.push(id);
         }
