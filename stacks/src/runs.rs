@@ -74,6 +74,23 @@ fn run_from_row(row: RunRow) -> Result<Run, DbError> {
     })
 }
 
+/// Creates a stack record unless it exists.
+const INSERT_STACK: &str =
+    "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
+                            ON CONFLICT (name) DO NOTHING";
+
+/// When a lease taken or renewed at `now` (ms) for `ttl` expires.
+fn expiry(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn fenced(lease: &Lease) -> DbError {
+    DbError::Fenced(format!(
+        "{} no longer holds stack {} at generation {}",
+        lease.holder, lease.stack, lease.generation
+    ))
+}
+
 /// A stack lease held by one worker for one run. Every write of the run carries its
 /// generation; a takeover increments it, fencing the old holder out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,10 +122,7 @@ impl Database {
         env: &str,
     ) -> Result<(), DbError> {
         with_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO NOTHING",
-            )
+            sqlx::query(INSERT_STACK)
             .bind(stack)
             .bind(tenant_id)
             .bind(env)
@@ -204,7 +218,7 @@ impl Database {
         ttl: Duration,
     ) -> Result<Begin, DbError> {
         let now = now_ms();
-        let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires = expiry(now, ttl);
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
             let run: Option<(String, String, i64)> =
@@ -264,7 +278,7 @@ impl Database {
 
     /// Extends the lease; `Fenced` if it was taken over.
     pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), DbError> {
-        let expires = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires = expiry(now_ms(), ttl);
         let renewed = with_pool!(self, p => {
             sqlx::query(
                 "UPDATE stacks SET lease_expires_at = $1 WHERE name = $2 AND generation = $3 AND lease_holder = $4",
@@ -399,16 +413,7 @@ impl Database {
             .map_err(|e| self.query_error(e))
         })
     }
-}
 
-fn fenced(lease: &Lease) -> DbError {
-    DbError::Fenced(format!(
-        "{} no longer holds stack {} at generation {}",
-        lease.holder, lease.stack, lease.generation
-    ))
-}
-
-impl Database {
     /// Saves an environment's config (JSON), creating its stack record; returns the new
     /// version (1 for the first save).
     pub async fn save_config(
@@ -437,7 +442,7 @@ impl Database {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
-            sqlx::query("INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+            sqlx::query(INSERT_STACK)
                 .bind(&stack)
                 .bind(tenant_id)
                 .bind(env)
@@ -478,7 +483,6 @@ impl Database {
     /// Records a new state version for a finished run and what it changed.
     pub async fn record_history(
         &self,
-        stack: &str,
         run_id: &str,
         lease: &Lease,
         changes: &Value,
@@ -491,14 +495,14 @@ impl Database {
                  WHERE name = $2 AND generation = $3 RETURNING state_version",
             )
             .bind(now)
-            .bind(stack)
+            .bind(&lease.stack)
             .bind(lease.generation)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
             let version = version.ok_or_else(|| fenced(lease))?;
             sqlx::query("INSERT INTO state_history (stack, version, run_id, at, changes) VALUES ($1, $2, $3, $4, $5)")
-                .bind(stack)
+                .bind(&lease.stack)
                 .bind(version)
                 .bind(run_id)
                 .bind(now)
@@ -510,9 +514,7 @@ impl Database {
             Ok(version)
         })
     }
-}
 
-impl Database {
     /// Stores a run's plan (JSON) as it was made; fenced like every write of a run.
     pub async fn record_plan(
         &self,
@@ -536,9 +538,7 @@ impl Database {
         });
         if n == 1 { Ok(()) } else { Err(fenced(lease)) }
     }
-}
 
-impl Database {
     /// Ids of runs queued or running, oldest first.
     pub async fn unfinished_runs(&self) -> Result<Vec<String>, DbError> {
         with_pool!(self, p => {

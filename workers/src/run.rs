@@ -267,7 +267,7 @@ impl Worker {
             .collect();
         if !changes.is_empty() {
             let changes = Value::Array(changes);
-            db.record_history(&lease.stack, run_id, lease, &changes)
+            db.record_history(run_id, lease, &changes)
                 .await
                 .map_err(exec_error)?;
         }
