@@ -99,28 +99,27 @@ pub async fn run_daemon(
         }
     };
     tracing::info!(worker = %name, concurrency, "worker started");
-    let result = match (queue, db.pool()) {
-        (JobQueue::Sqlite(storage), _) => {
-            let backend =
-                storage.poll_with_strategy(WakeUp::<futures::stream::Empty<()>>::new(None, TICK));
+    // The backends' types differ, so the (identical) worker is built once per arm.
+    macro_rules! run_on {
+        ($backend:expr) => {
             WorkerBuilder::new(name.as_str())
-                .backend(backend)
+                .backend($backend)
                 .data(worker)
                 .concurrency(concurrency)
                 .build(handle)
                 .run_until(stop)
                 .await
+        };
+    }
+    let result = match (queue, db.pool()) {
+        (JobQueue::Sqlite(storage), _) => {
+            run_on!(
+                storage.poll_with_strategy(WakeUp::<futures::stream::Empty<()>>::new(None, TICK))
+            )
         }
         (JobQueue::Postgres(storage), Pool::Postgres(pool)) => {
             let listen = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into());
-            let backend = storage.poll_with_strategy(WakeUp::new(Some(listen), TICK * 10));
-            WorkerBuilder::new(name.as_str())
-                .backend(backend)
-                .data(worker)
-                .concurrency(concurrency)
-                .build(handle)
-                .run_until(stop)
-                .await
+            run_on!(storage.poll_with_strategy(WakeUp::new(Some(listen), TICK * 10)))
         }
         (JobQueue::Postgres(_), Pool::Sqlite(_)) => {
             unreachable!("the queue lives in the store's database")
