@@ -423,11 +423,7 @@ async fn run_step(
                 old = intent.inputs.clone();
             }
             Some(created) => {
-                let outputs = created.outputs.clone();
-                let outcome = Outcome::Created {
-                    state: new_state(step, &intent.inputs, created),
-                    depose: step.depose,
-                };
+                let (outcome, outputs) = created_outcome(step, &intent.inputs, created);
                 shared.store.record_outcome(&intent, &outcome).await?;
                 return Ok(done(Some(outputs)));
             }
@@ -463,11 +459,7 @@ async fn run_step(
                 Err(error) => return Ok(fail(shared, step, error, started)),
                 Ok(None) => {}
                 Ok(Some(created)) => {
-                    let outputs = created.outputs.clone();
-                    let outcome = Outcome::Created {
-                        state: new_state(step, &inputs, created),
-                        depose: step.depose,
-                    };
+                    let (outcome, outputs) = created_outcome(step, &inputs, created);
                     shared.store.record_outcome(&intent, &outcome).await?;
                     return Ok(done(Some(outputs)));
                 }
@@ -476,15 +468,8 @@ async fn run_step(
         let ctx = shared.ctx(step, attempt, &step.token);
         let result = match op {
             Operation::Create => provider.create(&ctx, &inputs).await.map(|created| {
-                let outputs = created.outputs.clone();
-                let state = new_state(step, &inputs, created);
-                (
-                    Outcome::Created {
-                        state,
-                        depose: step.depose,
-                    },
-                    Some(outputs),
-                )
+                let (outcome, outputs) = created_outcome(step, &inputs, created);
+                (outcome, Some(outputs))
             }),
             Operation::Update => provider
                 .update(&ctx, &physical_id, &old, &inputs)
@@ -590,6 +575,19 @@ impl Shared {
             cancel: self.cancel.clone(),
         }
     }
+}
+
+/// The outcome recording `created` (made or adopted) as the step's object, and its outputs.
+fn created_outcome(step: &Step, inputs: &Value, created: Created) -> (Outcome, Value) {
+    let outputs = created.outputs.clone();
+    let state = new_state(step, inputs, created);
+    (
+        Outcome::Created {
+            state,
+            depose: step.depose,
+        },
+        outputs,
+    )
 }
 
 fn new_state(step: &Step, inputs: &Value, created: Created) -> ResourceState {
