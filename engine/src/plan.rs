@@ -390,7 +390,7 @@ impl<'a> Builder<'a> {
                 self.stack,
                 self.run_id,
                 &step.resource,
-                op_name(step.operation),
+                step.operation.map_or("none", Operation::as_str),
             ]
             .into_iter()
             .chain(step.physical_id.as_deref()),
@@ -595,15 +595,6 @@ fn token<'s>(parts: impl Iterator<Item = &'s str>) -> String {
         }
     }
     format!("{h:016x}")
-}
-
-fn op_name(op: Option<Operation>) -> &'static str {
-    match op {
-        Some(Operation::Create) => "create",
-        Some(Operation::Update) => "update",
-        Some(Operation::Delete) => "delete",
-        None => "none",
-    }
 }
 
 impl Plan {

@@ -52,6 +52,17 @@ pub enum Operation {
     Delete,
 }
 
+impl Operation {
+    /// The name journaled and serialized (`create`, `update`, `delete`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
 /// Recorded before a provider call: if the process dies during the call, the next run knows
 /// the call may have happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

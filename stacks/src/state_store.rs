@@ -2,9 +2,7 @@
 //! by the stack lease's generation.
 
 use async_trait::async_trait;
-use byoc_engine::{
-    Intent, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError, deposed_key,
-};
+use byoc_engine::{Intent, Outcome, ResourceState, Snapshot, StateStore, StoreError, deposed_key};
 
 use crate::db::with_pool;
 use crate::runs::Lease;
@@ -27,18 +25,14 @@ impl RunStore {
     }
 }
 
-fn op_str(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "create",
-        Operation::Update => "update",
-        Operation::Delete => "delete",
-    }
-}
-
-fn store_error(e: DbError) -> StoreError {
-    match e {
-        DbError::Fenced(m) => StoreError::Fenced(m),
-        other => StoreError::Other(other.to_string()),
+/// Fencing stays fencing (the stack belongs to another worker now); anything else is a
+/// journal failure that aborts the run.
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> StoreError {
+        match e {
+            DbError::Fenced(m) => StoreError::Fenced(m),
+            other => StoreError::Other(other.to_string()),
+        }
     }
 }
 
@@ -64,7 +58,7 @@ impl Database {
             .bind(stack)
             .fetch_all(p)
             .await
-            .map_err(|e| store_error(self.query_error(e)))?;
+            .map_err(|e| StoreError::from(self.query_error(e)))?;
             let pending = sqlx::query_as(
                 "SELECT run_id, resource, kind, operation, attempt, token, inputs FROM journal
                  WHERE stack = $1 AND phase = 'intent' ORDER BY id",
@@ -72,7 +66,7 @@ impl Database {
             .bind(stack)
             .fetch_all(p)
             .await
-            .map_err(|e| store_error(self.query_error(e)))?;
+            .map_err(|e| StoreError::from(self.query_error(e)))?;
             (resources, pending)
         });
         let mut snapshot = Snapshot::default();
@@ -123,7 +117,7 @@ impl StateStore for RunStore {
             .bind(&self.run_id)
             .bind(&intent.resource)
             .bind(&intent.kind)
-            .bind(op_str(intent.operation))
+            .bind(intent.operation.as_str())
             .bind(i64::from(intent.attempt))
             .bind(&intent.token)
             .bind(json(&intent.inputs))
@@ -131,7 +125,7 @@ impl StateStore for RunStore {
             .bind(self.lease.generation)
             .execute(p)
             .await
-            .map_err(|e| store_error(db.query_error(e)))?
+            .map_err(|e| StoreError::from(db.query_error(e)))?
             .rows_affected()
         });
         if inserted == 1 {
@@ -149,7 +143,7 @@ impl StateStore for RunStore {
             Outcome::Failed { error } => ("failed", Some(error.as_str())),
             _ => ("succeeded", None),
         };
-        let q = |e: sqlx::Error| store_error(db.query_error(e));
+        let q = |e: sqlx::Error| StoreError::from(db.query_error(e));
         with_pool!(db, p => {
             let mut tx = p.begin().await.map_err(q)?;
             // Fence first: this also locks the stack row until commit (Postgres), so a
@@ -176,7 +170,7 @@ impl StateStore for RunStore {
             .bind(stack)
             .bind(&intent.run_id)
             .bind(&intent.resource)
-            .bind(op_str(intent.operation))
+            .bind(intent.operation.as_str())
             .bind(i64::from(intent.attempt))
             .bind(&intent.token)
             .execute(&mut *tx)

@@ -288,13 +288,9 @@ impl Worker {
     }
 }
 
-/// A store failure during a run, as the engine reports journal failures: fencing stays
-/// fencing (the run belongs to another worker now), anything else aborts the run.
+/// A store failure during a run, reported as the engine reports journal failures.
 fn exec_error(e: DbError) -> ExecError {
-    ExecError::Store(match e {
-        DbError::Fenced(reason) => byoc_engine::StoreError::Fenced(reason),
-        other => byoc_engine::StoreError::Other(other.to_string()),
-    })
+    ExecError::Store(e.into())
 }
 
 /// Renews the lease every third of its lifetime and turns a cancel request into the
