@@ -148,25 +148,6 @@ impl Graph {
     pub fn topological(&self) -> impl Iterator<Item = &Resource> {
         self.order.iter().map(|&i| &self.resources[i])
     }
-
-    /// The graph in Graphviz dot, for humans.
-    pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph stack {\n  rankdir=LR;\n");
-        for r in &self.resources {
-            out.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\"];\n",
-                r.name, r.name, r.kind
-            ));
-        }
-        for (i, d) in self.deps.iter().enumerate() {
-            for &j in d {
-                let (from, to) = (&self.resources[j].name, &self.resources[i].name);
-                out.push_str(&format!("  \"{from}\" -> \"{to}\";\n"));
-            }
-        }
-        out.push_str("}\n");
-        out
-    }
 }
 
 /// Kahn's algorithm over petgraph, taking ready nodes in index (= name) order so the result

@@ -167,10 +167,6 @@ impl Database {
         &self.pool
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.pool, Pool::Sqlite(_))
-    }
-
     /// The SQLite file, for the embedded default's key file beside it.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         match &self.pool {
