@@ -3,3 +3,11 @@
 //!
 //! Invariant: knows no HTTP and no queue; uses the stack model of byoc-stacks but never its
 //! store. The only crate that depends on the AWS SDK.
+
+pub mod aws;
+pub mod blueprint;
+pub mod limiter;
+pub mod resources;
+
+pub use aws::{Aws, Platform, PlatformOptions, Target, WaitPolicy};
+pub use limiter::{RateLimiter, RateLimits, Service};

@@ -4,6 +4,7 @@
 //! SQLite (the embedded default) or Postgres (many workers on many hosts), with the same
 //! behaviour on both: one text per query, run on either engine (`db::with_pool!`).
 
+mod config;
 mod crypto;
 mod db;
 mod model;
@@ -12,6 +13,10 @@ mod runs;
 mod state_store;
 mod tenants;
 
+pub use config::{
+    CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode, NodeGroupConfig,
+    SubnetPlan, Taint, TaintEffect,
+};
 pub use crypto::Sealer;
 pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,

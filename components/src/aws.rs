@@ -1,0 +1,525 @@
+//! Reaching a tenant's account: platform credentials, the assumed role, SDK clients, the
+//! shared rate limiter, and how every AWS call is made, retried and classified.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{
+    ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
+};
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use byoc_engine::{CancellationToken, Ctx, ErrorClass, ProviderError, base_name};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::limiter::{BucketKey, RateLimiter, RateLimits, Service};
+
+/// The role the customer's trust template creates.
+pub const DEFAULT_ROLE_NAME: &str = "byoc-deployer";
+
+/// Process-wide: the platform's own credentials (the standard AWS chain) and the rate
+/// limiter every run shares.
+#[derive(Clone)]
+pub struct Platform {
+    sdk: SdkConfig,
+    limiter: Arc<RateLimiter>,
+    pub role_name: String,
+    pub wait: WaitPolicy,
+}
+
+/// What a platform needs besides the standard AWS environment.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformOptions {
+    /// Overrides the endpoint of every service (the emulator); `AWS_ENDPOINT_URL` also works.
+    pub endpoint: Option<String>,
+    pub role_name: Option<String>,
+    pub limits: RateLimits,
+    pub wait: WaitPolicy,
+}
+
+impl Platform {
+    /// Platform credentials from the standard chain (environment, profile, instance metadata).
+    pub async fn load(options: PlatformOptions) -> Platform {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(endpoint) = &options.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Platform::with_config(loader.load().await, options)
+    }
+
+    pub fn with_config(sdk: SdkConfig, options: PlatformOptions) -> Platform {
+        Platform {
+            sdk,
+            limiter: Arc::new(RateLimiter::new(options.limits)),
+            role_name: options
+                .role_name
+                .unwrap_or_else(|| DEFAULT_ROLE_NAME.to_string()),
+            wait: options.wait,
+        }
+    }
+
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.limiter
+    }
+
+    /// A session in a tenant's account for one run. Credentials are assumed on first use,
+    /// kept, and assumed again shortly before they expire.
+    pub fn session(&self, target: Target) -> Arc<Aws> {
+        let role_arn = format!(
+            "arn:aws:iam::{}:role/{}",
+            target.account_id, self.role_name
+        );
+        let credentials = Arc::new(TenantCredentials {
+            sts: aws_sdk_sts::Client::new(&self.sdk),
+            role_arn,
+            account_id: target.account_id.clone(),
+            external_id: target.external_id,
+            session_name: session_name(&target.stack, &target.run_id),
+            cached: Mutex::new(None),
+        });
+        // One retry layer, ours (`Aws::call`), so that every throttle reaches the limiter.
+        let sdk = self
+            .sdk
+            .to_builder()
+            .region(Region::new(target.region.clone()))
+            .credentials_provider(SharedCredentialsProvider::new(TenantProvider(
+                credentials.clone(),
+            )))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .build();
+        Arc::new(Aws {
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            eks: aws_sdk_eks::Client::new(&sdk),
+            account_id: target.account_id,
+            region: target.region,
+            stack: target.stack,
+            credentials,
+            limiter: self.limiter.clone(),
+            wait: self.wait.clone(),
+        })
+    }
+}
+
+/// Where a run acts: the tenant's account and region, as which stack and run.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub account_id: String,
+    /// The tenant's external id (never logged).
+    pub external_id: String,
+    pub region: String,
+    pub stack: String,
+    pub run_id: String,
+}
+
+/// `byoc-{stack}-{run}`, within STS's 64 characters of `[\w+=,.@-]`.
+fn session_name(stack: &str, run_id: &str) -> String {
+    let name: String = format!("byoc-{stack}-{run_id}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.chars().take(64).collect()
+}
+
+/// Credentials are assumed again this long before they expire.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+struct TenantCredentials {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    account_id: String,
+    external_id: String,
+    session_name: String,
+    cached: Mutex<Option<Credentials>>,
+}
+
+impl TenantCredentials {
+    async fn get(&self) -> Result<Credentials, ProviderError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            let fresh = c
+                .expiry()
+                .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
+            if fresh {
+                return Ok(c.clone());
+            }
+        }
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .external_id(&self.external_id)
+            .send()
+            .await
+            .map_err(|e| {
+                let mut err = sdk_error("sts:AssumeRole", e);
+                if classify(&err) != ErrorClass::Transient {
+                    err.code = Some(ASSUME_ROLE_DENIED.into());
+                    err.message = format!(
+                        "cannot assume {} with the tenant's external id ({}). Check that the customer launched the byoc trust stack (cfn-templates/customer-iam-role.yaml) in account {}, that its ExternalId parameter is this tenant's external id, and that the tenant's AWS account id is right",
+                        self.role_arn, err.message, self.account_id
+                    );
+                }
+                err
+            })?;
+        let c = out.credentials().ok_or_else(|| {
+            ProviderError::new(format!("AssumeRole {} returned no credentials", self.role_arn))
+        })?;
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "byoc-assume-role",
+        );
+        *cached = Some(credentials.clone());
+        Ok(credentials)
+    }
+}
+
+/// The code given to a failed AssumeRole: permanent, whatever AWS called it.
+pub const ASSUME_ROLE_DENIED: &str = "AssumeRoleDenied";
+
+#[derive(Clone)]
+struct TenantProvider(Arc<TenantCredentials>);
+
+impl std::fmt::Debug for TenantProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantProvider")
+            .field("role_arn", &self.0.role_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProvideCredentials for TenantProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            self.0.get().await.map_err(CredentialsError::provider_error)
+        })
+    }
+}
+
+/// A session in one tenant account and region, for one run: SDK clients and the way to
+/// call them.
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub account_id: String,
+    pub region: String,
+    pub stack: String,
+    credentials: Arc<TenantCredentials>,
+    limiter: Arc<RateLimiter>,
+    pub wait: WaitPolicy,
+}
+
+/// Attempts of one call on transient errors (throttling, 5xx, timeouts) before the error
+/// goes to the engine, which retries the whole step with its own policy.
+const CALL_ATTEMPTS: u32 = 5;
+
+impl Aws {
+    /// Makes one AWS call: waits for the rate limiter, retries transient errors with
+    /// jittered backoff, slows the limiter down on throttling, and names the operation in
+    /// any error. `f` builds the request anew for each attempt.
+    pub async fn call<T, E, Fut>(
+        &self,
+        service: Service,
+        operation: &str,
+        cancel: &CancellationToken,
+        f: impl Fn() -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        // A role that cannot be assumed is reported as such, not as a failed request.
+        self.credentials.get().await?;
+        let key = BucketKey {
+            account: self.account_id.clone(),
+            region: self.region.clone(),
+            service,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tokio::select! {
+                _ = self.limiter.acquire(&key) => {}
+                _ = cancel.cancelled() => return Err(cancelled(operation)),
+            }
+            let error = match f().await {
+                Ok(out) => {
+                    self.limiter.succeeded(&key);
+                    return Ok(out);
+                }
+                Err(e) => sdk_error(&format!("{}:{operation}", service.as_str()), e),
+            };
+            if is_throttling(&error) {
+                self.limiter.throttled(&key);
+            }
+            if classify(&error) != ErrorClass::Transient || attempt >= CALL_ATTEMPTS {
+                return Err(error);
+            }
+            let cap = 100u64 << attempt.min(6);
+            let delay = Duration::from_millis(cap / 2 + fastrand::u64(0..=cap / 2));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => return Err(cancelled(operation)),
+            }
+        }
+    }
+
+    /// The tags every object byoc creates carries, then the user's.
+    pub fn tags(&self, ctx: &Ctx, user: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut tags = vec![
+            (TAG_STACK.to_string(), self.stack.clone()),
+            (TAG_RESOURCE.to_string(), base_name(&ctx.resource).to_string()),
+            (TAG_MANAGED_BY.to_string(), "byoc".to_string()),
+            (TAG_TOKEN.to_string(), ctx.token.clone()),
+        ];
+        tags.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+        tags
+    }
+
+    /// Whether tags found on an object say it is this stack's, made for this resource by the
+    /// create with this token: only such an object may be adopted.
+    pub fn owns(&self, ctx: &Ctx, tags: &BTreeMap<String, String>, by_token: bool) -> bool {
+        tags.get(TAG_STACK) == Some(&self.stack)
+            && tags.get(TAG_RESOURCE).map(String::as_str) == Some(base_name(&ctx.resource))
+            && (!by_token || tags.get(TAG_TOKEN) == Some(&ctx.token))
+    }
+
+    /// Polls `check` until it yields a value: with backoff (a fraction of the time waited so
+    /// far, between the policy's bounds), until `timeout`, and stops when the run is
+    /// cancelled.
+    pub async fn wait_for<T, Fut>(
+        &self,
+        ctx: &Ctx,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<Option<T>, ProviderError>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check().await? {
+                return Ok(value);
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(ProviderError::with_code(
+                    WAIT_TIMEOUT,
+                    format!("gave up waiting for {what} after {}s", waited.as_secs()),
+                ));
+            }
+            let delay = waited
+                .mul_f64(self.wait.fraction)
+                .clamp(self.wait.min_delay, self.wait.max_delay);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = ctx.cancel.cancelled() => return Err(cancelled(&format!("waiting for {what}"))),
+            }
+        }
+    }
+}
+
+/// How waiters poll.
+#[derive(Clone, Debug)]
+pub struct WaitPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Each delay is this fraction of the time waited so far (within the bounds), so a wait
+    /// overshoots the moment the object got ready by about that fraction.
+    pub fraction: f64,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> WaitPolicy {
+        WaitPolicy {
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(15),
+            fraction: 0.05,
+        }
+    }
+}
+
+pub const TAG_STACK: &str = "byoc:stack";
+pub const TAG_RESOURCE: &str = "byoc:resource";
+pub const TAG_MANAGED_BY: &str = "byoc:managed-by";
+pub const TAG_TOKEN: &str = "byoc:token";
+
+/// The code of a waiter that ran out of time.
+pub const WAIT_TIMEOUT: &str = "WaitTimeout";
+const CANCELLED: &str = "Cancelled";
+
+fn cancelled(what: &str) -> ProviderError {
+    ProviderError::with_code(CANCELLED, format!("{what}: the run was cancelled"))
+}
+
+/// An SDK error as a provider error: the operation, AWS's code and message.
+pub fn sdk_error<E>(operation: &str, error: SdkError<E, HttpResponse>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (code, message) = match &error {
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            let code = e
+                .err()
+                .code()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP{status}"));
+            let message = e.err().message().unwrap_or("no message").to_string();
+            (code, message)
+        }
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), "the request timed out".into()),
+        SdkError::DispatchFailure(e) => (
+            "Dispatch".to_string(),
+            format!("the request could not be sent: {e:?}"),
+        ),
+        SdkError::ResponseError(_) => (
+            "Dispatch".to_string(),
+            "the response could not be read".to_string(),
+        ),
+        other => ("Request".to_string(), format!("{other:?}")),
+    };
+    ProviderError {
+        message: format!("{operation}: {code}: {message}"),
+        code: Some(code),
+        source: Some(Box::new(error)),
+    }
+}
+
+fn is_throttling(error: &ProviderError) -> bool {
+    matches!(
+        error.code.as_deref(),
+        Some(
+            "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequestsException"
+                | "RequestThrottled"
+                | "RequestThrottledException"
+                | "EC2ThrottledException"
+                | "SlowDown"
+        )
+    )
+}
+
+/// What the engine does with an AWS error; the same for every provider.
+pub fn classify(error: &ProviderError) -> ErrorClass {
+    let code = error.code.as_deref().unwrap_or("");
+    if is_throttling(error) {
+        return ErrorClass::Transient;
+    }
+    if code.ends_with(".NotFound")
+        || code.ends_with("NotFound")
+        || matches!(code, "NoSuchEntity" | "ResourceNotFoundException")
+    {
+        return ErrorClass::NotFound;
+    }
+    let transient = matches!(
+        code,
+        "Timeout"
+            | "Dispatch"
+            | "InternalError"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "ServerException"
+            | "Unavailable"
+            | "ConcurrentModification"
+            | "ConcurrentModificationException"
+            | "IncorrectState"
+            | "InvalidRouteTableID.Malformed"
+            // Deletes whose dependents AWS is still tearing down (ENIs, NAT addresses).
+            | "DependencyViolation"
+            // EKS: the cluster is busy (another update, or node groups still going).
+            | "ResourceInUseException"
+    ) || code.starts_with("HTTP5")
+        // IAM is eventually consistent: a new role may not be assumable for a few seconds.
+        || (code == "InvalidParameterException" && error.message.contains("assume"));
+    if transient {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Permanent
+    }
+}
+
+/// EC2-style tag lists as a map.
+pub fn tag_map<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or("").to_string())))
+        .collect()
+}
+
+/// The user tags recorded in a resource's inputs (byoc's own are not inputs).
+pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| !k.starts_with("byoc:") && !k.starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Parses a provider's inputs.
+pub fn parse<T: serde::de::DeserializeOwned>(kind: &str, inputs: &Value) -> Result<T, ProviderError> {
+    serde_json::from_value(inputs.clone())
+        .map_err(|e| ProviderError::with_code("InvalidInputs", format!("{kind} inputs: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let c = |code: &str| classify(&ProviderError::with_code(code, "m"));
+        assert_eq!(c("RequestLimitExceeded"), ErrorClass::Transient);
+        assert_eq!(c("Throttling"), ErrorClass::Transient);
+        assert_eq!(c("InvalidVpcID.NotFound"), ErrorClass::NotFound);
+        assert_eq!(c("NoSuchEntity"), ErrorClass::NotFound);
+        assert_eq!(c("ResourceNotFoundException"), ErrorClass::NotFound);
+        assert_eq!(c("NatGatewayNotFound"), ErrorClass::NotFound);
+        assert_eq!(c("DependencyViolation"), ErrorClass::Transient);
+        assert_eq!(c("HTTP503"), ErrorClass::Transient);
+        assert_eq!(c("AccessDenied"), ErrorClass::Permanent);
+        assert_eq!(c(ASSUME_ROLE_DENIED), ErrorClass::Permanent);
+        assert_eq!(c("InvalidParameterValue"), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn session_names_fit_sts() {
+        assert_eq!(session_name("acme-dev", "r1"), "byoc-acme-dev-r1");
+        let long = session_name("acme-dev", &"x".repeat(100));
+        assert_eq!(long.len(), 64);
+        assert_eq!(session_name("a b", "r/1"), "byoc-a-b-r-1");
+    }
+}

@@ -1,0 +1,188 @@
+//! A token bucket per (account, region, service), shared by every run in the process, that
+//! slows down when AWS throttles (multiplicative decrease) and recovers with each success
+//! (additive increase), like the SDK's adaptive retry mode but across all clients.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Requests per second for each service, and the burst a bucket holds.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    pub ec2: f64,
+    pub iam: f64,
+    pub eks: f64,
+    pub sts: f64,
+    /// Tokens a full bucket holds (requests that may go at once after an idle period).
+    pub burst: f64,
+}
+
+impl Default for RateLimits {
+    /// Below AWS's documented defaults (EC2 mutating actions refill 5/s, bucket 50;
+    /// IAM is account-wide and slower), leaving room for the customer's own tools.
+    fn default() -> RateLimits {
+        RateLimits {
+            ec2: 10.0,
+            iam: 5.0,
+            eks: 5.0,
+            sts: 10.0,
+            burst: 20.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Ec2,
+    Iam,
+    Eks,
+    Sts,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Ec2 => "ec2",
+            Service::Iam => "iam",
+            Service::Eks => "eks",
+            Service::Sts => "sts",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    pub account: String,
+    pub region: String,
+    pub service: Service,
+}
+
+struct Bucket {
+    /// Current refill rate, between `floor` and the configured rate.
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+pub struct RateLimiter {
+    limits: RateLimits,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
+}
+
+/// The lowest rate throttling can push a bucket to.
+const FLOOR: f64 = 0.5;
+
+impl RateLimiter {
+    pub fn new(limits: RateLimits) -> RateLimiter {
+        RateLimiter {
+            limits,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn max_rate(&self, service: Service) -> f64 {
+        match service {
+            Service::Ec2 => self.limits.ec2,
+            Service::Iam => self.limits.iam,
+            Service::Eks => self.limits.eks,
+            Service::Sts => self.limits.sts,
+        }
+    }
+
+    /// Runs `f` on the key's bucket, refilled up to now.
+    fn with_bucket<T>(&self, key: &BucketKey, f: impl FnOnce(&mut Bucket, f64) -> T) -> T {
+        let max = self.max_rate(key.service);
+        let mut buckets = self.buckets.lock().expect("limiter lock");
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
+            rate: max,
+            tokens: self.limits.burst,
+            last: Instant::now(),
+        });
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(self.limits.burst);
+        bucket.last = now;
+        f(bucket, max)
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self, key: &BucketKey) {
+        loop {
+            let wait = self.with_bucket(key, |b, _| {
+                if b.tokens >= 1.0 {
+                    b.tokens -= 1.0;
+                    None
+                } else {
+                    Some(Duration::from_secs_f64((1.0 - b.tokens) / b.rate))
+                }
+            });
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// AWS throttled a call: halve the rate and empty the bucket.
+    pub fn throttled(&self, key: &BucketKey) {
+        self.with_bucket(key, |b, _| {
+            b.rate = (b.rate / 2.0).max(FLOOR);
+            b.tokens = b.tokens.min(0.0);
+        });
+    }
+
+    /// A call went through: win back a twentieth of the configured rate.
+    pub fn succeeded(&self, key: &BucketKey) {
+        self.with_bucket(key, |b, max| b.rate = (b.rate + max / 20.0).min(max));
+    }
+
+    /// The current rate of a bucket (requests per second).
+    pub fn rate(&self, key: &BucketKey) -> f64 {
+        self.with_bucket(key, |b, _| b.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(service: Service) -> BucketKey {
+        BucketKey {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            service,
+        }
+    }
+
+    #[tokio::test]
+    async fn paces_after_the_burst_and_backs_off_on_throttling() {
+        let limiter = RateLimiter::new(RateLimits {
+            ec2: 100.0,
+            burst: 5.0,
+            ..RateLimits::default()
+        });
+        let k = key(Service::Ec2);
+        let start = Instant::now();
+        for _ in 0..15 {
+            limiter.acquire(&k).await;
+        }
+        // 5 from the burst, 10 more at 100/s: about 100 ms.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(90), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+
+        limiter.throttled(&k);
+        limiter.throttled(&k);
+        assert_eq!(limiter.rate(&k), 25.0);
+        for _ in 0..20 {
+            limiter.succeeded(&k);
+        }
+        assert_eq!(limiter.rate(&k), 100.0);
+        // Buckets are independent per service (and account and region).
+        assert_eq!(limiter.rate(&key(Service::Iam)), RateLimits::default().iam);
+        for _ in 0..40 {
+            limiter.throttled(&k);
+        }
+        assert_eq!(limiter.rate(&k), FLOOR);
+    }
+}

@@ -1,0 +1,286 @@
+//! An EKS cluster; in auto mode with EKS Auto Mode's compute, block storage and load
+//! balancing turned on. Creates, updates and deletes wait for the cluster (up to 30 minutes
+//! on AWS). Found by its name; adopted only if its tags say it is this stack's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{
+    AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest, CreateAccessConfigRequest,
+    ElasticLoadBalancing, KubernetesNetworkConfigRequest, StorageConfigRequest, VpcConfigRequest,
+};
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, required};
+use crate::aws::{self, Aws, user_tags};
+use crate::limiter::Service::Eks;
+
+pub const KIND: &str = "aws:eks:Cluster";
+
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub name: String,
+    pub version: String,
+    pub role_arn: String,
+    pub subnet_ids: Vec<String>,
+    pub endpoint_public_access: bool,
+    pub endpoint_private_access: bool,
+    pub public_access_cidrs: Vec<String>,
+    /// `API` or `API_AND_CONFIG_MAP`.
+    pub authentication_mode: String,
+    /// EKS Auto Mode, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_mode: Option<AutoMode>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoMode {
+    pub node_role_arn: String,
+    /// Built-in node pools, e.g. `general-purpose`, `system`.
+    pub node_pools: Vec<String>,
+}
+
+pub struct EksCluster(pub Arc<Aws>);
+
+fn outputs(c: &Cluster) -> Value {
+    json!({
+        "name": c.name(),
+        "arn": c.arn(),
+        "endpoint": c.endpoint(),
+        "version": c.version(),
+        "certificate_authority": c.certificate_authority().and_then(|a| a.data()),
+        "oidc_issuer": c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()),
+        "cluster_security_group_id": c.resources_vpc_config().and_then(|v| v.cluster_security_group_id()),
+    })
+}
+
+fn vpc_config(inputs: &Inputs) -> VpcConfigRequest {
+    VpcConfigRequest::builder()
+        .set_subnet_ids(Some(inputs.subnet_ids.clone()))
+        .endpoint_public_access(inputs.endpoint_public_access)
+        .endpoint_private_access(inputs.endpoint_private_access)
+        .set_public_access_cidrs(Some(inputs.public_access_cidrs.clone()))
+        .build()
+}
+
+impl EksCluster {
+    /// The cluster, or `None` if there is none (or it is being deleted).
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
+        let aws = &self.0;
+        match aws
+            .call(Eks, "DescribeCluster", &ctx.cancel, || aws.eks.describe_cluster().name(name).send())
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+            Ok(out) => Ok(out.cluster().cloned()),
+        }
+    }
+
+    async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster, ProviderError> {
+        let what = format!("EKS cluster {name} to be ACTIVE");
+        self.0
+            .wait_for(ctx, &what, TIMEOUT, || async {
+                let c = self.describe(ctx, name).await?.ok_or_else(|| super::not_found("EKS cluster", name))?;
+                match c.status() {
+                    Some(ClusterStatus::Active) => Ok(Some(c)),
+                    Some(ClusterStatus::Failed | ClusterStatus::Deleting) => Err(ProviderError::with_code(
+                        "ClusterFailed",
+                        format!("EKS cluster {name} is {:?}", c.status()),
+                    )),
+                    _ => Ok(None),
+                }
+            })
+            .await
+    }
+
+    fn created(c: &Cluster) -> Created {
+        Created {
+            physical_id: c.name().unwrap_or_default().to_string(),
+            outputs: outputs(c),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for EksCluster {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(old, new, &["name", "role_arn", "subnet_ids", "auto_mode"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        aws.call(Eks, "CreateCluster", &ctx.cancel, || {
+            let mut request = aws
+                .eks
+                .create_cluster()
+                .name(&inputs.name)
+                .version(&inputs.version)
+                .role_arn(&inputs.role_arn)
+                .resources_vpc_config(vpc_config(&inputs))
+                .access_config(
+                    CreateAccessConfigRequest::builder()
+                        .authentication_mode(AuthenticationMode::from(inputs.authentication_mode.as_str()))
+                        .bootstrap_cluster_creator_admin_permissions(true)
+                        .build(),
+                )
+                .client_request_token(&ctx.token)
+                .set_tags(Some(tags.clone()));
+            if let Some(auto) = &inputs.auto_mode {
+                // Auto Mode needs all three on, and no self-managed add-ons.
+                request = request
+                    .compute_config(
+                        ComputeConfigRequest::builder()
+                            .enabled(true)
+                            .set_node_pools(Some(auto.node_pools.clone()))
+                            .node_role_arn(&auto.node_role_arn)
+                            .build(),
+                    )
+                    .storage_config(
+                        StorageConfigRequest::builder()
+                            .block_storage(BlockStorage::builder().enabled(true).build())
+                            .build(),
+                    )
+                    .kubernetes_network_config(
+                        KubernetesNetworkConfigRequest::builder()
+                            .elastic_load_balancing(ElasticLoadBalancing::builder().enabled(true).build())
+                            .build(),
+                    )
+                    .bootstrap_self_managed_addons(false);
+            }
+            request.send()
+        })
+        .await?;
+        let cluster = self.wait_active(ctx, &inputs.name).await?;
+        Ok(EksCluster::created(&cluster))
+    }
+
+    async fn read(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let c = self
+            .describe(ctx, name)
+            .await?
+            .filter(|c| c.status() != Some(&ClusterStatus::Deleting))
+            .ok_or_else(|| super::not_found("EKS cluster", name))?;
+        let vpc = required(c.resources_vpc_config(), "cluster VPC config")?;
+        let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
+        let tags: BTreeMap<String, String> = c.tags().cloned().unwrap_or_default().into_iter().collect();
+        let inputs = Inputs {
+            name: name.to_string(),
+            version: c.version().unwrap_or_default().to_string(),
+            role_arn: c.role_arn().unwrap_or_default().to_string(),
+            subnet_ids: vpc.subnet_ids().to_vec(),
+            endpoint_public_access: vpc.endpoint_public_access(),
+            endpoint_private_access: vpc.endpoint_private_access(),
+            public_access_cidrs: vpc.public_access_cidrs().to_vec(),
+            authentication_mode: c
+                .access_config()
+                .and_then(|a| a.authentication_mode())
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default(),
+            auto_mode: compute.map(|cc| AutoMode {
+                node_role_arn: cc.node_role_arn().unwrap_or_default().to_string(),
+                node_pools: cc.node_pools().to_vec(),
+            }),
+            tags: user_tags(&tags),
+        };
+        Ok(Observed {
+            outputs: outputs(&c),
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        let aws = &self.0;
+        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
+        // EKS runs one update at a time: each waits for the cluster to be ACTIVE again.
+        if old.version != new.version {
+            aws.call(Eks, "UpdateClusterVersion", &ctx.cancel, || {
+                aws.eks.update_cluster_version().name(name).version(&new.version).send()
+            })
+            .await?;
+            self.wait_active(ctx, name).await?;
+        }
+        let access_changed = old.endpoint_public_access != new.endpoint_public_access
+            || old.endpoint_private_access != new.endpoint_private_access
+            || old.public_access_cidrs != new.public_access_cidrs;
+        if access_changed {
+            let config = VpcConfigRequest::builder()
+                .endpoint_public_access(new.endpoint_public_access)
+                .endpoint_private_access(new.endpoint_private_access)
+                .set_public_access_cidrs(Some(new.public_access_cidrs.clone()))
+                .build();
+            aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
+                aws.eks.update_cluster_config().name(name).resources_vpc_config(config.clone()).send()
+            })
+            .await?;
+            self.wait_active(ctx, name).await?;
+        }
+        if old.authentication_mode != new.authentication_mode {
+            let access = aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
+                .authentication_mode(AuthenticationMode::from(new.authentication_mode.as_str()))
+                .build();
+            aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
+                aws.eks.update_cluster_config().name(name).access_config(access.clone()).send()
+            })
+            .await?;
+            self.wait_active(ctx, name).await?;
+        }
+        let cluster = self.wait_active(ctx, name).await?;
+        if old.tags != new.tags {
+            let arn = required(cluster.arn(), "cluster ARN")?;
+            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            if !gone.is_empty() {
+                aws.call(Eks, "UntagResource", &ctx.cancel, || {
+                    aws.eks.untag_resource().resource_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                })
+                .await?;
+            }
+            let tags: HashMap<String, String> = new.tags.clone().into_iter().collect();
+            aws.call(Eks, "TagResource", &ctx.cancel, || {
+                aws.eks.tag_resource().resource_arn(arn).set_tags(Some(tags.clone())).send()
+            })
+            .await?;
+        }
+        Ok(outputs(&cluster))
+    }
+
+    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        aws.call(Eks, "DeleteCluster", &ctx.cancel, || aws.eks.delete_cluster().name(name).send())
+            .await?;
+        let what = format!("EKS cluster {name} to be deleted");
+        aws.wait_for(ctx, &what, TIMEOUT, || async {
+            Ok(self.describe(ctx, name).await?.is_none().then_some(()))
+        })
+        .await
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let Some(c) = self.describe(ctx, &inputs.name).await? else {
+            return Ok(None);
+        };
+        let tags: BTreeMap<String, String> = c.tags().cloned().unwrap_or_default().into_iter().collect();
+        if !self.0.owns(ctx, &tags, false) || c.status() == Some(&ClusterStatus::Deleting) {
+            return Ok(None);
+        }
+        let cluster = self.wait_active(ctx, &inputs.name).await?;
+        Ok(Some(EksCluster::created(&cluster)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

@@ -1,0 +1,296 @@
+//! An EKS managed node group. Scaling, labels and taints update in place; anything else
+//! needs a new group. Physical id: `{cluster}/{nodegroup}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{
+    AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
+    TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
+};
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, not_found};
+use crate::aws::{self, Aws, user_tags};
+use crate::limiter::Service::Eks;
+
+pub const KIND: &str = "aws:eks:Nodegroup";
+
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub cluster_name: String,
+    pub name: String,
+    pub node_role_arn: String,
+    pub subnet_ids: Vec<String>,
+    pub instance_types: Vec<String>,
+    /// `ON_DEMAND` or `SPOT`.
+    pub capacity_type: String,
+    pub ami_type: String,
+    pub disk_size: i32,
+    pub scaling: Scaling,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaling {
+    pub min_size: i32,
+    pub max_size: i32,
+    pub desired_size: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    /// `NO_SCHEDULE`, `PREFER_NO_SCHEDULE` or `NO_EXECUTE`.
+    pub effect: String,
+}
+
+pub struct EksNodegroup(pub Arc<Aws>);
+
+fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+    id.split_once('/')
+        .ok_or_else(|| ProviderError::new(format!("{id:?} is not a node group id (cluster/nodegroup)")))
+}
+
+fn eks_taints(taints: &[Taint]) -> Vec<EksTaint> {
+    taints
+        .iter()
+        .map(|t| {
+            EksTaint::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .effect(TaintEffect::from(t.effect.as_str()))
+                .build()
+        })
+        .collect()
+}
+
+fn scaling(s: &Scaling) -> NodegroupScalingConfig {
+    NodegroupScalingConfig::builder()
+        .min_size(s.min_size)
+        .max_size(s.max_size)
+        .desired_size(s.desired_size)
+        .build()
+}
+
+impl EksNodegroup {
+    fn created(cluster: &str, name: &str, arn: Option<&str>) -> Created {
+        Created {
+            physical_id: format!("{cluster}/{name}"),
+            outputs: json!({"name": name, "arn": arn}),
+        }
+    }
+
+    async fn describe(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
+        let aws = &self.0;
+        match aws
+            .call(Eks, "DescribeNodegroup", &ctx.cancel, || {
+                aws.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+            })
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+            Ok(out) => Ok(out.nodegroup().cloned()),
+        }
+    }
+
+    async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup, ProviderError> {
+        let what = format!("node group {name} to be ACTIVE");
+        self.0
+            .wait_for(ctx, &what, TIMEOUT, || async {
+                let g = self.describe(ctx, cluster, name).await?.ok_or_else(|| not_found("node group", name))?;
+                match g.status() {
+                    Some(NodegroupStatus::Active) => Ok(Some(g)),
+                    Some(NodegroupStatus::CreateFailed | NodegroupStatus::Degraded | NodegroupStatus::Deleting) => {
+                        let issues: Vec<String> = g
+                            .health()
+                            .map(|h| h.issues().iter().map(|i| format!("{:?}: {}", i.code(), i.message().unwrap_or(""))).collect())
+                            .unwrap_or_default();
+                        Err(ProviderError::with_code(
+                            "NodegroupFailed",
+                            format!("node group {name} is {:?}: {}", g.status(), issues.join("; ")),
+                        ))
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Provider for EksNodegroup {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(
+            old,
+            new,
+            &["cluster_name", "name", "node_role_arn", "subnet_ids", "instance_types", "capacity_type", "ami_type", "disk_size"],
+        )
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
+        aws.call(Eks, "CreateNodegroup", &ctx.cancel, || {
+            aws.eks
+                .create_nodegroup()
+                .cluster_name(&inputs.cluster_name)
+                .nodegroup_name(&inputs.name)
+                .node_role(&inputs.node_role_arn)
+                .set_subnets(Some(inputs.subnet_ids.clone()))
+                .set_instance_types(Some(inputs.instance_types.clone()))
+                .capacity_type(CapacityTypes::from(inputs.capacity_type.as_str()))
+                .ami_type(AmiTypes::from(inputs.ami_type.as_str()))
+                .disk_size(inputs.disk_size)
+                .scaling_config(scaling(&inputs.scaling))
+                .set_labels(Some(labels.clone()))
+                .set_taints(Some(eks_taints(&inputs.taints)))
+                .set_tags(Some(tags.clone()))
+                .client_request_token(&ctx.token)
+                .send()
+        })
+        .await?;
+        let g = self.wait_active(ctx, &inputs.cluster_name, &inputs.name).await?;
+        Ok(EksNodegroup::created(&inputs.cluster_name, &inputs.name, g.nodegroup_arn()))
+    }
+
+    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let (cluster, name) = split(id)?;
+        let g = self
+            .describe(ctx, cluster, name)
+            .await?
+            .filter(|g| g.status() != Some(&NodegroupStatus::Deleting))
+            .ok_or_else(|| not_found("node group", id))?;
+        let s = g.scaling_config();
+        let tags: BTreeMap<String, String> = g.tags().cloned().unwrap_or_default().into_iter().collect();
+        let inputs = Inputs {
+            cluster_name: cluster.to_string(),
+            name: name.to_string(),
+            node_role_arn: g.node_role().unwrap_or_default().to_string(),
+            subnet_ids: g.subnets().to_vec(),
+            instance_types: g.instance_types().to_vec(),
+            capacity_type: g.capacity_type().map(|c| c.as_str().to_string()).unwrap_or_default(),
+            ami_type: g.ami_type().map(|a| a.as_str().to_string()).unwrap_or_default(),
+            disk_size: g.disk_size().unwrap_or_default(),
+            scaling: Scaling {
+                min_size: s.and_then(|s| s.min_size()).unwrap_or_default(),
+                max_size: s.and_then(|s| s.max_size()).unwrap_or_default(),
+                desired_size: s.and_then(|s| s.desired_size()).unwrap_or_default(),
+            },
+            labels: g.labels().cloned().unwrap_or_default().into_iter().collect(),
+            taints: g
+                .taints()
+                .iter()
+                .map(|t| Taint {
+                    key: t.key().unwrap_or_default().to_string(),
+                    value: t.value().unwrap_or_default().to_string(),
+                    effect: t.effect().map(|e| e.as_str().to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            tags: user_tags(&tags),
+        };
+        Ok(Observed {
+            outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        let aws = &self.0;
+        let (cluster, name) = split(id)?;
+        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
+        if old.scaling != new.scaling || old.labels != new.labels || old.taints != new.taints {
+            let labels = UpdateLabelsPayload::builder()
+                .set_add_or_update_labels(Some(new.labels.clone().into_iter().collect()))
+                .set_remove_labels(Some(old.labels.keys().filter(|k| !new.labels.contains_key(*k)).cloned().collect()))
+                .build();
+            let gone: Vec<Taint> = old.taints.iter().filter(|t| !new.taints.iter().any(|n| n.key == t.key && n.effect == t.effect)).cloned().collect();
+            let taints = UpdateTaintsPayload::builder()
+                .set_add_or_update_taints(Some(eks_taints(&new.taints)))
+                .set_remove_taints(Some(eks_taints(&gone)))
+                .build();
+            aws.call(Eks, "UpdateNodegroupConfig", &ctx.cancel, || {
+                let mut request = aws
+                    .eks
+                    .update_nodegroup_config()
+                    .cluster_name(cluster)
+                    .nodegroup_name(name)
+                    .scaling_config(scaling(&new.scaling));
+                if old.labels != new.labels {
+                    request = request.labels(labels.clone());
+                }
+                if old.taints != new.taints {
+                    request = request.taints(taints.clone());
+                }
+                request.send()
+            })
+            .await?;
+        }
+        let g = self.wait_active(ctx, cluster, name).await?;
+        if old.tags != new.tags {
+            let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
+            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            if !gone.is_empty() {
+                aws.call(Eks, "UntagResource", &ctx.cancel, || {
+                    aws.eks.untag_resource().resource_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                })
+                .await?;
+            }
+            let tags: HashMap<String, String> = new.tags.clone().into_iter().collect();
+            aws.call(Eks, "TagResource", &ctx.cancel, || {
+                aws.eks.tag_resource().resource_arn(arn).set_tags(Some(tags.clone())).send()
+            })
+            .await?;
+        }
+        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let (cluster, name) = split(id)?;
+        aws.call(Eks, "DeleteNodegroup", &ctx.cancel, || {
+            aws.eks.delete_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+        })
+        .await?;
+        let what = format!("node group {name} to be deleted");
+        aws.wait_for(ctx, &what, TIMEOUT, || async {
+            Ok(self.describe(ctx, cluster, name).await?.is_none().then_some(()))
+        })
+        .await
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let Some(g) = self.describe(ctx, &inputs.cluster_name, &inputs.name).await? else {
+            return Ok(None);
+        };
+        let tags: BTreeMap<String, String> = g.tags().cloned().unwrap_or_default().into_iter().collect();
+        if !self.0.owns(ctx, &tags, false) || g.status() == Some(&NodegroupStatus::Deleting) {
+            return Ok(None);
+        }
+        let g = self.wait_active(ctx, &inputs.cluster_name, &inputs.name).await?;
+        Ok(Some(EksNodegroup::created(&inputs.cluster_name, &inputs.name, g.nodegroup_arn())))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

@@ -1,0 +1,168 @@
+//! An IAM instance profile holding one role (for nodes Karpenter launches).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, iam_tag_map, iam_tags, required};
+use crate::aws::{self, Aws, user_tags};
+use crate::limiter::Service::Iam;
+
+pub const KIND: &str = "aws:iam:InstanceProfile";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub name: String,
+    pub role_name: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct IamInstanceProfile(pub Arc<Aws>);
+
+impl IamInstanceProfile {
+    fn created(name: &str, arn: &str) -> Created {
+        Created {
+            physical_id: name.to_string(),
+            outputs: json!({"name": name, "arn": arn}),
+        }
+    }
+
+    /// `(roles, arn, tags)` of the profile, or `None` if it does not exist.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
+        let aws = &self.0;
+        let out = match aws
+            .call(Iam, "GetInstanceProfile", &ctx.cancel, || {
+                aws.iam.get_instance_profile().instance_profile_name(name).send()
+            })
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
+            other => other?,
+        };
+        let p = required(out.instance_profile(), "instance profile")?;
+        let roles = p.roles().iter().map(|r| r.role_name().to_string()).collect();
+        Ok(Some((roles, p.arn().to_string(), iam_tag_map(p.tags()))))
+    }
+
+    /// Makes `role` the profile's only role.
+    async fn set_role(&self, ctx: &Ctx, name: &str, roles: &[String], role: &str) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        for other in roles.iter().filter(|r| *r != role) {
+            aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
+                aws.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(other).send()
+            })
+            .await?;
+        }
+        if !roles.iter().any(|r| r == role) {
+            aws.call(Iam, "AddRoleToInstanceProfile", &ctx.cancel, || {
+                aws.iam.add_role_to_instance_profile().instance_profile_name(name).role_name(role).send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Provider for IamInstanceProfile {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(old, new, &["name"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let out = aws
+            .call(Iam, "CreateInstanceProfile", &ctx.cancel, || {
+                aws.iam
+                    .create_instance_profile()
+                    .instance_profile_name(&inputs.name)
+                    .set_tags(Some(iam_tags(aws, ctx, &inputs.tags)))
+                    .send()
+            })
+            .await?;
+        let arn = required(out.instance_profile(), "instance profile")?.arn().to_string();
+        self.set_role(ctx, &inputs.name, &[], &inputs.role_name).await?;
+        Ok(IamInstanceProfile::created(&inputs.name, &arn))
+    }
+
+    async fn read(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let (roles, arn, tags) = self
+            .describe(ctx, name)
+            .await?
+            .ok_or_else(|| super::not_found("instance profile", name))?;
+        let inputs = Inputs {
+            name: name.to_string(),
+            role_name: roles.first().cloned().unwrap_or_default(),
+            tags: user_tags(&tags),
+        };
+        Ok(Observed {
+            outputs: IamInstanceProfile::created(name, &arn).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        let aws = &self.0;
+        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
+        if old.role_name != new.role_name {
+            self.set_role(ctx, name, &[old.role_name.clone()], &new.role_name).await?;
+        }
+        if old.tags != new.tags {
+            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            if !gone.is_empty() {
+                aws.call(Iam, "UntagInstanceProfile", &ctx.cancel, || {
+                    aws.iam.untag_instance_profile().instance_profile_name(name).set_tag_keys(Some(gone.clone())).send()
+                })
+                .await?;
+            }
+            let tags = iam_tags(aws, ctx, &new.tags);
+            aws.call(Iam, "TagInstanceProfile", &ctx.cancel, || {
+                aws.iam.tag_instance_profile().instance_profile_name(name).set_tags(Some(tags.clone())).send()
+            })
+            .await?;
+        }
+        let arn = format!("arn:aws:iam::{}:instance-profile/{name}", aws.account_id);
+        Ok(IamInstanceProfile::created(name, &arn).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let Some((roles, _, _)) = self.describe(ctx, name).await? else {
+            return Ok(());
+        };
+        for role in &roles {
+            aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
+                aws.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(role).send()
+            })
+            .await?;
+        }
+        aws.call(Iam, "DeleteInstanceProfile", &ctx.cancel, || {
+            aws.iam.delete_instance_profile().instance_profile_name(name).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let Some((roles, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
+            return Ok(None);
+        };
+        if !self.0.owns(ctx, &tags, false) {
+            return Ok(None);
+        }
+        self.set_role(ctx, &inputs.name, &roles, &inputs.role_name).await?;
+        Ok(Some(IamInstanceProfile::created(&inputs.name, &arn)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

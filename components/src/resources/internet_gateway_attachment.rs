@@ -1,0 +1,116 @@
+//! An internet gateway attached to a VPC. Physical id: `{igw}:{vpc}`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, not_found};
+use crate::aws::{self, Aws};
+use crate::limiter::Service::Ec2;
+
+pub const KIND: &str = "aws:ec2:InternetGatewayAttachment";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub internet_gateway_id: String,
+    pub vpc_id: String,
+}
+
+pub struct InternetGatewayAttachment(pub Arc<Aws>);
+
+impl InternetGatewayAttachment {
+    fn created(inputs: &Inputs) -> Created {
+        Created {
+            physical_id: format!("{}:{}", inputs.internet_gateway_id, inputs.vpc_id),
+            outputs: json!({"internet_gateway_id": inputs.internet_gateway_id, "vpc_id": inputs.vpc_id}),
+        }
+    }
+
+    /// The VPCs the gateway is attached to.
+    async fn attached(&self, ctx: &Ctx, igw: &str) -> Result<Vec<String>, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
+                aws.ec2.describe_internet_gateways().internet_gateway_ids(igw).send()
+            })
+            .await?;
+        let g = out.internet_gateways().first().ok_or_else(|| not_found("internet gateway", igw))?;
+        Ok(g.attachments().iter().filter_map(|a| a.vpc_id().map(str::to_string)).collect())
+    }
+}
+
+fn split(id: &str) -> Result<Inputs, ProviderError> {
+    let (igw, vpc) = id
+        .split_once(':')
+        .ok_or_else(|| ProviderError::new(format!("{id:?} is not an attachment id (igw:vpc)")))?;
+    Ok(Inputs {
+        internet_gateway_id: igw.into(),
+        vpc_id: vpc.into(),
+    })
+}
+
+#[async_trait]
+impl Provider for InternetGatewayAttachment {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(old, new, &["internet_gateway_id", "vpc_id"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        aws.call(Ec2, "AttachInternetGateway", &ctx.cancel, || {
+            aws.ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(&inputs.internet_gateway_id)
+                .vpc_id(&inputs.vpc_id)
+                .send()
+        })
+        .await?;
+        Ok(InternetGatewayAttachment::created(&inputs))
+    }
+
+    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let inputs = split(id)?;
+        if !self.attached(ctx, &inputs.internet_gateway_id).await?.contains(&inputs.vpc_id) {
+            return Err(not_found("internet gateway attachment", id));
+        }
+        Ok(Observed {
+            outputs: InternetGatewayAttachment::created(&inputs).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, _ctx: &Ctx, id: &str, _old: &Value, _new: &Value) -> Result<Value, ProviderError> {
+        Ok(InternetGatewayAttachment::created(&split(id)?).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let inputs = split(id)?;
+        aws.call(Ec2, "DetachInternetGateway", &ctx.cancel, || {
+            aws.ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(&inputs.internet_gateway_id)
+                .vpc_id(&inputs.vpc_id)
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let attached = self.attached(ctx, &inputs.internet_gateway_id).await?;
+        Ok(attached
+            .contains(&inputs.vpc_id)
+            .then(|| InternetGatewayAttachment::created(&inputs)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

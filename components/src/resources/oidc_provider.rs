@@ -1,0 +1,175 @@
+//! The IAM OpenID Connect provider of an EKS cluster's issuer: how pods get IAM roles.
+//! Its ARN follows from the account and the issuer URL, so it is found by that.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, iam_tag_map, iam_tags, required};
+use crate::aws::{self, Aws, user_tags};
+use crate::limiter::Service::Iam;
+
+pub const KIND: &str = "aws:iam:OidcProvider";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    /// The issuer, `https://oidc.eks.REGION.amazonaws.com/id/ID`.
+    pub url: String,
+    pub client_ids: BTreeSet<String>,
+    pub thumbprints: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct OidcProvider(pub Arc<Aws>);
+
+impl OidcProvider {
+    fn arn(&self, url: &str) -> String {
+        let host_path = url.trim_start_matches("https://");
+        format!("arn:aws:iam::{}:oidc-provider/{host_path}", self.0.account_id)
+    }
+
+    fn created(arn: &str, url: &str) -> Created {
+        Created {
+            physical_id: arn.to_string(),
+            outputs: json!({"arn": arn, "url": url.trim_start_matches("https://")}),
+        }
+    }
+
+    /// The provider as it is, with all its tags; `None` if it does not exist.
+    async fn describe(&self, ctx: &Ctx, arn: &str) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
+        let aws = &self.0;
+        let out = match aws
+            .call(Iam, "GetOpenIDConnectProvider", &ctx.cancel, || {
+                aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send()
+            })
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
+            other => other?,
+        };
+        let tags = iam_tag_map(out.tags());
+        let url = required(out.url(), "OIDC provider URL")?;
+        let inputs = Inputs {
+            url: format!("https://{}", url.trim_start_matches("https://")),
+            client_ids: out.client_id_list().iter().cloned().collect(),
+            thumbprints: out.thumbprint_list().to_vec(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some((inputs, tags)))
+    }
+
+    async fn converge(&self, ctx: &Ctx, arn: &str, current: &Inputs, desired: &Inputs) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        for id in desired.client_ids.difference(&current.client_ids) {
+            aws.call(Iam, "AddClientIDToOpenIDConnectProvider", &ctx.cancel, || {
+                aws.iam.add_client_id_to_open_id_connect_provider().open_id_connect_provider_arn(arn).client_id(id).send()
+            })
+            .await?;
+        }
+        for id in current.client_ids.difference(&desired.client_ids) {
+            aws.call(Iam, "RemoveClientIDFromOpenIDConnectProvider", &ctx.cancel, || {
+                aws.iam.remove_client_id_from_open_id_connect_provider().open_id_connect_provider_arn(arn).client_id(id).send()
+            })
+            .await?;
+        }
+        if current.thumbprints != desired.thumbprints {
+            aws.call(Iam, "UpdateOpenIDConnectProviderThumbprint", &ctx.cancel, || {
+                aws.iam
+                    .update_open_id_connect_provider_thumbprint()
+                    .open_id_connect_provider_arn(arn)
+                    .set_thumbprint_list(Some(desired.thumbprints.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        if current.tags != desired.tags {
+            let gone: Vec<String> = current.tags.keys().filter(|k| !desired.tags.contains_key(*k)).cloned().collect();
+            if !gone.is_empty() {
+                aws.call(Iam, "UntagOpenIDConnectProvider", &ctx.cancel, || {
+                    aws.iam.untag_open_id_connect_provider().open_id_connect_provider_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                })
+                .await?;
+            }
+            let tags = iam_tags(aws, ctx, &desired.tags);
+            aws.call(Iam, "TagOpenIDConnectProvider", &ctx.cancel, || {
+                aws.iam.tag_open_id_connect_provider().open_id_connect_provider_arn(arn).set_tags(Some(tags.clone())).send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Provider for OidcProvider {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(old, new, &["url"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let out = aws
+            .call(Iam, "CreateOpenIDConnectProvider", &ctx.cancel, || {
+                aws.iam
+                    .create_open_id_connect_provider()
+                    .url(&inputs.url)
+                    .set_client_id_list(Some(inputs.client_ids.iter().cloned().collect()))
+                    .set_thumbprint_list(Some(inputs.thumbprints.clone()))
+                    .set_tags(Some(iam_tags(aws, ctx, &inputs.tags)))
+                    .send()
+            })
+            .await?;
+        let arn = required(out.open_id_connect_provider_arn(), "OIDC provider ARN")?;
+        Ok(OidcProvider::created(arn, &inputs.url))
+    }
+
+    async fn read(&self, ctx: &Ctx, arn: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let (inputs, _) = self
+            .describe(ctx, arn)
+            .await?
+            .ok_or_else(|| super::not_found("OIDC provider", arn))?;
+        Ok(Observed {
+            outputs: OidcProvider::created(arn, &inputs.url).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, ctx: &Ctx, arn: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
+        self.converge(ctx, arn, &old, &new).await?;
+        Ok(OidcProvider::created(arn, &new.url).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, arn: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        aws.call(Iam, "DeleteOpenIDConnectProvider", &ctx.cancel, || {
+            aws.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let arn = self.arn(&inputs.url);
+        let Some((current, tags)) = self.describe(ctx, &arn).await? else {
+            return Ok(None);
+        };
+        if !self.0.owns(ctx, &tags, false) {
+            return Ok(None);
+        }
+        self.converge(ctx, &arn, &current, &inputs).await?;
+        Ok(Some(OidcProvider::created(&arn, &inputs.url)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

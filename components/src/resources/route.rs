@@ -1,0 +1,136 @@
+//! One route of a route table, to an internet gateway or a NAT gateway. Physical id:
+//! `{route_table_id}_{destination}`. A new target replaces the route in place.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, not_found};
+use crate::aws::{self, Aws};
+use crate::limiter::Service::Ec2;
+
+pub const KIND: &str = "aws:ec2:Route";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub route_table_id: String,
+    pub destination_cidr_block: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateway_id: Option<String>,
+}
+
+pub struct Route(pub Arc<Aws>);
+
+impl Route {
+    fn created(inputs: &Inputs) -> Created {
+        Created {
+            physical_id: format!("{}_{}", inputs.route_table_id, inputs.destination_cidr_block),
+            outputs: json!({"route_table_id": inputs.route_table_id}),
+        }
+    }
+
+    /// The route as it is in its table, if it is there.
+    async fn find(&self, ctx: &Ctx, table: &str, destination: &str) -> Result<Option<Inputs>, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
+                aws.ec2.describe_route_tables().route_table_ids(table).send()
+            })
+            .await?;
+        let t = out.route_tables().first().ok_or_else(|| not_found("route table", table))?;
+        Ok(t.routes()
+            .iter()
+            .find(|r| r.destination_cidr_block() == Some(destination))
+            .map(|r| Inputs {
+                route_table_id: table.to_string(),
+                destination_cidr_block: destination.to_string(),
+                gateway_id: r.gateway_id().map(str::to_string),
+                nat_gateway_id: r.nat_gateway_id().map(str::to_string),
+            }))
+    }
+}
+
+fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+    id.split_once('_')
+        .ok_or_else(|| ProviderError::new(format!("{id:?} is not a route id (table_destination)")))
+}
+
+#[async_trait]
+impl Provider for Route {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing(old, new, &["route_table_id", "destination_cidr_block"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        aws.call(Ec2, "CreateRoute", &ctx.cancel, || {
+            aws.ec2
+                .create_route()
+                .route_table_id(&inputs.route_table_id)
+                .destination_cidr_block(&inputs.destination_cidr_block)
+                .set_gateway_id(inputs.gateway_id.clone())
+                .set_nat_gateway_id(inputs.nat_gateway_id.clone())
+                .send()
+        })
+        .await?;
+        Ok(Route::created(&inputs))
+    }
+
+    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+        let (table, destination) = split(id)?;
+        let inputs = self.find(ctx, table, destination).await?.ok_or_else(|| not_found("route", id))?;
+        Ok(Observed {
+            outputs: Route::created(&inputs).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(&self, ctx: &Ctx, _id: &str, _old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        let aws = &self.0;
+        let new: Inputs = aws::parse(KIND, new)?;
+        aws.call(Ec2, "ReplaceRoute", &ctx.cancel, || {
+            aws.ec2
+                .replace_route()
+                .route_table_id(&new.route_table_id)
+                .destination_cidr_block(&new.destination_cidr_block)
+                .set_gateway_id(new.gateway_id.clone())
+                .set_nat_gateway_id(new.nat_gateway_id.clone())
+                .send()
+        })
+        .await?;
+        Ok(Route::created(&new).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let (table, destination) = split(id)?;
+        aws.call(Ec2, "DeleteRoute", &ctx.cancel, || {
+            aws.ec2
+                .delete_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination)
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let found = self
+            .find(ctx, &inputs.route_table_id, &inputs.destination_cidr_block)
+            .await?;
+        Ok(found.map(|_| Route::created(&inputs)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}
