@@ -72,10 +72,7 @@ impl Platform {
     /// A session in a tenant's account for one run. Credentials are assumed on first use,
     /// kept, and assumed again shortly before they expire.
     pub fn session(&self, target: Target) -> Arc<Aws> {
-        let role_arn = format!(
-            "arn:aws:iam::{}:role/{}",
-            target.account_id, self.role_name
-        );
+        let role_arn = format!("arn:aws:iam::{}:role/{}", target.account_id, self.role_name);
         let credentials = Arc::new(TenantCredentials {
             sts: aws_sdk_sts::Client::new(&self.sdk),
             role_arn,
@@ -183,7 +180,10 @@ impl TenantCredentials {
                 err
             })?;
         let c = out.credentials().ok_or_else(|| {
-            ProviderError::new(format!("AssumeRole {} returned no credentials", self.role_arn))
+            ProviderError::new(format!(
+                "AssumeRole {} returned no credentials",
+                self.role_arn
+            ))
         })?;
         let expiry = SystemTime::try_from(*c.expiration()).ok();
         let credentials = Credentials::new(
@@ -296,7 +296,10 @@ impl Aws {
     pub fn tags(&self, ctx: &Ctx, user: &BTreeMap<String, String>) -> Vec<(String, String)> {
         let mut tags = vec![
             (TAG_STACK.to_string(), self.stack.clone()),
-            (TAG_RESOURCE.to_string(), base_name(&ctx.resource).to_string()),
+            (
+                TAG_RESOURCE.to_string(),
+                base_name(&ctx.resource).to_string(),
+            ),
             (TAG_MANAGED_BY.to_string(), "byoc".to_string()),
             (TAG_TOKEN.to_string(), ctx.token.clone()),
         ];
@@ -490,7 +493,10 @@ pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 }
 
 /// Parses a provider's inputs.
-pub fn parse<T: serde::de::DeserializeOwned>(kind: &str, inputs: &Value) -> Result<T, ProviderError> {
+pub fn parse<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    inputs: &Value,
+) -> Result<T, ProviderError> {
     serde_json::from_value(inputs.clone())
         .map_err(|e| ProviderError::with_code("InvalidInputs", format!("{kind} inputs: {e}")))
 }

@@ -41,7 +41,11 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
                 "tags": tags(&[("Name", stack)]),
             }),
         ),
-        Resource::new(internet_gateway::KIND, "igw", json!({"tags": tags(&[("Name", stack)])})),
+        Resource::new(
+            internet_gateway::KIND,
+            "igw",
+            json!({"tags": tags(&[("Name", stack)])}),
+        ),
         Resource::new(
             internet_gateway_attachment::KIND,
             "igw-attachment",
@@ -129,7 +133,11 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
                 .depends_on("igw-attachment"),
             );
         }
-        let nat = if nat_zones.contains(&z) { z.clone() } else { nat_zones[0].clone() };
+        let nat = if nat_zones.contains(&z) {
+            z.clone()
+        } else {
+            nat_zones[0].clone()
+        };
         out.push(Resource::new(
             route_table::KIND,
             format!("rt-private-{z}"),
@@ -167,7 +175,10 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         &["AmazonEKSClusterPolicy"]
     };
     let node_policies: &[&str] = if auto {
-        &["AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"]
+        &[
+            "AmazonEKSWorkerNodeMinimalPolicy",
+            "AmazonEC2ContainerRegistryPullOnly",
+        ]
     } else {
         &[
             "AmazonEKSWorkerNodePolicy",
@@ -182,7 +193,8 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
         })
     };
-    let arns = |names: &[&str]| -> Vec<String> { names.iter().map(|n| format!("{MANAGED}{n}")).collect() };
+    let arns =
+        |names: &[&str]| -> Vec<String> { names.iter().map(|n| format!("{MANAGED}{n}")).collect() };
     out.push(Resource::new(
         iam_role::KIND,
         "cluster-role",
@@ -288,7 +300,10 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
     Ok(out)
 }
 
-fn private_ids_of(subnets: &[byoc_stacks::SubnetPlan], zone_key: impl Fn(&str) -> String) -> Vec<Value> {
+fn private_ids_of(
+    subnets: &[byoc_stacks::SubnetPlan],
+    zone_key: impl Fn(&str) -> String,
+) -> Vec<Value> {
     subnets
         .iter()
         .map(|s| reference(&format!("subnet-private-{}", zone_key(&s.zone)), "id"))
@@ -311,7 +326,9 @@ mod tests {
 
     fn config(extra: Value) -> EnvironmentConfig {
         let mut v = json!({"region": "us-east-1"});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         EnvironmentConfig::from_value(&v).unwrap()
     }
 
@@ -325,7 +342,16 @@ mod tests {
         let r = environment("acme-dev", &c).unwrap();
         Graph::new(r.clone()).expect("a valid DAG");
         let n = names(&r);
-        for expected in ["vpc", "nat-a", "nat-b", "nat-c", "subnet-private-c", "nodegroup-default", "node-instance-profile", "oidc-provider"] {
+        for expected in [
+            "vpc",
+            "nat-a",
+            "nat-b",
+            "nat-c",
+            "subnet-private-c",
+            "nodegroup-default",
+            "node-instance-profile",
+            "oidc-provider",
+        ] {
             assert!(n.contains(&expected), "{expected} missing from {n:?}");
         }
         let ng = r.iter().find(|r| r.name == "nodegroup-default").unwrap();
@@ -334,10 +360,19 @@ mod tests {
         let cluster = r.iter().find(|r| r.name == "cluster").unwrap();
         assert!(cluster.inputs.get("auto_mode").is_none());
         let private_b = r.iter().find(|r| r.name == "subnet-private-b").unwrap();
-        assert_eq!(private_b.inputs["tags"]["karpenter.sh/discovery"], "acme-dev");
-        assert_eq!(private_b.inputs["tags"]["kubernetes.io/role/internal-elb"], "1");
+        assert_eq!(
+            private_b.inputs["tags"]["karpenter.sh/discovery"],
+            "acme-dev"
+        );
+        assert_eq!(
+            private_b.inputs["tags"]["kubernetes.io/role/internal-elb"],
+            "1"
+        );
         assert_eq!(private_b.inputs["cidr_block"], "10.0.64.0/18");
-        let route_c = r.iter().find(|r| r.name == "route-private-c-default").unwrap();
+        let route_c = r
+            .iter()
+            .find(|r| r.name == "route-private-c-default")
+            .unwrap();
         assert_eq!(route_c.inputs["nat_gateway_id"], reference("nat-c", "id"));
     }
 
@@ -347,12 +382,22 @@ mod tests {
         let n = names(&r);
         assert!(n.contains(&"nat-a") && !n.contains(&"nat-b"));
         assert!(!n.contains(&"nodegroup-default"));
-        let route_b = r.iter().find(|r| r.name == "route-private-b-default").unwrap();
+        let route_b = r
+            .iter()
+            .find(|r| r.name == "route-private-b-default")
+            .unwrap();
         assert_eq!(route_b.inputs["nat_gateway_id"], reference("nat-a", "id"));
         let cluster = r.iter().find(|r| r.name == "cluster").unwrap();
-        assert_eq!(cluster.inputs["auto_mode"]["node_pools"], json!(["general-purpose", "system"]));
+        assert_eq!(
+            cluster.inputs["auto_mode"]["node_pools"],
+            json!(["general-purpose", "system"])
+        );
         let role = r.iter().find(|r| r.name == "cluster-role").unwrap();
-        assert!(role.inputs["managed_policy_arns"].to_string().contains("AmazonEKSComputePolicy"));
+        assert!(
+            role.inputs["managed_policy_arns"]
+                .to_string()
+                .contains("AmazonEKSComputePolicy")
+        );
     }
 
     #[test]

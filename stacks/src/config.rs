@@ -174,12 +174,11 @@ pub struct SubnetPlan {
 impl EnvironmentConfig {
     /// Parses and validates a config as saved through the API.
     pub fn from_value(value: &Value) -> Result<EnvironmentConfig, ConfigError> {
-        let config: EnvironmentConfig =
-            serde_path_to_error::deserialize(value).map_err(|e| {
-                let field = e.path().to_string();
-                let field = if field == "." { String::new() } else { field };
-                invalid(&field, e.into_inner().to_string())
-            })?;
+        let config: EnvironmentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            invalid(&field, e.into_inner().to_string())
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -197,7 +196,10 @@ impl EnvironmentConfig {
         if !region_ok {
             return Err(invalid(
                 "region",
-                format!("{:?} is not an AWS region name such as eu-west-1", self.region),
+                format!(
+                    "{:?} is not an AWS region name such as eu-west-1",
+                    self.region
+                ),
             ));
         }
         let vpc = self.vpc()?;
@@ -231,7 +233,8 @@ impl EnvironmentConfig {
             }
             for (i, zone) in zones.iter().enumerate() {
                 let suffix = zone.strip_prefix(self.region.as_str());
-                if !suffix.is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
+                if !suffix
+                    .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
                 {
                     return Err(invalid(
                         &format!("availability_zones[{i}]"),
@@ -255,7 +258,10 @@ impl EnvironmentConfig {
         if !version_ok {
             return Err(invalid(
                 "kubernetes_version",
-                format!("{:?} is not a version such as 1.32", self.kubernetes_version),
+                format!(
+                    "{:?} is not a version such as 1.32",
+                    self.kubernetes_version
+                ),
             ));
         }
         let access = &self.endpoint_access;
@@ -278,10 +284,7 @@ impl EnvironmentConfig {
                 ));
             }
             if key.starts_with("aws:") || key.starts_with("byoc:") {
-                return Err(invalid(
-                    &field,
-                    "the aws: and byoc: prefixes are reserved",
-                ));
+                return Err(invalid(&field, "the aws: and byoc: prefixes are reserved"));
             }
         }
         // AWS allows 50 tags; byoc adds its own three and Kubernetes discovery tags.
@@ -319,8 +322,9 @@ impl EnvironmentConfig {
             let ok = t.split_once('.').is_some_and(|(family, size)| {
                 !family.is_empty()
                     && !size.is_empty()
-                    && t.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+                    && t.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'
+                    })
             });
             if !ok {
                 return Err(invalid(
@@ -444,7 +448,11 @@ mod tests {
             v
         };
         assert_eq!(err(base(json!({"vpc_cidr": "10.0.0.1/16"}))).0, "vpc_cidr");
-        assert!(err(base(json!({"vpc_cidr": "10.0.0.1/16"}))).1.contains("10.0.0.0/16"));
+        assert!(
+            err(base(json!({"vpc_cidr": "10.0.0.1/16"})))
+                .1
+                .contains("10.0.0.0/16")
+        );
         assert_eq!(err(base(json!({"vpc_cidr": "banana"}))).0, "vpc_cidr");
         assert_eq!(err(base(json!({"vpc_cidr": "10.0.0.0/12"}))).0, "vpc_cidr");
         assert_eq!(err(base(json!({"az_count": 4}))).0, "az_count");
@@ -461,18 +469,28 @@ mod tests {
             "desired_size": "two", "min_size": 1, "max_size": 2, "instance_types": ["m5.large"], "disk_size": 20
         }})));
         assert_eq!(field, "node_group_config.desired_size");
-        assert_eq!(err(base(json!({"colour": "blue"}))).1.contains("unknown field `colour`"), true);
+        let (_, message) = err(base(json!({"colour": "blue"})));
+        assert!(message.contains("unknown field `colour`"), "{message}");
         assert_eq!(err(json!({"region": "Mars"})).0, "region");
         assert_eq!(err(json!({})).1, "missing field `region`");
         assert_eq!(
-            err(base(json!({"availability_zones": ["us-east-1a", "us-east-1a"]}))).0,
+            err(base(
+                json!({"availability_zones": ["us-east-1a", "us-east-1a"]})
+            ))
+            .0,
             "availability_zones[1]"
         );
         assert_eq!(
-            err(base(json!({"endpoint_access": {"public": false, "private": false, "public_cidrs": []}}))).0,
+            err(base(
+                json!({"endpoint_access": {"public": false, "private": false, "public_cidrs": []}})
+            ))
+            .0,
             "endpoint_access"
         );
         assert_eq!(err(base(json!({"tags": {"byoc:x": "y"}}))).0, "tags.byoc:x");
-        assert_eq!(err(base(json!({"kubernetes_version": "latest"}))).0, "kubernetes_version");
+        assert_eq!(
+            err(base(json!({"kubernetes_version": "latest"}))).0,
+            "kubernetes_version"
+        );
     }
 }

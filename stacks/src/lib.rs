@@ -14,8 +14,8 @@ mod state_store;
 mod tenants;
 
 pub use config::{
-    CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode, NodeGroupConfig,
-    SubnetPlan, Taint, TaintEffect,
+    CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
+    NodeGroupConfig, SubnetPlan, Taint, TaintEffect,
 };
 pub use crypto::Sealer;
 pub use db::{

@@ -123,6 +123,16 @@ impl Emulator {
         self.control("POST", "/_emulator/config", Some(knobs))
     }
 
+    /// The last AWS requests of `service` (e.g. `"eks"`, `"sts"`) as JSON:
+    /// `{"requests": [{"service", "method", "path", "body"}]}`.
+    pub fn requests(&self, service: &str) -> Result<String> {
+        self.control(
+            "GET",
+            &format!("/_emulator/requests?service={service}"),
+            None,
+        )
+    }
+
     /// Requests served and requests throttled so far, as JSON.
     pub fn stats(&self) -> Result<String> {
         self.control("GET", "/_emulator/stats", None)

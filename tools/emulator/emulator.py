@@ -14,6 +14,12 @@ GET/POST /_emulator/config with a JSON body of the same names):
                    error instead: EC2 `RequestLimitExceeded` (HTTP 503), query/JSON APIs
                    `Throttling` (HTTP 400).
   seed             seed of the random choices above, for reproducible runs.
+  deny_assume_role role ARNs whose sts:AssumeRole is answered with AccessDenied, as AWS does
+                   when the trust policy or the ExternalId does not match (moto checks
+                   neither).
+
+GET /_emulator/requests lists the last 2000 AWS requests (service, method, path, body), so a
+test can check what was sent where moto ignores a field; ?service=eks narrows the list.
 
 GET /_emulator/stats counts requests and throttled requests. moto's own /moto-api/ (for
 example POST /moto-api/reset) passes through untouched and is never delayed or throttled.
@@ -26,6 +32,8 @@ dies, so a killed test run never leaves an emulator behind.
 from __future__ import annotations
 
 import argparse
+import collections
+import io
 import json
 import os
 import random
@@ -57,9 +65,13 @@ class Knobs:
         self.rng = random.Random()
         self.requests = 0
         self.throttled = 0
+        self.deny_assume_role: list[str] = []
+        self.log: collections.deque[dict[str, str]] = collections.deque(maxlen=2000)
 
     def update(self, cfg: dict[str, Any]) -> None:
-        unknown = set(cfg) - {"create_seconds", "delete_seconds", "latency_ms", "throttle_rate", "seed"}
+        unknown = set(cfg) - {
+            "create_seconds", "delete_seconds", "latency_ms", "throttle_rate", "seed", "deny_assume_role"
+        }
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
         with self.lock:
@@ -74,6 +86,11 @@ class Knobs:
                 if not 0.0 <= rate <= 1.0:
                     raise ValueError(f"throttle_rate must be between 0 and 1, got {rate}")
                 self.throttle_rate = rate
+            if "deny_assume_role" in cfg:
+                arns = cfg["deny_assume_role"]
+                if not isinstance(arns, list) or not all(isinstance(a, str) for a in arns):
+                    raise ValueError("deny_assume_role must be a list of role ARNs")
+                self.deny_assume_role = arns
             if cfg.get("seed") is not None:
                 self.rng.seed(int(cfg["seed"]))
 
@@ -85,6 +102,7 @@ class Knobs:
             "delete_seconds": self.delete_seconds,
             "latency_ms": latency,
             "throttle_rate": self.throttle_rate,
+            "deny_assume_role": self.deny_assume_role,
         }
 
     def draw(self) -> tuple[float, bool]:
@@ -242,6 +260,43 @@ def _throttle_response(environ: dict[str, Any]) -> tuple[str, list[tuple[str, st
     return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
 
 
+def _record(environ: dict[str, Any]) -> tuple[str, str]:
+    """Logs the request and gives back (service, body); the body stays readable for moto."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    m = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = m.group(1) if m else ""
+    body = raw[:65536].decode("utf-8", "replace")
+    query = environ.get("QUERY_STRING", "")
+    with KNOBS.lock:
+        KNOBS.log.append({
+            "service": service,
+            "method": environ.get("REQUEST_METHOD", ""),
+            "path": environ.get("PATH_INFO", "") + (f"?{query}" if query else ""),
+            "body": body,
+        })
+    return service, body
+
+
+def _denied_assume_role(service: str, body: str) -> bytes | None:
+    if service != "sts" or "Action=AssumeRole" not in body:
+        return None
+    from urllib.parse import parse_qs
+
+    arn = parse_qs(body).get("RoleArn", [""])[0]
+    with KNOBS.lock:
+        denied = arn in KNOBS.deny_assume_role
+    if not denied:
+        return None
+    return (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+        f"<Message>User: arn:aws:iam::123456789012:user/platform is not authorized to perform: "
+        f"sts:AssumeRole on resource: {arn}</Message></Error>"
+        f"<RequestId>{random.getrandbits(128):032x}</RequestId></ErrorResponse>"
+    ).encode()
+
+
 class Emulator:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -252,6 +307,11 @@ class Emulator:
             return self.control(environ, start_response, path)
         _run_due()
         if not path.startswith("/moto-api"):
+            service, body = _record(environ)
+            denied = _denied_assume_role(service, body)
+            if denied:
+                start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(denied)))])
+                return [denied]
             delay, throttle = KNOBS.draw()
             if delay:
                 time.sleep(delay)
@@ -273,6 +333,13 @@ class Emulator:
                 status, payload = "400 Bad Request", {"error": "bad_knob", "message": str(e)}
         elif path == "/_emulator/config":
             payload = KNOBS.as_dict()
+        elif path == "/_emulator/requests":
+            from urllib.parse import parse_qs
+
+            wanted = parse_qs(environ.get("QUERY_STRING", "")).get("service", [None])[0]
+            with KNOBS.lock:
+                entries = [e for e in KNOBS.log if wanted is None or e["service"] == wanted]
+            payload = {"requests": entries}
         elif path == "/_emulator/stats":
             payload = {"requests": KNOBS.requests, "throttled": KNOBS.throttled}
         else:

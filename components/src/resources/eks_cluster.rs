@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest, CreateAccessConfigRequest,
-    ElasticLoadBalancing, KubernetesNetworkConfigRequest, StorageConfigRequest, VpcConfigRequest,
+    AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
+    CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
+    StorageConfigRequest, VpcConfigRequest,
 };
 use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
 use serde::{Deserialize, Serialize};
@@ -78,7 +79,9 @@ impl EksCluster {
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
         let aws = &self.0;
         match aws
-            .call(Eks, "DescribeCluster", &ctx.cancel, || aws.eks.describe_cluster().name(name).send())
+            .call(Eks, "DescribeCluster", &ctx.cancel, || {
+                aws.eks.describe_cluster().name(name).send()
+            })
             .await
         {
             Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(None),
@@ -91,13 +94,18 @@ impl EksCluster {
         let what = format!("EKS cluster {name} to be ACTIVE");
         self.0
             .wait_for(ctx, &what, TIMEOUT, || async {
-                let c = self.describe(ctx, name).await?.ok_or_else(|| super::not_found("EKS cluster", name))?;
+                let c = self
+                    .describe(ctx, name)
+                    .await?
+                    .ok_or_else(|| super::not_found("EKS cluster", name))?;
                 match c.status() {
                     Some(ClusterStatus::Active) => Ok(Some(c)),
-                    Some(ClusterStatus::Failed | ClusterStatus::Deleting) => Err(ProviderError::with_code(
-                        "ClusterFailed",
-                        format!("EKS cluster {name} is {:?}", c.status()),
-                    )),
+                    Some(ClusterStatus::Failed | ClusterStatus::Deleting) => {
+                        Err(ProviderError::with_code(
+                            "ClusterFailed",
+                            format!("EKS cluster {name} is {:?}", c.status()),
+                        ))
+                    }
                     _ => Ok(None),
                 }
             })
@@ -132,7 +140,9 @@ impl Provider for EksCluster {
                 .resources_vpc_config(vpc_config(&inputs))
                 .access_config(
                     CreateAccessConfigRequest::builder()
-                        .authentication_mode(AuthenticationMode::from(inputs.authentication_mode.as_str()))
+                        .authentication_mode(AuthenticationMode::from(
+                            inputs.authentication_mode.as_str(),
+                        ))
                         .bootstrap_cluster_creator_admin_permissions(true)
                         .build(),
                 )
@@ -155,7 +165,9 @@ impl Provider for EksCluster {
                     )
                     .kubernetes_network_config(
                         KubernetesNetworkConfigRequest::builder()
-                            .elastic_load_balancing(ElasticLoadBalancing::builder().enabled(true).build())
+                            .elastic_load_balancing(
+                                ElasticLoadBalancing::builder().enabled(true).build(),
+                            )
                             .build(),
                     )
                     .bootstrap_self_managed_addons(false);
@@ -167,7 +179,12 @@ impl Provider for EksCluster {
         Ok(EksCluster::created(&cluster))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _inputs: &Value,
+    ) -> Result<Observed, ProviderError> {
         let c = self
             .describe(ctx, name)
             .await?
@@ -175,7 +192,8 @@ impl Provider for EksCluster {
             .ok_or_else(|| super::not_found("EKS cluster", name))?;
         let vpc = required(c.resources_vpc_config(), "cluster VPC config")?;
         let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
-        let tags: BTreeMap<String, String> = c.tags().cloned().unwrap_or_default().into_iter().collect();
+        let tags: BTreeMap<String, String> =
+            c.tags().cloned().unwrap_or_default().into_iter().collect();
         let inputs = Inputs {
             name: name.to_string(),
             version: c.version().unwrap_or_default().to_string(),
@@ -201,13 +219,23 @@ impl Provider for EksCluster {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, name: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         // EKS runs one update at a time: each waits for the cluster to be ACTIVE again.
         if old.version != new.version {
             aws.call(Eks, "UpdateClusterVersion", &ctx.cancel, || {
-                aws.eks.update_cluster_version().name(name).version(&new.version).send()
+                aws.eks
+                    .update_cluster_version()
+                    .name(name)
+                    .version(&new.version)
+                    .send()
             })
             .await?;
             self.wait_active(ctx, name).await?;
@@ -222,7 +250,11 @@ impl Provider for EksCluster {
                 .set_public_access_cidrs(Some(new.public_access_cidrs.clone()))
                 .build();
             aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
-                aws.eks.update_cluster_config().name(name).resources_vpc_config(config.clone()).send()
+                aws.eks
+                    .update_cluster_config()
+                    .name(name)
+                    .resources_vpc_config(config.clone())
+                    .send()
             })
             .await?;
             self.wait_active(ctx, name).await?;
@@ -232,7 +264,11 @@ impl Provider for EksCluster {
                 .authentication_mode(AuthenticationMode::from(new.authentication_mode.as_str()))
                 .build();
             aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
-                aws.eks.update_cluster_config().name(name).access_config(access.clone()).send()
+                aws.eks
+                    .update_cluster_config()
+                    .name(name)
+                    .access_config(access.clone())
+                    .send()
             })
             .await?;
             self.wait_active(ctx, name).await?;
@@ -240,16 +276,29 @@ impl Provider for EksCluster {
         let cluster = self.wait_active(ctx, name).await?;
         if old.tags != new.tags {
             let arn = required(cluster.arn(), "cluster ARN")?;
-            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            let gone: Vec<String> = old
+                .tags
+                .keys()
+                .filter(|k| !new.tags.contains_key(*k))
+                .cloned()
+                .collect();
             if !gone.is_empty() {
                 aws.call(Eks, "UntagResource", &ctx.cancel, || {
-                    aws.eks.untag_resource().resource_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                    aws.eks
+                        .untag_resource()
+                        .resource_arn(arn)
+                        .set_tag_keys(Some(gone.clone()))
+                        .send()
                 })
                 .await?;
             }
             let tags: HashMap<String, String> = new.tags.clone().into_iter().collect();
             aws.call(Eks, "TagResource", &ctx.cancel, || {
-                aws.eks.tag_resource().resource_arn(arn).set_tags(Some(tags.clone())).send()
+                aws.eks
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
             })
             .await?;
         }
@@ -258,8 +307,10 @@ impl Provider for EksCluster {
 
     async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Eks, "DeleteCluster", &ctx.cancel, || aws.eks.delete_cluster().name(name).send())
-            .await?;
+        aws.call(Eks, "DeleteCluster", &ctx.cancel, || {
+            aws.eks.delete_cluster().name(name).send()
+        })
+        .await?;
         let what = format!("EKS cluster {name} to be deleted");
         aws.wait_for(ctx, &what, TIMEOUT, || async {
             Ok(self.describe(ctx, name).await?.is_none().then_some(()))
@@ -267,12 +318,17 @@ impl Provider for EksCluster {
         .await
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some(c) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
         };
-        let tags: BTreeMap<String, String> = c.tags().cloned().unwrap_or_default().into_iter().collect();
+        let tags: BTreeMap<String, String> =
+            c.tags().cloned().unwrap_or_default().into_iter().collect();
         if !self.0.owns(ctx, &tags, false) || c.status() == Some(&ClusterStatus::Deleting) {
             return Ok(None);
         }

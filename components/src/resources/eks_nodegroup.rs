@@ -63,8 +63,9 @@ pub struct Taint {
 pub struct EksNodegroup(pub Arc<Aws>);
 
 fn split(id: &str) -> Result<(&str, &str), ProviderError> {
-    id.split_once('/')
-        .ok_or_else(|| ProviderError::new(format!("{id:?} is not a node group id (cluster/nodegroup)")))
+    id.split_once('/').ok_or_else(|| {
+        ProviderError::new(format!("{id:?} is not a node group id (cluster/nodegroup)"))
+    })
 }
 
 fn eks_taints(taints: &[Taint]) -> Vec<EksTaint> {
@@ -96,11 +97,20 @@ impl EksNodegroup {
         }
     }
 
-    async fn describe(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<Nodegroup>, ProviderError> {
         let aws = &self.0;
         match aws
             .call(Eks, "DescribeNodegroup", &ctx.cancel, || {
-                aws.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+                aws.eks
+                    .describe_nodegroup()
+                    .cluster_name(cluster)
+                    .nodegroup_name(name)
+                    .send()
             })
             .await
         {
@@ -110,21 +120,44 @@ impl EksNodegroup {
         }
     }
 
-    async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup, ProviderError> {
+    async fn wait_active(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Nodegroup, ProviderError> {
         let what = format!("node group {name} to be ACTIVE");
         self.0
             .wait_for(ctx, &what, TIMEOUT, || async {
-                let g = self.describe(ctx, cluster, name).await?.ok_or_else(|| not_found("node group", name))?;
+                let g = self
+                    .describe(ctx, cluster, name)
+                    .await?
+                    .ok_or_else(|| not_found("node group", name))?;
                 match g.status() {
                     Some(NodegroupStatus::Active) => Ok(Some(g)),
-                    Some(NodegroupStatus::CreateFailed | NodegroupStatus::Degraded | NodegroupStatus::Deleting) => {
+                    Some(
+                        NodegroupStatus::CreateFailed
+                        | NodegroupStatus::Degraded
+                        | NodegroupStatus::Deleting,
+                    ) => {
                         let issues: Vec<String> = g
                             .health()
-                            .map(|h| h.issues().iter().map(|i| format!("{:?}: {}", i.code(), i.message().unwrap_or(""))).collect())
+                            .map(|h| {
+                                h.issues()
+                                    .iter()
+                                    .map(|i| {
+                                        format!("{:?}: {}", i.code(), i.message().unwrap_or(""))
+                                    })
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         Err(ProviderError::with_code(
                             "NodegroupFailed",
-                            format!("node group {name} is {:?}: {}", g.status(), issues.join("; ")),
+                            format!(
+                                "node group {name} is {:?}: {}",
+                                g.status(),
+                                issues.join("; ")
+                            ),
                         ))
                     }
                     _ => Ok(None),
@@ -140,7 +173,16 @@ impl Provider for EksNodegroup {
         diff_replacing(
             old,
             new,
-            &["cluster_name", "name", "node_role_arn", "subnet_ids", "instance_types", "capacity_type", "ami_type", "disk_size"],
+            &[
+                "cluster_name",
+                "name",
+                "node_role_arn",
+                "subnet_ids",
+                "instance_types",
+                "capacity_type",
+                "ami_type",
+                "disk_size",
+            ],
         )
     }
 
@@ -168,8 +210,14 @@ impl Provider for EksNodegroup {
                 .send()
         })
         .await?;
-        let g = self.wait_active(ctx, &inputs.cluster_name, &inputs.name).await?;
-        Ok(EksNodegroup::created(&inputs.cluster_name, &inputs.name, g.nodegroup_arn()))
+        let g = self
+            .wait_active(ctx, &inputs.cluster_name, &inputs.name)
+            .await?;
+        Ok(EksNodegroup::created(
+            &inputs.cluster_name,
+            &inputs.name,
+            g.nodegroup_arn(),
+        ))
     }
 
     async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
@@ -180,29 +228,44 @@ impl Provider for EksNodegroup {
             .filter(|g| g.status() != Some(&NodegroupStatus::Deleting))
             .ok_or_else(|| not_found("node group", id))?;
         let s = g.scaling_config();
-        let tags: BTreeMap<String, String> = g.tags().cloned().unwrap_or_default().into_iter().collect();
+        let tags: BTreeMap<String, String> =
+            g.tags().cloned().unwrap_or_default().into_iter().collect();
         let inputs = Inputs {
             cluster_name: cluster.to_string(),
             name: name.to_string(),
             node_role_arn: g.node_role().unwrap_or_default().to_string(),
             subnet_ids: g.subnets().to_vec(),
             instance_types: g.instance_types().to_vec(),
-            capacity_type: g.capacity_type().map(|c| c.as_str().to_string()).unwrap_or_default(),
-            ami_type: g.ami_type().map(|a| a.as_str().to_string()).unwrap_or_default(),
+            capacity_type: g
+                .capacity_type()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            ami_type: g
+                .ami_type()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
             disk_size: g.disk_size().unwrap_or_default(),
             scaling: Scaling {
                 min_size: s.and_then(|s| s.min_size()).unwrap_or_default(),
                 max_size: s.and_then(|s| s.max_size()).unwrap_or_default(),
                 desired_size: s.and_then(|s| s.desired_size()).unwrap_or_default(),
             },
-            labels: g.labels().cloned().unwrap_or_default().into_iter().collect(),
+            labels: g
+                .labels()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             taints: g
                 .taints()
                 .iter()
                 .map(|t| Taint {
                     key: t.key().unwrap_or_default().to_string(),
                     value: t.value().unwrap_or_default().to_string(),
-                    effect: t.effect().map(|e| e.as_str().to_string()).unwrap_or_default(),
+                    effect: t
+                        .effect()
+                        .map(|e| e.as_str().to_string())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             tags: user_tags(&tags),
@@ -213,16 +276,37 @@ impl Provider for EksNodegroup {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.scaling != new.scaling || old.labels != new.labels || old.taints != new.taints {
             let labels = UpdateLabelsPayload::builder()
                 .set_add_or_update_labels(Some(new.labels.clone().into_iter().collect()))
-                .set_remove_labels(Some(old.labels.keys().filter(|k| !new.labels.contains_key(*k)).cloned().collect()))
+                .set_remove_labels(Some(
+                    old.labels
+                        .keys()
+                        .filter(|k| !new.labels.contains_key(*k))
+                        .cloned()
+                        .collect(),
+                ))
                 .build();
-            let gone: Vec<Taint> = old.taints.iter().filter(|t| !new.taints.iter().any(|n| n.key == t.key && n.effect == t.effect)).cloned().collect();
+            let gone: Vec<Taint> = old
+                .taints
+                .iter()
+                .filter(|t| {
+                    !new.taints
+                        .iter()
+                        .any(|n| n.key == t.key && n.effect == t.effect)
+                })
+                .cloned()
+                .collect();
             let taints = UpdateTaintsPayload::builder()
                 .set_add_or_update_taints(Some(eks_taints(&new.taints)))
                 .set_remove_taints(Some(eks_taints(&gone)))
@@ -247,16 +331,29 @@ impl Provider for EksNodegroup {
         let g = self.wait_active(ctx, cluster, name).await?;
         if old.tags != new.tags {
             let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
-            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            let gone: Vec<String> = old
+                .tags
+                .keys()
+                .filter(|k| !new.tags.contains_key(*k))
+                .cloned()
+                .collect();
             if !gone.is_empty() {
                 aws.call(Eks, "UntagResource", &ctx.cancel, || {
-                    aws.eks.untag_resource().resource_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                    aws.eks
+                        .untag_resource()
+                        .resource_arn(arn)
+                        .set_tag_keys(Some(gone.clone()))
+                        .send()
                 })
                 .await?;
             }
             let tags: HashMap<String, String> = new.tags.clone().into_iter().collect();
             aws.call(Eks, "TagResource", &ctx.cancel, || {
-                aws.eks.tag_resource().resource_arn(arn).set_tags(Some(tags.clone())).send()
+                aws.eks
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
             })
             .await?;
         }
@@ -267,27 +364,49 @@ impl Provider for EksNodegroup {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
         aws.call(Eks, "DeleteNodegroup", &ctx.cancel, || {
-            aws.eks.delete_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+            aws.eks
+                .delete_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .send()
         })
         .await?;
         let what = format!("node group {name} to be deleted");
         aws.wait_for(ctx, &what, TIMEOUT, || async {
-            Ok(self.describe(ctx, cluster, name).await?.is_none().then_some(()))
+            Ok(self
+                .describe(ctx, cluster, name)
+                .await?
+                .is_none()
+                .then_some(()))
         })
         .await
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let Some(g) = self.describe(ctx, &inputs.cluster_name, &inputs.name).await? else {
+        let Some(g) = self
+            .describe(ctx, &inputs.cluster_name, &inputs.name)
+            .await?
+        else {
             return Ok(None);
         };
-        let tags: BTreeMap<String, String> = g.tags().cloned().unwrap_or_default().into_iter().collect();
+        let tags: BTreeMap<String, String> =
+            g.tags().cloned().unwrap_or_default().into_iter().collect();
         if !self.0.owns(ctx, &tags, false) || g.status() == Some(&NodegroupStatus::Deleting) {
             return Ok(None);
         }
-        let g = self.wait_active(ctx, &inputs.cluster_name, &inputs.name).await?;
-        Ok(Some(EksNodegroup::created(&inputs.cluster_name, &inputs.name, g.nodegroup_arn())))
+        let g = self
+            .wait_active(ctx, &inputs.cluster_name, &inputs.name)
+            .await?;
+        Ok(Some(EksNodegroup::created(
+            &inputs.cluster_name,
+            &inputs.name,
+            g.nodegroup_arn(),
+        )))
     }
 
     fn classify(&self, error: &ProviderError) -> ErrorClass {

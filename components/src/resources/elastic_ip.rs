@@ -32,7 +32,11 @@ impl ElasticIp {
         }
     }
 
-    async fn describe(&self, ctx: &Ctx, id: &str) -> Result<aws_sdk_ec2::types::Address, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+    ) -> Result<aws_sdk_ec2::types::Address, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeAddresses", &ctx.cancel, || {
@@ -79,7 +83,13 @@ impl Provider for ElasticIp {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
         let address = self.describe(ctx, id).await?;
@@ -95,11 +105,18 @@ impl Provider for ElasticIp {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, _inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeAddresses", &ctx.cancel, || {
-                aws.ec2.describe_addresses().set_filters(Some(ec2_owner_filters(aws, ctx))).send()
+                aws.ec2
+                    .describe_addresses()
+                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
+                    .send()
             })
             .await?;
         Ok(out.addresses().first().and_then(|a| {

@@ -34,11 +34,18 @@ impl IamInstanceProfile {
     }
 
     /// `(roles, arn, tags)` of the profile, or `None` if it does not exist.
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+    ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let out = match aws
             .call(Iam, "GetInstanceProfile", &ctx.cancel, || {
-                aws.iam.get_instance_profile().instance_profile_name(name).send()
+                aws.iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
             })
             .await
         {
@@ -46,22 +53,40 @@ impl IamInstanceProfile {
             other => other?,
         };
         let p = required(out.instance_profile(), "instance profile")?;
-        let roles = p.roles().iter().map(|r| r.role_name().to_string()).collect();
+        let roles = p
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
         Ok(Some((roles, p.arn().to_string(), iam_tag_map(p.tags()))))
     }
 
     /// Makes `role` the profile's only role.
-    async fn set_role(&self, ctx: &Ctx, name: &str, roles: &[String], role: &str) -> Result<(), ProviderError> {
+    async fn set_role(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        roles: &[String],
+        role: &str,
+    ) -> Result<(), ProviderError> {
         let aws = &self.0;
         for other in roles.iter().filter(|r| *r != role) {
             aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
-                aws.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(other).send()
+                aws.iam
+                    .remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(other)
+                    .send()
             })
             .await?;
         }
         if !roles.iter().any(|r| r == role) {
             aws.call(Iam, "AddRoleToInstanceProfile", &ctx.cancel, || {
-                aws.iam.add_role_to_instance_profile().instance_profile_name(name).role_name(role).send()
+                aws.iam
+                    .add_role_to_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
             })
             .await?;
         }
@@ -87,12 +112,20 @@ impl Provider for IamInstanceProfile {
                     .send()
             })
             .await?;
-        let arn = required(out.instance_profile(), "instance profile")?.arn().to_string();
-        self.set_role(ctx, &inputs.name, &[], &inputs.role_name).await?;
+        let arn = required(out.instance_profile(), "instance profile")?
+            .arn()
+            .to_string();
+        self.set_role(ctx, &inputs.name, &[], &inputs.role_name)
+            .await?;
         Ok(IamInstanceProfile::created(&inputs.name, &arn))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _inputs: &Value,
+    ) -> Result<Observed, ProviderError> {
         let (roles, arn, tags) = self
             .describe(ctx, name)
             .await?
@@ -108,23 +141,48 @@ impl Provider for IamInstanceProfile {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, name: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.role_name != new.role_name {
-            self.set_role(ctx, name, &[old.role_name.clone()], &new.role_name).await?;
+            self.set_role(
+                ctx,
+                name,
+                std::slice::from_ref(&old.role_name),
+                &new.role_name,
+            )
+            .await?;
         }
         if old.tags != new.tags {
-            let gone: Vec<String> = old.tags.keys().filter(|k| !new.tags.contains_key(*k)).cloned().collect();
+            let gone: Vec<String> = old
+                .tags
+                .keys()
+                .filter(|k| !new.tags.contains_key(*k))
+                .cloned()
+                .collect();
             if !gone.is_empty() {
                 aws.call(Iam, "UntagInstanceProfile", &ctx.cancel, || {
-                    aws.iam.untag_instance_profile().instance_profile_name(name).set_tag_keys(Some(gone.clone())).send()
+                    aws.iam
+                        .untag_instance_profile()
+                        .instance_profile_name(name)
+                        .set_tag_keys(Some(gone.clone()))
+                        .send()
                 })
                 .await?;
             }
             let tags = iam_tags(aws, ctx, &new.tags);
             aws.call(Iam, "TagInstanceProfile", &ctx.cancel, || {
-                aws.iam.tag_instance_profile().instance_profile_name(name).set_tags(Some(tags.clone())).send()
+                aws.iam
+                    .tag_instance_profile()
+                    .instance_profile_name(name)
+                    .set_tags(Some(tags.clone()))
+                    .send()
             })
             .await?;
         }
@@ -139,18 +197,29 @@ impl Provider for IamInstanceProfile {
         };
         for role in &roles {
             aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
-                aws.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(role).send()
+                aws.iam
+                    .remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
             })
             .await?;
         }
         aws.call(Iam, "DeleteInstanceProfile", &ctx.cancel, || {
-            aws.iam.delete_instance_profile().instance_profile_name(name).send()
+            aws.iam
+                .delete_instance_profile()
+                .instance_profile_name(name)
+                .send()
         })
         .await?;
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some((roles, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
@@ -158,7 +227,8 @@ impl Provider for IamInstanceProfile {
         if !self.0.owns(ctx, &tags, false) {
             return Ok(None);
         }
-        self.set_role(ctx, &inputs.name, &roles, &inputs.role_name).await?;
+        self.set_role(ctx, &inputs.name, &roles, &inputs.role_name)
+            .await?;
         Ok(Some(IamInstanceProfile::created(&inputs.name, &arn)))
     }
 

@@ -40,10 +40,16 @@ impl IamRole {
     }
 
     /// The role as it is, with its ARN; `None` if it does not exist.
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+    ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let role = match aws
-            .call(Iam, "GetRole", &ctx.cancel, || aws.iam.get_role().role_name(name).send())
+            .call(Iam, "GetRole", &ctx.cancel, || {
+                aws.iam.get_role().role_name(name).send()
+            })
             .await
         {
             Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
@@ -64,7 +70,11 @@ impl IamRole {
         for policy in names.policy_names() {
             let doc = aws
                 .call(Iam, "GetRolePolicy", &ctx.cancel, || {
-                    aws.iam.get_role_policy().role_name(name).policy_name(policy).send()
+                    aws.iam
+                        .get_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
                 })
                 .await?;
             inline_policies.insert(policy.clone(), policy_json(policy, doc.policy_document())?);
@@ -72,7 +82,10 @@ impl IamRole {
         let tags = iam_tag_map(role.tags());
         let inputs = Inputs {
             name: name.to_string(),
-            assume_role_policy: policy_json(name, role.assume_role_policy_document().unwrap_or("{}"))?,
+            assume_role_policy: policy_json(
+                name,
+                role.assume_role_policy_document().unwrap_or("{}"),
+            )?,
             managed_policy_arns: attached
                 .attached_policies()
                 .iter()
@@ -85,25 +98,48 @@ impl IamRole {
     }
 
     /// Brings the role's policies and tags from `current` to `desired`.
-    async fn converge(&self, ctx: &Ctx, current: &Inputs, desired: &Inputs) -> Result<(), ProviderError> {
+    async fn converge(
+        &self,
+        ctx: &Ctx,
+        current: &Inputs,
+        desired: &Inputs,
+    ) -> Result<(), ProviderError> {
         let aws = &self.0;
         let name = desired.name.as_str();
         if current.assume_role_policy != desired.assume_role_policy {
             let doc = desired.assume_role_policy.to_string();
             aws.call(Iam, "UpdateAssumeRolePolicy", &ctx.cancel, || {
-                aws.iam.update_assume_role_policy().role_name(name).policy_document(&doc).send()
+                aws.iam
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(&doc)
+                    .send()
             })
             .await?;
         }
-        for arn in desired.managed_policy_arns.difference(&current.managed_policy_arns) {
+        for arn in desired
+            .managed_policy_arns
+            .difference(&current.managed_policy_arns)
+        {
             aws.call(Iam, "AttachRolePolicy", &ctx.cancel, || {
-                aws.iam.attach_role_policy().role_name(name).policy_arn(arn).send()
+                aws.iam
+                    .attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
             })
             .await?;
         }
-        for arn in current.managed_policy_arns.difference(&desired.managed_policy_arns) {
+        for arn in current
+            .managed_policy_arns
+            .difference(&desired.managed_policy_arns)
+        {
             aws.call(Iam, "DetachRolePolicy", &ctx.cancel, || {
-                aws.iam.detach_role_policy().role_name(name).policy_arn(arn).send()
+                aws.iam
+                    .detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
             })
             .await?;
         }
@@ -124,12 +160,20 @@ impl IamRole {
         for policy in current.inline_policies.keys() {
             if !desired.inline_policies.contains_key(policy) {
                 aws.call(Iam, "DeleteRolePolicy", &ctx.cancel, || {
-                    aws.iam.delete_role_policy().role_name(name).policy_name(policy).send()
+                    aws.iam
+                        .delete_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
                 })
                 .await?;
             }
         }
-        let gone: Vec<&String> = current.tags.keys().filter(|k| !desired.tags.contains_key(*k)).collect();
+        let gone: Vec<&String> = current
+            .tags
+            .keys()
+            .filter(|k| !desired.tags.contains_key(*k))
+            .collect();
         if !gone.is_empty() {
             aws.call(Iam, "UntagRole", &ctx.cancel, || {
                 aws.iam
@@ -143,7 +187,11 @@ impl IamRole {
         if current.tags != desired.tags {
             let tags = iam_tags(aws, ctx, &desired.tags);
             aws.call(Iam, "TagRole", &ctx.cancel, || {
-                aws.iam.tag_role().role_name(name).set_tags(Some(tags.clone())).send()
+                aws.iam
+                    .tag_role()
+                    .role_name(name)
+                    .set_tags(Some(tags.clone()))
+                    .send()
             })
             .await?;
         }
@@ -182,7 +230,12 @@ impl Provider for IamRole {
         Ok(IamRole::created(&inputs, &arn))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _inputs: &Value,
+    ) -> Result<Observed, ProviderError> {
         let (inputs, arn, _) = self
             .describe(ctx, name)
             .await?
@@ -193,7 +246,13 @@ impl Provider for IamRole {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, name: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         self.converge(ctx, &old, &new).await?;
         let arn = format!("arn:aws:iam::{}:role/{name}", self.0.account_id);
@@ -213,12 +272,18 @@ impl Provider for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, &bare).await?;
-        aws.call(Iam, "DeleteRole", &ctx.cancel, || aws.iam.delete_role().role_name(name).send())
-            .await?;
+        aws.call(Iam, "DeleteRole", &ctx.cancel, || {
+            aws.iam.delete_role().role_name(name).send()
+        })
+        .await?;
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some((current, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);

@@ -46,7 +46,12 @@ impl Provider for InternetGateway {
             .call(Ec2, "CreateInternetGateway", &ctx.cancel, || {
                 aws.ec2
                     .create_internet_gateway()
-                    .tag_specifications(ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags))
+                    .tag_specifications(ec2_tags(
+                        aws,
+                        ctx,
+                        ResourceType::InternetGateway,
+                        &inputs.tags,
+                    ))
                     .send()
             })
             .await?;
@@ -61,7 +66,10 @@ impl Provider for InternetGateway {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
-                aws.ec2.describe_internet_gateways().internet_gateway_ids(id).send()
+                aws.ec2
+                    .describe_internet_gateways()
+                    .internet_gateway_ids(id)
+                    .send()
             })
             .await?;
         let g = out
@@ -77,7 +85,13 @@ impl Provider for InternetGateway {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
         Ok(InternetGateway::created(id).outputs)
@@ -86,13 +100,20 @@ impl Provider for InternetGateway {
     async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteInternetGateway", &ctx.cancel, || {
-            aws.ec2.delete_internet_gateway().internet_gateway_id(id).send()
+            aws.ec2
+                .delete_internet_gateway()
+                .internet_gateway_id(id)
+                .send()
         })
         .await?;
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, _inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {

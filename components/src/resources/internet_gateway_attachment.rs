@@ -35,11 +35,20 @@ impl InternetGatewayAttachment {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
-                aws.ec2.describe_internet_gateways().internet_gateway_ids(igw).send()
+                aws.ec2
+                    .describe_internet_gateways()
+                    .internet_gateway_ids(igw)
+                    .send()
             })
             .await?;
-        let g = out.internet_gateways().first().ok_or_else(|| not_found("internet gateway", igw))?;
-        Ok(g.attachments().iter().filter_map(|a| a.vpc_id().map(str::to_string)).collect())
+        let g = out
+            .internet_gateways()
+            .first()
+            .ok_or_else(|| not_found("internet gateway", igw))?;
+        Ok(g.attachments()
+            .iter()
+            .filter_map(|a| a.vpc_id().map(str::to_string))
+            .collect())
     }
 }
 
@@ -75,7 +84,11 @@ impl Provider for InternetGatewayAttachment {
 
     async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
         let inputs = split(id)?;
-        if !self.attached(ctx, &inputs.internet_gateway_id).await?.contains(&inputs.vpc_id) {
+        if !self
+            .attached(ctx, &inputs.internet_gateway_id)
+            .await?
+            .contains(&inputs.vpc_id)
+        {
             return Err(not_found("internet gateway attachment", id));
         }
         Ok(Observed {
@@ -84,7 +97,13 @@ impl Provider for InternetGatewayAttachment {
         })
     }
 
-    async fn update(&self, _ctx: &Ctx, id: &str, _old: &Value, _new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        id: &str,
+        _old: &Value,
+        _new: &Value,
+    ) -> Result<Value, ProviderError> {
         Ok(InternetGatewayAttachment::created(&split(id)?).outputs)
     }
 
@@ -102,7 +121,11 @@ impl Provider for InternetGatewayAttachment {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let attached = self.attached(ctx, &inputs.internet_gateway_id).await?;
         Ok(attached

@@ -43,7 +43,10 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
                 aws.clone(),
             )),
         )
-        .with(elastic_ip::KIND, Arc::new(elastic_ip::ElasticIp(aws.clone())))
+        .with(
+            elastic_ip::KIND,
+            Arc::new(elastic_ip::ElasticIp(aws.clone())),
+        )
         .with(
             nat_gateway::KIND,
             Arc::new(nat_gateway::NatGateway(aws.clone())),
@@ -174,7 +177,11 @@ pub async fn ec2_retag(
 }
 
 /// IAM tags of a create.
-pub fn iam_tags(aws: &Aws, ctx: &Ctx, user: &BTreeMap<String, String>) -> Vec<aws_sdk_iam::types::Tag> {
+pub fn iam_tags(
+    aws: &Aws,
+    ctx: &Ctx,
+    user: &BTreeMap<String, String>,
+) -> Vec<aws_sdk_iam::types::Tag> {
     aws.tags(ctx, user)
         .into_iter()
         .map(|(k, v)| {

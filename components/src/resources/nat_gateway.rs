@@ -41,7 +41,11 @@ impl NatGateway {
     }
 
     /// The gateway, or `None` once it is deleted (AWS lists deleted ones for an hour).
-    async fn describe(&self, ctx: &Ctx, id: &str) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
@@ -63,16 +67,21 @@ impl NatGateway {
         let what = format!("NAT gateway {id} to be available");
         self.0
             .wait_for(ctx, &what, TIMEOUT, || async {
-                let g = self.describe(ctx, id).await?.ok_or_else(|| not_found("NAT gateway", id))?;
+                let g = self
+                    .describe(ctx, id)
+                    .await?
+                    .ok_or_else(|| not_found("NAT gateway", id))?;
                 match g.state() {
                     Some(NatGatewayState::Available) => Ok(Some(())),
-                    Some(NatGatewayState::Failed | NatGatewayState::Deleting) => Err(ProviderError::with_code(
-                        "NatGatewayFailed",
-                        format!(
-                            "NAT gateway {id} failed: {}",
-                            g.failure_message().unwrap_or("no reason given")
-                        ),
-                    )),
+                    Some(NatGatewayState::Failed | NatGatewayState::Deleting) => {
+                        Err(ProviderError::with_code(
+                            "NatGatewayFailed",
+                            format!(
+                                "NAT gateway {id} failed: {}",
+                                g.failure_message().unwrap_or("no reason given")
+                            ),
+                        ))
+                    }
                     _ => Ok(None),
                 }
             })
@@ -100,13 +109,19 @@ impl Provider for NatGateway {
                     .send()
             })
             .await?;
-        let id = super::required(out.nat_gateway().and_then(|g| g.nat_gateway_id()), "NAT gateway id")?;
+        let id = super::required(
+            out.nat_gateway().and_then(|g| g.nat_gateway_id()),
+            "NAT gateway id",
+        )?;
         self.wait_available(ctx, id).await?;
         Ok(NatGateway::created(id))
     }
 
     async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let g = self.describe(ctx, id).await?.ok_or_else(|| not_found("NAT gateway", id))?;
+        let g = self
+            .describe(ctx, id)
+            .await?
+            .ok_or_else(|| not_found("NAT gateway", id))?;
         let inputs = Inputs {
             subnet_id: g.subnet_id().unwrap_or_default().to_string(),
             allocation_id: g
@@ -123,7 +138,13 @@ impl Provider for NatGateway {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
         Ok(NatGateway::created(id).outputs)
@@ -143,17 +164,26 @@ impl Provider for NatGateway {
         .await
     }
 
-    async fn find_existing(&self, ctx: &Ctx, _inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
-                aws.ec2.describe_nat_gateways().set_filter(Some(ec2_owner_filters(aws, ctx))).send()
+                aws.ec2
+                    .describe_nat_gateways()
+                    .set_filter(Some(ec2_owner_filters(aws, ctx)))
+                    .send()
             })
             .await?;
         let live = out.nat_gateways().iter().find(|g| {
             !matches!(
                 g.state(),
-                Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed)
+                Some(
+                    NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed
+                )
             )
         });
         let Some(id) = live.and_then(|g| g.nat_gateway_id()) else {

@@ -31,7 +31,10 @@ pub struct OidcProvider(pub Arc<Aws>);
 impl OidcProvider {
     fn arn(&self, url: &str) -> String {
         let host_path = url.trim_start_matches("https://");
-        format!("arn:aws:iam::{}:oidc-provider/{host_path}", self.0.account_id)
+        format!(
+            "arn:aws:iam::{}:oidc-provider/{host_path}",
+            self.0.account_id
+        )
     }
 
     fn created(arn: &str, url: &str) -> Created {
@@ -42,11 +45,18 @@ impl OidcProvider {
     }
 
     /// The provider as it is, with all its tags; `None` if it does not exist.
-    async fn describe(&self, ctx: &Ctx, arn: &str) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        arn: &str,
+    ) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let out = match aws
             .call(Iam, "GetOpenIDConnectProvider", &ctx.cancel, || {
-                aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send()
+                aws.iam
+                    .get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
             })
             .await
         {
@@ -64,41 +74,83 @@ impl OidcProvider {
         Ok(Some((inputs, tags)))
     }
 
-    async fn converge(&self, ctx: &Ctx, arn: &str, current: &Inputs, desired: &Inputs) -> Result<(), ProviderError> {
+    async fn converge(
+        &self,
+        ctx: &Ctx,
+        arn: &str,
+        current: &Inputs,
+        desired: &Inputs,
+    ) -> Result<(), ProviderError> {
         let aws = &self.0;
         for id in desired.client_ids.difference(&current.client_ids) {
-            aws.call(Iam, "AddClientIDToOpenIDConnectProvider", &ctx.cancel, || {
-                aws.iam.add_client_id_to_open_id_connect_provider().open_id_connect_provider_arn(arn).client_id(id).send()
-            })
+            aws.call(
+                Iam,
+                "AddClientIDToOpenIDConnectProvider",
+                &ctx.cancel,
+                || {
+                    aws.iam
+                        .add_client_id_to_open_id_connect_provider()
+                        .open_id_connect_provider_arn(arn)
+                        .client_id(id)
+                        .send()
+                },
+            )
             .await?;
         }
         for id in current.client_ids.difference(&desired.client_ids) {
-            aws.call(Iam, "RemoveClientIDFromOpenIDConnectProvider", &ctx.cancel, || {
-                aws.iam.remove_client_id_from_open_id_connect_provider().open_id_connect_provider_arn(arn).client_id(id).send()
-            })
+            aws.call(
+                Iam,
+                "RemoveClientIDFromOpenIDConnectProvider",
+                &ctx.cancel,
+                || {
+                    aws.iam
+                        .remove_client_id_from_open_id_connect_provider()
+                        .open_id_connect_provider_arn(arn)
+                        .client_id(id)
+                        .send()
+                },
+            )
             .await?;
         }
         if current.thumbprints != desired.thumbprints {
-            aws.call(Iam, "UpdateOpenIDConnectProviderThumbprint", &ctx.cancel, || {
-                aws.iam
-                    .update_open_id_connect_provider_thumbprint()
-                    .open_id_connect_provider_arn(arn)
-                    .set_thumbprint_list(Some(desired.thumbprints.clone()))
-                    .send()
-            })
+            aws.call(
+                Iam,
+                "UpdateOpenIDConnectProviderThumbprint",
+                &ctx.cancel,
+                || {
+                    aws.iam
+                        .update_open_id_connect_provider_thumbprint()
+                        .open_id_connect_provider_arn(arn)
+                        .set_thumbprint_list(Some(desired.thumbprints.clone()))
+                        .send()
+                },
+            )
             .await?;
         }
         if current.tags != desired.tags {
-            let gone: Vec<String> = current.tags.keys().filter(|k| !desired.tags.contains_key(*k)).cloned().collect();
+            let gone: Vec<String> = current
+                .tags
+                .keys()
+                .filter(|k| !desired.tags.contains_key(*k))
+                .cloned()
+                .collect();
             if !gone.is_empty() {
                 aws.call(Iam, "UntagOpenIDConnectProvider", &ctx.cancel, || {
-                    aws.iam.untag_open_id_connect_provider().open_id_connect_provider_arn(arn).set_tag_keys(Some(gone.clone())).send()
+                    aws.iam
+                        .untag_open_id_connect_provider()
+                        .open_id_connect_provider_arn(arn)
+                        .set_tag_keys(Some(gone.clone()))
+                        .send()
                 })
                 .await?;
             }
             let tags = iam_tags(aws, ctx, &desired.tags);
             aws.call(Iam, "TagOpenIDConnectProvider", &ctx.cancel, || {
-                aws.iam.tag_open_id_connect_provider().open_id_connect_provider_arn(arn).set_tags(Some(tags.clone())).send()
+                aws.iam
+                    .tag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
             })
             .await?;
         }
@@ -141,7 +193,13 @@ impl Provider for OidcProvider {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, arn: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        arn: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         self.converge(ctx, arn, &old, &new).await?;
         Ok(OidcProvider::created(arn, &new.url).outputs)
@@ -150,13 +208,20 @@ impl Provider for OidcProvider {
     async fn delete(&self, ctx: &Ctx, arn: &str, _inputs: &Value) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Iam, "DeleteOpenIDConnectProvider", &ctx.cancel, || {
-            aws.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send()
+            aws.iam
+                .delete_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .send()
         })
         .await?;
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let arn = self.arn(&inputs.url);
         let Some((current, tags)) = self.describe(ctx, &arn).await? else {

@@ -30,20 +30,34 @@ pub struct Route(pub Arc<Aws>);
 impl Route {
     fn created(inputs: &Inputs) -> Created {
         Created {
-            physical_id: format!("{}_{}", inputs.route_table_id, inputs.destination_cidr_block),
+            physical_id: format!(
+                "{}_{}",
+                inputs.route_table_id, inputs.destination_cidr_block
+            ),
             outputs: json!({"route_table_id": inputs.route_table_id}),
         }
     }
 
     /// The route as it is in its table, if it is there.
-    async fn find(&self, ctx: &Ctx, table: &str, destination: &str) -> Result<Option<Inputs>, ProviderError> {
+    async fn find(
+        &self,
+        ctx: &Ctx,
+        table: &str,
+        destination: &str,
+    ) -> Result<Option<Inputs>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
-                aws.ec2.describe_route_tables().route_table_ids(table).send()
+                aws.ec2
+                    .describe_route_tables()
+                    .route_table_ids(table)
+                    .send()
             })
             .await?;
-        let t = out.route_tables().first().ok_or_else(|| not_found("route table", table))?;
+        let t = out
+            .route_tables()
+            .first()
+            .ok_or_else(|| not_found("route table", table))?;
         Ok(t.routes()
             .iter()
             .find(|r| r.destination_cidr_block() == Some(destination))
@@ -85,14 +99,23 @@ impl Provider for Route {
 
     async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
         let (table, destination) = split(id)?;
-        let inputs = self.find(ctx, table, destination).await?.ok_or_else(|| not_found("route", id))?;
+        let inputs = self
+            .find(ctx, table, destination)
+            .await?
+            .ok_or_else(|| not_found("route", id))?;
         Ok(Observed {
             outputs: Route::created(&inputs).outputs,
             inputs: json!(inputs),
         })
     }
 
-    async fn update(&self, ctx: &Ctx, _id: &str, _old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _id: &str,
+        _old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let new: Inputs = aws::parse(KIND, new)?;
         aws.call(Ec2, "ReplaceRoute", &ctx.cancel, || {
@@ -122,7 +145,11 @@ impl Provider for Route {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let found = self
             .find(ctx, &inputs.route_table_id, &inputs.destination_cidr_block)

@@ -52,7 +52,10 @@ impl Provider for RouteTable {
                     .send()
             })
             .await?;
-        let id = super::required(out.route_table().and_then(|t| t.route_table_id()), "route table id")?;
+        let id = super::required(
+            out.route_table().and_then(|t| t.route_table_id()),
+            "route table id",
+        )?;
         Ok(RouteTable::created(id))
     }
 
@@ -63,7 +66,10 @@ impl Provider for RouteTable {
                 aws.ec2.describe_route_tables().route_table_ids(id).send()
             })
             .await?;
-        let t = out.route_tables().first().ok_or_else(|| not_found("route table", id))?;
+        let t = out
+            .route_tables()
+            .first()
+            .ok_or_else(|| not_found("route table", id))?;
         let inputs = Inputs {
             vpc_id: t.vpc_id().unwrap_or_default().to_string(),
             tags: user_tags(&ec2_tag_map(t.tags())),
@@ -74,7 +80,13 @@ impl Provider for RouteTable {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
         Ok(RouteTable::created(id).outputs)
@@ -89,11 +101,18 @@ impl Provider for RouteTable {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, _inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
-                aws.ec2.describe_route_tables().set_filters(Some(ec2_owner_filters(aws, ctx))).send()
+                aws.ec2
+                    .describe_route_tables()
+                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
+                    .send()
             })
             .await?;
         Ok(out

@@ -31,9 +31,16 @@ impl RouteTableAssociation {
     }
 
     /// The association of `subnet` with `table`, if there is one: `(id, table, subnet)`.
-    async fn lookup(&self, ctx: &Ctx, filter: (&str, &str)) -> Result<Option<(String, Inputs)>, ProviderError> {
+    async fn lookup(
+        &self,
+        ctx: &Ctx,
+        filter: (&str, &str),
+    ) -> Result<Option<(String, Inputs)>, ProviderError> {
         let aws = &self.0;
-        let f = aws_sdk_ec2::types::Filter::builder().name(filter.0).values(filter.1).build();
+        let f = aws_sdk_ec2::types::Filter::builder()
+            .name(filter.0)
+            .values(filter.1)
+            .build();
         let out = aws
             .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
                 aws.ec2.describe_route_tables().filters(f.clone()).send()
@@ -92,7 +99,13 @@ impl Provider for RouteTableAssociation {
         })
     }
 
-    async fn update(&self, _ctx: &Ctx, id: &str, _old: &Value, _new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        id: &str,
+        _old: &Value,
+        _new: &Value,
+    ) -> Result<Value, ProviderError> {
         Ok(RouteTableAssociation::created(id).outputs)
     }
 
@@ -105,9 +118,15 @@ impl Provider for RouteTableAssociation {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let found = self.lookup(ctx, ("association.subnet-id", &inputs.subnet_id)).await?;
+        let found = self
+            .lookup(ctx, ("association.subnet-id", &inputs.subnet_id))
+            .await?;
         Ok(found
             .filter(|(_, found)| found.route_table_id == inputs.route_table_id)
             .map(|(id, _)| RouteTableAssociation::created(&id)))

@@ -89,7 +89,10 @@ impl Provider for Subnet {
                 aws.ec2.describe_subnets().subnet_ids(id).send()
             })
             .await?;
-        let s = out.subnets().first().ok_or_else(|| not_found("subnet", id))?;
+        let s = out
+            .subnets()
+            .first()
+            .ok_or_else(|| not_found("subnet", id))?;
         let inputs = Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             cidr_block: s.cidr_block().unwrap_or_default().to_string(),
@@ -103,10 +106,17 @@ impl Provider for Subnet {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.map_public_ip_on_launch != new.map_public_ip_on_launch {
-            self.set_public(ctx, id, new.map_public_ip_on_launch).await?;
+            self.set_public(ctx, id, new.map_public_ip_on_launch)
+                .await?;
         }
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
         Ok(Subnet::created(id, &new).outputs)
@@ -121,18 +131,26 @@ impl Provider for Subnet {
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "DescribeSubnets", &ctx.cancel, || {
-                aws.ec2.describe_subnets().set_filters(Some(ec2_owner_filters(aws, ctx))).send()
+                aws.ec2
+                    .describe_subnets()
+                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
+                    .send()
             })
             .await?;
         let Some(id) = out.subnets().first().and_then(|s| s.subnet_id()) else {
             return Ok(None);
         };
-        self.set_public(ctx, id, inputs.map_public_ip_on_launch).await?;
+        self.set_public(ctx, id, inputs.map_public_ip_on_launch)
+            .await?;
         Ok(Some(Subnet::created(id, &inputs)))
     }
 

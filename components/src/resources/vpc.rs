@@ -28,30 +28,53 @@ pub struct Inputs {
 pub struct Vpc(pub Arc<Aws>);
 
 impl Vpc {
-    async fn set_attributes(&self, ctx: &Ctx, id: &str, old: Option<&Inputs>, new: &Inputs) -> Result<(), ProviderError> {
+    async fn set_attributes(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: Option<&Inputs>,
+        new: &Inputs,
+    ) -> Result<(), ProviderError> {
         let aws = &self.0;
         let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
         // One attribute per call: the API refuses both at once.
         if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
             aws.call(Ec2, "ModifyVpcAttribute", &ctx.cancel, || {
-                aws.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_support(flag(new.enable_dns_support)).send()
+                aws.ec2
+                    .modify_vpc_attribute()
+                    .vpc_id(id)
+                    .enable_dns_support(flag(new.enable_dns_support))
+                    .send()
             })
             .await?;
         }
         if old.is_none_or(|o| o.enable_dns_hostnames != new.enable_dns_hostnames) {
             aws.call(Ec2, "ModifyVpcAttribute", &ctx.cancel, || {
-                aws.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_hostnames(flag(new.enable_dns_hostnames)).send()
+                aws.ec2
+                    .modify_vpc_attribute()
+                    .vpc_id(id)
+                    .enable_dns_hostnames(flag(new.enable_dns_hostnames))
+                    .send()
             })
             .await?;
         }
         Ok(())
     }
 
-    async fn attribute(&self, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool, ProviderError> {
+    async fn attribute(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        name: VpcAttributeName,
+    ) -> Result<bool, ProviderError> {
         let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeVpcAttribute", &ctx.cancel, || {
-                aws.ec2.describe_vpc_attribute().vpc_id(id).attribute(name.clone()).send()
+                aws.ec2
+                    .describe_vpc_attribute()
+                    .vpc_id(id)
+                    .attribute(name.clone())
+                    .send()
             })
             .await?;
         let value = match name {
@@ -95,13 +118,19 @@ impl Provider for Vpc {
     async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Ec2, "DescribeVpcs", &ctx.cancel, || aws.ec2.describe_vpcs().vpc_ids(id).send())
+            .call(Ec2, "DescribeVpcs", &ctx.cancel, || {
+                aws.ec2.describe_vpcs().vpc_ids(id).send()
+            })
             .await?;
         let vpc = out.vpcs().first().ok_or_else(|| not_found("VPC", id))?;
         let inputs = Inputs {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
-            enable_dns_support: self.attribute(ctx, id, VpcAttributeName::EnableDnsSupport).await?,
-            enable_dns_hostnames: self.attribute(ctx, id, VpcAttributeName::EnableDnsHostnames).await?,
+            enable_dns_support: self
+                .attribute(ctx, id, VpcAttributeName::EnableDnsSupport)
+                .await?,
+            enable_dns_hostnames: self
+                .attribute(ctx, id, VpcAttributeName::EnableDnsHostnames)
+                .await?,
             tags: user_tags(&ec2_tag_map(vpc.tags())),
         };
         Ok(Observed {
@@ -110,7 +139,13 @@ impl Provider for Vpc {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
         let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         self.set_attributes(ctx, id, Some(&old), &new).await?;
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
@@ -119,17 +154,26 @@ impl Provider for Vpc {
 
     async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DeleteVpc", &ctx.cancel, || aws.ec2.delete_vpc().vpc_id(id).send())
-            .await?;
+        aws.call(Ec2, "DeleteVpc", &ctx.cancel, || {
+            aws.ec2.delete_vpc().vpc_id(id).send()
+        })
+        .await?;
         Ok(())
     }
 
-    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
         let aws = &self.0;
         let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "DescribeVpcs", &ctx.cancel, || {
-                aws.ec2.describe_vpcs().set_filters(Some(ec2_owner_filters(aws, ctx))).send()
+                aws.ec2
+                    .describe_vpcs()
+                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
+                    .send()
             })
             .await?;
         let Some(id) = out.vpcs().first().and_then(|v| v.vpc_id()) else {

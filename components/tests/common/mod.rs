@@ -49,3 +49,4 @@ async fn with_credentials(endpoint: &str, creds: Credentials, retry: RetryConfig
         .load()
         .await
 }
+pub mod env;
