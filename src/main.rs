@@ -2,6 +2,7 @@
 
 mod migrate;
 mod serve;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -15,8 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API server.
+    /// Run the HTTP API server, with workers executing runs (unless --no-workers).
     Serve(serve::Args),
+    /// Run workers only: take runs from the queue and execute them.
+    Worker(worker::Args),
     /// Apply, revert or list the store's schema migrations.
     Migrate(migrate::Args),
 }
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Migrate(args) => runtime.block_on(migrate::run(args)),
+        Command::Worker(args) => runtime.block_on(worker::run(args)),
     }
 }

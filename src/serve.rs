@@ -5,30 +5,68 @@ use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
 use byoc_stacks::{Database, Sealer};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::worker::{WorkerArgs, work};
 
 /// The embedded default: a SQLite file in ./byoc-data, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://byoc-data/byoc.db";
+
+/// Where the store is, and the key of its secrets.
+#[derive(clap::Args)]
+pub struct DatabaseArgs {
+    /// sqlite://PATH (embedded, the default) or postgres://... (many workers on many hosts).
+    #[arg(long, env = "BYOC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// 64 hex digits sealing secrets at rest; on SQLite, a key file beside the database is
+    /// created and used when this is not set.
+    #[arg(long, env = "BYOC_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "BYOC_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// sqlite://PATH (embedded, the default) or postgres://... (many workers on many hosts).
-    #[arg(long, env = "BYOC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    database_url: String,
-    /// 64 hex digits sealing secrets at rest; on SQLite, a key file beside the database is
-    /// created and used when this is not set.
-    #[arg(long, env = "BYOC_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Serve the API only; runs are executed by `byoc worker` processes.
+    #[arg(long, env = "BYOC_NO_WORKERS")]
+    no_workers: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = Database::connect(&args.database_url).await?;
+    let db = Database::connect(&args.database.database_url).await?;
     // Checked at start-up, so a missing key fails here rather than at the first tenant.
-    let _sealer = Sealer::for_database(&db, args.secret_key.as_deref())?;
+    let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
     let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });
     tokio::spawn(migrate(db.clone(), schema_tx));
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let workers = (!args.no_workers).then(|| {
+        let (db, shutdown, worker_args) = (db.clone(), shutdown.clone(), args.worker.clone());
+        let mut schema = schema_rx.clone();
+        tokio::spawn(async move {
+            // The queue's tables come with the schema.
+            if schema
+                .wait_for(|s| matches!(s, SchemaState::Ready))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            work(db, sealer, worker_args, shutdown).await
+        })
+    });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -38,9 +76,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("byoc listening on http://{addr} (database {})", db.url());
     let app = byoc_api::router(AppState::new(db, schema_rx));
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("serve HTTP")?;
+    if let Some(workers) = workers {
+        workers.await.context("the workers panicked")??;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -68,7 +109,7 @@ async fn migrate(db: Database, schema: watch::Sender<SchemaState>) {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -353,6 +353,29 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Opening a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+/// at once (waiting up to the busy timeout) instead of on the first write, where a
+/// transaction that has already read fails with SQLITE_BUSY_SNAPSHOT if another connection
+/// (or process) wrote in between.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::model::{RunKind, RunStatus};
 use crate::{Database, DbError, now_ms};
@@ -220,7 +221,7 @@ impl Database {
         let now = now_ms();
         let expires = expiry(now, ttl);
         with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let run: Option<(String, String, i64)> =
                 sqlx::query_as("SELECT stack, status, seq FROM runs WHERE id = $1")
                     .bind(run_id)
@@ -311,7 +312,7 @@ impl Database {
         let summary = summary.map(Value::to_string);
         let now = now_ms();
         with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let released = sqlx::query(
                 "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1
                  WHERE name = $2 AND generation = $3",
@@ -344,7 +345,7 @@ impl Database {
     pub async fn request_cancel(&self, run_id: &str, actor: &str) -> Result<Run, DbError> {
         let now = now_ms();
         with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             sqlx::query(
                 "UPDATE runs SET cancel_requested = TRUE,
                  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
@@ -367,7 +368,7 @@ impl Database {
     pub async fn force_unlock(&self, stack: &str, actor: &str) -> Result<(), DbError> {
         let now = now_ms();
         with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let n = sqlx::query(
                 "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, generation = generation + 1, updated_at = $1
                  WHERE name = $2",
@@ -428,7 +429,7 @@ impl Database {
         let now = now_ms();
         let text = config.to_string();
         let version = with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let version: i64 = sqlx::query_scalar(
                 "INSERT INTO environment_configs (tenant_id, env, config, version, updated_at) VALUES ($1, $2, $3, 1, $4)
                  ON CONFLICT (tenant_id, env) DO UPDATE SET config = excluded.config,
@@ -489,7 +490,7 @@ impl Database {
     ) -> Result<i64, DbError> {
         let now = now_ms();
         with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let version: Option<i64> = sqlx::query_scalar(
                 "UPDATE stacks SET state_version = state_version + 1, updated_at = $1
                  WHERE name = $2 AND generation = $3 RETURNING state_version",

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use byoc_engine::{Intent, Outcome, ResourceState, Snapshot, StateStore, StoreError, deposed_key};
 
+use crate::db::BeginWrite;
 use crate::db::with_pool;
 use crate::runs::Lease;
 use crate::{Database, DbError, now_ms};
@@ -145,7 +146,7 @@ impl StateStore for RunStore {
         };
         let q = |e: sqlx::Error| StoreError::from(db.query_error(e));
         with_pool!(db, p => {
-            let mut tx = p.begin().await.map_err(q)?;
+            let mut tx = p.begin_write().await.map_err(q)?;
             // Fence first: this also locks the stack row until commit (Postgres), so a
             // takeover cannot interleave with this outcome.
             let current = sqlx::query("UPDATE stacks SET updated_at = $1 WHERE name = $2 AND generation = $3")

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Sealer, random_bytes};
+use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::model::{OnboardingStatus, validate_account_id, validate_slug};
 use crate::{Database, DbError, now_ms};
@@ -96,7 +97,7 @@ impl Database {
         let labels = serde_json::to_string(&new.labels).expect("labels serialize");
         let sealed = sealer.seal(&external_id);
         let result = with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let inserted = sqlx::query(
                 "INSERT INTO tenants (id, slug, name, aws_account_id, labels, external_id_sealed, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -124,14 +125,29 @@ impl Database {
     }
 
     pub async fn tenant(&self, slug: &str) -> Result<Tenant, DbError> {
-        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1");
+        self.tenant_where("slug = $1", slug, &format!("tenant {slug:?}"))
+            .await
+    }
+
+    /// The tenant a stack belongs to.
+    pub async fn stack_tenant(&self, stack: &str) -> Result<Tenant, DbError> {
+        self.tenant_where(
+            "id = (SELECT tenant_id FROM stacks WHERE name = $1)",
+            stack,
+            &format!("tenant of stack {stack:?}"),
+        )
+        .await
+    }
+
+    async fn tenant_where(&self, filter: &str, value: &str, what: &str) -> Result<Tenant, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE {filter}");
         with_pool!(self, p => {
             let row: TenantRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(slug)
+                .bind(value)
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?
-                .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?;
+                .ok_or_else(|| DbError::NotFound(what.to_string()))?;
             tenant_from_row(row)
         })
     }

@@ -2,8 +2,10 @@
 //!
 //! Invariant: knows no HTTP. The only crate that wires engine, components and stacks together.
 
+mod aws;
 mod daemon;
 mod run;
 
+pub use aws::AwsBlueprint;
 pub use daemon::run_daemon;
-pub use run::{Blueprint, Worker, WorkerConfig, WorkerError, unique_worker_name};
+pub use run::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, unique_worker_name};

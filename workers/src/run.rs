@@ -10,14 +10,31 @@ use byoc_engine::{
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
-use byoc_stacks::{Begin, Database, DbError, Lease, RunKind, RunStatus, RunStore};
+use byoc_stacks::{Begin, Database, DbError, Lease, RunKind, RunStatus, RunStore, Sealer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// Turns a stack's saved config into the desired resources and the providers that apply
 /// them. The AWS blueprint lives in byoc-components; tests bring their own.
 pub trait Blueprint: Send + Sync {
-    fn build(&self, stack: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String>;
+    /// The desired resources of a run's stack and the providers that make them, acting in
+    /// the tenant's account as `target` says.
+    fn build(
+        &self,
+        target: &RunTarget,
+        config: &Value,
+    ) -> Result<(Vec<Resource>, Providers), String>;
+}
+
+/// Who a run acts for, and where.
+#[derive(Clone)]
+pub struct RunTarget {
+    pub stack: String,
+    pub run_id: String,
+    pub tenant_slug: String,
+    pub account_id: String,
+    /// Decrypted only in memory, for the run's AssumeRole; never logged.
+    pub external_id: String,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +94,7 @@ pub enum WorkerError {
 #[derive(Clone)]
 pub struct Worker {
     db: Database,
+    sealer: Sealer,
     blueprint: Arc<dyn Blueprint>,
     config: WorkerConfig,
     shutdown: CancellationToken,
@@ -94,12 +112,14 @@ impl EventSink for ChannelSink {
 impl Worker {
     pub fn new(
         db: Database,
+        sealer: Sealer,
         blueprint: Arc<dyn Blueprint>,
         config: WorkerConfig,
         shutdown: CancellationToken,
     ) -> Worker {
         Worker {
             db,
+            sealer,
             blueprint,
             config,
             shutdown,
@@ -184,6 +204,21 @@ impl Worker {
         Ok(status)
     }
 
+    async fn target(&self, run_id: &str, stack: &str) -> Result<RunTarget, DbError> {
+        let tenant = self.db.stack_tenant(stack).await?;
+        let external_id = self
+            .db
+            .tenant_external_id(&self.sealer, &tenant.slug)
+            .await?;
+        Ok(RunTarget {
+            stack: stack.to_string(),
+            run_id: run_id.to_string(),
+            tenant_slug: tenant.slug,
+            account_id: tenant.aws_account_id,
+            external_id,
+        })
+    }
+
     /// Plans and applies according to the run's kind: (status, error, summary).
     async fn apply(
         &self,
@@ -200,8 +235,12 @@ impl Worker {
         };
         let store = Arc::new(RunStore::new(db.clone(), run_id, lease.clone()));
         let snapshot = store.load().await?;
+        let target = match self.target(run_id, &lease.stack).await {
+            Ok(target) => target,
+            Err(e) => return failed(e.to_string()),
+        };
         let (resources, providers) = match db.stack_config(&lease.stack).await {
-            Ok((config, _)) => match self.blueprint.build(&lease.stack, &config) {
+            Ok((config, _)) => match self.blueprint.build(&target, &config) {
                 Ok(built) => built,
                 Err(e) => return failed(format!("the environment config cannot be built: {e}")),
             },

@@ -10,7 +10,7 @@ use byoc_stacks::{
     schema_fingerprint,
 };
 use byoc_testkit::TestDb;
-use byoc_workers::{Blueprint, Worker, WorkerConfig, run_daemon};
+use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
 use serde_json::{Value, json};
 
 const KINDS: &[&str] = &["vpc", "subnet", "nat"];
@@ -19,7 +19,7 @@ const KINDS: &[&str] = &["vpc", "subnet", "nat"];
 struct ListBlueprint(Arc<FakeCloud>);
 
 impl Blueprint for ListBlueprint {
-    fn build(&self, _: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
+    fn build(&self, _: &RunTarget, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
         let resources =
             serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
         Ok((resources, providers(&self.0, KINDS)))
@@ -71,6 +71,7 @@ async fn setup(db: &Database) -> anyhow::Result<(String, Arc<FakeCloud>, Worker)
     };
     let worker = Worker::new(
         db.clone(),
+        Sealer::from_hex(&"ab".repeat(32))?,
         Arc::new(ListBlueprint(cloud.clone())),
         wc,
         CancellationToken::new(),

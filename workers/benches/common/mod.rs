@@ -8,14 +8,14 @@ use byoc_stacks::{
     Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
-use byoc_workers::{Blueprint, Worker, WorkerConfig, WorkerError, run_daemon};
+use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, run_daemon};
 use serde_json::{Value, json};
 
 /// Every environment is empty: a run plans nothing and applies nothing.
 struct Empty;
 
 impl Blueprint for Empty {
-    fn build(&self, _: &str, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
+    fn build(&self, _: &RunTarget, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
         Ok((Vec::new(), Providers::new()))
     }
 }
@@ -70,7 +70,13 @@ pub async fn start_daemon(
     let shutdown = CancellationToken::new();
     let mut worker_config = WorkerConfig::new(format!("bench-{}", std::process::id()));
     worker_config.poll = Duration::from_millis(5);
-    let worker = Worker::new(db.clone(), Arc::new(Empty), worker_config, shutdown.clone());
+    let worker = Worker::new(
+        db.clone(),
+        Sealer::from_hex(&"ab".repeat(32))?,
+        Arc::new(Empty),
+        worker_config,
+        shutdown.clone(),
+    );
     let daemon = tokio::spawn(run_daemon(
         db.clone(),
         queue.clone(),

@@ -14,7 +14,7 @@ use byoc_engine::{
     Resource,
 };
 use byoc_stacks::{Database, JobQueue, QueueConfig};
-use byoc_workers::{Blueprint, Worker, WorkerConfig, run_daemon};
+use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
 
@@ -116,7 +116,7 @@ impl Provider for FileCloud {
 struct ListBlueprint(Arc<FileCloud>);
 
 impl Blueprint for ListBlueprint {
-    fn build(&self, _: &str, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
+    fn build(&self, _: &RunTarget, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
         let resources: Vec<Resource> =
             serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
         let providers = resources.iter().fold(Providers::new(), |p, r| {
@@ -154,8 +154,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.lease_ttl = Duration::from_millis(1500);
     config.poll = Duration::from_millis(50);
     let shutdown = CancellationToken::new();
+    // The key the tests seal their tenants' external ids with.
+    let sealer = byoc_stacks::Sealer::from_hex(&"ab".repeat(32))?;
     let worker = Worker::new(
         db.clone(),
+        sealer,
         Arc::new(ListBlueprint(cloud)),
         config,
         shutdown.clone(),

@@ -1,0 +1,83 @@
+//! `byoc worker`, and the workers `byoc serve` embeds: apalis workers executing runs in
+//! tenant accounts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use byoc_components::{Platform, PlatformOptions};
+use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
+use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon, unique_worker_name};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::{DatabaseArgs, shutdown_signal};
+
+/// How this process's workers run.
+#[derive(clap::Args, Clone)]
+pub struct WorkerArgs {
+    /// Runs executed at once by this process.
+    #[arg(long, env = "BYOC_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds a stack lease lives without renewal: how soon another worker takes over the
+    /// runs of a worker that died.
+    #[arg(long, env = "BYOC_LEASE_TTL_SECONDS", default_value_t = 60)]
+    pub lease_ttl_seconds: u64,
+    /// The role the customer's trust template creates in each tenant account.
+    #[arg(long, env = "BYOC_ROLE_NAME", default_value = byoc_components::aws::DEFAULT_ROLE_NAME)]
+    pub role_name: String,
+    /// Send every AWS call here instead (an emulator); `AWS_ENDPOINT_URL` works too.
+    #[arg(long, env = "BYOC_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = Database::connect(&args.database.database_url).await?;
+    let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
+    db.migrate().await.context("apply migrations")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    println!("byoc worker started (database {})", db.url());
+    work(db, sealer, args.worker, shutdown).await
+}
+
+/// Runs workers until `shutdown`; then takes no new jobs, hands back runs still waiting for
+/// their turn and finishes the runs in flight.
+pub async fn work(
+    db: Database,
+    sealer: Sealer,
+    args: WorkerArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
+    let platform = Platform::load(PlatformOptions {
+        endpoint: args.aws_endpoint_url,
+        role_name: Some(args.role_name),
+        ..PlatformOptions::default()
+    })
+    .await;
+    let mut config = WorkerConfig::new(unique_worker_name());
+    config.lease_ttl = Duration::from_secs(args.lease_ttl_seconds.max(3));
+    let worker = Worker::new(
+        db.clone(),
+        sealer,
+        Arc::new(AwsBlueprint::new(platform)),
+        config,
+        shutdown.clone(),
+    );
+    run_daemon(db, queue, worker, args.concurrency.max(1), shutdown).await?;
+    Ok(())
+}
