@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use byoc_components::{Platform, PlatformOptions};
+use byoc_components::{Platform, PlatformOptions, RateLimits};
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon, unique_worker_name};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,11 @@ pub struct WorkerArgs {
     /// The role the customer's trust template creates in each tenant account.
     #[arg(long, env = "BYOC_ROLE_NAME", default_value = byoc_components::aws::DEFAULT_ROLE_NAME)]
     pub role_name: String,
+    /// Requests per second per tenant account and region, for each AWS service:
+    /// `ec2=20,iam=10,eks=10,sts=10,burst=50` (omitted ones keep these defaults). Every run
+    /// in the process shares them; AWS throttling halves a rate until calls go through.
+    #[arg(long, env = "BYOC_AWS_RATES", default_value = "")]
+    pub aws_rates: RateLimits,
     /// Send every AWS call here instead (an emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long, env = "BYOC_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
@@ -66,6 +71,7 @@ pub async fn work(
     let platform = Platform::load(PlatformOptions {
         endpoint: args.aws_endpoint_url,
         role_name: Some(args.role_name),
+        limits: args.aws_rates,
         ..PlatformOptions::default()
     })
     .await;

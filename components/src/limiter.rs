@@ -18,16 +18,51 @@ pub struct RateLimits {
 }
 
 impl Default for RateLimits {
-    /// Below AWS's documented defaults (EC2 mutating actions refill 5/s, bucket 50;
-    /// IAM is account-wide and slower), leaving room for the customer's own tools.
+    /// Near AWS's documented EC2 buckets (non-mutating: 100 burst, 20/s; mutating: 50
+    /// burst, 5/s): a deploy's first wave of calls goes at once, and sustained load leaves
+    /// room for the customer's own tools. Throttling still halves a rate when AWS disagrees.
     fn default() -> RateLimits {
         RateLimits {
-            ec2: 10.0,
-            iam: 5.0,
-            eks: 5.0,
+            ec2: 20.0,
+            iam: 10.0,
+            eks: 10.0,
             sts: 10.0,
-            burst: 20.0,
+            burst: 50.0,
         }
+    }
+}
+
+impl std::str::FromStr for RateLimits {
+    type Err = String;
+
+    /// `ec2=20,iam=10,eks=10,sts=10,burst=50`; services left out keep their default.
+    fn from_str(text: &str) -> Result<RateLimits, String> {
+        let mut limits = RateLimits::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected NAME=RATE, e.g. ec2=20"))?;
+            let value: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 1.0)
+                .ok_or_else(|| format!("{part:?}: the rate is a number >= 1"))?;
+            let slot = match name.trim() {
+                "ec2" => &mut limits.ec2,
+                "iam" => &mut limits.iam,
+                "eks" => &mut limits.eks,
+                "sts" => &mut limits.sts,
+                "burst" => &mut limits.burst,
+                other => {
+                    return Err(format!(
+                        "unknown rate {other:?}: use ec2, iam, eks, sts or burst"
+                    ));
+                }
+            };
+            *slot = value;
+        }
+        Ok(limits)
     }
 }
 
@@ -152,6 +187,28 @@ mod tests {
             region: "us-east-1".into(),
             service,
         }
+    }
+
+    #[test]
+    fn rates_parse() {
+        let limits: RateLimits = "ec2=7, burst=12".parse().unwrap();
+        assert_eq!(
+            (limits.ec2, limits.burst, limits.iam),
+            (7.0, 12.0, RateLimits::default().iam)
+        );
+        assert!(
+            "ec2"
+                .parse::<RateLimits>()
+                .unwrap_err()
+                .contains("NAME=RATE")
+        );
+        assert!(
+            "s3=5"
+                .parse::<RateLimits>()
+                .unwrap_err()
+                .contains("unknown rate \"s3\"")
+        );
+        assert!("eks=0".parse::<RateLimits>().unwrap_err().contains(">= 1"));
     }
 
     #[tokio::test]

@@ -216,21 +216,6 @@ fn environment() -> (Vec<Resource>, BTreeMap<&'static str, u64>) {
     (r, latency)
 }
 
-/// The longest path through the DAG, summing each resource's latency.
-fn critical_path(graph: &Graph, latency: &BTreeMap<&str, u64>) -> Duration {
-    let mut finish: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in graph.topological() {
-        let start = graph
-            .dependencies(&r.name)
-            .iter()
-            .map(|d| finish[d])
-            .max()
-            .unwrap_or(0);
-        finish.insert(&r.name, start + latency[r.kind.as_str()]);
-    }
-    Duration::from_millis(finish.values().copied().max().unwrap_or(0))
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -284,7 +269,7 @@ fn main() {
     let kinds: Vec<&str> = latency.keys().copied().collect();
     let providers = providers(&cloud, &kinds);
     let graph = Graph::new(resources.clone()).unwrap();
-    let bound = critical_path(&graph, &latency);
+    let bound = graph.critical_path(|r| Duration::from_millis(latency[r.kind.as_str()]));
     let (planned, total, _) = rt.block_on(plan_and_apply(resources.clone(), providers));
     let wall = total - planned;
     println!(

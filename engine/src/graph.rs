@@ -1,6 +1,7 @@
 //! The desired resource graph: edges from references and `depends_on`, validated once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -147,6 +148,21 @@ impl Graph {
     /// Resources in dependency order (each after everything it depends on).
     pub fn topological(&self) -> impl Iterator<Item = &Resource> {
         self.order.iter().map(|&i| &self.resources[i])
+    }
+
+    /// The longest path through the DAG when each resource takes `duration`: no schedule
+    /// can apply the graph faster.
+    pub fn critical_path(&self, duration: impl Fn(&Resource) -> Duration) -> Duration {
+        let mut finish = vec![Duration::ZERO; self.resources.len()];
+        for &i in &self.order {
+            let start = self.deps[i]
+                .iter()
+                .map(|&d| finish[d])
+                .max()
+                .unwrap_or_default();
+            finish[i] = start + duration(&self.resources[i]);
+        }
+        finish.into_iter().max().unwrap_or_default()
     }
 }
 

@@ -7,6 +7,9 @@ GET/POST /_emulator/config with a JSON body of the same names):
 
   create_seconds   EKS clusters and node groups report CREATING, NAT gateways `pending`,
                    for this long after they are created, then ACTIVE / `available`.
+  create_seconds_by_kind
+                   per-kind overrides of create_seconds: {"nat_gateway": 2, "eks_cluster": 4,
+                   "eks_nodegroup": 3}.
   delete_seconds   after a delete, EKS clusters and node groups report DELETING (then are
                    gone: 404), NAT gateways `deleting` (then `deleted`), for this long.
   latency_ms       extra delay before each AWS request: "200" (fixed) or "50-300" (uniform).
@@ -59,6 +62,7 @@ class Knobs:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.create_seconds = 0.0
+        self.create_seconds_by_kind: dict[str, float] = {}
         self.delete_seconds = 0.0
         self.latency = (0.0, 0.0)  # seconds, uniform between the two
         self.throttle_rate = 0.0
@@ -70,13 +74,22 @@ class Knobs:
 
     def update(self, cfg: dict[str, Any]) -> None:
         unknown = set(cfg) - {
-            "create_seconds", "delete_seconds", "latency_ms", "throttle_rate", "seed", "deny_assume_role"
+            "create_seconds", "create_seconds_by_kind", "delete_seconds", "latency_ms", "throttle_rate",
+            "seed", "deny_assume_role",
         }
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
         with self.lock:
             if "create_seconds" in cfg:
                 self.create_seconds = _non_negative("create_seconds", cfg["create_seconds"])
+            if "create_seconds_by_kind" in cfg:
+                by_kind = cfg["create_seconds_by_kind"]
+                unknown_kinds = set(by_kind) - set(KINDS)
+                if unknown_kinds:
+                    raise ValueError(f"unknown kind(s) {sorted(unknown_kinds)}: use {', '.join(KINDS)}")
+                self.create_seconds_by_kind = {
+                    k: _non_negative(f"create_seconds_by_kind.{k}", v) for k, v in by_kind.items()
+                }
             if "delete_seconds" in cfg:
                 self.delete_seconds = _non_negative("delete_seconds", cfg["delete_seconds"])
             if "latency_ms" in cfg:
@@ -99,6 +112,7 @@ class Knobs:
         latency = f"{lo * 1000:g}" if lo == hi else f"{lo * 1000:g}-{hi * 1000:g}"
         return {
             "create_seconds": self.create_seconds,
+            "create_seconds_by_kind": self.create_seconds_by_kind,
             "delete_seconds": self.delete_seconds,
             "latency_ms": latency,
             "throttle_rate": self.throttle_rate,
@@ -135,6 +149,7 @@ def _latency(spec: str) -> tuple[float, float]:
     return lo, hi
 
 
+KINDS = ("nat_gateway", "eks_cluster", "eks_nodegroup")
 KNOBS = Knobs()
 
 # Deletions that complete later: (due time, action). Run before each request is served, so a
@@ -156,7 +171,8 @@ class Timed:
     """Replaces a moto model's status attribute with one that reports a transitional value
     (CREATING, pending, DELETING, ...) until a deadline, then the value moto set."""
 
-    def __init__(self, name: str, creating: str) -> None:
+    def __init__(self, kind: str, name: str, creating: str) -> None:
+        self.kind = kind
         self.key = f"_emulator_{name}"
         self.creating = creating
 
@@ -170,7 +186,8 @@ class Timed:
         if self.key in obj.__dict__:
             obj.__dict__[self.key] = (value, None, 0.0)
         else:  # moto's constructor: the resource is being created
-            obj.__dict__[self.key] = (value, self.creating, time.monotonic() + KNOBS.create_seconds)
+            delay = KNOBS.create_seconds_by_kind.get(self.kind, KNOBS.create_seconds)
+            obj.__dict__[self.key] = (value, self.creating, time.monotonic() + delay)
 
     def deleting(self, obj: Any, label: str, then: Callable[[], None]) -> bool:
         """Shows `label` for delete_seconds, then runs `then`. False when there is no delay
@@ -189,9 +206,9 @@ class Timed:
 
 
 def _patch_moto() -> None:
-    cluster_status = Timed("status", "CREATING")
-    nodegroup_status = Timed("status", "CREATING")
-    nat_state = Timed("state", "pending")
+    cluster_status = Timed("eks_cluster", "status", "CREATING")
+    nodegroup_status = Timed("eks_nodegroup", "status", "CREATING")
+    nat_state = Timed("nat_gateway", "state", "pending")
     Cluster.status = cluster_status
     Nodegroup.status = nodegroup_status
     NatGateway.state = nat_state

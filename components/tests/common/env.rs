@@ -12,7 +12,7 @@ use byoc_components::blueprint::environment;
 use byoc_components::resources::providers;
 use byoc_components::{Aws, Platform, PlatformOptions, RateLimits, Target, WaitPolicy};
 use byoc_engine::{
-    Created, Ctx, Diff, ErrorClass, ExecOptions, Executor, Graph, MemoryStore, NoEvents, Observed,
+    Created, Ctx, Diff, ErrorClass, EventLog, ExecOptions, Executor, Graph, MemoryStore, Observed,
     Plan, Provider, ProviderError, Providers, RetryPolicy, RunReport, StateStore, plan,
     plan_destroy,
 };
@@ -57,6 +57,7 @@ pub struct Env {
     pub aws: Arc<Aws>,
     pub providers: Providers,
     pub store: Arc<MemoryStore>,
+    pub events: Arc<EventLog>,
     pub parallelism: Option<usize>,
 }
 
@@ -74,6 +75,7 @@ impl Env {
             providers: providers(&aws),
             aws,
             store: Arc::new(MemoryStore::new()),
+            events: Arc::new(EventLog::default()),
             parallelism: None,
         }
     }
@@ -96,7 +98,7 @@ impl Env {
             },
             ..ExecOptions::default()
         };
-        Executor::new(providers, self.store.clone(), Arc::new(NoEvents), options)
+        Executor::new(providers, self.store.clone(), self.events.clone(), options)
             .apply(plan, &snapshot)
             .await
             .unwrap()
