@@ -280,7 +280,11 @@ impl Aws {
             if is_throttling(&error) {
                 self.limiter.throttled(&key);
             }
-            if classify(&error) != ErrorClass::Transient || attempt >= CALL_ATTEMPTS {
+            // A throttled request was refused before AWS acted on it; any other transient
+            // failure may have happened after it did, and repeating a create there could
+            // make a twin: that retry is the engine's, which first looks for the object.
+            let retry = is_throttling(&error) || safe_to_repeat(operation);
+            if !retry || classify(&error) != ErrorClass::Transient || attempt >= CALL_ATTEMPTS {
                 return Err(error);
             }
             let cap = 100u64 << attempt.min(6);
@@ -418,6 +422,21 @@ where
     }
 }
 
+/// Whether an operation may be sent again after an ambiguous failure (a timeout, a 5xx):
+/// reads, deletes and setters end in the same state; creates, allocations, associations and
+/// EKS updates do not.
+fn safe_to_repeat(operation: &str) -> bool {
+    ![
+        "Create",
+        "Allocate",
+        "Associate",
+        "AttachInternetGateway",
+        "Update",
+    ]
+    .iter()
+    .any(|prefix| operation.starts_with(prefix))
+}
+
 fn is_throttling(error: &ProviderError) -> bool {
     matches!(
         error.code.as_deref(),
@@ -519,6 +538,17 @@ mod tests {
         assert_eq!(c("AccessDenied"), ErrorClass::Permanent);
         assert_eq!(c(ASSUME_ROLE_DENIED), ErrorClass::Permanent);
         assert_eq!(c("InvalidParameterValue"), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn only_repeatable_operations_are_retried_after_ambiguous_failures() {
+        assert!(safe_to_repeat("DescribeVpcs"));
+        assert!(safe_to_repeat("DeleteVpc"));
+        assert!(safe_to_repeat("ModifyVpcAttribute"));
+        assert!(!safe_to_repeat("CreateVpc"));
+        assert!(!safe_to_repeat("AllocateAddress"));
+        assert!(!safe_to_repeat("AssociateRouteTable"));
+        assert!(!safe_to_repeat("UpdateClusterVersion"));
     }
 
     #[test]
