@@ -418,3 +418,46 @@ async fn waiters_wait_for_nat_cluster_and_node_group() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Cancelling a run stops a waiter at once; the NAT gateway it was waiting for is neither
+/// orphaned nor made twice: the next run adopts it.
+#[tokio::test]
+async fn a_cancelled_wait_leaves_its_object_to_the_next_run() -> anyhow::Result<()> {
+    let emulator = Emulator::start(&EmulatorOptions::default())?;
+    emulator.configure(r#"{"create_seconds_by_kind": {"nat_gateway": 8}}"#)?;
+    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+    let mut env = Env::new(&platform, &emulator.fresh_account(), "cancel-dev");
+    let config = managed_config();
+    let started = std::time::Instant::now();
+    let run = env.deploy(&config, "run-1");
+    let canceller = async {
+        loop {
+            let log = emulator.requests("ec2").unwrap();
+            if log.contains("Action=CreateNatGateway") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        env.cancel.cancel();
+    };
+    let (report, ()) = tokio::join!(run, canceller);
+    assert_ne!(report.status, RunStatus::Succeeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the wait was not cancelled"
+    );
+    assert_eq!(env.census().await["nat_gateway"], 1);
+    assert!(!env.store.snapshot().resources.contains_key("nat-a"));
+
+    emulator.configure(r#"{"create_seconds_by_kind": {"nat_gateway": 0}}"#)?;
+    env.cancel = byoc_engine::CancellationToken::new();
+    let report = env.deploy(&config, "run-2").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(
+        env.census().await,
+        expected_managed(),
+        "the NAT gateway was adopted, not made twice"
+    );
+    Ok(())
+}

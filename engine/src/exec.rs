@@ -502,16 +502,21 @@ async fn run_step(
         };
         let class = provider.classify(&error);
         let message = describe(&error);
-        let outcome = Outcome::Failed {
-            error: message.clone(),
-        };
-        shared.store.record_outcome(&intent, &outcome).await?;
         let delay = match class {
             ErrorClass::Transient if !shared.cancel.is_cancelled() => {
                 shared.retry.delay(attempt, started)
             }
             _ => None,
         };
+        // A create that failed for good may still have made its object (a later call of the
+        // create failed, or its wait was cancelled): its intent stays open, so the next run
+        // adopts the object or deletes it, exactly as after a crash.
+        if delay.is_some() || op != Operation::Create {
+            let outcome = Outcome::Failed {
+                error: message.clone(),
+            };
+            shared.store.record_outcome(&intent, &outcome).await?;
+        }
         let Some(delay) = delay else {
             let message = match class {
                 ErrorClass::Transient => format!("{message} (gave up after {attempt} attempts)"),

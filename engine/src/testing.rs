@@ -44,7 +44,11 @@ pub enum Fault {
         times: u32,
     },
     /// Act, then fail with a transient error (a timeout after the request landed).
-    FailAfter { op: &'static str, resource: String },
+    FailAfter {
+        op: &'static str,
+        resource: String,
+        class: ErrorClass,
+    },
     /// Act, then never answer: the test aborts the run there, as a process crash would.
     Crash { op: &'static str, resource: String },
     /// Never act nor answer: a crash just before the call reached the cloud.
@@ -119,7 +123,9 @@ impl FakeCloud {
                 times,
                 ..
             } => *o == op && r == resource && *times > 0,
-            Fault::FailAfter { op: o, resource: r }
+            Fault::FailAfter {
+                op: o, resource: r, ..
+            }
             | Fault::Crash { op: o, resource: r }
             | Fault::CrashBefore { op: o, resource: r } => *o == op && r == resource,
         })?;
@@ -148,11 +154,7 @@ impl FakeCloud {
         }
         let fault = self.fault(op, &ctx.resource);
         if let Some(Fault::Fail { class, .. }) = &fault {
-            let code = match class {
-                ErrorClass::Transient => "Throttling",
-                ErrorClass::NotFound => "NotFound",
-                ErrorClass::Permanent => "AccessDenied",
-            };
+            let code = code(*class);
             return Err(ProviderError::with_code(
                 code,
                 format!("injected {code} on {op} {}", ctx.resource),
@@ -174,9 +176,9 @@ impl FakeCloud {
             result
         };
         match fault {
-            Some(Fault::FailAfter { .. }) => Err(ProviderError::with_code(
-                "Throttling",
-                format!("timeout after {op}"),
+            Some(Fault::FailAfter { class, .. }) => Err(ProviderError::with_code(
+                code(class),
+                format!("injected {} after {op} {}", code(class), ctx.resource),
             )),
             Some(Fault::Crash { .. }) => {
                 self.crashed.notify_one();
@@ -184,6 +186,15 @@ impl FakeCloud {
             }
             _ => result,
         }
+    }
+}
+
+/// The error code this provider classifies as `class`.
+fn code(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Transient => "Throttling",
+        ErrorClass::NotFound => "NotFound",
+        ErrorClass::Permanent => "AccessDenied",
     }
 }
 

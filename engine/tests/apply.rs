@@ -340,6 +340,7 @@ async fn a_create_that_times_out_after_landing_is_adopted_not_duplicated() {
     world.cloud.inject(Fault::FailAfter {
         op: "create",
         resource: "cluster".into(),
+        class: ErrorClass::Transient,
     });
     let report = world.deploy(&environment(), "r1").await;
     assert_eq!(report.status, RunStatus::Succeeded);
@@ -360,6 +361,39 @@ async fn a_create_that_times_out_after_landing_is_adopted_not_duplicated() {
             .any(|e| matches!(e, Event::StepAdopted { resource, .. } if resource == "cluster"))
     );
     world.assert_state_matches_cloud();
+}
+
+/// A create whose object was made but which then failed for good (a later call of it was
+/// refused, its wait was cancelled): the next run adopts the object, never makes a twin; and
+/// a plan that no longer wants it deletes it.
+#[tokio::test]
+async fn a_create_that_fails_for_good_after_landing_is_adopted_or_cleaned_up() {
+    for keep in [true, false] {
+        let world = World::new();
+        world.cloud.inject(Fault::FailAfter {
+            op: "create",
+            resource: "cluster".into(),
+            class: ErrorClass::Permanent,
+        });
+        let report = world.deploy(&environment(), "r1").await;
+        assert_eq!(report.status, RunStatus::Failed);
+        assert!(
+            world
+                .cloud
+                .objects()
+                .values()
+                .any(|o| o.resource == "cluster")
+        );
+        assert!(!world.store.snapshot().resources.contains_key("cluster"));
+        let desired: Vec<_> = environment()
+            .into_iter()
+            .filter(|r| keep || (r.name != "cluster" && r.name != "system"))
+            .collect();
+        let report = world.deploy(&desired, "r2").await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        assert_eq!(world.cloud.objects().len(), desired.len());
+        world.assert_state_matches_cloud();
+    }
 }
 
 #[tokio::test]

@@ -12,9 +12,9 @@ use byoc_components::blueprint::environment;
 use byoc_components::resources::providers;
 use byoc_components::{Aws, Platform, PlatformOptions, RateLimits, Target, WaitPolicy};
 use byoc_engine::{
-    Created, Ctx, Diff, ErrorClass, EventLog, ExecOptions, Executor, Graph, MemoryStore, Observed,
-    Plan, Provider, ProviderError, Providers, RetryPolicy, RunReport, StateStore, plan,
-    plan_destroy,
+    CancellationToken, Created, Ctx, Diff, ErrorClass, EventLog, ExecOptions, Executor, Graph,
+    MemoryStore, Observed, Plan, Provider, ProviderError, Providers, RetryPolicy, RunReport,
+    StateStore, plan, plan_destroy,
 };
 use byoc_stacks::EnvironmentConfig;
 use serde_json::{Value, json};
@@ -59,6 +59,8 @@ pub struct Env {
     pub store: Arc<MemoryStore>,
     pub events: Arc<EventLog>,
     pub parallelism: Option<usize>,
+    /// Cancels the runs of this environment.
+    pub cancel: CancellationToken,
 }
 
 impl Env {
@@ -77,6 +79,7 @@ impl Env {
             store: Arc::new(MemoryStore::new()),
             events: Arc::new(EventLog::default()),
             parallelism: None,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -96,7 +99,7 @@ impl Env {
                 max_delay: Duration::from_secs(1),
                 max_elapsed: Duration::from_secs(120),
             },
-            ..ExecOptions::default()
+            cancel: self.cancel.clone(),
         };
         Executor::new(providers, self.store.clone(), self.events.clone(), options)
             .apply(plan, &snapshot)
