@@ -1,5 +1,6 @@
 //! The `byoc` binary: process wiring only. Business logic lives in the workspace crates.
 
+mod client;
 mod migrate;
 mod serve;
 mod worker;
@@ -12,6 +13,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: client::Conn,
 }
 
 #[derive(Subcommand)]
@@ -20,6 +23,46 @@ enum Command {
     Serve(serve::Args),
     /// Run workers only: take runs from the queue and execute them.
     Worker(worker::Args),
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(client::TenantCmd),
+    /// Environments.
+    #[command(subcommand)]
+    Env(client::EnvCmd),
+    /// Deploy an environment's config.
+    Deploy {
+        slug: String,
+        env: String,
+        /// Follow the run to its end.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Destroy an environment's resources.
+    Destroy {
+        slug: String,
+        env: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Show what a deploy would change.
+    Preview { slug: String, env: String },
+    /// Compare the recorded state with the cloud.
+    Refresh {
+        slug: String,
+        env: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// An environment's status and outputs.
+    Status { slug: String, env: String },
+    /// Runs.
+    #[command(subcommand)]
+    Runs(client::RunsCmd),
+    /// Follow a run's events to its end.
+    Watch { run: String },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(client::TokenCmd),
     /// Apply, revert or list the store's schema migrations.
     Migrate(migrate::Args),
 }
@@ -40,5 +83,32 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Migrate(args) => runtime.block_on(migrate::run(args)),
         Command::Worker(args) => runtime.block_on(worker::run(args)),
+        client_command => {
+            let c = client::Client::new(cli.conn);
+            runtime.block_on(async {
+                use reqwest::Method;
+                match client_command {
+                    Command::Tenant(cmd) => c.tenant(cmd).await,
+                    Command::Env(cmd) => c.env(cmd).await,
+                    Command::Deploy { slug, env, watch } => {
+                        c.run(Method::POST, &slug, &env, "deploy", watch).await
+                    }
+                    Command::Destroy { slug, env, watch } => {
+                        c.run(Method::DELETE, &slug, &env, "destroy", watch).await
+                    }
+                    Command::Refresh { slug, env, watch } => {
+                        c.run(Method::POST, &slug, &env, "refresh", watch).await
+                    }
+                    Command::Preview { slug, env } => c.preview(&slug, &env).await,
+                    Command::Status { slug, env } => c.status(&slug, &env).await,
+                    Command::Runs(cmd) => c.runs(cmd).await,
+                    Command::Watch { run } => c.watch(&run).await,
+                    Command::Token(cmd) => c.token(cmd).await,
+                    Command::Serve(_) | Command::Migrate(_) | Command::Worker(_) => {
+                        unreachable!("handled above")
+                    }
+                }
+            })
+        }
     }
 }

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub struct Args {
     no_workers: bool,
     #[command(flatten)]
     worker: WorkerArgs,
+    /// The first admin token (`byoc_<16 hex>_<64 hex>`), registered when the database has
+    /// none; without it, one is made and printed once.
+    #[arg(long, env = "BYOC_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -43,7 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Checked at start-up, so a missing key fails here rather than at the first tenant.
     let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
     let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });
-    tokio::spawn(migrate(db.clone(), schema_tx));
+    tokio::spawn(migrate(db.clone(), schema_tx, args.admin_token.clone()));
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
@@ -54,6 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let workers = (!args.no_workers).then(|| {
         let (db, shutdown, worker_args) = (db.clone(), shutdown.clone(), args.worker.clone());
+        let sealer = sealer.clone();
         let mut schema = schema_rx.clone();
         tokio::spawn(async move {
             // The queue's tables come with the schema.
@@ -74,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, so scripts and tests can find the port when they asked for port 0.
     println!("byoc listening on http://{addr} (database {})", db.url());
-    let app = byoc_api::router(AppState::new(db, schema_rx));
+    let app = byoc_api::router(AppState::new(db, schema_rx, sealer));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
@@ -86,14 +92,48 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On a database with no admin token, registers `BYOC_ADMIN_TOKEN` or makes one and prints
+/// it once: nobody could call the API otherwise.
+async fn bootstrap_admin(db: &Database, given: Option<String>) {
+    let result = async {
+        if db.has_admin_token().await? {
+            return Ok(());
+        }
+        match given {
+            Some(text) => {
+                db.import_token("admin (BYOC_ADMIN_TOKEN)", None, &text, "bootstrap")
+                    .await?;
+                tracing::info!("registered BYOC_ADMIN_TOKEN as the first admin token");
+            }
+            None => {
+                let (_, secret) = db
+                    .create_token("admin (first start)", None, "bootstrap")
+                    .await?;
+                // Not println!: stdout may be a pipe nobody reads any more.
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "byoc admin token (shown once, keep it safe): {secret}"
+                );
+            }
+        }
+        Ok::<(), byoc_stacks::DbError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not create the first admin token");
+    }
+}
+
 /// Applies migrations, retrying while the database is unreachable, so the server can come up
 /// before its database does; `/readyz` reports progress meanwhile.
-async fn migrate(db: Database, schema: watch::Sender<SchemaState>) {
+/// The first admin token is made before the server reports ready.
+async fn migrate(db: Database, schema: watch::Sender<SchemaState>, admin_token: Option<String>) {
     let mut delay = Duration::from_millis(200);
     loop {
         match db.migrate().await {
             Ok(()) => {
                 tracing::info!(database = db.url(), "schema is current");
+                bootstrap_admin(&db, admin_token).await;
                 schema.send_replace(SchemaState::Ready);
                 return;
             }

@@ -137,7 +137,7 @@ async fn migrate_up_down_status() -> anyhow::Result<()> {
     let status = String::from_utf8(byoc("status")?.stdout)?;
     assert!(status.lines().all(|l| l.contains("applied")), "{status}");
     let down = String::from_utf8(byoc("down")?.stdout)?;
-    assert!(down.contains("reverted migration 20261125000002"), "{down}");
+    assert!(down.contains("reverted migration 20261125000003"), "{down}");
     let status = String::from_utf8(byoc("status")?.stdout)?;
     assert!(
         status.lines().last().unwrap().contains("pending"),

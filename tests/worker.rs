@@ -74,7 +74,8 @@ async fn tenant(db: &Database, account: &str) -> anyhow::Result<()> {
         "eks_mode": "managed",
         "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3, "instance_types": ["m6i.large"], "disk_size": 50},
     });
-    db.save_config(&tenant.id, "acme", "dev", &config).await?;
+    db.save_config(&tenant.id, "acme", "dev", &config, "test")
+        .await?;
     Ok(())
 }
 

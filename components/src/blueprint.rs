@@ -20,6 +20,18 @@ const MANAGED: &str = "arn:aws:iam::aws:policy/";
 /// for EKS issuers, but the API still wants one.
 const OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
+/// `{stack}-{suffix}`, or when that is longer than AWS allows (`max`), the stack name cut
+/// short with a hash of all of it, so names stay unique and deterministic.
+fn aws_name(stack: &str, suffix: &str, max: usize) -> String {
+    let name = format!("{stack}-{suffix}");
+    if name.len() <= max {
+        return name;
+    }
+    let hash = byoc_engine::stable_hash([stack].into_iter());
+    let keep = max - suffix.len() - 10;
+    format!("{}-{}-{suffix}", &stack[..keep], &hash[..8])
+}
+
 /// The desired resources of `stack` for `config`.
 pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resource>, ConfigError> {
     config.validate()?;
@@ -199,7 +211,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         iam_role::KIND,
         "cluster-role",
         json!({
-            "name": format!("{stack}-cluster"),
+            "name": aws_name(stack, "cluster", 64),
             // Auto Mode's controllers tag what they create with the session.
             "assume_role_policy": trust("eks.amazonaws.com", &["sts:AssumeRole", "sts:TagSession"]),
             "managed_policy_arns": arns(cluster_policies),
@@ -210,7 +222,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         iam_role::KIND,
         "node-role",
         json!({
-            "name": format!("{stack}-node"),
+            "name": aws_name(stack, "node", 64),
             "assume_role_policy": trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
             "managed_policy_arns": arns(node_policies),
             "tags": tags(&[]),
@@ -262,7 +274,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             iam_instance_profile::KIND,
             "node-instance-profile",
             json!({
-                "name": format!("{stack}-node"),
+                "name": aws_name(stack, "node", 128),
                 "role_name": reference("node-role", "name"),
                 "tags": tags(&[]),
             }),
@@ -272,7 +284,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             "nodegroup-default",
             json!({
                 "cluster_name": reference("cluster", "name"),
-                "name": format!("{stack}-default"),
+                "name": aws_name(stack, "default", 63),
                 "node_role_arn": reference("node-role", "arn"),
                 "subnet_ids": private_ids,
                 "instance_types": ng.instance_types,
@@ -398,6 +410,31 @@ mod tests {
                 .to_string()
                 .contains("AmazonEKSComputePolicy")
         );
+    }
+
+    #[test]
+    fn long_stack_names_fit_aws_limits() {
+        let stack = format!("{}-{}", "t".repeat(40), "e".repeat(21));
+        let r = environment(&stack, &config(json!({"eks_mode": "managed"}))).unwrap();
+        let role = r.iter().find(|r| r.name == "cluster-role").unwrap().inputs["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(role.len() <= 64 && role.ends_with("-cluster"), "{role}");
+        let ng = r
+            .iter()
+            .find(|r| r.name == "nodegroup-default")
+            .unwrap()
+            .inputs["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(ng.len() <= 63 && ng.ends_with("-default"), "{ng}");
+        assert_ne!(
+            aws_name(&stack, "node", 64),
+            aws_name(&format!("{stack}x"), "node", 64)
+        );
+        assert_eq!(aws_name("acme-dev", "cluster", 64), "acme-dev-cluster");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub use model::{
 };
 pub use plan::{
     Action, FieldDiff, Observations, Plan, PlanError, Step, Summary, plan, plan_destroy,
+    stable_hash,
 };
 pub use provider::{
     Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, Providers, changed_fields,

@@ -385,7 +385,7 @@ impl<'a> Builder<'a> {
 
     fn push(&mut self, mut step: Step) -> usize {
         step.id = self.steps.len();
-        step.token = token(
+        step.token = stable_hash(
             [
                 self.stack,
                 self.run_id,
@@ -582,10 +582,11 @@ fn check_acyclic(steps: &[Step]) -> Result<(), PlanError> {
     Err(PlanError::Cycle(names))
 }
 
-/// A deterministic idempotency token: the same for the same run, resource, operation (and
-/// object), so retries and resumed runs reuse it; different across runs, so a later run never
-/// collides with an earlier request (AWS keeps ClientTokens for a while).
-fn token<'s>(parts: impl Iterator<Item = &'s str>) -> String {
+/// A deterministic hash of `parts` as 16 hex digits. Idempotency tokens are this hash of
+/// (stack, run, resource, operation, object): the same on retries and resumed runs,
+/// different across runs, so a later run never collides with an earlier request (AWS keeps
+/// ClientTokens for a while).
+pub fn stable_hash<'s>(parts: impl Iterator<Item = &'s str>) -> String {
     // FNV-1a: stable across processes and Rust versions, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {

@@ -10,8 +10,10 @@ mod db;
 mod model;
 mod queue;
 mod runs;
+mod stacks;
 mod state_store;
 mod tenants;
+mod tokens;
 
 pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
@@ -26,9 +28,11 @@ pub use model::{
     validate_slug,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
-pub use runs::{Begin, Lease, Run};
+pub use runs::{Begin, Lease, Run, RunEvent};
+pub use stacks::{EnvironmentRecord, ResourceRecord, StackStatus};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, Tenant};
+pub use tokens::ApiToken;
 
 /// Now, in Unix milliseconds: how every time is stored.
 pub fn now_ms() -> i64 {

@@ -4,30 +4,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::DbError;
 
-/// A tenant slug or an environment name: lowercase letters, digits and '-', starting with a
-/// letter, not ending with '-'. They make AWS names (`{slug}-{env}-...`), hence the limits.
-fn validate_name(what: &str, value: &str, max: usize) -> Result<(), DbError> {
-    let ok = (1..=max).contains(&value.len())
+/// Lowercase letters, digits and '-', starting with a letter, `min..=max` long, and (for
+/// slugs) not ending with '-'.
+fn validate_name(
+    what: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    dash_end: bool,
+) -> Result<(), DbError> {
+    let ok = (min..=max).contains(&value.len())
         && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && !value.ends_with('-')
+        && (dash_end || !value.ends_with('-'))
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
+        let end = if dash_end {
+            ""
+        } else {
+            " and not ending with '-'"
+        };
         Err(DbError::Invalid(format!(
-            "{what} {value:?} is invalid: use 1 to {max} lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+            "{what} {value:?} is invalid: use {min} to {max} lowercase letters, digits and '-', starting with a letter{end}"
         )))
     }
 }
 
+/// `^[a-z][a-z0-9-]{1,38}[a-z0-9]$`
 pub fn validate_slug(slug: &str) -> Result<(), DbError> {
-    validate_name("tenant slug", slug, 24)
+    validate_name("tenant slug", slug, 3, 40, false)
 }
 
+/// `^[a-z][a-z0-9-]{0,20}$`
 pub fn validate_env(env: &str) -> Result<(), DbError> {
-    validate_name("environment name", env, 12)
+    validate_name("environment name", env, 1, 21, true)
 }
 
 pub fn validate_account_id(id: &str) -> Result<(), DbError> {
@@ -115,7 +128,8 @@ mod tests {
             "2acme",
             "acme-",
             "ac_me",
-            "a-very-long-tenant-slug-indeed",
+            "ab",
+            "a-tenant-slug-that-is-longer-than-forty-characters",
         ] {
             let err = validate_slug(bad).unwrap_err().to_string();
             assert!(err.contains("tenant slug"), "{err}");

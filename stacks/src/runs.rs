@@ -27,7 +27,7 @@ pub struct Run {
     pub cancel_requested: bool,
 }
 
-type RunRow = (
+pub(crate) type RunRow = (
     String,
     i64,
     String,
@@ -42,9 +42,9 @@ type RunRow = (
     bool,
 );
 
-const RUN_COLUMNS: &str = "id, seq, stack, kind, status, requested_by, created_at, started_at, finished_at, error, summary, cancel_requested";
+pub(crate) const RUN_COLUMNS: &str = "id, seq, stack, kind, status, requested_by, created_at, started_at, finished_at, error, summary, cancel_requested";
 
-fn run_from_row(row: RunRow) -> Result<Run, DbError> {
+pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
     let (
         id,
         seq,
@@ -73,6 +73,17 @@ fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
         cancel_requested: cancel,
     })
+}
+
+/// One entry of a run's event stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub level: String,
+    pub resource: Option<String>,
+    pub message: String,
+    pub data: Option<Value>,
 }
 
 /// Creates a stack record unless it exists.
@@ -145,8 +156,10 @@ impl Database {
     ) -> Result<(Run, bool), DbError> {
         for _ in 0..10 {
             let id = uuid::Uuid::new_v4().to_string();
+            let now = now_ms();
             let inserted = with_pool!(self, p => {
-                sqlx::query(
+                let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+                let inserted = sqlx::query(
                     "INSERT INTO runs (id, stack, kind, status, requested_by, created_at)
                      VALUES ($1, $2, $3, 'queued', $4, $5)
                      ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
@@ -155,11 +168,17 @@ impl Database {
                 .bind(stack)
                 .bind(kind.as_str())
                 .bind(requested_by)
-                .bind(now_ms())
-                .execute(p)
+                .bind(now)
+                .execute(&mut *tx)
                 .await
                 .map(|r| r.rows_affected() == 1)
-                .map_err(|e| self.query_error(e))?
+                .map_err(|e| self.query_error(e))?;
+                if inserted {
+                    let action = format!("run.request.{}", kind.as_str());
+                    audit!(&mut *tx, requested_by, &action, &id, now).map_err(|e| self.query_error(e))?;
+                }
+                tx.commit().await.map_err(|e| self.query_error(e))?;
+                inserted
             });
             if inserted {
                 return Ok((self.run(&id).await?, false));
@@ -415,6 +434,73 @@ impl Database {
         })
     }
 
+    /// Events of a run with seq > `after_seq`, in order, at most `limit` (1..=1000): a client
+    /// follows the stream by passing the last seq it has seen.
+    pub async fn run_events(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<RunEvent>, DbError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(DbError::Invalid(format!(
+                "limit {limit} is out of range: use 1 to 1000"
+            )));
+        }
+        type Row = (i64, i64, String, Option<String>, String, Option<String>);
+        let rows: Vec<Row> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT seq, at, level, resource, message, data FROM run_events
+                 WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(run_id)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        if rows.is_empty() {
+            // No new events, or no such run: asked only when there is nothing to return.
+            self.run(run_id).await?;
+        }
+        rows.into_iter()
+            .map(|(seq, at, level, resource, message, data)| {
+                let data = data
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(|e| {
+                        DbError::Invalid(format!("stored data of event {seq} of run {run_id}: {e}"))
+                    })?;
+                Ok(RunEvent {
+                    seq,
+                    at,
+                    level,
+                    resource,
+                    message,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// The plan a run stored ([`Database::record_plan`]), if any; NotFound for an unknown run.
+    pub async fn run_plan(&self, run_id: &str) -> Result<Option<Value>, DbError> {
+        let row: Option<Option<String>> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT plan FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        row.ok_or_else(|| DbError::NotFound(format!("run {run_id}")))?
+            .map(|plan| {
+                serde_json::from_str(&plan)
+                    .map_err(|e| DbError::Invalid(format!("stored plan of run {run_id}: {e}")))
+            })
+            .transpose()
+    }
+
     /// Saves an environment's config (JSON), creating its stack record; returns the new
     /// version (1 for the first save).
     pub async fn save_config(
@@ -423,6 +509,7 @@ impl Database {
         slug: &str,
         env: &str,
         config: &Value,
+        actor: &str,
     ) -> Result<i64, DbError> {
         crate::model::validate_env(env)?;
         let stack = crate::model::stack_name(slug, env);
@@ -451,6 +538,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(e))?;
+            audit!(&mut *tx, actor, "config.save", &stack, now).map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))?;
             version
         });

@@ -8,6 +8,7 @@ use crate::crypto::{Sealer, random_bytes};
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::model::{OnboardingStatus, validate_account_id, validate_slug};
+use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
 use crate::{Database, DbError, now_ms};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -72,9 +73,12 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
     })
 }
 
-/// A fresh external id: 32 random bytes, hex (256 bits; AWS allows 2-1224 characters).
-fn new_external_id() -> String {
-    hex::encode(random_bytes::<32>())
+/// A fresh external id (32 random bytes, hex: 256 bits; AWS allows 2-1224 characters) and
+/// its sealed form, the only one stored.
+fn new_external_id(sealer: &Sealer) -> (String, Vec<u8>) {
+    let external_id = hex::encode(random_bytes::<32>());
+    let sealed = sealer.seal(&external_id);
+    (external_id, sealed)
 }
 
 impl Database {
@@ -91,11 +95,10 @@ impl Database {
         if new.name.trim().is_empty() {
             return Err(DbError::Invalid("tenant name is empty".into()));
         }
-        let external_id = new_external_id();
+        let (external_id, sealed) = new_external_id(sealer);
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
         let labels = serde_json::to_string(&new.labels).expect("labels serialize");
-        let sealed = sealer.seal(&external_id);
         let result = with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let inserted = sqlx::query(
@@ -122,6 +125,105 @@ impl Database {
         });
         result?;
         Ok((self.tenant(&new.slug).await?, external_id))
+    }
+
+    /// Tenants ordered by slug, `limit` (1..=500) after the slug cursor `after`.
+    pub async fn tenants(&self, after: Option<&str>, limit: u32) -> Result<Vec<Tenant>, DbError> {
+        if !(1..=500).contains(&limit) {
+            return Err(DbError::Invalid(format!(
+                "limit {limit} is out of range: use 1 to 500"
+            )));
+        }
+        // Slugs are never empty: "" sorts before every one of them.
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE slug > $1 ORDER BY slug LIMIT $2");
+        let rows: Vec<TenantRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        rows.into_iter().map(tenant_from_row).collect()
+    }
+
+    /// Deletes a tenant and everything recorded about it (configs, stacks, runs, run events,
+    /// journal, history, its tokens); the audit log keeps what was done. Conflict while any
+    /// of its stacks has resources, an unsettled operation or an unfinished run: deleting
+    /// then would forget cloud objects that still exist.
+    pub async fn delete_tenant(&self, slug: &str, actor: &str) -> Result<(), DbError> {
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?
+                .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?;
+            let busy: Vec<StackUse> = sqlx::query_as(STACK_USE)
+                .bind(&id)
+                .bind(None::<&str>)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            refuse_if_in_use(slug, &busy)?;
+            for sql in PURGE_STACKS {
+                sqlx::query(sql)
+                    .bind(&id)
+                    .bind(None::<&str>)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.purge_error(slug, e))?;
+            }
+            for sql in [
+                "DELETE FROM api_tokens WHERE tenant_id = $1",
+                "DELETE FROM tenants WHERE id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.purge_error(slug, e))?;
+            }
+            audit!(&mut *tx, actor, "tenant.delete", slug, now).map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// Replaces the tenant's external id (e.g. after it leaked) and sets onboarding back to
+    /// pending_trust: the tenant's role must trust the new id before byoc can act again.
+    /// Returns the new plaintext, which is never returned again.
+    pub async fn rotate_external_id(
+        &self,
+        sealer: &Sealer,
+        slug: &str,
+        actor: &str,
+    ) -> Result<String, DbError> {
+        let (external_id, sealed) = new_external_id(sealer);
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let n = sqlx::query(
+                "UPDATE tenants SET external_id_sealed = $1, onboarding_status = $2,
+                 onboarding_message = NULL, updated_at = $3 WHERE slug = $4",
+            )
+            .bind(&sealed)
+            .bind(OnboardingStatus::PendingTrust.as_str())
+            .bind(now)
+            .bind(slug)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected();
+            if n == 0 {
+                return Err(DbError::NotFound(format!("tenant {slug:?}")));
+            }
+            audit!(&mut *tx, actor, "tenant.rotate_external_id", slug, now)
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })?;
+        Ok(external_id)
     }
 
     pub async fn tenant(&self, slug: &str) -> Result<Tenant, DbError> {

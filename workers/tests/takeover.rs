@@ -99,6 +99,7 @@ async fn a_killed_workers_run_is_finished_by_another_without_duplicates() -> any
             "acme",
             "dev",
             &json!({ "resources": resources() }),
+            "test",
         )
         .await?;
         let queue = JobQueue::setup(&db, QueueConfig::default()).await?;

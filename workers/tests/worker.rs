@@ -57,7 +57,7 @@ async fn setup(db: &Database) -> anyhow::Result<(String, Arc<FakeCloud>, Worker)
     let (tenant, _) = db
         .create_tenant(&Sealer::from_hex(&"ab".repeat(32))?, &new, "test")
         .await?;
-    db.save_config(&tenant.id, "acme", "dev", &config(1))
+    db.save_config(&tenant.id, "acme", "dev", &config(1), "test")
         .await?;
     let cloud = FakeCloud::new();
     let mut wc = WorkerConfig::new("test-worker");
@@ -110,7 +110,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
 
         // A changed size is one in-place update.
         let tenant = db.tenant("acme").await?;
-        db.save_config(&tenant.id, "acme", "dev", &config(2))
+        db.save_config(&tenant.id, "acme", "dev", &config(2), "test")
             .await?;
         let (update, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
         assert_eq!(worker.execute(&update.id).await?, RunStatus::Succeeded);

@@ -48,7 +48,7 @@ pub async fn stacks(db: &Database, n: usize) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for i in 0..n {
         let env = format!("e{i}");
-        db.save_config(&tenant.id, "bench", &env, &json!({}))
+        db.save_config(&tenant.id, "bench", &env, &json!({}), "test")
             .await?;
         out.push(format!("bench-{env}"));
     }

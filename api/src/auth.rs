@@ -1,0 +1,68 @@
+//! Bearer tokens: admin tokens, and tenant tokens that see and act on their own tenant
+//! only (another tenant's objects answer 404, never 403, so their existence does not leak).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use byoc_stacks::{ApiToken, Tenant};
+
+use crate::{ApiError, AppState};
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub struct Caller(pub ApiToken);
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.0.tenant_id.is_none()
+    }
+
+    /// What the audit log records as the actor.
+    pub fn actor(&self) -> String {
+        format!("token:{} ({})", self.0.id, self.0.name)
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this needs an admin token; a tenant token acts on its own tenant only".into(),
+            ))
+        }
+    }
+
+    /// The tenant, if this caller may see it; 404 otherwise, as if it did not exist.
+    pub fn may_see(&self, tenant: Tenant) -> Result<Tenant, ApiError> {
+        match &self.0.tenant_id {
+            Some(own) if *own != tenant.id => {
+                Err(ApiError::NotFound(format!("tenant {:?}", tenant.slug)))
+            }
+            _ => Ok(tenant),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <token>".into())
+        })?;
+        let text = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header is not Bearer <token>".into())
+            })?;
+        match state.db().authenticate(text).await? {
+            Some(token) => Ok(Caller(token)),
+            None => Err(ApiError::Unauthorized(
+                "the token is unknown or revoked".into(),
+            )),
+        }
+    }
+}

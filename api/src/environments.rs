@@ -1,0 +1,173 @@
+//! A tenant's environments: config, runs (deploy, destroy, preview, refresh), status, state.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use byoc_stacks::{EnvironmentConfig, RunKind, Tenant, stack_name};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// The tenant and stack of `/tenants/{slug}/environments/{env}`, if the caller may see them.
+async fn environment(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    env: &str,
+) -> Result<(Tenant, String), ApiError> {
+    crate::validate::env(env)?;
+    let tenant = state.visible_tenant(caller, slug).await?;
+    Ok((tenant, stack_name(slug, env)))
+}
+
+pub async fn set_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
+    let Json(config) = body?;
+    EnvironmentConfig::from_value(&config)?;
+    let version = state
+        .db()
+        .save_config(&tenant.id, &slug, &env, &config, &caller.actor())
+        .await?;
+    Ok(Json(json!({"env": env, "version": version})))
+}
+
+pub async fn get_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
+    Ok(Json(json!(state.db().config(&tenant.id, &env).await?)))
+}
+
+pub async fn delete_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
+    state
+        .db()
+        .delete_config(&tenant.id, &slug, &env, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a run and enqueues it: 202 with its id (a deploy coalesces into a queued one).
+async fn request(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    env: &str,
+    kind: RunKind,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (tenant, stack) = environment(state, caller, slug, env).await?;
+    // A run needs a config: the blueprint is built from it, a destroy's providers too.
+    state.db().config(&tenant.id, env).await?;
+    let queue = state.queue().await?;
+    let (run, coalesced) = queue
+        .request(state.db(), &stack, kind, &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"run_id": run.id, "status": run.status, "kind": run.kind, "coalesced": coalesced}),
+        ),
+    ))
+}
+
+pub async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request(&state, &caller, &slug, &env, RunKind::Deploy).await
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request(&state, &caller, &slug, &env, RunKind::Destroy).await
+}
+
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request(&state, &caller, &slug, &env, RunKind::Preview).await
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request(&state, &caller, &slug, &env, RunKind::Refresh).await
+}
+
+/// Outputs worth showing at a glance: ids and endpoints, by resource.
+const SHOWN_OUTPUTS: &[&str] = &["id", "name", "arn", "endpoint", "oidc_issuer", "public_ip"];
+
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    let db = state.db();
+    let status = db.stack_status(&stack).await?;
+    let mut outputs = Map::new();
+    for r in db.resources(&stack).await? {
+        let shown: Map<String, Value> = SHOWN_OUTPUTS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), r.outputs.get(*k)?.clone())))
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        if !shown.is_empty() {
+            outputs.insert(r.key, Value::Object(shown));
+        }
+    }
+    // The last refresh says whether the cloud still matches the state.
+    let drift = db
+        .runs_of(&stack)
+        .await?
+        .into_iter()
+        .filter(|r| r.kind == RunKind::Refresh && r.status == byoc_stacks::RunStatus::Succeeded)
+        .max_by_key(|r| r.seq)
+        .map(|r| json!({"run_id": r.id, "checked_at": r.finished_at, "drift": r.summary.and_then(|s| s.get("drift").cloned())}));
+    Ok(Json(
+        json!({"status": status, "outputs": outputs, "drift": drift}),
+    ))
+}
+
+pub async fn state_of(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    Ok(Json(
+        json!({"stack": stack, "resources": state.db().resources(&stack).await?}),
+    ))
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    let mut runs = state.db().runs_of(&stack).await?;
+    runs.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    Ok(Json(json!({"runs": runs})))
+}

@@ -1,0 +1,178 @@
+//! One run: its record and plan, cancellation, events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use byoc_stacks::Run;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// The run, if the caller may see its tenant (404 otherwise).
+async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run, ApiError> {
+    let not_found = || ApiError::NotFound(format!("run {id:?}"));
+    let run = state.db().run(id).await.map_err(|_| not_found())?;
+    if !caller.is_admin() {
+        let tenant = state.db().stack_tenant(&run.stack).await?;
+        caller.may_see(tenant).map_err(|_| not_found())?;
+    }
+    Ok(run)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = visible_run(&state, &caller, &id).await?;
+    let plan = state.db().run_plan(&id).await?;
+    Ok(Json(json!({"run": run, "plan": plan})))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    visible_run(&state, &caller, &id).await?;
+    let run = state.db().request_cancel(&id, &caller.actor()).await?;
+    Ok(Json(json!({"run": run})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct After {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A JSON list, or with `Accept: text/event-stream` a live SSE stream (one event per run
+/// event, its id the event's seq) that ends when the run does and resumes after
+/// `Last-Event-ID`.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<After>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(Some("limit"), "limit is 1 to 1000"));
+    }
+    let run = visible_run(&state, &caller, &id).await?;
+    let wants_stream = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream {
+        let events = state
+            .db()
+            .run_events(&id, q.after.unwrap_or(0), limit)
+            .await?;
+        return Ok(
+            Json(json!({"run_id": id, "status": run.status, "events": events})).into_response(),
+        );
+    }
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<i64>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
+                Some("Last-Event-ID"),
+                "Last-Event-ID is an event seq (a number)",
+            )
+        })?;
+    let after = resume.or(q.after).unwrap_or(0);
+    Ok(Sse::new(live(state, id, after))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// How often a live stream looks for new events.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Events after `after` as they are recorded; a last `end` event carries the run's final
+/// status.
+fn live(
+    state: AppState,
+    run_id: String,
+    after: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    struct Cursor {
+        state: AppState,
+        run_id: String,
+        after: i64,
+        pending: std::collections::VecDeque<SseEvent>,
+        done: bool,
+    }
+    let cursor = Cursor {
+        state,
+        run_id,
+        after,
+        pending: Default::default(),
+        done: false,
+    };
+    futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(event) = c.pending.pop_front() {
+                return Some((Ok(event), c));
+            }
+            if c.done {
+                return None;
+            }
+            // Read the status before the events: a run that ended has all its events stored.
+            let status = c.state.db().run(&c.run_id).await.map(|r| r.status);
+            match c.state.db().run_events(&c.run_id, c.after, 1000).await {
+                Ok(events) => {
+                    for e in events {
+                        c.after = e.seq;
+                        let data = serde_json::to_string(&e).expect("events serialize");
+                        c.pending.push_back(
+                            SseEvent::default()
+                                .id(e.seq.to_string())
+                                .event("event")
+                                .data(data),
+                        );
+                    }
+                }
+                Err(e) => {
+                    c.pending
+                        .push_back(SseEvent::default().event("error").data(e.to_string()));
+                    c.done = true;
+                    continue;
+                }
+            }
+            match status {
+                Ok(s) if s.is_finished() && c.pending.is_empty() => {
+                    c.pending.push_back(
+                        SseEvent::default()
+                            .event("end")
+                            .data(json!({"status": s}).to_string()),
+                    );
+                    c.done = true;
+                }
+                Ok(_) if c.pending.is_empty() => tokio::time::sleep(POLL).await,
+                Ok(_) => {}
+                Err(e) => {
+                    c.pending
+                        .push_back(SseEvent::default().event("error").data(e.to_string()));
+                    c.done = true;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,135 @@
+//! Tenants: created with an external id shown once, listed, shown, deleted, rotated.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use byoc_stacks::{NewTenant, Tenant};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    name: String,
+    slug: String,
+    aws_account_id: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// What the customer needs to launch the trust stack.
+#[derive(Serialize)]
+struct Trust {
+    role_name: &'static str,
+    external_id: String,
+    /// The account the role trusts; known once a worker has recorded it (or from config).
+    platform_account_id: Option<String>,
+    template_url: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let Json(body) = body?;
+    crate::validate::slug(&body.slug)?;
+    crate::validate::account_id(&body.aws_account_id)?;
+    let new = NewTenant {
+        slug: body.slug,
+        name: body.name,
+        aws_account_id: body.aws_account_id,
+        labels: body.labels,
+    };
+    let (tenant, external_id) = state
+        .db()
+        .create_tenant(state.sealer(), &new, &caller.actor())
+        .await?;
+    let trust = Trust {
+        role_name: "byoc-deployer",
+        platform_account_id: state.db().fact("platform_account_id").await?,
+        template_url: format!("/api/v1/tenants/{}/trust-template", tenant.slug),
+        external_id: external_id.clone(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"tenant": tenant, "external_id": external_id, "trust": trust})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(Some("limit"), "limit is 1 to 500"));
+    }
+    let tenants: Vec<Tenant> = match &caller.0.tenant_id {
+        None => state.db().tenants(page.after.as_deref(), limit).await?,
+        // A tenant token lists its own tenant only.
+        Some(own) => {
+            let all = state.db().tenants(None, 500).await?;
+            all.into_iter().filter(|t| t.id == *own).collect()
+        }
+    };
+    let next = (tenants.len() == limit as usize)
+        .then(|| tenants.last().map(|t| t.slug.clone()))
+        .flatten();
+    Ok(Json(json!({"tenants": tenants, "next": next})))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.visible_tenant(&caller, &slug).await?;
+    let environments = state.db().configs(&tenant.id).await?;
+    let envs: Vec<&str> = environments.iter().map(|e| e.env.as_str()).collect();
+    Ok(Json(json!({"tenant": tenant, "environments": envs})))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    state.visible_tenant(&caller, &slug).await?;
+    state.db().delete_tenant(&slug, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rotate_external_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    state.visible_tenant(&caller, &slug).await?;
+    let external_id = state
+        .db()
+        .rotate_external_id(state.sealer(), &slug, &caller.actor())
+        .await?;
+    Ok(Json(json!({
+        "external_id": external_id,
+        "note": "update the ExternalId parameter of the customer's trust stack, then verify",
+    })))
+}

@@ -1,0 +1,56 @@
+//! API tokens: created (the secret shown once), listed, revoked. Admin only.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    /// A tenant slug: the token acts on that tenant only. Absent: an admin token.
+    tenant: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let Json(body) = body?;
+    let tenant_id = match &body.tenant {
+        Some(slug) => Some(state.db().tenant(slug).await?.id),
+        None => None,
+    };
+    let (token, secret) = state
+        .db()
+        .create_token(&body.name, tenant_id.as_deref(), &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "secret": secret})),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(json!({"tokens": state.db().tokens(None).await?})))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(
+        json!({"token": state.db().revoke_token(&id, &caller.actor()).await?}),
+    ))
+}

@@ -1,0 +1,403 @@
+//! The API against a real server on 127.0.0.1, on SQLite and on Postgres.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use byoc_api::{AppState, SchemaState};
+use byoc_stacks::{Database, Sealer, migrate_url, schema_fingerprint};
+use byoc_testkit::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    admin: String,
+    client: reqwest::Client,
+    db: Database,
+    _t: TestDb,
+}
+
+impl Api {
+    async fn start(t: TestDb) -> anyhow::Result<Api> {
+        let db = Database::connect(t.url()).await?;
+        let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
+        // Kept alive by the router's state for the test's life.
+        std::mem::forget(_tx);
+        let sealer = Sealer::from_hex(&"ab".repeat(32))?;
+        let (_, admin) = db.create_token("test admin", None, "test").await?;
+        let app = byoc_api::router(AppState::new(db.clone(), schema, sealer));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Api {
+            base,
+            admin,
+            client: reqwest::Client::new(),
+            db,
+            _t: t,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        assert!(
+            resp.headers().contains_key("x-request-id"),
+            "no request id on {path}"
+        );
+        let text = resp.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| text.clone())?
+        };
+        Ok((status, value))
+    }
+
+    async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(method, path, Some(&self.admin.clone()), body)
+            .await
+    }
+
+    async fn tenant(&self, slug: &str) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .admin(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(json!({"name": slug, "slug": slug, "aws_account_id": "111111111111"})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Ok(body)
+    }
+}
+
+async fn both() -> anyhow::Result<Vec<Api>> {
+    let dbs = TestDb::both(&schema_fingerprint(), |url| async move {
+        Ok(migrate_url(&url).await?)
+    })
+    .await?;
+    let mut apis = Vec::new();
+    for t in dbs {
+        if t.url().starts_with("sqlite") {
+            migrate_url(t.url()).await?;
+        }
+        apis.push(Api::start(t).await?);
+    }
+    Ok(apis)
+}
+
+fn config() -> Value {
+    json!({"region": "us-east-1", "eks_mode": "managed"})
+}
+
+#[tokio::test]
+async fn auth_matrix() -> anyhow::Result<()> {
+    for api in both().await? {
+        let (status, body) = api.call(Method::GET, "/api/v1/tenants", None, None).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "unauthorized");
+        let (status, _) = api
+            .call(
+                Method::GET,
+                "/api/v1/tenants",
+                Some("byoc_0000000000000000_00"),
+                None,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        api.tenant("acme").await?;
+        api.tenant("globex").await?;
+        let (status, body) = api
+            .admin(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "acme ci", "tenant": "acme"})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let acme = body["secret"].as_str().unwrap().to_string();
+        let token_id = body["token"]["id"].as_str().unwrap().to_string();
+
+        // A tenant token sees its own tenant only; the other one does not exist for it.
+        let (status, _) = api
+            .call(Method::GET, "/api/v1/tenants/acme", Some(&acme), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = api
+            .call(Method::GET, "/api/v1/tenants/globex", Some(&acme), None)
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, _) = api
+            .call(
+                Method::POST,
+                "/api/v1/tenants/globex/environments/dev/config",
+                Some(&acme),
+                Some(config()),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, body) = api
+            .call(Method::GET, "/api/v1/tenants", Some(&acme), None)
+            .await?;
+        let slugs: Vec<&str> = body["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["slug"].as_str().unwrap())
+            .collect();
+        assert_eq!(slugs, ["acme"]);
+        let (status, _) = api
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(&acme),
+                Some(json!({"name": "x", "slug": "xyz", "aws_account_id": "111111111111"})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = api
+            .call(Method::GET, "/api/v1/tokens", Some(&acme), None)
+            .await?;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The admin sees everything.
+        let (_, body) = api.admin(Method::GET, "/api/v1/tenants", None).await?;
+        assert_eq!(body["tenants"].as_array().unwrap().len(), 2);
+
+        // A revoked token is refused.
+        let (status, _) = api
+            .admin(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = api
+            .call(Method::GET, "/api/v1/tenants/acme", Some(&acme), None)
+            .await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() -> anyhow::Result<()> {
+    for api in both().await? {
+        let create = |slug: &str, account: &str| json!({"name": "n", "slug": slug, "aws_account_id": account});
+        for (body, field) in [
+            (create("Acme", "111111111111"), "slug"),
+            (create("a", "111111111111"), "slug"),
+            (create("acme-", "111111111111"), "slug"),
+            (create("acme", "1111"), "aws_account_id"),
+            (create("acme", "11111111111x"), "aws_account_id"),
+        ] {
+            let (status, resp) = api
+                .admin(Method::POST, "/api/v1/tenants", Some(body.clone()))
+                .await?;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+            assert_eq!(resp["field"], field, "{resp}");
+        }
+        let (status, resp) = api
+            .admin(Method::POST, "/api/v1/tenants", Some(json!({"name": "n", "slug": "acme", "aws_account_id": "111111111111", "colour": "red"})))
+            .await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            resp["message"].as_str().unwrap().contains("colour"),
+            "{resp}"
+        );
+
+        api.tenant("acme").await?;
+        let path = "/api/v1/tenants/acme/environments/dev/config";
+        for (body, field) in [
+            (json!({"region": "us-east-1", "az_count": 5}), "az_count"),
+            (
+                json!({"region": "us-east-1", "vpc_cidr": "10.0.0.1/16"}),
+                "vpc_cidr",
+            ),
+            (
+                json!({"region": "us-east-1", "eks_mode": "fargate"}),
+                "eks_mode",
+            ),
+            (
+                json!({"region": "us-east-1", "node_group_config": {"desired_size": 1, "min_size": 3, "max_size": 2, "instance_types": ["m5.large"], "disk_size": 20}}),
+                "node_group_config.min_size",
+            ),
+            (json!({"vpc_cidr": "10.0.0.0/16"}), ""),
+        ] {
+            let (status, resp) = api.admin(Method::POST, path, Some(body.clone())).await?;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+            if field.is_empty() {
+                assert!(
+                    resp["message"].as_str().unwrap().contains("region"),
+                    "{resp}"
+                );
+            } else {
+                assert_eq!(resp["field"], field, "{resp}");
+            }
+        }
+        let (status, resp) = api
+            .admin(
+                Method::POST,
+                "/api/v1/tenants/acme/environments/Dev/config",
+                Some(config()),
+            )
+            .await?;
+        assert_eq!(
+            (status, resp["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("env"))
+        );
+        let huge = json!({"region": "us-east-1", "tags": {"k": "v".repeat(300 * 1024)}});
+        let (status, _) = api.admin(Method::POST, path, Some(huge)).await?;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let (status, _) = api
+            .admin(Method::GET, "/api/v1/tenants?limit=0", None)
+            .await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
+    for api in both().await? {
+        let created = api.tenant("acme").await?;
+        let external_id = created["external_id"].as_str().unwrap().to_string();
+        assert!(external_id.len() >= 32, "{created}");
+        assert_eq!(created["trust"]["role_name"], "byoc-deployer");
+        // The external id is shown once: never again.
+        let (_, shown) = api.admin(Method::GET, "/api/v1/tenants/acme", None).await?;
+        assert!(!shown.to_string().contains(&external_id));
+        let (status, _) = api
+            .admin(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(json!({"name": "a", "slug": "acme", "aws_account_id": "111111111111"})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        let env = "/api/v1/tenants/acme/environments/dev";
+        let (status, _) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "no config yet");
+        let (status, body) = api
+            .admin(Method::POST, &format!("{env}/config"), Some(config()))
+            .await?;
+        assert_eq!(
+            (status, body["version"].as_i64()),
+            (StatusCode::OK, Some(1))
+        );
+        let (_, body) = api
+            .admin(Method::GET, &format!("{env}/config"), None)
+            .await?;
+        assert_eq!(body["config"], config());
+
+        // No worker here: runs stay queued, and a second deploy coalesces into the first.
+        let (status, first) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+        let (_, second) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(second["run_id"], first["run_id"]);
+        assert_eq!(second["coalesced"], true);
+        let run = first["run_id"].as_str().unwrap();
+        let (_, shown) = api
+            .admin(Method::GET, &format!("/api/v1/runs/{run}"), None)
+            .await?;
+        assert_eq!(shown["run"]["status"], "queued");
+        let (_, status_body) = api
+            .admin(Method::GET, &format!("{env}/status"), None)
+            .await?;
+        assert_eq!(
+            status_body["status"]["last_run"]["id"], run,
+            "{status_body}"
+        );
+        let (_, runs) = api.admin(Method::GET, &format!("{env}/runs"), None).await?;
+        assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+        let (_, state) = api
+            .admin(Method::GET, &format!("{env}/state"), None)
+            .await?;
+        assert_eq!(state["resources"], json!([]));
+        let (_, events) = api
+            .admin(Method::GET, &format!("/api/v1/runs/{run}/events"), None)
+            .await?;
+        assert_eq!(events["events"], json!([]));
+
+        let (status, cancelled) = api
+            .admin(Method::POST, &format!("/api/v1/runs/{run}/cancel"), None)
+            .await?;
+        assert_eq!(
+            (status, cancelled["run"]["status"].as_str()),
+            (StatusCode::OK, Some("cancelled"))
+        );
+        let (status, destroy) = api.admin(Method::DELETE, env, None).await?;
+        assert_eq!(
+            (status, destroy["kind"].as_str()),
+            (StatusCode::ACCEPTED, Some("destroy"))
+        );
+        let destroy_run = destroy["run_id"].as_str().unwrap();
+        api.admin(
+            Method::POST,
+            &format!("/api/v1/runs/{destroy_run}/cancel"),
+            None,
+        )
+        .await?;
+
+        let (_, rotated) = api
+            .admin(
+                Method::POST,
+                "/api/v1/tenants/acme/external-id/rotate",
+                None,
+            )
+            .await?;
+        let new_id = rotated["external_id"].as_str().unwrap();
+        assert_ne!(new_id, external_id);
+
+        let (status, _) = api
+            .admin(Method::DELETE, &format!("{env}/config"), None)
+            .await?;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api
+            .admin(Method::DELETE, "/api/v1/tenants/acme", None)
+            .await?;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.admin(Method::GET, "/api/v1/tenants/acme", None).await?;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Every mutating call is in the audit log.
+        let audited: i64 = match api.db.pool() {
+            byoc_stacks::Pool::Sqlite(p) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+                    .fetch_one(p)
+                    .await?
+            }
+            byoc_stacks::Pool::Postgres(p) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        assert!(audited >= 6, "{audited} audit entries");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}

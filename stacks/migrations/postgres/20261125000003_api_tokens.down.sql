@@ -1,0 +1,2 @@
+ALTER TABLE tenants ALTER COLUMN slug TYPE TEXT COLLATE "default";
+DROP TABLE api_tokens;

@@ -1,0 +1,304 @@
+//! Environments as operators see them: their configs, their stacks' status and recorded
+//! resources, and removing what is no longer deployed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::BeginWrite;
+use crate::db::{audit, with_pool};
+use crate::model::stack_name;
+use crate::runs::{RUN_COLUMNS, Run, RunRow, run_from_row};
+use crate::{Database, DbError, now_ms};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnvironmentRecord {
+    pub env: String,
+    pub config: Value,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StackStatus {
+    pub stack: String,
+    pub status: String,
+    pub state_version: i64,
+    pub generation: i64,
+    pub lease_holder: Option<String>,
+    /// resources.status -> count
+    pub resources: BTreeMap<String, i64>,
+    pub last_run: Option<Run>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResourceRecord {
+    pub key: String,
+    pub kind: String,
+    pub physical_id: String,
+    pub status: String,
+    pub inputs: Value,
+    pub outputs: Value,
+    pub updated_at: i64,
+}
+
+/// The stacks of tenant `$1`, only environment `$2` unless it is NULL.
+macro_rules! stacks_of {
+    () => {
+        "SELECT name FROM stacks WHERE tenant_id = $1 AND ($2 IS NULL OR env = $2)"
+    };
+}
+
+/// Per stack chosen like [`stacks_of`]: environment, resources, unsettled journal intents
+/// (their cloud objects may exist) and unfinished runs. Any of them means the stack's records
+/// are still needed.
+pub(crate) const STACK_USE: &str = "SELECT s.env,
+    (SELECT COUNT(*) FROM resources r WHERE r.stack = s.name),
+    (SELECT COUNT(*) FROM journal j WHERE j.stack = s.name AND j.phase = 'intent'),
+    (SELECT COUNT(*) FROM runs u WHERE u.stack = s.name AND u.status IN ('queued', 'running'))
+    FROM stacks s WHERE s.tenant_id = $1 AND ($2 IS NULL OR s.env = $2) ORDER BY s.env";
+
+pub(crate) type StackUse = (String, i64, i64, i64);
+
+/// Deletes the records of the stacks chosen like [`stacks_of`] and their configs, in foreign
+/// key order. Resources are not deleted: [`refuse_if_in_use`] has made sure there are none,
+/// and if one appeared since, the stack's delete fails instead of forgetting it.
+pub(crate) const PURGE_STACKS: [&str; 6] = [
+    concat!(
+        "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE stack IN (",
+        stacks_of!(),
+        "))"
+    ),
+    concat!("DELETE FROM runs WHERE stack IN (", stacks_of!(), ")"),
+    concat!("DELETE FROM journal WHERE stack IN (", stacks_of!(), ")"),
+    concat!(
+        "DELETE FROM state_history WHERE stack IN (",
+        stacks_of!(),
+        ")"
+    ),
+    "DELETE FROM stacks WHERE tenant_id = $1 AND ($2 IS NULL OR env = $2)",
+    "DELETE FROM environment_configs WHERE tenant_id = $1 AND ($2 IS NULL OR env = $2)",
+];
+
+/// Conflict naming the first environment whose stack is still in use.
+pub(crate) fn refuse_if_in_use(slug: &str, stacks: &[StackUse]) -> Result<(), DbError> {
+    for (env, resources, intents, runs) in stacks {
+        let why = if *runs > 0 {
+            "an unfinished (queued or running) run: wait for it or cancel it".to_string()
+        } else if *resources > 0 {
+            format!("{resources} resources: destroy it first")
+        } else if *intents > 0 {
+            format!(
+                "{intents} operations of unknown outcome (their cloud objects may exist): run a deploy or destroy to settle them"
+            )
+        } else {
+            continue;
+        };
+        return Err(DbError::Conflict(format!(
+            "environment {env:?} of tenant {slug:?} still has {why}"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_json(what: impl FnOnce() -> String, text: &str) -> Result<Value, DbError> {
+    serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("stored {}: {e}", what())))
+}
+
+type ConfigRow = (String, String, i64, i64);
+
+fn record_from_row(row: ConfigRow) -> Result<EnvironmentRecord, DbError> {
+    let (env, config, version, updated_at) = row;
+    Ok(EnvironmentRecord {
+        config: parse_json(|| format!("config of environment {env:?}"), &config)?,
+        env,
+        version,
+        updated_at,
+    })
+}
+
+impl Database {
+    /// NotFound names the tenant and environment.
+    pub async fn config(&self, tenant_id: &str, env: &str) -> Result<EnvironmentRecord, DbError> {
+        let row: Option<ConfigRow> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT env, config, version, updated_at FROM environment_configs
+                 WHERE tenant_id = $1 AND env = $2",
+            )
+            .bind(tenant_id)
+            .bind(env)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        record_from_row(row.ok_or_else(|| {
+            DbError::NotFound(format!(
+                "config of environment {env:?} of tenant {tenant_id}"
+            ))
+        })?)
+    }
+
+    /// Every environment config of a tenant, by env name.
+    pub async fn configs(&self, tenant_id: &str) -> Result<Vec<EnvironmentRecord>, DbError> {
+        let rows: Vec<ConfigRow> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT env, config, version, updated_at FROM environment_configs WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        let mut records = rows
+            .into_iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Byte order on both engines (a Postgres locale would order '-' differently).
+        records.sort_by(|a, b| a.env.cmp(&b.env));
+        Ok(records)
+    }
+
+    /// Deletes an environment's config, and its stack with its finished runs' records.
+    /// Conflict while the stack `{slug}-{env}` has resources, an unsettled operation or an
+    /// unfinished run; NotFound if there is no config.
+    pub async fn delete_config(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        env: &str,
+        actor: &str,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        let what = format!("environment {env:?} of tenant {slug:?}");
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM environment_configs WHERE tenant_id = $1 AND env = $2",
+            )
+            .bind(tenant_id)
+            .bind(env)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("config of {what}")));
+            }
+            let busy: Vec<StackUse> = sqlx::query_as(STACK_USE)
+                .bind(tenant_id)
+                .bind(env)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            refuse_if_in_use(slug, &busy)?;
+            for sql in PURGE_STACKS {
+                sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(env)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.purge_error(&what, e))?;
+            }
+            audit!(&mut *tx, actor, "config.delete", &stack_name(slug, env), now)
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// A foreign key violation while purging: a run or resource was recorded concurrently
+    /// (the checks and the deletes are one transaction, but Postgres reads committed rows).
+    pub(crate) fn purge_error(&self, what: &str, e: sqlx::Error) -> DbError {
+        match e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbError::Conflict(format!(
+                "{what} got new records while being deleted; try again"
+            )),
+            other => self.query_error(other),
+        }
+    }
+
+    pub async fn stack_status(&self, stack: &str) -> Result<StackStatus, DbError> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq DESC LIMIT 1");
+        // One read transaction: the counts and the last run belong to the same moment.
+        let (row, counts, last): (_, Vec<(String, i64)>, Option<RunRow>) = with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
+            let row: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
+                "SELECT status, state_version, generation, lease_holder FROM stacks WHERE name = $1",
+            )
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let counts = sqlx::query_as("SELECT status, COUNT(*) FROM resources WHERE stack = $1 GROUP BY status")
+                .bind(stack)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            let last = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(stack)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            (row, counts, last)
+        });
+        let (status, state_version, generation, lease_holder) =
+            row.ok_or_else(|| DbError::NotFound(format!("stack {stack}")))?;
+        Ok(StackStatus {
+            stack: stack.to_string(),
+            status,
+            state_version,
+            generation,
+            lease_holder,
+            resources: counts.into_iter().collect(),
+            last_run: last.map(run_from_row).transpose()?,
+        })
+    }
+
+    /// The stack's recorded resources, by key. NotFound for an unknown stack (an existing one
+    /// may have none).
+    pub async fn resources(&self, stack: &str) -> Result<Vec<ResourceRecord>, DbError> {
+        type Row = (String, String, String, String, String, String, i64);
+        let rows: Vec<Row> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT key, kind, physical_id, status, inputs, outputs, updated_at FROM resources WHERE stack = $1",
+            )
+            .bind(stack)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        if rows.is_empty() {
+            // An empty stack or none at all: asked only when there is nothing to list.
+            let n: i64 = with_pool!(self, p => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM stacks WHERE name = $1")
+                    .bind(stack)
+                    .fetch_one(p)
+                    .await
+                    .map_err(|e| self.query_error(e))?
+            });
+            if n == 0 {
+                return Err(DbError::NotFound(format!("stack {stack}")));
+            }
+        }
+        let mut records = rows
+            .into_iter()
+            .map(
+                |(key, kind, physical_id, status, inputs, outputs, updated_at)| {
+                    Ok(ResourceRecord {
+                        inputs: parse_json(|| format!("inputs of {stack}/{key}"), &inputs)?,
+                        outputs: parse_json(|| format!("outputs of {stack}/{key}"), &outputs)?,
+                        key,
+                        kind,
+                        physical_id,
+                        status,
+                        updated_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, DbError>>()?;
+        // Byte order on both engines, like [`Database::configs`].
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(records)
+    }
+}

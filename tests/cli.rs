@@ -1,0 +1,196 @@
+//! The `byoc` client commands, run as the real binary against a live `byoc serve` (with its
+//! embedded workers deploying into the emulator).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use anyhow::{Context, bail};
+use byoc_testkit::{Emulator, TestDb};
+use serde_json::Value;
+
+const ADMIN: &str =
+    "byoc_0123456789abcdef_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(database_url: &str, emulator: &str) -> anyhow::Result<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("BYOC_DATABASE_URL", database_url)
+            .env_remove("BYOC_SECRET_KEY")
+            .env("BYOC_ADMIN_TOKEN", ADMIN)
+            .env("BYOC_AWS_ENDPOINT_URL", emulator)
+            .env("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let Some(rest) = line.strip_prefix("byoc listening on ") else {
+            let _ = child.kill();
+            bail!("unexpected first line {line:?}");
+        };
+        let url = rest
+            .split_whitespace()
+            .next()
+            .context("address")?
+            .to_string();
+        Ok(Server { child, url })
+    }
+
+    /// Runs `byoc ARGS` against this server with the admin token.
+    fn byoc(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(args)
+            .env("BYOC_URL", &self.url)
+            .env("BYOC_TOKEN", ADMIN)
+            .output()?)
+    }
+
+    fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.byoc(args)?;
+        let stdout = String::from_utf8(out.stdout)?;
+        let stderr = String::from_utf8(out.stderr)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "byoc {args:?} failed: {stderr}\n{stdout}"
+        );
+        Ok(stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let text = self.ok(&all)?;
+        serde_json::from_str(&text).with_context(|| text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn until_ready(url: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    bail!("{url} never became ready")
+}
+
+#[tokio::test]
+async fn cli_drives_a_tenant_from_creation_to_a_watched_deploy() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let t = TestDb::sqlite().await?;
+    let server = Server::start(t.url(), emulator.endpoint())?;
+    until_ready(&server.url).await?;
+    let account = emulator.fresh_account();
+
+    let created = server.json(&[
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--account",
+        &account,
+    ])?;
+    assert_eq!(created["tenant"]["slug"], "acme");
+    assert!(
+        created["external_id"]
+            .as_str()
+            .is_some_and(|e| e.len() >= 32)
+    );
+    let table = server.ok(&["tenant", "list"])?;
+    assert!(table.lines().next().unwrap().starts_with("SLUG"), "{table}");
+    assert!(
+        table.contains("acme") && table.contains(&account),
+        "{table}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("dev.yaml");
+    std::fs::write(
+        &file,
+        "region: us-east-1\neks_mode: managed\nnode_group_config:\n  desired_size: 2\n  min_size: 1\n  max_size: 3\n  instance_types: [m6i.large]\n  disk_size: 50\n",
+    )?;
+    let saved = server.json(&[
+        "env",
+        "config",
+        "set",
+        "acme",
+        "dev",
+        "-f",
+        file.to_str().unwrap(),
+    ])?;
+    assert_eq!(saved["version"], 1);
+    let shown = server.ok(&["env", "config", "show", "acme", "dev"])?;
+    assert!(shown.contains("eks_mode: managed"), "{shown}");
+
+    // A bad config is refused with the field named, and a non-zero exit.
+    std::fs::write(&file, "region: us-east-1\naz_count: 7\n")?;
+    let out = server.byoc(&[
+        "env",
+        "config",
+        "set",
+        "acme",
+        "dev",
+        "-f",
+        file.to_str().unwrap(),
+    ])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(stderr.contains("az_count"), "{stderr}");
+
+    // Deploy and follow the run's SSE stream to its end.
+    let watched = server.ok(&["deploy", "acme", "dev", "--watch"])?;
+    assert!(watched.contains("succeeded"), "{watched}");
+    assert!(
+        watched.contains("cluster"),
+        "events name resources: {watched}"
+    );
+    let status = server.json(&["status", "acme", "dev"])?;
+    assert_eq!(status["status"]["last_run"]["status"], "succeeded");
+    assert!(
+        status["outputs"]["cluster"]["endpoint"].as_str().is_some(),
+        "{status}"
+    );
+    let runs = server.ok(&["runs", "list", "acme", "dev"])?;
+    assert!(
+        runs.contains("deploy") && runs.contains("succeeded"),
+        "{runs}"
+    );
+
+    // The unchanged config previews as no change.
+    let preview = server.ok(&["preview", "acme", "dev"])?;
+    assert!(preview.contains("0 to add"), "{preview}");
+
+    let token = server.json(&["token", "create", "acme-ci", "--tenant", "acme"])?;
+    assert!(token["secret"].as_str().unwrap().starts_with("byoc_"));
+    let tokens = server.ok(&["token", "list"])?;
+    assert!(tokens.contains("acme-ci"), "{tokens}");
+
+    let destroyed = server.ok(&["destroy", "acme", "dev", "--watch"])?;
+    assert!(destroyed.contains("succeeded"), "{destroyed}");
+    server.ok(&["env", "config", "delete", "acme", "dev"])?;
+    server.ok(&["tenant", "delete", "acme"])?;
+    let out = server.byoc(&["tenant", "show", "acme"])?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("404"));
+    Ok(())
+}
