@@ -176,6 +176,45 @@ async fn cli_drives_a_tenant_from_creation_to_a_watched_deploy() -> anyhow::Resu
         "{runs}"
     );
 
+    // The graph, the state history and the audit log of what just happened.
+    let get = |path: &str| {
+        let url = format!("{}{path}", server.url);
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "{}", resp.status());
+            Ok::<String, anyhow::Error>(resp.text().await?)
+        }
+    };
+    let env = "/api/v1/tenants/acme/environments/dev";
+    let mermaid = get(&format!("{env}/graph?format=mermaid")).await?;
+    assert!(
+        mermaid.starts_with("graph LR") && mermaid.contains("-->") && mermaid.contains("vpc"),
+        "{mermaid}"
+    );
+    let dot = get(&format!("{env}/graph?format=dot")).await?;
+    assert!(dot.contains("\"vpc\" -> \"subnet-private-a\""), "{dot}");
+    let graph: Value = serde_json::from_str(&get(&format!("{env}/graph")).await?)?;
+    assert_eq!(graph["nodes"].as_array().unwrap().len(), 25);
+    let history: Value = serde_json::from_str(&get(&format!("{env}/state/history")).await?)?;
+    assert_eq!(history["versions"][0]["version"], 1, "{history}");
+    let audit: Value = serde_json::from_str(&get("/api/v1/audit").await?)?;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in ["tenant.create", "config.save", "run.request.deploy"] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+
     // The unchanged config previews as no change.
     let preview = server.ok(&["preview", "acme", "dev"])?;
     assert!(preview.contains("0 to add"), "{preview}");

@@ -171,3 +171,88 @@ pub async fn runs(
     runs.sort_by_key(|r| std::cmp::Reverse(r.seq));
     Ok(Json(json!({"runs": runs})))
 }
+
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    Ok(Json(
+        json!({"stack": stack, "versions": state.db().state_history(&stack).await?}),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphFormat {
+    format: Option<String>,
+}
+
+/// The recorded resources and their dependencies: JSON, Graphviz (`?format=dot`) or Mermaid
+/// (`?format=mermaid`).
+pub async fn graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, env)): Path<(String, String)>,
+    query: Result<axum::extract::Query<GraphFormat>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let axum::extract::Query(q) = query?;
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    state.db().stack_status(&stack).await?;
+    let snapshot = state
+        .db()
+        .snapshot(&stack)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let nodes: Vec<(&String, &str, &str)> = snapshot
+        .resources
+        .iter()
+        .map(|(name, r)| (name, r.kind.as_str(), r.physical_id.as_str()))
+        .collect();
+    let index = |name: &str| nodes.iter().position(|(n, _, _)| n.as_str() == name);
+    // An edge runs from a dependency to what depends on it (the order of creation).
+    let edges: Vec<(usize, usize)> = snapshot
+        .resources
+        .values()
+        .flat_map(|r| {
+            r.depends_on
+                .iter()
+                .filter_map(move |d| Some((index(d)?, index(&r.name)?)))
+        })
+        .collect();
+    let text = |body: String, kind: &'static str| {
+        ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
+    };
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(json!({
+            "stack": stack,
+            "nodes": nodes.iter().map(|(n, k, p)| json!({"id": n, "kind": k, "physical_id": p})).collect::<Vec<_>>(),
+            "edges": edges.iter().map(|(a, b)| json!({"from": nodes[*a].0, "to": nodes[*b].0})).collect::<Vec<_>>(),
+        }))
+        .into_response()),
+        Some("dot") => {
+            let mut out = format!("digraph {stack:?} {{\n  rankdir=LR;\n");
+            for (n, k, _) in &nodes {
+                out.push_str(&format!("  {n:?} [label={:?}];\n", format!("{n}\n{k}")));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!("  {:?} -> {:?};\n", nodes[*a].0, nodes[*b].0));
+            }
+            out.push_str("}\n");
+            Ok(text(out, "text/vnd.graphviz; charset=utf-8"))
+        }
+        Some("mermaid") => {
+            let mut out = String::from("graph LR\n");
+            for (i, (n, k, _)) in nodes.iter().enumerate() {
+                out.push_str(&format!("  n{i}[\"{n}<br/>{k}\"]\n"));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!("  n{a} --> n{b}\n"));
+            }
+            Ok(text(out, "text/plain; charset=utf-8"))
+        }
+        Some(other) => Err(ApiError::invalid(Some("format"), format!("unknown format {other:?}: use json, dot or mermaid"))),
+    }
+}

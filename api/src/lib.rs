@@ -3,6 +3,7 @@
 //! Invariant: knows no AWS, no components and no workers. The API records, enqueues and
 //! reads; everything that touches a cloud runs in a worker.
 
+mod audit;
 mod auth;
 mod environments;
 mod error;
@@ -117,6 +118,9 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{env}/status"), get(environments::status))
         .route(&format!("{env}/state"), get(environments::state_of))
         .route(&format!("{env}/runs"), get(environments::runs))
+        .route(&format!("{env}/state/history"), get(environments::history))
+        .route(&format!("{env}/graph"), get(environments::graph))
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/runs/{id}", get(runs::show))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/events", get(runs::events))

@@ -29,7 +29,7 @@ pub use model::{
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, Run, RunEvent};
-pub use stacks::{EnvironmentRecord, ResourceRecord, StackStatus};
+pub use stacks::{AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, StackStatus};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, Tenant};
 pub use tokens::ApiToken;

@@ -102,6 +102,25 @@ pub(crate) fn refuse_if_in_use(slug: &str, stacks: &[StackUse]) -> Result<(), Db
     Ok(())
 }
 
+/// One version of a stack's state: the run that made it and what it changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub run_id: String,
+    pub at: i64,
+    pub changes: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub at: i64,
+    pub details: Value,
+}
+
 fn parse_json(what: impl FnOnce() -> String, text: &str) -> Result<Value, DbError> {
     serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("stored {}: {e}", what())))
 }
@@ -300,5 +319,67 @@ impl Database {
         // Byte order on both engines, like [`Database::configs`].
         records.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(records)
+    }
+}
+
+impl Database {
+    /// The stack's state versions, newest first.
+    pub async fn state_history(&self, stack: &str) -> Result<Vec<HistoryEntry>, DbError> {
+        self.stack_status(stack).await?;
+        let rows: Vec<(i64, String, i64, String)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT version, run_id, at, changes FROM state_history WHERE stack = $1 ORDER BY version DESC",
+            )
+            .bind(stack)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        rows.into_iter()
+            .map(|(version, run_id, at, changes)| {
+                Ok(HistoryEntry {
+                    changes: parse_json(|| format!("history {version} of {stack}"), &changes)?,
+                    version,
+                    run_id,
+                    at,
+                })
+            })
+            .collect()
+    }
+
+    /// Audit entries, newest first, with an id below `before` (a page cursor), at most
+    /// `limit` (1..=1000).
+    pub async fn audit_log(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, DbError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(DbError::Invalid(format!(
+                "limit {limit} is out of range: use 1 to 1000"
+            )));
+        }
+        let rows: Vec<(i64, String, String, String, i64, String)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, actor, action, target, at, details FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        rows.into_iter()
+            .map(|(id, actor, action, target, at, details)| {
+                Ok(AuditEntry {
+                    details: parse_json(|| format!("audit entry {id}"), &details)?,
+                    id,
+                    actor,
+                    action,
+                    target,
+                    at,
+                })
+            })
+            .collect()
     }
 }
