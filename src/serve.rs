@@ -41,6 +41,10 @@ pub struct Args {
     /// none; without it, one is made and printed once.
     #[arg(long, env = "BYOC_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// API requests per second each token may make (bursts up to twice that); more are
+    /// answered 429 with Retry-After.
+    #[arg(long, env = "BYOC_API_RATE", default_value_t = byoc_api::DEFAULT_RATE.0)]
+    api_rate: u32,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -80,7 +84,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, so scripts and tests can find the port when they asked for port 0.
     println!("byoc listening on http://{addr} (database {})", db.url());
-    let app = byoc_api::router(AppState::new(db, schema_rx, sealer));
+    let app = byoc_api::router(AppState::with_rate(
+        db,
+        schema_rx,
+        sealer,
+        (args.api_rate, args.api_rate.saturating_mul(2)),
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await

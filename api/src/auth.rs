@@ -58,11 +58,14 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header is not Bearer <token>".into())
             })?;
-        match state.db().authenticate(text).await? {
-            Some(token) => Ok(Caller(token)),
-            None => Err(ApiError::Unauthorized(
-                "the token is unknown or revoked".into(),
-            )),
-        }
+        let token = state
+            .db()
+            .authenticate(text)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the token is unknown or revoked".into()))?;
+        state
+            .admit(&token.id)
+            .map_err(|wait| ApiError::TooManyRequests { retry_after: wait })?;
+        Ok(Caller(token))
     }
 }

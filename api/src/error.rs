@@ -25,6 +25,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("too many requests for this token: retry after {}s", retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: std::time::Duration },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,6 +56,9 @@ impl ApiError {
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -69,12 +74,22 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { field, .. } => field.clone(),
             _ => None,
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         let body = Body {
             error,
             message: self.to_string(),
             field,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -8,12 +8,18 @@ mod auth;
 mod environments;
 mod error;
 mod health;
+mod metrics;
 mod runs;
 mod tenants;
 mod tokens;
 mod validate;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,7 +47,12 @@ struct Inner {
     sealer: Sealer,
     /// Set up on first use: apalis' tables come with the migrations.
     queue: OnceCell<JobQueue>,
+    /// Requests per token.
+    limiter: DefaultKeyedRateLimiter<String>,
 }
+
+/// Requests per second per token, and the burst above it, by default.
+pub const DEFAULT_RATE: (u32, u32) = (50, 100);
 
 /// Whether the store's migrations have been applied yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,14 +65,35 @@ impl AppState {
     /// `schema` reports the migration task's progress: the server answers while its database
     /// is still coming up, and is ready only once the schema is.
     pub fn new(db: Database, schema: watch::Receiver<SchemaState>, sealer: Sealer) -> AppState {
+        AppState::with_rate(db, schema, sealer, DEFAULT_RATE)
+    }
+
+    /// `rate`: (requests per second, burst) allowed to each token; more answer 429.
+    pub fn with_rate(
+        db: Database,
+        schema: watch::Receiver<SchemaState>,
+        sealer: Sealer,
+        rate: (u32, u32),
+    ) -> AppState {
+        let per_second = NonZeroU32::new(rate.0.max(1)).expect("at least 1");
+        let burst = NonZeroU32::new(rate.1.max(rate.0).max(1)).expect("at least 1");
         AppState {
             inner: Arc::new(Inner {
                 db,
                 schema,
                 sealer,
                 queue: OnceCell::new(),
+                limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             }),
         }
+    }
+
+    /// Whether `token` may make another request now; if not, how long until it may.
+    fn admit(&self, token: &str) -> Result<(), Duration> {
+        self.inner
+            .limiter
+            .check_key(&token.to_string())
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     pub fn db(&self) -> &Database {
@@ -131,7 +163,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .merge(api)
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -19,13 +19,17 @@ struct Api {
 
 impl Api {
     async fn start(t: TestDb) -> anyhow::Result<Api> {
+        Api::start_with(t, byoc_api::DEFAULT_RATE).await
+    }
+
+    async fn start_with(t: TestDb, rate: (u32, u32)) -> anyhow::Result<Api> {
         let db = Database::connect(t.url()).await?;
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
         // Kept alive by the router's state for the test's life.
         std::mem::forget(_tx);
         let sealer = Sealer::from_hex(&"ab".repeat(32))?;
         let (_, admin) = db.create_token("test admin", None, "test").await?;
-        let app = byoc_api::router(AppState::new(db.clone(), schema, sealer));
+        let app = byoc_api::router(AppState::with_rate(db.clone(), schema, sealer, rate));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -398,6 +402,57 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         };
         assert!(audited >= 6, "{audited} audit entries");
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let api = Api::start_with(t, (1, 2)).await?;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let resp = api
+            .client
+            .get(format!("{}/api/v1/tenants", api.base))
+            .bearer_auth(&api.admin)
+            .send()
+            .await?;
+        statuses.push(resp.status());
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = resp.headers()["retry-after"].to_str()?.parse()?;
+            assert!(retry >= 1);
+            let body: Value = resp.json().await?;
+            assert_eq!(body["error"], "too_many_requests");
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+
+    let metrics = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for needle in [
+        "byoc_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tenants\",status=\"429\"",
+        "byoc_queue_depth 0",
+        "# TYPE byoc_runs gauge",
+        "# TYPE byoc_run_duration_seconds histogram",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
     }
     Ok(())
 }

@@ -29,7 +29,9 @@ pub use model::{
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, Run, RunEvent};
-pub use stacks::{AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, StackStatus};
+pub use stacks::{
+    AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, RunMetrics, StackStatus,
+};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, Tenant};
 pub use tokens::ApiToken;

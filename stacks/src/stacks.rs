@@ -383,3 +383,60 @@ impl Database {
             .collect()
     }
 }
+
+/// What `/metrics` reports from the store: it holds the truth of every worker's runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunMetrics {
+    /// (kind, status, count)
+    pub runs: Vec<(String, String, i64)>,
+    /// (kind, milliseconds) of the latest finished runs.
+    pub run_durations_ms: Vec<(String, i64)>,
+    /// (action, milliseconds) of the latest succeeded steps.
+    pub step_durations_ms: Vec<(String, i64)>,
+}
+
+/// How many recent runs and steps the duration histograms cover.
+const METRICS_WINDOW: i64 = 10_000;
+
+impl Database {
+    pub async fn run_metrics(&self) -> Result<RunMetrics, DbError> {
+        type Rows = (Vec<(String, String, i64)>, Vec<(String, i64)>, Vec<String>);
+        let (runs, run_durations_ms, events): Rows = with_pool!(self, p => {
+            let runs = sqlx::query_as("SELECT kind, status, COUNT(*) FROM runs GROUP BY kind, status ORDER BY kind, status")
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            let durations = sqlx::query_as(
+                "SELECT kind, finished_at - started_at FROM runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL
+                 ORDER BY seq DESC LIMIT $1",
+            )
+            .bind(METRICS_WINDOW)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let events = sqlx::query_scalar(
+                "SELECT data FROM run_events WHERE data LIKE '%\"event\":\"step_succeeded\"%' ORDER BY at DESC LIMIT $1",
+            )
+            .bind(METRICS_WINDOW)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            (runs, durations, events)
+        });
+        let step_durations_ms = events
+            .iter()
+            .filter_map(|text| {
+                let v: Value = serde_json::from_str(text).ok()?;
+                Some((
+                    v["action"].as_str()?.to_string(),
+                    v["duration_ms"].as_i64()?,
+                ))
+            })
+            .collect();
+        Ok(RunMetrics {
+            runs,
+            run_durations_ms,
+            step_durations_ms,
+        })
+    }
+}
