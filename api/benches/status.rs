@@ -15,12 +15,21 @@ use serde_json::json;
 const CONNECTIONS: usize = 64;
 
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     println!(
         "byoc-api status benchmark ({} cores, {} build), {CONNECTIONS} connections, {seconds} s per database",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     rt.block_on(async {
         let dbs = TestDb::both(&schema_fingerprint(), |url| async move { Ok(migrate_url(&url).await?) }).await?;

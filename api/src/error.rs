@@ -31,10 +31,13 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code: `invalid`, `not_found`, `conflict`, ...
+    error: String,
     message: String,
+    /// The field a validation error is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
 }
@@ -78,8 +81,8 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
-        let body = Body {
-            error,
+        let body = ErrorBody {
+            error: error.to_string(),
             message: self.to_string(),
             field,
         };

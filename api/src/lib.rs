@@ -24,10 +24,16 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
-use axum::routing::{get, post};
+use axum::routing::get;
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer, Tenant};
 use tokio::sync::{OnceCell, watch};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::error::ErrorBody;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -125,45 +131,77 @@ impl AppState {
     }
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "byoc",
+        description = "Control plane for bring-your-own-cloud deployments: tenants, environment configs, runs and stack state. Every /api route needs `Authorization: Bearer <token>`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The API's routes and their OpenAPI description, from the same annotated handlers.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use environments as e;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::show, tenants::delete))
+        .routes(routes!(tenants::rotate_external_id))
+        .routes(routes!(e::set_config, e::get_config, e::delete_config))
+        .routes(routes!(e::destroy))
+        .routes(routes!(e::deploy))
+        .routes(routes!(e::preview))
+        .routes(routes!(e::refresh))
+        .routes(routes!(e::status))
+        .routes(routes!(e::state_of))
+        .routes(routes!(e::runs))
+        .routes(routes!(e::history))
+        .routes(routes!(e::graph))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::events))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 description of the API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
 pub fn router(state: AppState) -> Router {
-    let env = "/api/v1/tenants/{slug}/environments/{env}";
-    let api = Router::new()
-        .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
-        .route(
-            "/api/v1/tenants/{slug}",
-            get(tenants::show).delete(tenants::delete),
-        )
-        .route(
-            "/api/v1/tenants/{slug}/external-id/rotate",
-            post(tenants::rotate_external_id),
-        )
-        .route(
-            &format!("{env}/config"),
-            post(environments::set_config)
-                .get(environments::get_config)
-                .delete(environments::delete_config),
-        )
-        .route(env, axum::routing::delete(environments::destroy))
-        .route(&format!("{env}/deploy"), post(environments::deploy))
-        .route(&format!("{env}/preview"), post(environments::preview))
-        .route(&format!("{env}/refresh"), post(environments::refresh))
-        .route(&format!("{env}/status"), get(environments::status))
-        .route(&format!("{env}/state"), get(environments::state_of))
-        .route(&format!("{env}/runs"), get(environments::runs))
-        .route(&format!("{env}/state/history"), get(environments::history))
-        .route(&format!("{env}/graph"), get(environments::graph))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/runs/{id}", get(runs::show))
-        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
-        .route("/api/v1/runs/{id}/events", get(runs::events))
-        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let (api, openapi) = api();
+    let api = api.layer(DefaultBodyLimit::max(BODY_LIMIT));
     let request_id = HeaderName::from_static("x-request-id");
+    let spec = Arc::new(openapi.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(spec.as_ref().clone()) }),
+        )
+        .merge(Scalar::with_url("/docs", openapi))
         .merge(api)
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
@@ -33,6 +34,7 @@ struct Trust {
     template_url: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created; the external id is shown this once", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody), (status = 409, description = "The slug is taken", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,13 +66,15 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     after: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(Page), responses((status = 200, description = "A page of tenants", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +99,7 @@ pub async fn list(
     Ok(Json(json!({"tenants": tenants, "next": next})))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The tenant and its environments", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +111,7 @@ pub async fn show(
     Ok(Json(json!({"tenant": tenant, "environments": envs})))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 204, description = "Deleted"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody), (status = 409, description = "An environment is not destroyed", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,6 +123,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/external-id/rotate", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The new external id, shown this once", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate_external_id(
     State(state): State<AppState>,
     caller: Caller,

@@ -456,3 +456,48 @@ async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_docs_are_served() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let api = Api::start(t).await?;
+    let spec: Value = api
+        .client
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/tenants",
+        "/api/v1/tenants/{slug}",
+        "/api/v1/tenants/{slug}/environments/{env}/config",
+        "/api/v1/tenants/{slug}/environments/{env}/deploy",
+        "/api/v1/tenants/{slug}/environments/{env}/status",
+        "/api/v1/tenants/{slug}/environments/{env}/graph",
+        "/api/v1/runs/{id}/events",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI paths"
+        );
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+    let docs = api.client.get(format!("{}/docs", api.base)).send().await?;
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await?.contains("openapi"));
+    Ok(())
+}
