@@ -148,11 +148,8 @@ pub async fn status(
     }
     // The last refresh says whether the cloud still matches the state.
     let drift = db
-        .runs_of(&stack)
+        .latest_run(&stack, RunKind::Refresh, byoc_stacks::RunStatus::Succeeded)
         .await?
-        .into_iter()
-        .filter(|r| r.kind == RunKind::Refresh && r.status == byoc_stacks::RunStatus::Succeeded)
-        .max_by_key(|r| r.seq)
         .map(|r| json!({"run_id": r.id, "checked_at": r.finished_at, "drift": r.summary.and_then(|s| s.get("drift").cloned())}));
     Ok(Json(
         json!({"status": status, "outputs": outputs, "drift": drift}),

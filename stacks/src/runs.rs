@@ -216,6 +216,28 @@ impl Database {
     }
 
     /// Runs of a stack, oldest first.
+    /// The stack's latest run of `kind` that ended `status`, if any.
+    pub async fn latest_run(
+        &self,
+        stack: &str,
+        kind: RunKind,
+        status: RunStatus,
+    ) -> Result<Option<Run>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 AND kind = $2 AND status = $3 ORDER BY seq DESC LIMIT 1"
+        );
+        let row: Option<RunRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(stack)
+                .bind(kind.as_str())
+                .bind(status.as_str())
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        row.map(run_from_row).transpose()
+    }
+
     pub async fn runs_of(&self, stack: &str) -> Result<Vec<Run>, DbError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq");
         let rows: Vec<RunRow> = with_pool!(self, p => {
