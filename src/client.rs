@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use std::io::IsTerminal;
+
 use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -88,6 +91,20 @@ pub enum RunsCmd {
     List { slug: String, env: String },
     Show { run: String },
     Cancel { run: String },
+}
+
+#[derive(clap::Subcommand)]
+pub enum StackCmd {
+    /// Every recorded resource of a stack (`{slug}-{env}`).
+    Show { stack: String },
+    /// The stack's state versions.
+    History { stack: String },
+    /// The stack's resources and dependencies.
+    Graph {
+        stack: String,
+        #[arg(long, value_parser = ["mermaid", "dot", "json"], default_value = "mermaid")]
+        format: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -515,8 +532,95 @@ impl Client {
         Ok(())
     }
 
-    /// Follows a run's SSE stream to its end: one line per event, then the final status.
-    /// Fails (exit status 1) unless the run succeeded.
+    /// `/api/v1/tenants/{slug}/environments/{env}` of a stack name. Slugs and environments
+    /// may both hold '-', so each split is tried until the server knows one.
+    async fn stack_path(&self, stack: &str) -> anyhow::Result<String> {
+        for (i, _) in stack.match_indices('-') {
+            let (slug, env) = (&stack[..i], &stack[i + 1..]);
+            let path = format!("/api/v1/tenants/{slug}/environments/{env}");
+            if self
+                .call(Method::GET, &format!("{path}/status"), None)
+                .await
+                .is_ok()
+            {
+                return Ok(path);
+            }
+        }
+        bail!("no stack {stack:?}: expected {{slug}}-{{env}} of an environment you can see")
+    }
+
+    pub async fn stack(&self, cmd: StackCmd) -> anyhow::Result<()> {
+        match cmd {
+            StackCmd::Show { stack } => {
+                let path = self.stack_path(&stack).await?;
+                let v = self
+                    .call(Method::GET, &format!("{path}/state"), None)
+                    .await?;
+                self.print(&v, |v| {
+                    let mut rows = vec![cols(&["RESOURCE", "TYPE", "PHYSICAL ID", "STATUS"])];
+                    for r in v["resources"].as_array().into_iter().flatten() {
+                        rows.push(vec![
+                            text(&r["key"]),
+                            text(&r["kind"]),
+                            text(&r["physical_id"]),
+                            text(&r["status"]),
+                        ]);
+                    }
+                    rows
+                });
+            }
+            StackCmd::History { stack } => {
+                let path = self.stack_path(&stack).await?;
+                let v = self
+                    .call(Method::GET, &format!("{path}/state/history"), None)
+                    .await?;
+                self.print(&v, |v| {
+                    let mut rows = vec![cols(&["VERSION", "RUN", "AT", "CHANGES"])];
+                    for h in v["versions"].as_array().into_iter().flatten() {
+                        let changes = h["changes"].as_object().map_or_else(
+                            || text(&h["changes"]),
+                            |c| {
+                                c.iter()
+                                    .map(|(k, v)| {
+                                        format!(
+                                            "{k}: {}",
+                                            v.as_array().map_or(text(v), |a| a.len().to_string())
+                                        )
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            },
+                        );
+                        rows.push(vec![
+                            text(&h["version"]),
+                            text(&h["run_id"]),
+                            text(&h["at"]),
+                            changes,
+                        ]);
+                    }
+                    rows
+                });
+            }
+            StackCmd::Graph { stack, format } => {
+                let path = self.stack_path(&stack).await?;
+                let url = format!(
+                    "{}{path}/graph?format={format}",
+                    self.conn.url.trim_end_matches('/')
+                );
+                let mut req = self.http.get(&url);
+                if let Some(token) = &self.conn.token {
+                    req = req.bearer_auth(token);
+                }
+                let resp = req.send().await?.error_for_status()?;
+                print!("{}", resp.text().await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows a run's SSE stream to its end: on a terminal, a line per resource (spinner,
+    /// action, state, duration) under an overall progress bar, then a summary; otherwise
+    /// one plain line per event. Fails (exit status 1) unless the run succeeded.
     pub async fn watch(&self, run: &str) -> anyhow::Result<()> {
         let url = format!(
             "{}/api/v1/runs/{run}/events",
@@ -534,6 +638,19 @@ impl Client {
             let status = resp.status();
             bail!("{status}: {}", resp.text().await.unwrap_or_default());
         }
+        let mut view = if self.conn.output == Output::Table && std::io::stdout().is_terminal() {
+            let total = self
+                .call(Method::GET, &format!("/api/v1/runs/{run}"), None)
+                .await
+                .ok()
+                .and_then(|v| {
+                    let steps = v["plan"]["steps"].as_array()?;
+                    Some(steps.iter().filter(|s| s["action"] != "no_op").count() as u64)
+                });
+            View::Terminal(Terminal::new(total))
+        } else {
+            View::Plain(self.conn.output)
+        };
         let mut body = resp.bytes_stream();
         let mut buffer = String::new();
         let mut final_status = None;
@@ -543,24 +660,7 @@ impl Client {
                 let block: String = buffer.drain(..end + 2).collect();
                 let (kind, data) = parse_sse(&block);
                 match kind.as_str() {
-                    "event" => {
-                        let e: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                        match self.conn.output {
-                            Output::Json => println!("{data}"),
-                            Output::Table => {
-                                let resource = e["resource"]
-                                    .as_str()
-                                    .map(|r| format!("{r}: "))
-                                    .unwrap_or_default();
-                                println!(
-                                    "{:>4} {:<5} {resource}{}",
-                                    text(&e["seq"]),
-                                    text(&e["level"]),
-                                    text(&e["message"])
-                                );
-                            }
-                        }
-                    }
+                    "event" => view.event(&data),
                     "end" => {
                         let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
                         final_status = Some(text(&v["status"]));
@@ -570,6 +670,7 @@ impl Client {
                 }
             }
         }
+        view.finish(final_status.as_deref());
         match final_status.as_deref() {
             Some("succeeded") => {
                 if self.conn.output == Output::Table {
@@ -580,6 +681,138 @@ impl Client {
             Some(other) => bail!("run {run} {other}"),
             None => bail!("the event stream of run {run} ended early"),
         }
+    }
+}
+
+enum View {
+    Plain(Output),
+    Terminal(Terminal),
+}
+
+impl View {
+    fn event(&mut self, data: &str) {
+        match self {
+            View::Plain(Output::Json) => println!("{data}"),
+            View::Plain(Output::Table) => {
+                let e: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                let resource = e["resource"]
+                    .as_str()
+                    .map(|r| format!("{r}: "))
+                    .unwrap_or_default();
+                println!(
+                    "{:>4} {:<5} {resource}{}",
+                    text(&e["seq"]),
+                    text(&e["level"]),
+                    text(&e["message"])
+                );
+            }
+            View::Terminal(t) => t.event(data),
+        }
+    }
+
+    fn finish(&mut self, status: Option<&str>) {
+        if let View::Terminal(t) = self {
+            t.finish(status);
+        }
+    }
+}
+
+/// The live view: an overall bar and a spinner line per resource in flight.
+struct Terminal {
+    bars: MultiProgress,
+    overall: ProgressBar,
+    steps: std::collections::BTreeMap<String, ProgressBar>,
+    succeeded: u64,
+    failed: u64,
+}
+
+impl Terminal {
+    fn new(total: Option<u64>) -> Terminal {
+        let bars = MultiProgress::new();
+        let overall = bars.add(ProgressBar::new(total.unwrap_or(0)));
+        overall.set_style(
+            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} steps  {elapsed}  {msg}")
+                .expect("a valid template"),
+        );
+        Terminal {
+            bars,
+            overall,
+            steps: Default::default(),
+            succeeded: 0,
+            failed: 0,
+        }
+    }
+
+    fn event(&mut self, data: &str) {
+        let envelope: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+        let e = &envelope["data"];
+        let resource = text(&e["resource"]);
+        let spinner = || {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg}").expect("a valid template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        };
+        match e["event"].as_str() {
+            Some("step_started") => {
+                let bar = self
+                    .steps
+                    .entry(resource.clone())
+                    .or_insert_with(|| self.bars.add(spinner()));
+                bar.set_message(format!(
+                    "{resource}: {} (attempt {})",
+                    text(&e["action"]),
+                    text(&e["attempt"])
+                ));
+            }
+            Some("step_retrying") => {
+                if let Some(bar) = self.steps.get(&resource) {
+                    bar.set_message(format!(
+                        "{resource}: retrying in {} ms: {}",
+                        text(&e["delay_ms"]),
+                        text(&e["error"])
+                    ));
+                }
+            }
+            Some(kind @ ("step_succeeded" | "step_failed" | "step_adopted")) => {
+                let bar = self
+                    .steps
+                    .remove(&resource)
+                    .unwrap_or_else(|| self.bars.add(spinner()));
+                let seconds = e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+                let line = match kind {
+                    "step_succeeded" => {
+                        self.succeeded += 1;
+                        format!("✓ {resource}: {} in {seconds:.1}s", text(&e["action"]))
+                    }
+                    "step_adopted" => format!("↺ {resource}: adopted {}", text(&e["physical_id"])),
+                    _ => {
+                        self.failed += 1;
+                        format!("✗ {resource}: {}", text(&e["error"]))
+                    }
+                };
+                bar.finish_and_clear();
+                let _ = self.bars.println(line);
+                if kind != "step_adopted" {
+                    self.overall.inc(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, status: Option<&str>) {
+        for bar in self.steps.values() {
+            bar.finish_and_clear();
+        }
+        self.overall.finish_with_message(format!(
+            "{}: {} succeeded, {} failed",
+            status.unwrap_or("ended"),
+            self.succeeded,
+            self.failed
+        ));
     }
 }
 

@@ -63,6 +63,11 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(client::TokenCmd),
+    /// A stack (`{slug}-{env}`): its state, history and graph.
+    #[command(subcommand)]
+    Stack(client::StackCmd),
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
     /// Apply, revert or list the store's schema migrations.
     Migrate(migrate::Args),
 }
@@ -83,6 +88,11 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Migrate(args) => runtime.block_on(migrate::run(args)),
         Command::Worker(args) => runtime.block_on(worker::run(args)),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "byoc", &mut std::io::stdout());
+            Ok(())
+        }
         client_command => {
             let c = client::Client::new(cli.conn);
             runtime.block_on(async {
@@ -104,7 +114,11 @@ fn main() -> anyhow::Result<()> {
                     Command::Runs(cmd) => c.runs(cmd).await,
                     Command::Watch { run } => c.watch(&run).await,
                     Command::Token(cmd) => c.token(cmd).await,
-                    Command::Serve(_) | Command::Migrate(_) | Command::Worker(_) => {
+                    Command::Stack(cmd) => c.stack(cmd).await,
+                    Command::Serve(_)
+                    | Command::Migrate(_)
+                    | Command::Worker(_)
+                    | Command::Completions { .. } => {
                         unreachable!("handled above")
                     }
                 }

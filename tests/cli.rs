@@ -215,6 +215,46 @@ async fn cli_drives_a_tenant_from_creation_to_a_watched_deploy() -> anyhow::Resu
         );
     }
 
+    // The stack commands, by stack name.
+    let state = server.ok(&["stack", "show", "acme-dev"])?;
+    assert!(
+        state.lines().next().unwrap().starts_with("RESOURCE"),
+        "{state}"
+    );
+    assert!(
+        state.contains("aws:eks:Cluster") && state.contains("vpc-"),
+        "{state}"
+    );
+    let versions = server.ok(&["stack", "history", "acme-dev"])?;
+    assert!(versions.lines().count() >= 2, "{versions}");
+    let graph = server.ok(&["stack", "graph", "acme-dev", "--format", "dot"])?;
+    assert!(graph.starts_with("digraph"), "{graph}");
+    let out = server.byoc(&["stack", "show", "nope-dev"])?;
+    assert!(!out.status.success());
+
+    // On a terminal, watch draws a line per resource and a summary.
+    let run = status["status"]["last_run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let command = format!(
+        "BYOC_URL={} BYOC_TOKEN={ADMIN} {} watch {run}",
+        server.url,
+        env!("CARGO_BIN_EXE_byoc")
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()?;
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("✓ vpc") && drawn.contains("succeeded, 0 failed"),
+        "{drawn}"
+    );
+
+    let completions = server.ok(&["completions", "bash"])?;
+    assert!(completions.contains("byoc"), "{completions}");
+
     // The unchanged config previews as no change.
     let preview = server.ok(&["preview", "acme", "dev"])?;
     assert!(preview.contains("0 to add"), "{preview}");
