@@ -18,10 +18,15 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str, emulator: &str) -> anyhow::Result<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_byoc"));
+        if database_url.starts_with("postgres") {
+            command.env("BYOC_SECRET_KEY", "01".repeat(32));
+        } else {
+            command.env_remove("BYOC_SECRET_KEY");
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("BYOC_DATABASE_URL", database_url)
-            .env_remove("BYOC_SECRET_KEY")
             .env("BYOC_ADMIN_TOKEN", ADMIN)
             .env("BYOC_AWS_ENDPOINT_URL", emulator)
             .env("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01")
@@ -94,8 +99,16 @@ async fn until_ready(url: &str) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn cli_drives_a_tenant_from_creation_to_a_watched_deploy() -> anyhow::Result<()> {
+    // Postgres from a fresh (unmigrated) database: the server migrates it at start.
+    let databases = TestDb::both("empty", |_| async { Ok(()) }).await?;
+    for t in &databases {
+        drive(t).await.with_context(|| format!("on {}", t.url()))?;
+    }
+    Ok(())
+}
+
+async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let emulator = Emulator::shared();
-    let t = TestDb::sqlite().await?;
     let server = Server::start(t.url(), emulator.endpoint())?;
     until_ready(&server.url).await?;
     let account = emulator.fresh_account();
