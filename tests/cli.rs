@@ -268,6 +268,13 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let completions = server.ok(&["completions", "bash"])?;
     assert!(completions.contains("byoc"), "{completions}");
 
+    // A refresh compares the state with the emulator and records the drift it found.
+    let refreshed = server.ok(&["refresh", "acme", "dev", "--watch"])?;
+    assert!(refreshed.contains("succeeded"), "{refreshed}");
+    let status = server.json(&["status", "acme", "dev"])?;
+    // Right after a deploy, every read agrees with the recorded state.
+    assert_eq!(status["drift"]["drift"], serde_json::json!([]), "{status}");
+
     // The unchanged config previews as no change.
     let preview = server.ok(&["preview", "acme", "dev"])?;
     assert!(preview.contains("0 to add"), "{preview}");

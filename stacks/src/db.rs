@@ -122,7 +122,7 @@ impl Database {
                 .create_if_missing(true)
                 // WAL lets readers (the API) proceed while a worker writes.
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(Duration::from_secs(15))
                 .foreign_keys(true);
             if let Some(dir) = opts
                 .get_filename()

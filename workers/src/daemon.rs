@@ -60,6 +60,12 @@ impl<S: Stream + Unpin> PollStrategy for WakeUp<S> {
 async fn handle(job: RunJob, worker: Data<Worker>) -> Result<(), BoxDynError> {
     match worker.execute(&job.run_id).await {
         Ok(_) => Ok(()),
+        Err(e @ WorkerError::HandedBack(_)) => {
+            // Shutting down: hold the slot until the runs in flight end, so that apalis does
+            // not spin through retries of jobs this process will not run.
+            worker.idle().await;
+            Err(e.into())
+        }
         Err(e) => {
             tracing::warn!(run = %job.run_id, error = %e, "run not finished here; back to the queue");
             Err(e.into())
@@ -91,10 +97,12 @@ pub async fn run_daemon(
         }
     });
     let name = worker.name().to_string();
+    // apalis stops its worker as soon as told, without waiting for the jobs in flight: it is
+    // told only once this process's runs have ended (new jobs meanwhile are handed back).
     let stop = {
-        let shutdown = shutdown.clone();
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         async move {
-            shutdown.cancelled().await;
+            worker.drained(&shutdown).await;
             Ok::<(), std::io::Error>(())
         }
     };

@@ -13,6 +13,7 @@ use byoc_engine::{
 use byoc_stacks::{Begin, Database, DbError, Lease, RunKind, RunStatus, RunStore, Sealer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 /// Turns a stack's saved config into the desired resources and the providers that apply
 /// them. The AWS blueprint lives in byoc-components; tests bring their own.
@@ -98,6 +99,8 @@ pub struct Worker {
     blueprint: Arc<dyn Blueprint>,
     config: WorkerConfig,
     shutdown: CancellationToken,
+    /// The runs this process is executing.
+    in_flight: TaskTracker,
 }
 
 /// Forwards engine events to the run's event stream through one writer task.
@@ -123,7 +126,20 @@ impl Worker {
             blueprint,
             config,
             shutdown,
+            in_flight: TaskTracker::new(),
         }
+    }
+
+    /// Resolves once `shutdown` has fired and no run is executing here any more.
+    pub async fn drained(&self, shutdown: &CancellationToken) {
+        shutdown.cancelled().await;
+        self.idle().await;
+    }
+
+    /// Takes no more runs and resolves once none is executing here.
+    pub async fn idle(&self) {
+        self.in_flight.close();
+        self.in_flight.wait().await;
     }
 
     pub fn name(&self) -> &str {
@@ -133,6 +149,10 @@ impl Worker {
     /// Runs (or resumes) `run_id` to its end. Returns its final status; `HandedBack` if the
     /// worker shuts down before the run's turn came.
     pub async fn execute(&self, run_id: &str) -> Result<RunStatus, WorkerError> {
+        let _in_flight = self.in_flight.token();
+        if self.shutdown.is_cancelled() {
+            return Err(WorkerError::HandedBack(run_id.to_string()));
+        }
         let lease = loop {
             match self
                 .db
