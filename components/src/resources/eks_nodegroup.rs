@@ -170,7 +170,7 @@ impl EksNodegroup {
 #[async_trait]
 impl Provider for EksNodegroup {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(
+        diff_replacing::<Inputs>(
             old,
             new,
             &[

@@ -53,7 +53,7 @@ impl ElasticIp {
 #[async_trait]
 impl Provider for ElasticIp {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &[])
+        diff_replacing::<Inputs>(old, new, &[])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

@@ -97,7 +97,7 @@ impl IamInstanceProfile {
 #[async_trait]
 impl Provider for IamInstanceProfile {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["name"])
+        diff_replacing::<Inputs>(old, new, &["name"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

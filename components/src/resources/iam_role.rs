@@ -202,7 +202,7 @@ impl IamRole {
 #[async_trait]
 impl Provider for IamRole {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["name"])
+        diff_replacing::<Inputs>(old, new, &["name"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

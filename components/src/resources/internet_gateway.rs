@@ -36,7 +36,7 @@ impl InternetGateway {
 #[async_trait]
 impl Provider for InternetGateway {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &[])
+        diff_replacing::<Inputs>(old, new, &[])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

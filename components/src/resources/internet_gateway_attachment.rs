@@ -65,7 +65,7 @@ fn split(id: &str) -> Result<Inputs, ProviderError> {
 #[async_trait]
 impl Provider for InternetGatewayAttachment {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["internet_gateway_id", "vpc_id"])
+        diff_replacing::<Inputs>(old, new, &["internet_gateway_id", "vpc_id"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

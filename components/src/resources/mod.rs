@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use byoc_engine::{Ctx, Diff, ProviderError, Providers, changed_fields};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
@@ -80,8 +82,21 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
 }
 
 /// A diff where changing any of `replace` needs a new object and the rest updates in place.
-pub fn diff_replacing(old: &Value, new: &Value, replace: &[&str]) -> Diff {
-    let fields = changed_fields(old, new);
+/// Both sides are compared in the canonical form of the provider's `Inputs` (sets sorted,
+/// defaults filled in), so that what a read reports equals what was applied.
+pub fn diff_replacing<I: Serialize + DeserializeOwned>(
+    old: &Value,
+    new: &Value,
+    replace: &[&str],
+) -> Diff {
+    // Inputs with references not yet known do not parse: compared as they are.
+    let canonical = |v: &Value| {
+        serde_json::from_value::<I>(v.clone())
+            .ok()
+            .and_then(|i| serde_json::to_value(i).ok())
+            .unwrap_or_else(|| v.clone())
+    };
+    let fields = changed_fields(&canonical(old), &canonical(new));
     let forcing: Vec<String> = fields
         .iter()
         .filter(|f| replace.contains(&f.as_str()))

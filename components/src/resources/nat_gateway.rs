@@ -92,7 +92,7 @@ impl NatGateway {
 #[async_trait]
 impl Provider for NatGateway {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["subnet_id", "allocation_id"])
+        diff_replacing::<Inputs>(old, new, &["subnet_id", "allocation_id"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

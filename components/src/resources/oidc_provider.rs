@@ -161,7 +161,7 @@ impl OidcProvider {
 #[async_trait]
 impl Provider for OidcProvider {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["url"])
+        diff_replacing::<Inputs>(old, new, &["url"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

@@ -78,7 +78,7 @@ fn split(id: &str) -> Result<(&str, &str), ProviderError> {
 #[async_trait]
 impl Provider for Route {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["route_table_id", "destination_cidr_block"])
+        diff_replacing::<Inputs>(old, new, &["route_table_id", "destination_cidr_block"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

@@ -37,7 +37,7 @@ impl RouteTable {
 #[async_trait]
 impl Provider for RouteTable {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["vpc_id"])
+        diff_replacing::<Inputs>(old, new, &["vpc_id"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

@@ -69,7 +69,7 @@ impl RouteTableAssociation {
 #[async_trait]
 impl Provider for RouteTableAssociation {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["route_table_id", "subnet_id"])
+        diff_replacing::<Inputs>(old, new, &["route_table_id", "subnet_id"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

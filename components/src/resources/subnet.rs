@@ -58,7 +58,7 @@ impl Subnet {
 #[async_trait]
 impl Provider for Subnet {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["vpc_id", "cidr_block", "availability_zone"])
+        diff_replacing::<Inputs>(old, new, &["vpc_id", "cidr_block", "availability_zone"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {

@@ -95,7 +95,7 @@ impl Vpc {
 #[async_trait]
 impl Provider for Vpc {
     fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing(old, new, &["cidr_block"])
+        diff_replacing::<Inputs>(old, new, &["cidr_block"])
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
