@@ -42,6 +42,8 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         json!(all)
     };
     let cluster_tag = format!("kubernetes.io/cluster/{stack}");
+    // The customer's trust role may manage only IAM roles and profiles named byoc-*.
+    let iam_prefix = format!("byoc-{stack}");
     let mut out = vec![
         Resource::new(
             vpc::KIND,
@@ -211,7 +213,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         iam_role::KIND,
         "cluster-role",
         json!({
-            "name": aws_name(stack, "cluster", 64),
+            "name": aws_name(&iam_prefix, "cluster", 64),
             // Auto Mode's controllers tag what they create with the session.
             "assume_role_policy": trust("eks.amazonaws.com", &["sts:AssumeRole", "sts:TagSession"]),
             "managed_policy_arns": arns(cluster_policies),
@@ -222,7 +224,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
         iam_role::KIND,
         "node-role",
         json!({
-            "name": aws_name(stack, "node", 64),
+            "name": aws_name(&iam_prefix, "node", 64),
             "assume_role_policy": trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
             "managed_policy_arns": arns(node_policies),
             "tags": tags(&[]),
@@ -274,7 +276,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             iam_instance_profile::KIND,
             "node-instance-profile",
             json!({
-                "name": aws_name(stack, "node", 128),
+                "name": aws_name(&iam_prefix, "node", 128),
                 "role_name": reference("node-role", "name"),
                 "tags": tags(&[]),
             }),

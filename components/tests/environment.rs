@@ -115,7 +115,7 @@ async fn managed_environment_deploys_redeploys_scales_and_destroys() -> anyhow::
         .aws
         .iam
         .list_attached_role_policies()
-        .role_name("acme-dev-node")
+        .role_name("byoc-acme-dev-node")
         .send()
         .await?;
     let names: BTreeSet<&str> = attached

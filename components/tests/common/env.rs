@@ -174,14 +174,17 @@ impl Env {
         let ours = roles
             .roles()
             .iter()
-            .filter(|r| r.role_name().starts_with(&format!("{}-", self.stack)))
+            .filter(|r| r.role_name().starts_with(&format!("byoc-{}-", self.stack)))
             .count();
         c.insert("iam_role", ours);
         let profiles = self.aws.iam.list_instance_profiles().send().await.unwrap();
         let ours = profiles
             .instance_profiles()
             .iter()
-            .filter(|p| p.instance_profile_name().starts_with(&self.stack))
+            .filter(|p| {
+                p.instance_profile_name()
+                    .starts_with(&format!("byoc-{}-", self.stack))
+            })
             .count();
         c.insert("instance_profile", ours);
         let oidc = self
