@@ -45,6 +45,10 @@ pub struct Args {
     /// answered 429 with Retry-After.
     #[arg(long, env = "BYOC_API_RATE", default_value_t = byoc_api::DEFAULT_RATE.0)]
     api_rate: u32,
+    /// Where cfn-templates/customer-iam-role.yaml is published (an S3 HTTPS URL): tenants
+    /// then get an AWS console quick-create link.
+    #[arg(long, env = "BYOC_TEMPLATE_URL")]
+    template_url: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -84,12 +88,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, so scripts and tests can find the port when they asked for port 0.
     println!("byoc listening on http://{addr} (database {})", db.url());
-    let app = byoc_api::router(AppState::with_rate(
-        db,
-        schema_rx,
-        sealer,
-        (args.api_rate, args.api_rate.saturating_mul(2)),
-    ));
+    let app = byoc_api::router(
+        AppState::with_rate(
+            db,
+            schema_rx,
+            sealer,
+            (args.api_rate, args.api_rate.saturating_mul(2)),
+        )
+        .with_template_url(args.template_url),
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await

@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::serve::{DatabaseArgs, shutdown_signal};
 
+/// The platform fact the API reads for the trust template.
+pub const PLATFORM_ACCOUNT_ID: &str = byoc_api::PLATFORM_ACCOUNT_ID;
+
 /// How this process's workers run.
 #[derive(clap::Args, Clone)]
 pub struct WorkerArgs {
@@ -75,6 +78,13 @@ pub async fn work(
         ..PlatformOptions::default()
     })
     .await;
+    // For the API, which holds no cloud credentials: the account tenants must trust.
+    match platform.account_id().await {
+        Ok(account) => db.set_fact(PLATFORM_ACCOUNT_ID, &account).await?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the platform account id (STS GetCallerIdentity)")
+        }
+    }
     let mut config = WorkerConfig::new(unique_worker_name());
     config.lease_ttl = Duration::from_secs(args.lease_ttl_seconds.max(3));
     let worker = Worker::new(

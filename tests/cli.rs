@@ -85,6 +85,16 @@ impl Drop for Server {
     }
 }
 
+async fn get_text(server: &Server, path: &str) -> anyhow::Result<String> {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "{path}: {}", resp.status());
+    Ok(resp.text().await?)
+}
+
 async fn until_ready(url: &str) -> anyhow::Result<()> {
     for _ in 0..200 {
         if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
@@ -189,32 +199,29 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
         "{runs}"
     );
 
+    // The worker recorded the platform account (moto's default account) for the template.
+    let trust: Value =
+        serde_json::from_str(&get_text(&server, "/api/v1/tenants/acme/trust-template").await?)?;
+    assert_eq!(
+        trust["parameters"]["TrustedAccountId"], "123456789012",
+        "{trust}"
+    );
+
     // The graph, the state history and the audit log of what just happened.
-    let get = |path: &str| {
-        let url = format!("{}{path}", server.url);
-        async move {
-            let resp = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(ADMIN)
-                .send()
-                .await?;
-            anyhow::ensure!(resp.status().is_success(), "{}", resp.status());
-            Ok::<String, anyhow::Error>(resp.text().await?)
-        }
-    };
     let env = "/api/v1/tenants/acme/environments/dev";
-    let mermaid = get(&format!("{env}/graph?format=mermaid")).await?;
+    let mermaid = get_text(&server, &format!("{env}/graph?format=mermaid")).await?;
     assert!(
         mermaid.starts_with("graph LR") && mermaid.contains("-->") && mermaid.contains("vpc"),
         "{mermaid}"
     );
-    let dot = get(&format!("{env}/graph?format=dot")).await?;
+    let dot = get_text(&server, &format!("{env}/graph?format=dot")).await?;
     assert!(dot.contains("\"vpc\" -> \"subnet-private-a\""), "{dot}");
-    let graph: Value = serde_json::from_str(&get(&format!("{env}/graph")).await?)?;
+    let graph: Value = serde_json::from_str(&get_text(&server, &format!("{env}/graph")).await?)?;
     assert_eq!(graph["nodes"].as_array().unwrap().len(), 25);
-    let history: Value = serde_json::from_str(&get(&format!("{env}/state/history")).await?)?;
+    let history: Value =
+        serde_json::from_str(&get_text(&server, &format!("{env}/state/history")).await?)?;
     assert_eq!(history["versions"][0]["version"], 1, "{history}");
-    let audit: Value = serde_json::from_str(&get("/api/v1/audit").await?)?;
+    let audit: Value = serde_json::from_str(&get_text(&server, "/api/v1/audit").await?)?;
     let actions: Vec<&str> = audit["entries"]
         .as_array()
         .unwrap()

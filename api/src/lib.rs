@@ -38,6 +38,9 @@ use crate::error::ErrorBody;
 pub use auth::Caller;
 pub use error::ApiError;
 
+/// The platform fact holding the account tenants' trust roles trust (recorded by workers).
+pub const PLATFORM_ACCOUNT_ID: &str = "platform_account_id";
+
 /// Request bodies above this are refused (413): configs are a few KiB.
 const BODY_LIMIT: usize = 256 * 1024;
 
@@ -55,6 +58,8 @@ struct Inner {
     queue: OnceCell<JobQueue>,
     /// Requests per token.
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Where the trust template is published (an S3 URL), for console quick-create links.
+    template_url: Option<String>,
 }
 
 /// Requests per second per token, and the burst above it, by default.
@@ -90,8 +95,21 @@ impl AppState {
                 sealer,
                 queue: OnceCell::new(),
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                template_url: None,
             }),
         }
+    }
+
+    /// Where the trust template is published, so tenants get a console quick-create link.
+    pub fn with_template_url(mut self, url: Option<String>) -> AppState {
+        Arc::get_mut(&mut self.inner)
+            .expect("configured before the state is shared")
+            .template_url = url;
+        self
+    }
+
+    fn template_url(&self) -> Option<&str> {
+        self.inner.template_url.as_deref()
     }
 
     /// Whether `token` may make another request now; if not, how long until it may.
@@ -164,6 +182,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::rotate_external_id))
+        .routes(routes!(tenants::trust_template))
         .routes(routes!(e::set_config, e::get_config, e::delete_config))
         .routes(routes!(e::destroy))
         .routes(routes!(e::deploy))

@@ -56,7 +56,7 @@ pub async fn create(
         .await?;
     let trust = Trust {
         role_name: "byoc-deployer",
-        platform_account_id: state.db().fact("platform_account_id").await?,
+        platform_account_id: state.db().fact(crate::PLATFORM_ACCOUNT_ID).await?,
         template_url: format!("/api/v1/tenants/{}/trust-template", tenant.slug),
         external_id: external_id.clone(),
     };
@@ -138,5 +138,40 @@ pub async fn rotate_external_id(
     Ok(Json(json!({
         "external_id": external_id,
         "note": "update the ExternalId parameter of the customer's trust stack, then verify",
+    })))
+}
+
+/// The customer trust template, as shipped in `cfn-templates/`.
+const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role.yaml");
+/// The trust template's version, as its `TemplateVersion` output says.
+pub const TRUST_TEMPLATE_VERSION: &str = "1.0.0";
+
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn trust_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.visible_tenant(&caller, &slug).await?;
+    let platform = state.db().fact(crate::PLATFORM_ACCOUNT_ID).await?;
+    // The console launches templates from S3 only: a link when the template is published.
+    let quick_create = match (state.template_url(), &platform) {
+        (Some(url), Some(account)) => Some(format!(
+            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName=byoc-trust&param_TrustedAccountId={account}&param_RoleName=byoc-deployer",
+            percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC)
+        )),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "tenant": tenant.slug,
+        "account_id": tenant.aws_account_id,
+        "template_version": TRUST_TEMPLATE_VERSION,
+        "template": TRUST_TEMPLATE,
+        "parameters": {
+            "TrustedAccountId": platform,
+            "RoleName": "byoc-deployer",
+            "ExternalId": "(the external id shown when the tenant was created, or by its last rotation)",
+        },
+        "quick_create_url": quick_create,
     })))
 }

@@ -29,7 +29,10 @@ impl Api {
         std::mem::forget(_tx);
         let sealer = Sealer::from_hex(&"ab".repeat(32))?;
         let (_, admin) = db.create_token("test admin", None, "test").await?;
-        let app = byoc_api::router(AppState::with_rate(db.clone(), schema, sealer, rate));
+        let state = AppState::with_rate(db.clone(), schema, sealer, rate).with_template_url(Some(
+            "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
+        ));
+        let app = byoc_api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -366,6 +369,29 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
             None,
         )
         .await?;
+
+        // The trust template, with the platform account a worker recorded.
+        api.db
+            .set_fact(byoc_api::PLATFORM_ACCOUNT_ID, "123456789012")
+            .await?;
+        let (status, trust) = api
+            .admin(Method::GET, "/api/v1/tenants/acme/trust-template", None)
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{trust}");
+        assert!(
+            trust["template"]
+                .as_str()
+                .unwrap()
+                .contains("sts:ExternalId")
+        );
+        assert_eq!(trust["parameters"]["TrustedAccountId"], "123456789012");
+        assert_eq!(trust["template_version"], "1.0.0");
+        let link = trust["quick_create_url"].as_str().unwrap();
+        assert!(
+            link.contains("templateURL=https%3A%2F%2Fbyoc%2Dtemplates")
+                && link.contains("param_TrustedAccountId=123456789012"),
+            "{link}"
+        );
 
         let (_, rotated) = api
             .admin(

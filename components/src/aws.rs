@@ -69,6 +69,19 @@ impl Platform {
         &self.limiter
     }
 
+    /// The platform's own account id (STS GetCallerIdentity): the account tenants' trust
+    /// roles must trust.
+    pub async fn account_id(&self) -> Result<String, ProviderError> {
+        let out = aws_sdk_sts::Client::new(&self.sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| sdk_error("sts:GetCallerIdentity", e))?;
+        out.account()
+            .map(str::to_string)
+            .ok_or_else(|| ProviderError::new("sts:GetCallerIdentity returned no account"))
+    }
+
     /// A session in a tenant's account for one run. Credentials are assumed on first use,
     /// kept, and assumed again shortly before they expire.
     pub fn session(&self, target: Target) -> Arc<Aws> {
