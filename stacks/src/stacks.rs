@@ -238,27 +238,27 @@ impl Database {
     pub async fn stack_status(&self, stack: &str) -> Result<StackStatus, DbError> {
         let sql =
             format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq DESC LIMIT 1");
-        // One read transaction: the counts and the last run belong to the same moment.
+        // Three reads, no transaction: on Postgres (READ COMMITTED) one would not give them a
+        // common snapshot anyway, and the status is read far more often than it changes. A
+        // run ending between the reads shows in the next status.
         let (row, counts, last): (_, Vec<(String, i64)>, Option<RunRow>) = with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(|e| self.query_error(e))?;
             let row: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
                 "SELECT status, state_version, generation, lease_holder FROM stacks WHERE name = $1",
             )
             .bind(stack)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(p)
             .await
             .map_err(|e| self.query_error(e))?;
             let counts = sqlx::query_as("SELECT status, COUNT(*) FROM resources WHERE stack = $1 GROUP BY status")
                 .bind(stack)
-                .fetch_all(&mut *tx)
+                .fetch_all(p)
                 .await
                 .map_err(|e| self.query_error(e))?;
             let last = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(stack)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?;
-            tx.commit().await.map_err(|e| self.query_error(e))?;
             (row, counts, last)
         });
         let (status, state_version, generation, lease_holder) =
