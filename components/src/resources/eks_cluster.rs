@@ -16,7 +16,7 @@ use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, required};
+use super::{diff_replacing, eks_retag, required};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -281,31 +281,7 @@ impl Provider for EksCluster {
         let cluster = self.wait_active(ctx, name).await?;
         if old.tags != new.tags {
             let arn = required(cluster.arn(), "cluster ARN")?;
-            let gone: Vec<String> = old
-                .tags
-                .keys()
-                .filter(|k| !new.tags.contains_key(*k))
-                .cloned()
-                .collect();
-            if !gone.is_empty() {
-                aws.call(Eks, "UntagResource", &ctx.cancel, || {
-                    aws.eks
-                        .untag_resource()
-                        .resource_arn(arn)
-                        .set_tag_keys(Some(gone.clone()))
-                        .send()
-                })
-                .await?;
-            }
-            let tags: HashMap<String, String> = new.tags.clone().into_iter().collect();
-            aws.call(Eks, "TagResource", &ctx.cancel, || {
-                aws.eks
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
+            eks_retag(aws, ctx, arn, &old.tags, &new.tags).await?;
         }
         Ok(outputs(&cluster))
     }

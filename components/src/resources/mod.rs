@@ -191,6 +191,44 @@ pub async fn ec2_retag(
     Ok(())
 }
 
+/// Brings an EKS cluster's or node group's user tags from `old` to `new`.
+pub async fn eks_retag(
+    aws: &Aws,
+    ctx: &Ctx,
+    arn: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), ProviderError> {
+    if old == new {
+        return Ok(());
+    }
+    let gone: Vec<String> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        aws.call(Service::Eks, "UntagResource", &ctx.cancel, || {
+            aws.eks
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(gone.clone()))
+                .send()
+        })
+        .await?;
+    }
+    let tags: std::collections::HashMap<String, String> = new.clone().into_iter().collect();
+    aws.call(Service::Eks, "TagResource", &ctx.cancel, || {
+        aws.eks
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone()))
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
 /// IAM tags of a create.
 pub fn iam_tags(
     aws: &Aws,
