@@ -259,8 +259,6 @@ impl Database {
         holder: &str,
         ttl: Duration,
     ) -> Result<Begin, DbError> {
-        let now = now_ms();
-        let expires = expiry(now, ttl);
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let run: Option<(String, String, i64)> =
@@ -288,6 +286,10 @@ impl Database {
             if earlier > 0 {
                 return Ok(Begin::Wait);
             }
+            // The clock is read only now that the earlier runs are seen finished: a time taken
+            // before could precede the finish of the run this one follows.
+            let now = now_ms();
+            let expires = expiry(now, ttl);
             let generation: Option<i64> = sqlx::query_scalar(
                 "UPDATE stacks SET lease_holder = $1, lease_expires_at = $2, generation = generation + 1, updated_at = $3
                  WHERE name = $4 AND (lease_holder IS NULL OR lease_expires_at < $3)
@@ -351,9 +353,9 @@ impl Database {
         summary: Option<&Value>,
     ) -> Result<(), DbError> {
         let summary = summary.map(Value::to_string);
-        let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let now = now_ms();
             let released = sqlx::query(
                 "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1
                  WHERE name = $2 AND generation = $3",
