@@ -461,3 +461,30 @@ async fn a_cancelled_wait_leaves_its_object_to_the_next_run() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// moto does not enforce ExternalId across accounts, so the proof that byoc sends it is the
+/// outgoing AssumeRole request itself: the tenant's role, external id and session name.
+#[tokio::test]
+async fn assume_role_sends_the_external_id_and_session_name() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+    let env = Env::new(&platform, &account, "wire-dev");
+    // Any call in the tenant account assumes the role first.
+    env.census().await;
+    let log: Value = serde_json::from_str(&emulator.requests("sts")?)?;
+    let role = format!("RoleArn=arn%3Aaws%3Aiam%3A%3A{account}%3Arole%2Fbyoc-deployer");
+    let sent = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["body"].as_str())
+        .find(|body| body.contains("Action=AssumeRole") && body.contains(&role))
+        .expect("an AssumeRole request for the tenant's role");
+    assert!(sent.contains("ExternalId=test-external-id"), "{sent}");
+    assert!(
+        sent.contains("RoleSessionName=byoc-wire-dev-test"),
+        "{sent}"
+    );
+    Ok(())
+}
