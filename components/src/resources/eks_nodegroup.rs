@@ -14,7 +14,7 @@ use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, eks_retag, not_found};
+use super::{diff_replacing, eks_retag, not_found, removed_keys};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -289,13 +289,7 @@ impl Provider for EksNodegroup {
         if old.scaling != new.scaling || old.labels != new.labels || old.taints != new.taints {
             let labels = UpdateLabelsPayload::builder()
                 .set_add_or_update_labels(Some(new.labels.clone().into_iter().collect()))
-                .set_remove_labels(Some(
-                    old.labels
-                        .keys()
-                        .filter(|k| !new.labels.contains_key(*k))
-                        .cloned()
-                        .collect(),
-                ))
+                .set_remove_labels(Some(removed_keys(&old.labels, &new.labels)))
                 .build();
             let gone: Vec<Taint> = old
                 .taints

@@ -8,7 +8,7 @@ use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, required};
+use super::{diff_replacing, iam_tag_map, iam_tags, removed_keys, required};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -160,12 +160,7 @@ impl Provider for IamInstanceProfile {
             .await?;
         }
         if old.tags != new.tags {
-            let gone: Vec<String> = old
-                .tags
-                .keys()
-                .filter(|k| !new.tags.contains_key(*k))
-                .cloned()
-                .collect();
+            let gone = removed_keys(&old.tags, &new.tags);
             if !gone.is_empty() {
                 aws.call(Iam, "UntagInstanceProfile", &ctx.cancel, || {
                     aws.iam

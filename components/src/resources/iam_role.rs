@@ -9,7 +9,7 @@ use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, policy_json, required};
+use super::{diff_replacing, iam_tag_map, iam_tags, policy_json, removed_keys, required};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -169,17 +169,13 @@ impl IamRole {
                 .await?;
             }
         }
-        let gone: Vec<&String> = current
-            .tags
-            .keys()
-            .filter(|k| !desired.tags.contains_key(*k))
-            .collect();
+        let gone = removed_keys(&current.tags, &desired.tags);
         if !gone.is_empty() {
             aws.call(Iam, "UntagRole", &ctx.cancel, || {
                 aws.iam
                     .untag_role()
                     .role_name(name)
-                    .set_tag_keys(Some(gone.iter().map(|k| k.to_string()).collect()))
+                    .set_tag_keys(Some(gone.clone()))
                     .send()
             })
             .await?;

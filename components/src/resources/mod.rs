@@ -111,6 +111,14 @@ pub fn diff_replacing<I: Serialize + DeserializeOwned>(
     }
 }
 
+/// Keys of `old` that `new` no longer has: the tags (or labels) an update removes.
+pub fn removed_keys(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    old.keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect()
+}
+
 /// The tags of an EC2 create.
 pub fn ec2_tags(
     aws: &Aws,
@@ -158,9 +166,8 @@ pub async fn ec2_retag(
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let gone: Vec<Tag> = old
-        .keys()
-        .filter(|k| !new.contains_key(*k))
+    let gone: Vec<Tag> = removed_keys(old, new)
+        .into_iter()
         .map(|k| Tag::builder().key(k).build())
         .collect();
     if !gone.is_empty() {
@@ -202,11 +209,7 @@ pub async fn eks_retag(
     if old == new {
         return Ok(());
     }
-    let gone: Vec<String> = old
-        .keys()
-        .filter(|k| !new.contains_key(*k))
-        .cloned()
-        .collect();
+    let gone = removed_keys(old, new);
     if !gone.is_empty() {
         aws.call(Service::Eks, "UntagResource", &ctx.cancel, || {
             aws.eks

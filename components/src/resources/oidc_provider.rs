@@ -9,7 +9,7 @@ use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, required};
+use super::{diff_replacing, iam_tag_map, iam_tags, removed_keys, required};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -128,12 +128,7 @@ impl OidcProvider {
             .await?;
         }
         if current.tags != desired.tags {
-            let gone: Vec<String> = current
-                .tags
-                .keys()
-                .filter(|k| !desired.tags.contains_key(*k))
-                .cloned()
-                .collect();
+            let gone = removed_keys(&current.tags, &desired.tags);
             if !gone.is_empty() {
                 aws.call(Iam, "UntagOpenIDConnectProvider", &ctx.cancel, || {
                     aws.iam
