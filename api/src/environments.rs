@@ -8,7 +8,7 @@ use byoc_stacks::{EnvironmentConfig, RunKind, Tenant, stack_name};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::error::ErrorBody;
+use crate::error::{CommonErrors, ErrorBody};
 use crate::{ApiError, AppState};
 
 /// The tenant and stack of `/tenants/{slug}/environments/{env}`, if the caller may see them.
@@ -23,7 +23,7 @@ async fn environment(
     Ok((tenant, stack_name(slug, env)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), request_body = Object, responses((status = 200, description = "Saved; its version", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), request_body = Object, responses((status = 200, description = "Saved; its version", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn set_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -40,7 +40,7 @@ pub async fn set_config(
     Ok(Json(json!({"env": env, "version": version})))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The config and its version", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The config and its version", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn get_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -50,7 +50,7 @@ pub async fn get_config(
     Ok(Json(json!(state.db().config(&tenant.id, &env).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 204, description = "Deleted"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody), (status = 409, description = "The stack still has resources", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 204, description = "Deleted"), CommonErrors, (status = 409, description = "The stack still has resources", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,7 +87,7 @@ async fn request(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,7 +96,7 @@ pub async fn deploy(
     request(&state, &caller, &slug, &env, RunKind::Deploy).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A destroy run, queued", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A destroy run, queued", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,7 +105,7 @@ pub async fn destroy(
     request(&state, &caller, &slug, &env, RunKind::Destroy).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A preview run (plan only), queued", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A preview run (plan only), queued", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,7 +114,7 @@ pub async fn preview(
     request(&state, &caller, &slug, &env, RunKind::Preview).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A refresh run (drift check), queued", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A refresh run (drift check), queued", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,7 +126,7 @@ pub async fn refresh(
 /// Outputs worth showing at a glance: ids and endpoints, by resource.
 const SHOWN_OUTPUTS: &[&str] = &["id", "name", "arn", "endpoint", "oidc_issuer", "public_ip"];
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/status", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Stack status, last run, resource counts, outputs, drift", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/status", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Stack status, last run, resource counts, outputs, drift", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,7 +156,7 @@ pub async fn status(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Every recorded resource", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Every recorded resource", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn state_of(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,7 +168,7 @@ pub async fn state_of(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The stack's runs, newest first", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The stack's runs, newest first", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn runs(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,7 +180,7 @@ pub async fn runs(
     Ok(Json(json!({"runs": runs})))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "State versions, newest first", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "State versions, newest first", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,7 +201,7 @@ pub struct GraphFormat {
 
 /// The recorded resources and their dependencies: JSON, Graphviz (`?format=dot`) or Mermaid
 /// (`?format=mermaid`).
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/graph", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name"), GraphFormat), responses((status = 200, description = "Nodes and edges (JSON), or Graphviz / Mermaid text", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/graph", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name"), GraphFormat), responses((status = 200, description = "Nodes and edges (JSON), or Graphviz / Mermaid text", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn graph(
     State(state): State<AppState>,
     caller: Caller,

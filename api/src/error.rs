@@ -31,6 +31,25 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The error responses every `/api` route may give, for the OpenAPI description (the
+/// responses themselves come from [`ApiError`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonErrors {
+    /// Invalid input
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// No valid token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not found (or another tenant's)
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Too many requests
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+}
+
 /// The body of every error response.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::error::ErrorBody;
+use crate::error::CommonErrors;
 use crate::{ApiError, AppState};
 
 /// The run, if the caller may see its tenant (404 otherwise).
@@ -30,7 +30,7 @@ async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run,
     Ok(run)
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The run with its plan and summary", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The run with its plan and summary", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,7 +41,7 @@ pub async fn show(
     Ok(Json(json!({"run": run, "plan": plan})))
 }
 
-#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "Cancelled (queued) or flagged (running)", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "Cancelled (queued) or flagged (running)", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -63,7 +63,7 @@ pub struct After {
 /// A JSON list, or with `Accept: text/event-stream` a live SSE stream (one event per run
 /// event, its id the event's seq) that ends when the run does and resumes after
 /// `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id"), After), responses((status = 200, description = "Events as JSON; with Accept: text/event-stream a live SSE stream", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id"), After), responses((status = 200, description = "Events as JSON; with Accept: text/event-stream a live SSE stream", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::error::ErrorBody;
+use crate::error::{CommonErrors, ErrorBody};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -34,7 +34,7 @@ struct Trust {
     template_url: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created; the external id is shown this once", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody), (status = 409, description = "The slug is taken", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created; the external id is shown this once", body = Object), CommonErrors, (status = 409, description = "The slug is taken", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,7 +74,7 @@ pub struct Page {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(Page), responses((status = 200, description = "A page of tenants", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(Page), responses((status = 200, description = "A page of tenants", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,7 +99,7 @@ pub async fn list(
     Ok(Json(json!({"tenants": tenants, "next": next})))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The tenant and its environments", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The tenant and its environments", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,7 +111,7 @@ pub async fn show(
     Ok(Json(json!({"tenant": tenant, "environments": envs})))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 204, description = "Deleted"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody), (status = 409, description = "An environment is not destroyed", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 204, description = "Deleted"), CommonErrors, (status = 409, description = "An environment is not destroyed", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,7 +123,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/external-id/rotate", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The new external id, shown this once", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/external-id/rotate", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The new external id, shown this once", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn rotate_external_id(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +146,7 @@ const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role
 /// The trust template's version, as its `TemplateVersion` output says.
 pub const TRUST_TEMPLATE_VERSION: &str = "1.0.0";
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = Object), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "No valid token", body = ErrorBody), (status = 404, description = "Not found (or another tenant's)", body = ErrorBody), (status = 429, description = "Too many requests", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn trust_template(
     State(state): State<AppState>,
     caller: Caller,
