@@ -58,6 +58,25 @@ pub enum TenantCmd {
     RotateExternalId {
         slug: String,
     },
+    /// The trust template to give the customer, with the parameters to launch it with.
+    TrustTemplate {
+        slug: String,
+        /// Write the template (YAML) here instead of printing the launch details.
+        #[arg(short = 'o', long = "output-file")]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Check that the tenant's account trusts byoc: a worker assumes the tenant's role and
+    /// reads the trust stack. Fails unless the tenant ends up trusted.
+    Verify {
+        slug: String,
+        /// The region the customer launched the trust stack in (default: as recorded, at
+        /// first the workers' region).
+        #[arg(long)]
+        region: Option<String>,
+        /// The trust stack's name (default: as recorded, at first `byoc-trust`).
+        #[arg(long)]
+        stack_name: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -236,6 +255,16 @@ impl Client {
                         vec!["name".into(), text(&t["name"])],
                         vec!["account".into(), text(&t["aws_account_id"])],
                         vec!["onboarding".into(), text(&t["onboarding_status"])],
+                        vec!["onboarding message".into(), text(&t["onboarding_message"])],
+                        vec![
+                            "trust stack".into(),
+                            format!(
+                                "{} in {}",
+                                text(&t["trust_stack_name"]),
+                                t["trust_region"].as_str().unwrap_or("the workers' region")
+                            ),
+                        ],
+                        vec!["trust template".into(), text(&t["trust_template_version"])],
                         vec![
                             "environments".into(),
                             v["environments"]
@@ -266,8 +295,90 @@ impl Client {
                     ]]
                 });
             }
+            TenantCmd::TrustTemplate { slug, file } => {
+                let v = self
+                    .call(
+                        Method::GET,
+                        &format!("/api/v1/tenants/{slug}/trust-template"),
+                        None,
+                    )
+                    .await?;
+                if let Some(file) = file {
+                    std::fs::write(&file, text(&v["template"]))
+                        .with_context(|| format!("write {}", file.display()))?;
+                    println!("trust template written to {}", file.display());
+                    return Ok(());
+                }
+                self.print(&v, |v| {
+                    let p = &v["parameters"];
+                    vec![
+                        vec!["account".into(), text(&v["account_id"])],
+                        vec!["stack name".into(), text(&v["stack_name"])],
+                        vec!["template version".into(), text(&v["template_version"])],
+                        vec!["TrustedAccountId".into(), text(&p["TrustedAccountId"])],
+                        vec!["RoleName".into(), text(&p["RoleName"])],
+                        vec!["ExternalId".into(), text(&p["ExternalId"])],
+                        vec!["quick-create link".into(), text(&v["quick_create_url"])],
+                    ]
+                });
+            }
+            TenantCmd::Verify {
+                slug,
+                region,
+                stack_name,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(region) = region {
+                    body.insert("region".into(), json!(region));
+                }
+                if let Some(name) = stack_name {
+                    body.insert("stack_name".into(), json!(name));
+                }
+                let v = self
+                    .call(
+                        Method::POST,
+                        &format!("/api/v1/tenants/{slug}/verify"),
+                        Some(Value::Object(body)),
+                    )
+                    .await?;
+                let run = self.finished(&text(&v["run_id"])).await?;
+                let v = self
+                    .call(Method::GET, &format!("/api/v1/tenants/{slug}"), None)
+                    .await?;
+                let t = &v["tenant"];
+                if run["run"]["status"] != "succeeded" {
+                    bail!(
+                        "tenant {slug} is not trusted ({}): {}",
+                        text(&t["onboarding_status"]),
+                        text(&run["run"]["error"])
+                    );
+                }
+                self.print(&v, |v| {
+                    let t = &v["tenant"];
+                    vec![
+                        vec!["onboarding".into(), text(&t["onboarding_status"])],
+                        vec!["message".into(), text(&t["onboarding_message"])],
+                    ]
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Waits for a run to end; returns it as `GET /runs/{id}` shows it.
+    async fn finished(&self, run: &str) -> anyhow::Result<Value> {
+        loop {
+            let shown = self
+                .call(Method::GET, &format!("/api/v1/runs/{run}"), None)
+                .await?;
+            if matches!(
+                shown["run"]["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
+                return Ok(shown);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     pub async fn env(&self, cmd: EnvCmd) -> anyhow::Result<()> {
@@ -365,20 +476,14 @@ impl Client {
             )
             .await?;
         let run = text(&v["run_id"]);
-        let shown = loop {
-            let shown = self
-                .call(Method::GET, &format!("/api/v1/runs/{run}"), None)
-                .await?;
-            let status = text(&shown["run"]["status"]);
-            match status.as_str() {
-                "succeeded" => break shown,
-                "failed" | "cancelled" => bail!(
-                    "preview run {run} {status}: {}",
-                    text(&shown["run"]["error"])
-                ),
-                _ => tokio::time::sleep(Duration::from_millis(300)).await,
-            }
-        };
+        let shown = self.finished(&run).await?;
+        let status = text(&shown["run"]["status"]);
+        if status != "succeeded" {
+            bail!(
+                "preview run {run} {status}: {}",
+                text(&shown["run"]["error"])
+            );
+        }
         match self.conn.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(&shown["plan"])?),
             Output::Table => {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use byoc_stacks::{EnvironmentConfig, RunKind, Tenant, stack_name};
+use byoc_stacks::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant, stack_name};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
@@ -73,6 +73,16 @@ async fn request(
     kind: RunKind,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (tenant, stack) = environment(state, caller, slug, env).await?;
+    if tenant.onboarding_status != OnboardingStatus::Trusted {
+        let why = tenant
+            .onboarding_message
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        return Err(ApiError::NotTrusted(format!(
+            "tenant {slug} is {}{why}: byoc cannot act in account {} until the customer's trust stack is verified (`byoc tenant verify {slug}`, or POST /api/v1/tenants/{slug}/verify)",
+            tenant.onboarding_status, tenant.aws_account_id
+        )));
+    }
     // A run needs a config: the blueprint is built from it, a destroy's providers too.
     state.db().config(&tenant.id, env).await?;
     let queue = state.queue().await?;
@@ -87,7 +97,7 @@ async fn request(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,7 +106,7 @@ pub async fn deploy(
     request(&state, &caller, &slug, &env, RunKind::Deploy).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A destroy run, queued", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A destroy run, queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,7 +115,7 @@ pub async fn destroy(
     request(&state, &caller, &slug, &env, RunKind::Destroy).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A preview run (plan only), queued", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A preview run (plan only), queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,7 +124,7 @@ pub async fn preview(
     request(&state, &caller, &slug, &env, RunKind::Preview).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A refresh run (drift check), queued", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A refresh run (drift check), queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,

@@ -23,6 +23,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// The tenant's account does not (yet) trust byoc: a run would fail at its first call.
+    #[error("{0}")]
+    NotTrusted(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("too many requests for this token: retry after {}s", retry_after.as_secs().max(1))]
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::NotTrusted(_) => (StatusCode::CONFLICT, "not_trusted"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")

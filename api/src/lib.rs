@@ -183,6 +183,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::rotate_external_id))
         .routes(routes!(tenants::trust_template))
+        .routes(routes!(tenants::verify))
         .routes(routes!(e::set_config, e::get_config, e::delete_config))
         .routes(routes!(e::destroy))
         .routes(routes!(e::deploy))

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use byoc_stacks::{NewTenant, Tenant};
+use byoc_stacks::{NewTenant, TRUST_TEMPLATE_VERSION, Tenant, TrustLocation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -143,8 +143,6 @@ pub async fn rotate_external_id(
 
 /// The customer trust template, as shipped in `cfn-templates/`.
 const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role.yaml");
-/// The trust template's version, as its `TemplateVersion` output says.
-pub const TRUST_TEMPLATE_VERSION: &str = "1.0.0";
 
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = Object), CommonErrors), security(("bearer" = [])))]
 pub async fn trust_template(
@@ -155,9 +153,10 @@ pub async fn trust_template(
     let tenant = state.visible_tenant(&caller, &slug).await?;
     let platform = state.db().fact(crate::PLATFORM_ACCOUNT_ID).await?;
     // The console launches templates from S3 only: a link when the template is published.
+    let stack_name = &tenant.trust_stack_name;
     let quick_create = match (state.template_url(), &platform) {
         (Some(url), Some(account)) => Some(format!(
-            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName=byoc-trust&param_TrustedAccountId={account}&param_RoleName=byoc-deployer",
+            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName={stack_name}&param_TrustedAccountId={account}&param_RoleName=byoc-deployer",
             percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC)
         )),
         _ => None,
@@ -166,6 +165,7 @@ pub async fn trust_template(
         "tenant": tenant.slug,
         "account_id": tenant.aws_account_id,
         "template_version": TRUST_TEMPLATE_VERSION,
+        "stack_name": tenant.trust_stack_name,
         "template": TRUST_TEMPLATE,
         "parameters": {
             "TrustedAccountId": platform,
@@ -174,4 +174,52 @@ pub async fn trust_template(
         },
         "quick_create_url": quick_create,
     })))
+}
+
+/// Where the customer launched the trust stack; what is left out keeps the tenant's recorded
+/// location (at first: stack `byoc-trust` in the workers' default region).
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyTrust {
+    /// The region the trust stack is in, e.g. `eu-west-1`.
+    region: Option<String>,
+    /// The trust stack's name.
+    stack_name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/verify", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), request_body(content = VerifyTrust, description = "Optional: where the trust stack is"), responses((status = 202, description = "A verify run, queued: a worker assumes the tenant's role and reads its trust stack; the tenant's onboarding status shows the outcome", body = Object), CommonErrors), security(("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    body: Result<Json<VerifyTrust>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state.visible_tenant(&caller, &slug).await?;
+    let body = match body {
+        Ok(Json(body)) => body,
+        // No body at all: verify where the tenant's trust stack is recorded to be.
+        Err(JsonRejection::MissingJsonContentType(_)) => VerifyTrust::default(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(region) = &body.region
+        && !byoc_stacks::is_region(region)
+    {
+        return Err(ApiError::invalid(
+            Some("region"),
+            format!("{region:?} is not an AWS region name such as eu-west-1"),
+        ));
+    }
+    let location = TrustLocation {
+        region: body.region,
+        stack_name: body.stack_name,
+    };
+    let run = state
+        .queue()
+        .await?
+        .verify(state.db(), &slug, &location, &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run.id, "status": run.status, "kind": run.kind})),
+    ))
 }

@@ -69,6 +69,11 @@ impl Platform {
         &self.limiter
     }
 
+    /// The region of the platform's own AWS configuration (`AWS_REGION`, the profile), if any.
+    pub fn region(&self) -> Option<&str> {
+        self.sdk.region().map(Region::as_ref)
+    }
+
     /// The platform's own account id (STS GetCallerIdentity): the account tenants' trust
     /// roles must trust.
     pub async fn account_id(&self) -> Result<String, ProviderError> {
@@ -114,6 +119,7 @@ impl Platform {
             ec2: aws_sdk_ec2::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
             eks: aws_sdk_eks::Client::new(&sdk),
+            cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
             account_id: target.account_id,
             region: target.region,
             stack: target.stack,
@@ -242,6 +248,7 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub eks: aws_sdk_eks::Client,
+    pub cloudformation: aws_sdk_cloudformation::Client,
     pub account_id: String,
     pub region: String,
     pub stack: String,
@@ -255,6 +262,11 @@ pub struct Aws {
 const CALL_ATTEMPTS: u32 = 5;
 
 impl Aws {
+    /// The tenant role this session assumes.
+    pub fn role_arn(&self) -> &str {
+        &self.credentials.role_arn
+    }
+
     /// Makes one AWS call: waits for the rate limiter, retries transient errors with
     /// jittered backoff, slows the limiter down on throttling, and names the operation in
     /// any error. `f` builds the request anew for each attempt.

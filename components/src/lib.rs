@@ -8,6 +8,7 @@ pub mod aws;
 pub mod blueprint;
 pub mod limiter;
 pub mod resources;
+pub mod trust;
 
 pub use aws::{Aws, Platform, PlatformOptions, Target, WaitPolicy};
 pub use limiter::{RateLimiter, RateLimits, Service};

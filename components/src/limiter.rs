@@ -13,6 +13,7 @@ pub struct RateLimits {
     pub iam: f64,
     pub eks: f64,
     pub sts: f64,
+    pub cloudformation: f64,
     /// Tokens a full bucket holds (requests that may go at once after an idle period).
     pub burst: f64,
 }
@@ -27,6 +28,8 @@ impl Default for RateLimits {
             iam: 10.0,
             eks: 10.0,
             sts: 10.0,
+            // DescribeStacks has a low account-wide limit; byoc reads one stack per verify.
+            cloudformation: 5.0,
             burst: 50.0,
         }
     }
@@ -35,7 +38,8 @@ impl Default for RateLimits {
 impl std::str::FromStr for RateLimits {
     type Err = String;
 
-    /// `ec2=20,iam=10,eks=10,sts=10,burst=50`; services left out keep their default.
+    /// `ec2=20,iam=10,eks=10,sts=10,cloudformation=5,burst=50`; services left out keep
+    /// their default.
     fn from_str(text: &str) -> Result<RateLimits, String> {
         let mut limits = RateLimits::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -53,10 +57,11 @@ impl std::str::FromStr for RateLimits {
                 "iam" => &mut limits.iam,
                 "eks" => &mut limits.eks,
                 "sts" => &mut limits.sts,
+                "cloudformation" => &mut limits.cloudformation,
                 "burst" => &mut limits.burst,
                 other => {
                     return Err(format!(
-                        "unknown rate {other:?}: use ec2, iam, eks, sts or burst"
+                        "unknown rate {other:?}: use ec2, iam, eks, sts, cloudformation or burst"
                     ));
                 }
             };
@@ -72,6 +77,7 @@ pub enum Service {
     Iam,
     Eks,
     Sts,
+    Cloudformation,
 }
 
 impl Service {
@@ -81,6 +87,7 @@ impl Service {
             Service::Iam => "iam",
             Service::Eks => "eks",
             Service::Sts => "sts",
+            Service::Cloudformation => "cloudformation",
         }
     }
 }
@@ -121,6 +128,7 @@ impl RateLimiter {
             Service::Iam => self.limits.iam,
             Service::Eks => self.limits.eks,
             Service::Sts => self.limits.sts,
+            Service::Cloudformation => self.limits.cloudformation,
         }
     }
 

@@ -5,8 +5,13 @@
 mod common;
 
 use aws_sdk_cloudformation::types::{Capability, Parameter};
+use byoc_components::RateLimits;
+use byoc_components::trust::read_trust_stack;
+use byoc_components::{Aws, Target};
+use byoc_stacks::{OnboardingStatus, TRUST_TEMPLATE_VERSION, TrustProblem, Verdict};
 use byoc_testkit::{Emulator, workspace_root};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const PLATFORM: &str = "123456789012";
 
@@ -30,16 +35,20 @@ fn cfn_lint_passes() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result<()> {
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    // The customer's own admin session in their account.
-    let customer = common::assumed_account(emulator.endpoint(), &account).await?;
-    let cfn = aws_sdk_cloudformation::Client::new(&customer);
-    let template =
+/// CreateStack of the shipped template as the customer would, as `byoc-trust`; `version`
+/// pretends it is another version of the template.
+async fn launch(
+    cfn: &aws_sdk_cloudformation::Client,
+    external_id: &str,
+    version: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut template =
         std::fs::read_to_string(workspace_root().join("cfn-templates/customer-iam-role.yaml"))?;
-    let external_id = "e".repeat(64);
+    if let Some(version) = version {
+        let current = format!("Value: \"{TRUST_TEMPLATE_VERSION}\"");
+        anyhow::ensure!(template.contains(&current), "no {current} in the template");
+        template = template.replacen(&current, &format!("Value: \"{version}\""), 1);
+    }
     let param = |k: &str, v: &str| {
         Parameter::builder()
             .parameter_key(k)
@@ -51,9 +60,21 @@ async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result
         .template_body(&template)
         .capabilities(Capability::CapabilityNamedIam)
         .parameters(param("TrustedAccountId", PLATFORM))
-        .parameters(param("ExternalId", &external_id))
+        .parameters(param("ExternalId", external_id))
         .send()
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    // The customer's own admin session in their account.
+    let customer = common::assumed_account(emulator.endpoint(), &account).await?;
+    let cfn = aws_sdk_cloudformation::Client::new(&customer);
+    let external_id = "e".repeat(64);
+    launch(&cfn, &external_id, None).await?;
     let stacks = cfn
         .describe_stacks()
         .stack_name("byoc-trust")
@@ -112,6 +133,131 @@ async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result
     assert_eq!(
         names,
         ["byoc-deployer-deprovision", "byoc-deployer-provision"]
+    );
+    Ok(())
+}
+
+/// byoc's session in the tenant account, as a verification run opens it.
+async fn byoc_session(emulator: &Emulator, account: &str) -> Arc<Aws> {
+    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
+    platform.session(Target {
+        account_id: account.to_string(),
+        external_id: "e".repeat(64),
+        region: common::REGION.into(),
+        stack: "acme.trust".into(),
+        run_id: "verify-1".into(),
+    })
+}
+
+/// The customer's CloudFormation client in their (fresh) account.
+async fn customer_cfn(
+    emulator: &Emulator,
+    account: &str,
+) -> anyhow::Result<aws_sdk_cloudformation::Client> {
+    let customer = common::assumed_account(emulator.endpoint(), account).await?;
+    Ok(aws_sdk_cloudformation::Client::new(&customer))
+}
+
+#[tokio::test]
+async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    launch(
+        &customer_cfn(emulator, &account).await?,
+        &"e".repeat(64),
+        None,
+    )
+    .await?;
+    let aws = byoc_session(emulator, &account).await;
+    let report = read_trust_stack(&aws, "byoc-trust").await?;
+    let role = format!("arn:aws:iam::{account}:role/byoc-deployer");
+    assert_eq!(report.status, "CREATE_COMPLETE");
+    assert_eq!(report.role_arn.as_deref(), Some(role.as_str()));
+    assert_eq!(report.assumed_role_arn, role);
+    assert_eq!(
+        report.template_version.as_deref(),
+        Some(TRUST_TEMPLATE_VERSION)
+    );
+    let verdict = Verdict::of_report(&report, "acme");
+    assert_eq!(verdict.status, OnboardingStatus::Trusted, "{verdict:?}");
+    // The stack was read through the tenant's role, assumed with the external id.
+    let sts = emulator.requests("sts")?;
+    assert!(
+        sts.contains(&role.replace(':', "%3A").replace('/', "%2F")),
+        "{sts}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn verify_of_an_old_template_says_an_upgrade_is_needed() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    launch(
+        &customer_cfn(emulator, &account).await?,
+        &"e".repeat(64),
+        Some("0.9.0"),
+    )
+    .await?;
+    let report = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
+    assert_eq!(report.template_version.as_deref(), Some("0.9.0"));
+    let verdict = Verdict::of_report(&report, "acme");
+    assert_eq!(verdict.status, OnboardingStatus::TrustFailed);
+    assert!(
+        verdict.message.contains("0.9.0") && verdict.message.contains("upgrade is needed"),
+        "{}",
+        verdict.message
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn verify_without_a_stack_says_where_it_looked() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    let aws = byoc_session(emulator, &account).await;
+    let problem = read_trust_stack(&aws, "byoc-trust").await.unwrap_err();
+    let TrustProblem::NoStack(message) = &problem else {
+        panic!("expected NoStack, got {problem:?}");
+    };
+    for needle in [
+        "byoc-trust",
+        common::REGION,
+        account.as_str(),
+        "trust-template",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
+    assert_eq!(
+        Verdict::of_problem(&problem).map(|v| v.status),
+        Some(OnboardingStatus::TrustFailed)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn verify_when_the_role_refuses_says_what_to_check() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    launch(
+        &customer_cfn(emulator, &account).await?,
+        &"e".repeat(64),
+        None,
+    )
+    .await?;
+    let role = format!("arn:aws:iam::{account}:role/byoc-deployer");
+    emulator.configure(&format!(r#"{{"deny_assume_role": ["{role}"]}}"#))?;
+    let read = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await;
+    emulator.configure(r#"{"deny_assume_role": []}"#)?;
+    let Err(TrustProblem::Denied(message)) = &read else {
+        panic!("expected Denied, got {read:?}");
+    };
+    assert!(
+        message.contains(&role) && message.contains("ExternalId"),
+        "{message}"
     );
     Ok(())
 }

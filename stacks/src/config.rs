@@ -184,16 +184,7 @@ impl EnvironmentConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let region_ok = {
-            let parts: Vec<&str> = self.region.split('-').collect();
-            parts.len() >= 3
-                && parts.iter().all(|p| !p.is_empty())
-                && parts[..parts.len() - 1]
-                    .iter()
-                    .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
-                && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
-        };
-        if !region_ok {
+        if !crate::model::is_region(&self.region) {
             return Err(invalid(
                 "region",
                 format!(

@@ -14,6 +14,7 @@ mod stacks;
 mod state_store;
 mod tenants;
 mod tokens;
+mod trust;
 
 pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
@@ -24,8 +25,8 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use model::{
-    OnboardingStatus, RunKind, RunStatus, stack_name, validate_account_id, validate_env,
-    validate_slug,
+    OnboardingStatus, RunKind, RunStatus, TRUST_ENV, is_region, stack_name, trust_stack_name,
+    validate_account_id, validate_env, validate_slug,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, Run, RunEvent};
@@ -33,8 +34,12 @@ pub use stacks::{
     AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, RunMetrics, StackStatus,
 };
 pub use state_store::RunStore;
-pub use tenants::{NewTenant, Tenant};
+pub use tenants::{NewTenant, Tenant, TrustLocation};
 pub use tokens::ApiToken;
+pub use trust::{
+    DEFAULT_TRUST_STACK, MIN_TRUST_TEMPLATE_VERSION, TRUST_TEMPLATE_VERSION, TrustProblem,
+    TrustStackReport, Verdict,
+};
 
 /// Now, in Unix milliseconds: how every time is stored.
 pub fn now_ms() -> i64 {

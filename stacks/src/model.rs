@@ -53,9 +53,30 @@ pub fn validate_account_id(id: &str) -> Result<(), DbError> {
     }
 }
 
+/// An AWS region name such as `eu-west-1` or `us-gov-west-1`.
+pub fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+}
+
 /// The stack of a tenant's environment.
 pub fn stack_name(slug: &str, env: &str) -> String {
     format!("{slug}-{env}")
+}
+
+/// The environment name of the stack record a tenant's trust verifications run under: runs
+/// are serialised per stack, and `.` is in no slug or environment name, so `{slug}.trust`
+/// never collides with a `{slug}-{env}`.
+pub const TRUST_ENV: &str = ".trust";
+
+/// The stack record of a tenant's trust verifications.
+pub fn trust_stack_name(slug: &str) -> String {
+    format!("{slug}{TRUST_ENV}")
 }
 
 macro_rules! string_enum {
@@ -93,7 +114,7 @@ macro_rules! string_enum {
 
 string_enum!(
     /// What a run does.
-    RunKind { Deploy = "deploy", Destroy = "destroy", Refresh = "refresh", Preview = "preview" }
+    RunKind { Deploy = "deploy", Destroy = "destroy", Refresh = "refresh", Preview = "preview", Verify = "verify" }
 );
 
 string_enum!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::db::Pool;
 use crate::model::RunKind;
 use crate::runs::Run;
+use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
 
 /// The apalis queue byoc's runs go through.
@@ -123,6 +124,22 @@ impl JobQueue {
             self.push(&run.id).await?;
         }
         Ok((run, coalesced))
+    }
+
+    /// Requests a verification of `slug`'s trust, looking for its trust stack where
+    /// `location` says (what it leaves out stays as recorded).
+    pub async fn verify(
+        &self,
+        db: &Database,
+        slug: &str,
+        location: &TrustLocation,
+        requested_by: &str,
+    ) -> Result<Run, DbError> {
+        let stack = db.prepare_verification(slug, location).await?;
+        Ok(self
+            .request(db, &stack, RunKind::Verify, requested_by)
+            .await?
+            .0)
     }
 
     /// Pushes (again) the job of every unfinished run: repairs a crash between recording a

@@ -87,7 +87,7 @@ pub struct RunEvent {
 }
 
 /// Creates a stack record unless it exists.
-const INSERT_STACK: &str =
+pub(crate) const INSERT_STACK: &str =
     "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
                             ON CONFLICT (name) DO NOTHING";
 
@@ -96,7 +96,7 @@ fn expiry(now: i64, ttl: Duration) -> i64 {
     now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn fenced(lease: &Lease) -> DbError {
+pub(crate) fn fenced(lease: &Lease) -> DbError {
     DbError::Fenced(format!(
         "{} no longer holds stack {} at generation {}",
         lease.holder, lease.stack, lease.generation

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::model::stack_name;
+use crate::model::{TRUST_ENV, stack_name};
 use crate::runs::{RUN_COLUMNS, Run, RunRow, run_from_row};
 use crate::{Database, DbError, now_ms};
 
@@ -95,8 +95,13 @@ pub(crate) fn refuse_if_in_use(slug: &str, stacks: &[StackUse]) -> Result<(), Db
         } else {
             continue;
         };
+        let what = if env == TRUST_ENV {
+            "the trust verification".to_string()
+        } else {
+            format!("environment {env:?}")
+        };
         return Err(DbError::Conflict(format!(
-            "environment {env:?} of tenant {slug:?} still has {why}"
+            "{what} of tenant {slug:?} still has {why}"
         )));
     }
     Ok(())

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{Sealer, random_bytes};
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::model::{OnboardingStatus, validate_account_id, validate_slug};
+use crate::model::{
+    OnboardingStatus, TRUST_ENV, is_region, trust_stack_name, validate_account_id, validate_slug,
+};
+use crate::runs::{INSERT_STACK, Lease, fenced};
 use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
+use crate::trust::Verdict;
 use crate::{Database, DbError, now_ms};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -29,11 +33,17 @@ pub struct Tenant {
     pub labels: BTreeMap<String, String>,
     pub onboarding_status: OnboardingStatus,
     pub onboarding_message: Option<String>,
+    /// Where the customer launched the trust stack; a NULL region means the workers' default.
+    pub trust_stack_name: String,
+    pub trust_region: Option<String>,
+    /// The trust stack's template version at the last verification that read it.
+    pub trust_template_version: Option<String>,
+    pub verified_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, slug, name, aws_account_id, labels, onboarding_status, onboarding_message, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, aws_account_id, labels, onboarding_status, onboarding_message, trust_stack_name, trust_region, trust_template_version, verified_at, created_at, updated_at";
 
 type TenantRow = (
     String,
@@ -43,6 +53,10 @@ type TenantRow = (
     String,
     String,
     Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
     i64,
     i64,
 );
@@ -56,6 +70,10 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
         labels,
         status,
         onboarding_message,
+        trust_stack_name,
+        trust_region,
+        trust_template_version,
+        verified_at,
         created_at,
         updated_at,
     ) = row;
@@ -68,6 +86,10 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
             .map_err(|e| DbError::Invalid(format!("tenant labels: {e}")))?,
         onboarding_status: status.parse()?,
         onboarding_message,
+        trust_stack_name,
+        trust_region,
+        trust_template_version,
+        verified_at,
         created_at,
         updated_at,
     })
@@ -256,14 +278,136 @@ impl Database {
 
     /// The tenant's external id, opened: only a worker assuming the tenant's role needs it.
     pub async fn tenant_external_id(&self, sealer: &Sealer, slug: &str) -> Result<String, DbError> {
-        let sealed: Vec<u8> = with_pool!(self, p => {
+        sealer.open(&self.sealed_external_id(slug).await?)
+    }
+
+    /// The tenant's external id as stored (sealed).
+    pub async fn sealed_external_id(&self, slug: &str) -> Result<Vec<u8>, DbError> {
+        with_pool!(self, p => {
             sqlx::query_scalar("SELECT external_id_sealed FROM tenants WHERE slug = $1")
                 .bind(slug)
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?
-                .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?
-        });
-        sealer.open(&sealed)
+                .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))
+        })
+    }
+
+    /// Records where `slug`'s trust stack is (what `location` gives; the rest stays) and
+    /// makes sure the stack record its verifications run under exists. Returns that record's
+    /// name.
+    pub async fn prepare_verification(
+        &self,
+        slug: &str,
+        location: &TrustLocation,
+    ) -> Result<String, DbError> {
+        location.validate()?;
+        let stack = trust_stack_name(slug);
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let id: String = sqlx::query_scalar(
+                "UPDATE tenants SET trust_region = COALESCE($1, trust_region),
+                 trust_stack_name = COALESCE($2, trust_stack_name), updated_at = $3
+                 WHERE slug = $4 RETURNING id",
+            )
+            .bind(&location.region)
+            .bind(&location.stack_name)
+            .bind(now)
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?;
+            sqlx::query(INSERT_STACK)
+                .bind(&stack)
+                .bind(&id)
+                .bind(TRUST_ENV)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))
+        })?;
+        Ok(stack)
+    }
+
+    /// Records a verification's verdict on the tenant whose trust stack record `lease` holds,
+    /// unless the tenant's external id is no longer `sealed`, the one the verification
+    /// assumed the role with: a rotation meanwhile makes the verdict moot. Returns whether it
+    /// was recorded; `Fenced` if the lease was lost.
+    pub async fn record_verdict(
+        &self,
+        lease: &Lease,
+        sealed: &[u8],
+        verdict: &Verdict,
+    ) -> Result<bool, DbError> {
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let held: Option<(String, String)> = sqlx::query_as(
+                "SELECT s.tenant_id, t.slug FROM stacks s JOIN tenants t ON t.id = s.tenant_id
+                 WHERE s.name = $1 AND s.generation = $2",
+            )
+            .bind(&lease.stack)
+            .bind(lease.generation)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let (tenant_id, slug) = held.ok_or_else(|| fenced(lease))?;
+            let recorded = sqlx::query(
+                "UPDATE tenants SET onboarding_status = $1, onboarding_message = $2,
+                 trust_template_version = $3, verified_at = $4, updated_at = $4
+                 WHERE id = $5 AND external_id_sealed = $6",
+            )
+            .bind(verdict.status.as_str())
+            .bind(&verdict.message)
+            .bind(&verdict.template_version)
+            .bind(now)
+            .bind(&tenant_id)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected()
+                == 1;
+            if recorded {
+                let action = format!("tenant.verify.{}", verdict.status.as_str());
+                audit!(&mut *tx, &lease.holder, &action, &slug, now).map_err(|e| self.query_error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            Ok(recorded)
+        })
+    }
+}
+
+/// Where to look for a tenant's trust stack; what is left out keeps its recorded value.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TrustLocation {
+    pub region: Option<String>,
+    pub stack_name: Option<String>,
+}
+
+impl TrustLocation {
+    fn validate(&self) -> Result<(), DbError> {
+        if let Some(region) = &self.region
+            && !is_region(region)
+        {
+            return Err(DbError::Invalid(format!(
+                "region {region:?} is not an AWS region name such as eu-west-1"
+            )));
+        }
+        // CloudFormation's rule for stack names.
+        if let Some(name) = &self.stack_name {
+            let ok = (1..=128).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !ok {
+                return Err(DbError::Invalid(format!(
+                    "stack name {name:?} is invalid: CloudFormation stack names are 1 to 128 letters, digits and '-', starting with a letter"
+                )));
+            }
+        }
+        Ok(())
     }
 }

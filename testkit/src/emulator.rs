@@ -138,6 +138,33 @@ impl Emulator {
         self.control("GET", "/_emulator/stats", None)
     }
 
+    /// Launches the customer trust template in `account` as the customer would
+    /// (`tools/emulator/launch_trust_stack.py`): stack `byoc-trust` in us-east-1, trusting
+    /// moto's default account. `extra` passes more flags, e.g. `["--template-version",
+    /// "0.9.0"]`. Returns the script's JSON (stack, status, outputs).
+    pub fn launch_trust_stack(
+        &self,
+        account: &str,
+        external_id: &str,
+        extra: &[&str],
+    ) -> Result<String> {
+        let root = crate::workspace_root();
+        let out = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tools/emulator/launch_trust_stack.py"))
+            .args(["--endpoint", &self.endpoint, "--account", account])
+            .args(["--external-id", external_id])
+            .args(extra)
+            .output()
+            .context("run launch_trust_stack.py")?;
+        if !out.status.success() {
+            bail!(
+                "launch_trust_stack.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
     /// A minimal blocking HTTP/1.0 client for the control endpoints, so the harness needs no
     /// async runtime of its own.
     fn control(&self, method: &str, path: &str, body: Option<&str>) -> Result<String> {

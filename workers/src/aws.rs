@@ -3,9 +3,10 @@
 
 use byoc_components::blueprint::environment;
 use byoc_components::resources::providers;
+use byoc_components::trust::read_trust_stack;
 use byoc_components::{Platform, Target};
 use byoc_engine::{Providers, Resource};
-use byoc_stacks::EnvironmentConfig;
+use byoc_stacks::{EnvironmentConfig, TrustProblem, TrustStackReport};
 use serde_json::Value;
 
 use crate::run::{Blueprint, RunTarget};
@@ -20,6 +21,7 @@ impl AwsBlueprint {
     }
 }
 
+#[async_trait::async_trait]
 impl Blueprint for AwsBlueprint {
     fn build(
         &self,
@@ -36,5 +38,26 @@ impl Blueprint for AwsBlueprint {
             run_id: target.run_id.clone(),
         });
         Ok((resources, providers(&aws)))
+    }
+
+    async fn read_trust_stack(
+        &self,
+        target: &RunTarget,
+        region: Option<&str>,
+        stack_name: &str,
+    ) -> Result<TrustStackReport, TrustProblem> {
+        let region = region.or(self.platform.region()).ok_or_else(|| {
+            TrustProblem::Unreachable(
+                "no region to look for the trust stack in: verify with the region the customer launched it in, or set AWS_REGION for the workers".into(),
+            )
+        })?;
+        let aws = self.platform.session(Target {
+            account_id: target.account_id.clone(),
+            external_id: target.external_id.clone(),
+            region: region.to_string(),
+            stack: target.stack.clone(),
+            run_id: target.run_id.clone(),
+        });
+        read_trust_stack(&aws, stack_name).await
     }
 }

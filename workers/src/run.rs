@@ -10,13 +10,18 @@ use byoc_engine::{
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
-use byoc_stacks::{Begin, Database, DbError, Lease, RunKind, RunStatus, RunStore, Sealer};
+use byoc_stacks::{
+    Begin, Database, DbError, Lease, OnboardingStatus, RunKind, RunStatus, RunStore, Sealer,
+    Tenant, TrustProblem, TrustStackReport, Verdict,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 /// Turns a stack's saved config into the desired resources and the providers that apply
-/// them. The AWS blueprint lives in byoc-components; tests bring their own.
+/// them, and reads tenants' trust stacks. The AWS blueprint lives in byoc-components; tests
+/// bring their own.
+#[async_trait::async_trait]
 pub trait Blueprint: Send + Sync {
     /// The desired resources of a run's stack and the providers that make them, acting in
     /// the tenant's account as `target` says.
@@ -25,6 +30,20 @@ pub trait Blueprint: Send + Sync {
         target: &RunTarget,
         config: &Value,
     ) -> Result<(Vec<Resource>, Providers), String>;
+
+    /// Reads the tenant's trust stack `stack_name` through its role, in `region` (`None`:
+    /// the platform's default region).
+    async fn read_trust_stack(
+        &self,
+        target: &RunTarget,
+        region: Option<&str>,
+        stack_name: &str,
+    ) -> Result<TrustStackReport, TrustProblem> {
+        let _ = (target, region, stack_name);
+        Err(TrustProblem::Unreachable(
+            "this worker's blueprint does not reach AWS: it cannot verify trust".into(),
+        ))
+    }
 }
 
 /// Who a run acts for, and where.
@@ -224,19 +243,87 @@ impl Worker {
         Ok(status)
     }
 
-    async fn target(&self, run_id: &str, stack: &str) -> Result<RunTarget, DbError> {
+    /// Who the run acts for: the target, its tenant, and the external id as stored (sealed).
+    async fn target(
+        &self,
+        run_id: &str,
+        stack: &str,
+    ) -> Result<(RunTarget, Tenant, Vec<u8>), DbError> {
         let tenant = self.db.stack_tenant(stack).await?;
-        let external_id = self
-            .db
-            .tenant_external_id(&self.sealer, &tenant.slug)
-            .await?;
-        Ok(RunTarget {
+        let sealed = self.db.sealed_external_id(&tenant.slug).await?;
+        let target = RunTarget {
             stack: stack.to_string(),
             run_id: run_id.to_string(),
-            tenant_slug: tenant.slug,
-            account_id: tenant.aws_account_id,
-            external_id,
+            tenant_slug: tenant.slug.clone(),
+            account_id: tenant.aws_account_id.clone(),
+            external_id: self.sealer.open(&sealed)?,
+        };
+        Ok((target, tenant, sealed))
+    }
+
+    /// A verification run: reads the tenant's trust stack and records the verdict. The run
+    /// succeeds when the tenant is trusted.
+    async fn verify(&self, run_id: &str, lease: &Lease) -> Result<Outcome, ExecError> {
+        let (target, tenant, sealed) = match self.target(run_id, &lease.stack).await {
+            Ok(found) => found,
+            Err(e) => return Ok(failed(e.to_string())),
+        };
+        let region = tenant.trust_region.as_deref();
+        self.note(
+            run_id,
+            "info",
+            &format!(
+                "reading the trust stack {} in account {} ({}) through the tenant's role",
+                tenant.trust_stack_name,
+                tenant.aws_account_id,
+                region.unwrap_or("the workers' default region"),
+            ),
+            None,
+        )
+        .await;
+        let read = self
+            .blueprint
+            .read_trust_stack(&target, region, &tenant.trust_stack_name)
+            .await;
+        let verdict = match &read {
+            Ok(report) => Verdict::of_report(report, &tenant.slug),
+            Err(problem) => match Verdict::of_problem(problem) {
+                Some(verdict) => verdict,
+                // Nothing learnt about the trust: the onboarding status stays as it was.
+                None => return Ok(failed(problem.to_string())),
+            },
+        };
+        if !self
+            .db
+            .record_verdict(lease, &sealed, &verdict)
+            .await
+            .map_err(exec_error)?
+        {
+            return Ok(failed(
+                "the tenant's external id was rotated during the verification: verify again".into(),
+            ));
+        }
+        let data = json!({"verdict": verdict, "stack": read.as_ref().ok()});
+        let trusted = verdict.status == OnboardingStatus::Trusted;
+        let level = if trusted { "info" } else { "error" };
+        let message = format!("{}: {}", verdict.status, verdict.message);
+        self.note(run_id, level, &message, Some(&data)).await;
+        Ok(if trusted {
+            (RunStatus::Succeeded, None, Some(data))
+        } else {
+            (RunStatus::Failed, Some(verdict.message), Some(data))
         })
+    }
+
+    /// Appends an event of the worker's own (not the engine's) to the run's stream.
+    async fn note(&self, run_id: &str, level: &str, message: &str, data: Option<&Value>) {
+        if let Err(e) = self
+            .db
+            .record_event(run_id, level, None, message, data)
+            .await
+        {
+            tracing::warn!(run = %run_id, error = %e, "could not record a run event");
+        }
     }
 
     /// Plans and applies according to the run's kind: (status, error, summary).
@@ -246,25 +333,31 @@ impl Worker {
         lease: &Lease,
         cancel: CancellationToken,
         events: Arc<ChannelSink>,
-    ) -> Result<(RunStatus, Option<String>, Option<Value>), ExecError> {
-        let failed = |e: String| Ok((RunStatus::Failed, Some(e), None));
+    ) -> Result<Outcome, ExecError> {
         let db = &self.db;
         let run = match db.run(run_id).await {
             Ok(run) => run,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return Ok(failed(e.to_string())),
         };
+        if run.kind == RunKind::Verify {
+            return self.verify(run_id, lease).await;
+        }
         let store = Arc::new(RunStore::new(db.clone(), run_id, lease.clone()));
         let snapshot = store.load().await?;
         let target = match self.target(run_id, &lease.stack).await {
-            Ok(target) => target,
-            Err(e) => return failed(e.to_string()),
+            Ok((target, ..)) => target,
+            Err(e) => return Ok(failed(e.to_string())),
         };
         let (resources, providers) = match db.stack_config(&lease.stack).await {
             Ok((config, _)) => match self.blueprint.build(&target, &config) {
                 Ok(built) => built,
-                Err(e) => return failed(format!("the environment config cannot be built: {e}")),
+                Err(e) => {
+                    return Ok(failed(format!(
+                        "the environment config cannot be built: {e}"
+                    )));
+                }
             },
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return Ok(failed(e.to_string())),
         };
         if run.kind == RunKind::Refresh {
             let observed = match refresh(
@@ -278,7 +371,7 @@ impl Worker {
             .await
             {
                 Ok(o) => o,
-                Err(e) => return failed(e.to_string()),
+                Err(e) => return Ok(failed(e.to_string())),
             };
             let drifted = drift(&snapshot, &observed, &providers);
             return Ok((
@@ -300,7 +393,7 @@ impl Worker {
         };
         let p = match planned {
             Ok(p) => p,
-            Err(e) => return failed(e),
+            Err(e) => return Ok(failed(e)),
         };
         let summary = serde_json::to_value(p.summary()).expect("summary serializes");
         let plan_json = serde_json::to_value(&p).expect("plan serializes");
@@ -345,6 +438,13 @@ impl Worker {
         };
         Ok((status, error, Some(summary)))
     }
+}
+
+/// How a run ended: its status, error and summary.
+type Outcome = (RunStatus, Option<String>, Option<Value>);
+
+fn failed(error: String) -> Outcome {
+    (RunStatus::Failed, Some(error), None)
 }
 
 /// A store failure during a run, reported as the engine reports journal failures.
