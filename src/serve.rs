@@ -56,7 +56,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Checked at start-up, so a missing key fails here rather than at the first tenant.
     let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
     let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });
-    tokio::spawn(migrate(db.clone(), schema_tx, args.admin_token.clone()));
+    tokio::spawn(migrate(
+        db.clone(),
+        schema_tx,
+        args.admin_token.clone(),
+        args.worker.platform_account_id.clone(),
+    ));
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
@@ -143,13 +148,26 @@ async fn bootstrap_admin(db: &Database, given: Option<String>) {
 /// Applies migrations, retrying while the database is unreachable, so the server can come up
 /// before its database does; `/readyz` reports progress meanwhile.
 /// The first admin token is made before the server reports ready.
-async fn migrate(db: Database, schema: watch::Sender<SchemaState>, admin_token: Option<String>) {
+async fn migrate(
+    db: Database,
+    schema: watch::Sender<SchemaState>,
+    admin_token: Option<String>,
+    platform_account_id: Option<String>,
+) {
     let mut delay = Duration::from_millis(200);
     loop {
         match db.migrate().await {
             Ok(()) => {
                 tracing::info!(database = db.url(), "schema is current");
                 bootstrap_admin(&db, admin_token).await;
+                // Configured: known to the API even when no worker runs here.
+                if let Some(account) = platform_account_id
+                    && let Err(e) = db
+                        .set_fact(crate::worker::PLATFORM_ACCOUNT_ID, &account)
+                        .await
+                {
+                    tracing::warn!(error = %e, "could not record the platform account id");
+                }
                 schema.send_replace(SchemaState::Ready);
                 return;
             }

@@ -36,6 +36,15 @@ pub struct WorkerArgs {
     /// Send every AWS call here instead (an emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long, env = "BYOC_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// The account tenants' trust roles trust. Default: the account of the platform
+    /// credentials (STS GetCallerIdentity), which `byoc serve --no-workers` cannot ask.
+    #[arg(long, env = "BYOC_PLATFORM_ACCOUNT_ID", value_parser = account_id)]
+    pub platform_account_id: Option<String>,
+}
+
+fn account_id(text: &str) -> Result<String, String> {
+    byoc_stacks::validate_account_id(text).map_err(|e| e.to_string())?;
+    Ok(text.to_string())
 }
 
 #[derive(clap::Args)]
@@ -79,10 +88,14 @@ pub async fn work(
     })
     .await;
     // For the API, which holds no cloud credentials: the account tenants must trust.
-    match platform.account_id().await {
+    let account = match args.platform_account_id {
+        Some(configured) => Ok(configured),
+        None => platform.account_id().await,
+    };
+    match account {
         Ok(account) => db.set_fact(PLATFORM_ACCOUNT_ID, &account).await?,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot tell the platform account id (STS GetCallerIdentity)")
+            tracing::warn!(error = %e, "cannot tell the platform account id (STS GetCallerIdentity); set BYOC_PLATFORM_ACCOUNT_ID")
         }
     }
     let mut config = WorkerConfig::new(unique_worker_name());

@@ -180,6 +180,37 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let stderr = String::from_utf8(out.stderr)?;
     assert!(stderr.contains("az_count"), "{stderr}");
 
+    // Until the customer's account trusts byoc, deploys are refused at once.
+    let out = server.byoc(&["deploy", "acme", "dev"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(stderr.contains("pending_trust"), "{stderr}");
+    // Verifying before the customer launched the trust stack says what is missing.
+    let out = server.byoc(&["tenant", "verify", "acme"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("trust_failed") && stderr.contains("no trust stack byoc-trust"),
+        "{stderr}"
+    );
+    // The customer launches the template byoc hands out, with the tenant's external id.
+    let template = dir.path().join("trust.yaml");
+    server.ok(&[
+        "tenant",
+        "trust-template",
+        "acme",
+        "-o",
+        template.to_str().unwrap(),
+    ])?;
+    assert!(std::fs::read_to_string(&template)?.contains("sts:ExternalId"));
+    let external_id = created["external_id"].as_str().context("external id")?;
+    emulator.launch_trust_stack(&account, external_id, &[])?;
+    let verified = server.ok(&["tenant", "verify", "acme", "--region", "us-east-1"])?;
+    assert!(verified.contains("trusted"), "{verified}");
+    let shown = server.json(&["tenant", "show", "acme"])?;
+    assert_eq!(shown["tenant"]["onboarding_status"], "trusted", "{shown}");
+    assert_eq!(shown["tenant"]["trust_template_version"], "1.0.0");
+
     // Deploy and follow the run's SSE stream to its end.
     let watched = server.ok(&["deploy", "acme", "dev", "--watch"])?;
     assert!(watched.contains("succeeded"), "{watched}");

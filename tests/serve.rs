@@ -18,8 +18,13 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str) -> anyhow::Result<Server> {
+        Server::start_with(database_url, &[])
+    }
+
+    fn start_with(database_url: &str, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_byoc"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("BYOC_DATABASE_URL", database_url)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -178,5 +183,56 @@ fn version_and_help() -> anyhow::Result<()> {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr)?;
     assert!(err.contains("unsupported database URL"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_configured_platform_account_reaches_the_trust_template() -> anyhow::Result<()> {
+    let admin = format!("byoc_{}_{}", "0".repeat(16), "1".repeat(64));
+    let db = TestDb::sqlite().await?;
+    // No workers to ask STS: the API knows the account from config alone.
+    let server = Server::start_with(
+        db.url(),
+        &[
+            ("BYOC_NO_WORKERS", "true"),
+            ("BYOC_PLATFORM_ACCOUNT_ID", "210987654321"),
+            ("BYOC_ADMIN_TOKEN", &admin),
+        ],
+    )?;
+    server.until_ready().await?;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/api/v1/tenants", server.base))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"slug": "acme", "name": "Acme", "aws_account_id": "111111111111"}),
+        )
+        .send()
+        .await?;
+    assert_eq!(created.status().as_u16(), 201);
+    let trust: Value = client
+        .get(format!(
+            "{}/api/v1/tenants/acme/trust-template",
+            server.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        trust["parameters"]["TrustedAccountId"], "210987654321",
+        "{trust}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(["serve", "--platform-account-id", "12"])
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("--platform-account-id") && stderr.contains("12 digits"),
+        "{stderr}"
+    );
     Ok(())
 }

@@ -73,6 +73,8 @@ async fn request(
     kind: RunKind,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (tenant, stack) = environment(state, caller, slug, env).await?;
+    // A run needs a config: the blueprint is built from it, a destroy's providers too.
+    state.db().config(&tenant.id, env).await?;
     if tenant.onboarding_status != OnboardingStatus::Trusted {
         let why = tenant
             .onboarding_message
@@ -83,8 +85,6 @@ async fn request(
             tenant.onboarding_status, tenant.aws_account_id
         )));
     }
-    // A run needs a config: the blueprint is built from it, a destroy's providers too.
-    state.db().config(&tenant.id, env).await?;
     let queue = state.queue().await?;
     let (run, coalesced) = queue
         .request(state.db(), &stack, kind, &caller.actor())

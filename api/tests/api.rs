@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
-use byoc_stacks::{Database, Sealer, migrate_url, schema_fingerprint};
+use byoc_stacks::{
+    Begin, Database, RunStatus, Sealer, TrustStackReport, Verdict, migrate_url, schema_fingerprint,
+};
 use byoc_testkit::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -94,6 +96,45 @@ impl Api {
             .await?;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         Ok(body)
+    }
+
+    /// Requests a verification of `slug`'s trust through the API, then plays the worker
+    /// (no worker runs here): the tenant ends up as a verification of a current trust stack
+    /// in eu-west-1 leaves it.
+    async fn trust(&self, slug: &str) -> anyhow::Result<()> {
+        let (status, body) = self
+            .admin(
+                Method::POST,
+                &format!("/api/v1/tenants/{slug}/verify"),
+                Some(json!({"region": "eu-west-1"})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["kind"], "verify");
+        let run = body["run_id"].as_str().context("run_id")?;
+        let Begin::Started(lease) = self
+            .db
+            .begin_run(run, "test-worker", Duration::from_secs(60))
+            .await?
+        else {
+            anyhow::bail!("the verify run did not start");
+        };
+        let role = "arn:aws:iam::111111111111:role/byoc-deployer".to_string();
+        let report = TrustStackReport {
+            region: "eu-west-1".into(),
+            stack_name: "byoc-trust".into(),
+            assumed_role_arn: role.clone(),
+            status: "CREATE_COMPLETE".into(),
+            role_arn: Some(role),
+            template_version: Some(byoc_stacks::TRUST_TEMPLATE_VERSION.into()),
+        };
+        let sealed = self.db.sealed_external_id(slug).await?;
+        let verdict = Verdict::of_report(&report, slug);
+        anyhow::ensure!(self.db.record_verdict(&lease, &sealed, &verdict).await?);
+        self.db
+            .finish_run(run, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        Ok(())
     }
 }
 
@@ -317,6 +358,35 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
             .await?;
         assert_eq!(body["config"], config());
 
+        // Until the tenant's account trusts byoc, runs are refused at once.
+        let (status, refused) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"], "not_trusted");
+        let message = refused["message"].as_str().unwrap();
+        assert!(
+            message.contains("pending_trust") && message.contains("byoc tenant verify acme"),
+            "{message}"
+        );
+        for (body, field) in [
+            (json!({"region": "Mars"}), Some("region")),
+            (json!({"stack_name": "1-trust"}), None),
+            (json!({"colour": "red"}), None),
+        ] {
+            let (status, error) = api
+                .admin(Method::POST, "/api/v1/tenants/acme/verify", Some(body))
+                .await?;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+            assert_eq!(error["field"].as_str(), field, "{error}");
+        }
+        api.trust("acme").await?;
+        let (_, shown) = api.admin(Method::GET, "/api/v1/tenants/acme", None).await?;
+        let acme = &shown["tenant"];
+        assert_eq!(acme["onboarding_status"], "trusted", "{shown}");
+        assert_eq!(acme["trust_region"], "eu-west-1");
+        assert_eq!(acme["trust_template_version"], "1.0.0");
+
         // No worker here: runs stay queued, and a second deploy coalesces into the first.
         let (status, first) = api
             .admin(Method::POST, &format!("{env}/deploy"), None)
@@ -402,6 +472,14 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
             .await?;
         let new_id = rotated["external_id"].as_str().unwrap();
         assert_ne!(new_id, external_id);
+        // The role must trust the new id before byoc acts again.
+        let (status, refused) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(
+            (status, refused["error"].as_str()),
+            (StatusCode::CONFLICT, Some("not_trusted"))
+        );
 
         let (status, _) = api
             .admin(Method::DELETE, &format!("{env}/config"), None)

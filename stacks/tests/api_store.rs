@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use byoc_stacks::{
     Begin, Database, DbError, NewTenant, OnboardingStatus, RunKind, RunStatus, Sealer, Tenant,
-    migrate_url, schema_fingerprint,
+    TrustLocation, TrustStackReport, Verdict, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;
@@ -387,6 +387,129 @@ async fn rotating_the_external_id_requires_trust_again() -> anyhow::Result<()> {
             db.rotate_external_id(&sealer(), "nobody", "alice").await,
             Err(DbError::NotFound(_))
         ));
+    }
+    Ok(())
+}
+
+/// A trust stack report as a verification of tenant `acme`'s account 111111111111 reads it.
+fn report(version: &str) -> TrustStackReport {
+    let role = "arn:aws:iam::111111111111:role/byoc-deployer".to_string();
+    TrustStackReport {
+        region: "eu-west-1".into(),
+        stack_name: "customer-trust".into(),
+        assumed_role_arn: role.clone(),
+        status: "CREATE_COMPLETE".into(),
+        role_arn: Some(role),
+        template_version: Some(version.into()),
+    }
+}
+
+#[tokio::test]
+async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -> anyhow::Result<()>
+{
+    let ttl = Duration::from_secs(60);
+    for (t, db) in databases().await? {
+        tenant(&db, "acme").await?;
+        for bad in [
+            TrustLocation {
+                region: Some("Mars".into()),
+                stack_name: None,
+            },
+            TrustLocation {
+                region: None,
+                stack_name: Some("1-trust".into()),
+            },
+        ] {
+            let err = db.prepare_verification("acme", &bad).await.unwrap_err();
+            assert!(matches!(err, DbError::Invalid(_)), "{err}");
+        }
+        assert!(matches!(
+            db.prepare_verification("nobody", &TrustLocation::default())
+                .await,
+            Err(DbError::NotFound(_))
+        ));
+        let location = TrustLocation {
+            region: Some("eu-west-1".into()),
+            stack_name: Some("customer-trust".into()),
+        };
+        let stack = db.prepare_verification("acme", &location).await?;
+        assert_eq!(stack, "acme.trust");
+        let acme = db.tenant("acme").await?;
+        assert_eq!(
+            (acme.trust_region.as_deref(), acme.trust_stack_name.as_str()),
+            (Some("eu-west-1"), "customer-trust")
+        );
+
+        // A queued verification keeps the tenant from being deleted.
+        let (run, _) = db.request_run(&stack, RunKind::Verify, "alice").await?;
+        let err = db.delete_tenant("acme", "alice").await.unwrap_err();
+        assert!(
+            err.to_string().contains("the trust verification of tenant"),
+            "{err}"
+        );
+
+        let Begin::Started(lease) = db.begin_run(&run.id, "worker-1", ttl).await? else {
+            panic!("the verification should start");
+        };
+        let sealed = db.sealed_external_id("acme").await?;
+        let trusted = Verdict::of_report(&report("1.0.0"), "acme");
+        assert!(db.record_verdict(&lease, &sealed, &trusted).await?);
+        db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        let acme = db.tenant("acme").await?;
+        assert_eq!(acme.onboarding_status, OnboardingStatus::Trusted);
+        assert_eq!(acme.trust_template_version.as_deref(), Some("1.0.0"));
+        assert!(acme.verified_at.is_some());
+        assert_eq!(
+            acme.onboarding_message.as_deref(),
+            Some(trusted.message.as_str())
+        );
+        assert_eq!(audited(t.url(), "tenant.verify.trusted", "acme").await?, 1);
+
+        // The external id rotated while a verification ran: its verdict is moot.
+        let (run, _) = db.request_run(&stack, RunKind::Verify, "alice").await?;
+        let Begin::Started(lease) = db.begin_run(&run.id, "worker-1", ttl).await? else {
+            panic!("the verification should start");
+        };
+        let sealed = db.sealed_external_id("acme").await?;
+        db.rotate_external_id(&sealer(), "acme", "alice").await?;
+        assert!(!db.record_verdict(&lease, &sealed, &trusted).await?);
+        assert_eq!(
+            db.tenant("acme").await?.onboarding_status,
+            OnboardingStatus::PendingTrust
+        );
+        // A worker that lost the lease records nothing.
+        db.force_unlock(&stack, "operator").await?;
+        let sealed = db.sealed_external_id("acme").await?;
+        assert!(matches!(
+            db.record_verdict(&lease, &sealed, &trusted).await,
+            Err(DbError::Fenced(_))
+        ));
+        let Begin::Started(lease) = db.begin_run(&run.id, "worker-2", ttl).await? else {
+            panic!("the verification should resume");
+        };
+        let outdated = Verdict::of_report(&report("0.9.0"), "acme");
+        assert!(db.record_verdict(&lease, &sealed, &outdated).await?);
+        db.finish_run(
+            &run.id,
+            &lease,
+            RunStatus::Failed,
+            Some(&outdated.message),
+            None,
+        )
+        .await?;
+        let acme = db.tenant("acme").await?;
+        assert_eq!(acme.onboarding_status, OnboardingStatus::TrustFailed);
+        assert!(
+            acme.onboarding_message
+                .unwrap()
+                .contains("upgrade is needed"),
+        );
+
+        // Deleting the tenant removes its verification records too.
+        db.delete_tenant("acme", "alice").await?;
+        let left = texts(t.url(), "SELECT id FROM runs WHERE stack = 'acme.trust'").await?;
+        assert!(left.is_empty(), "{left:?}");
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
 use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
-    schema_fingerprint,
+    Database, JobQueue, NewTenant, OnboardingStatus, QueueConfig, RunKind, RunStatus, Sealer,
+    TrustLocation, TrustProblem, TrustStackReport, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
@@ -23,6 +23,31 @@ impl Blueprint for ListBlueprint {
         let resources =
             serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
         Ok((resources, providers(&self.0, KINDS)))
+    }
+}
+
+/// Reads a trust stack the way the test says it is.
+struct TrustBlueprint(Result<TrustStackReport, TrustProblem>);
+
+#[async_trait::async_trait]
+impl Blueprint for TrustBlueprint {
+    fn build(&self, _: &RunTarget, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
+        Err("verification only".into())
+    }
+
+    async fn read_trust_stack(
+        &self,
+        target: &RunTarget,
+        region: Option<&str>,
+        stack_name: &str,
+    ) -> Result<TrustStackReport, TrustProblem> {
+        // The worker passes the tenant's recorded location and opened external id.
+        assert_eq!(
+            (region, stack_name, target.account_id.as_str()),
+            (Some("eu-west-1"), "byoc-trust", "111111111111")
+        );
+        assert_eq!(target.external_id.len(), 64);
+        self.0.clone()
     }
 }
 
@@ -258,6 +283,71 @@ async fn the_daemon_runs_queued_jobs_in_order_and_stops_on_shutdown() -> anyhow:
         assert_eq!(queue.sweep(&db).await?, 0);
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), daemon).await???;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_verify_run_records_the_verdict_unless_nothing_was_learnt() -> anyhow::Result<()> {
+    let role = "arn:aws:iam::111111111111:role/byoc-deployer".to_string();
+    let current = TrustStackReport {
+        region: "eu-west-1".into(),
+        stack_name: "byoc-trust".into(),
+        assumed_role_arn: role.clone(),
+        status: "CREATE_COMPLETE".into(),
+        role_arn: Some(role),
+        template_version: Some(byoc_stacks::TRUST_TEMPLATE_VERSION.into()),
+    };
+    let cases = [
+        (Ok(current), RunStatus::Succeeded, OnboardingStatus::Trusted),
+        // Nothing learnt about the trust: the status stays as the last verdict left it.
+        (
+            Err(TrustProblem::Unreachable("DescribeStacks timed out".into())),
+            RunStatus::Failed,
+            OnboardingStatus::Trusted,
+        ),
+        (
+            Err(TrustProblem::NoStack(
+                "there is no trust stack byoc-trust".into(),
+            )),
+            RunStatus::Failed,
+            OnboardingStatus::TrustFailed,
+        ),
+    ];
+    for (_t, db) in databases().await? {
+        let (_, _, _) = setup(&db).await?;
+        let location = TrustLocation {
+            region: Some("eu-west-1".into()),
+            stack_name: None,
+        };
+        for (read, run_status, onboarding) in cases.clone() {
+            let worker = Worker::new(
+                db.clone(),
+                Sealer::from_hex(&"ab".repeat(32))?,
+                Arc::new(TrustBlueprint(read.clone())),
+                WorkerConfig::new("test-worker"),
+                CancellationToken::new(),
+            );
+            let stack = db.prepare_verification("acme", &location).await?;
+            let (run, _) = db.request_run(&stack, RunKind::Verify, "alice").await?;
+            assert_eq!(worker.execute(&run.id).await?, run_status, "{read:?}");
+            let tenant = db.tenant("acme").await?;
+            assert_eq!(tenant.onboarding_status, onboarding, "{read:?}");
+            let run = db.run(&run.id).await?;
+            let events = db.run_events(&run.id, 0, 100).await?;
+            assert!(
+                events[0]
+                    .message
+                    .contains("reading the trust stack byoc-trust"),
+                "{events:?}"
+            );
+            match read {
+                Ok(_) => assert!(run.error.is_none()),
+                Err(problem) => {
+                    assert_eq!(run.error.as_deref(), Some(problem.to_string().as_str()));
+                }
+            }
+        }
     }
     Ok(())
 }
