@@ -141,8 +141,18 @@ async fn migrate_up_down_status() -> anyhow::Result<()> {
     assert!(byoc("up")?.status.success());
     let status = String::from_utf8(byoc("status")?.stdout)?;
     assert!(status.lines().all(|l| l.contains("applied")), "{status}");
+    // `down` reverts the latest migration, the last one listed.
+    let latest = status
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
     let down = String::from_utf8(byoc("down")?.stdout)?;
-    assert!(down.contains("reverted migration 20261125000003"), "{down}");
+    assert!(
+        down.contains(&format!("reverted migration {latest}")),
+        "{latest}: {down}"
+    );
     let status = String::from_utf8(byoc("status")?.stdout)?;
     assert!(
         status.lines().last().unwrap().contains("pending"),
