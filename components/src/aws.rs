@@ -19,6 +19,7 @@ use byoc_engine::{CancellationToken, Ctx, ErrorClass, ProviderError, base_name};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::helm::Helm;
 use crate::limiter::{BucketKey, RateLimiter, RateLimits, Service};
 
 /// The role the customer's trust template creates.
@@ -32,6 +33,8 @@ pub struct Platform {
     limiter: Arc<RateLimiter>,
     pub role_name: String,
     pub wait: WaitPolicy,
+    /// For the clusters' Helm releases; `None` where no usable helm was found.
+    pub helm: Option<Helm>,
 }
 
 /// What a platform needs besides the standard AWS environment.
@@ -42,6 +45,7 @@ pub struct PlatformOptions {
     pub role_name: Option<String>,
     pub limits: RateLimits,
     pub wait: WaitPolicy,
+    pub helm: Option<Helm>,
 }
 
 impl Platform {
@@ -62,6 +66,7 @@ impl Platform {
                 .role_name
                 .unwrap_or_else(|| DEFAULT_ROLE_NAME.to_string()),
             wait: options.wait,
+            helm: options.helm,
         }
     }
 
@@ -126,6 +131,7 @@ impl Platform {
             credentials,
             limiter: self.limiter.clone(),
             wait: self.wait.clone(),
+            helm: self.helm.clone(),
         })
     }
 }
@@ -243,7 +249,7 @@ impl ProvideCredentials for TenantProvider {
 }
 
 /// A session in one tenant account and region, for one run: SDK clients and the way to
-/// call them.
+/// call them, and helm for the cluster's releases.
 pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
@@ -255,6 +261,7 @@ pub struct Aws {
     credentials: Arc<TenantCredentials>,
     limiter: Arc<RateLimiter>,
     pub wait: WaitPolicy,
+    pub helm: Option<Helm>,
 }
 
 /// Attempts of one call on transient errors (throttling, 5xx, timeouts) before the error
@@ -265,6 +272,12 @@ impl Aws {
     /// The tenant role this session assumes.
     pub fn role_arn(&self) -> &str {
         &self.credentials.role_arn
+    }
+
+    /// The assumed role's current credentials (assumed again when close to expiry), e.g.
+    /// to sign an EKS token.
+    pub async fn credentials(&self) -> Result<Credentials, ProviderError> {
+        self.credentials.get().await
     }
 
     /// Makes one AWS call: waits for the rate limiter, retries transient errors with
@@ -407,7 +420,7 @@ pub const TAG_TOKEN: &str = "byoc:token";
 
 /// The code of a waiter that ran out of time.
 pub const WAIT_TIMEOUT: &str = "WaitTimeout";
-const CANCELLED: &str = "Cancelled";
+pub const CANCELLED: &str = "Cancelled";
 
 fn cancelled(what: &str) -> ProviderError {
     ProviderError::with_code(CANCELLED, format!("{what}: the run was cancelled"))

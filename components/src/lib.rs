@@ -6,6 +6,8 @@
 
 pub mod aws;
 pub mod blueprint;
+pub mod helm;
+pub mod kube;
 pub mod limiter;
 pub mod resources;
 pub mod trust;

@@ -18,6 +18,7 @@ use crate::limiter::Service;
 pub mod eks_cluster;
 pub mod eks_nodegroup;
 pub mod elastic_ip;
+pub mod helm_release;
 pub mod iam_instance_profile;
 pub mod iam_role;
 pub mod internet_gateway;
@@ -74,6 +75,10 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .with(
             eks_cluster::KIND,
             Arc::new(eks_cluster::EksCluster(aws.clone())),
+        )
+        .with(
+            helm_release::KIND,
+            Arc::new(helm_release::HelmRelease(aws.clone())),
         )
         .with(
             eks_nodegroup::KIND,
