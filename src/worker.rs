@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use byoc_components::helm::Helm;
 use byoc_components::{Platform, PlatformOptions, RateLimits};
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon, unique_worker_name};
@@ -36,6 +37,10 @@ pub struct WorkerArgs {
     /// Send every AWS call here instead (an emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long, env = "BYOC_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// The helm binary for the environments' bootstrap components (helm >= 3.14); when not
+    /// set, `helm` on PATH if it is usable.
+    #[arg(long, env = "BYOC_HELM")]
+    pub helm: Option<std::path::PathBuf>,
     /// The account tenants' trust roles trust. Default: the account of the platform
     /// credentials (STS GetCallerIdentity), which `byoc serve --no-workers` cannot ask.
     #[arg(long, env = "BYOC_PLATFORM_ACCOUNT_ID", value_parser = account_id)]
@@ -80,10 +85,25 @@ pub async fn work(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
+    let helm = match &args.helm {
+        // Asked for: it must work.
+        Some(path) => Some(Helm::locate(path).await?),
+        None => match Helm::locate("helm").await {
+            Ok(helm) => Some(helm),
+            Err(e) => {
+                tracing::warn!(error = %e, "no helm: environments with bootstrap components will fail");
+                None
+            }
+        },
+    };
+    if let Some(helm) = &helm {
+        tracing::info!(version = helm.version(), "helm found");
+    }
     let platform = Platform::load(PlatformOptions {
         endpoint: args.aws_endpoint_url,
         role_name: Some(args.role_name),
         limits: args.aws_rates,
+        helm,
         ..PlatformOptions::default()
     })
     .await;

@@ -311,6 +311,13 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             }),
         ));
     }
+    let role_name = |suffix: &str| aws_name(&iam_prefix, suffix, 64);
+    out.extend(crate::bootstrap::bootstrap(
+        stack,
+        config,
+        role_name,
+        &tags(&[]),
+    ));
     Ok(out)
 }
 

@@ -16,6 +16,28 @@ use crate::kube::ClusterAccess;
 /// here have been stable since 3.14.
 pub const MIN_VERSION: (u64, u64) = (3, 14);
 
+/// The charts byoc ships inside its binary, named `byoc:{name}` in a release's `chart`.
+const BUILTIN_CHARTS: &[(&str, &[(&str, &str)])] = &[(
+    "karpenter-defaults",
+    &[
+        (
+            "Chart.yaml",
+            include_str!("../charts/karpenter-defaults/Chart.yaml"),
+        ),
+        (
+            "templates/nodeclass.yaml",
+            include_str!("../charts/karpenter-defaults/templates/nodeclass.yaml"),
+        ),
+        (
+            "templates/nodepool.yaml",
+            include_str!("../charts/karpenter-defaults/templates/nodepool.yaml"),
+        ),
+    ],
+)];
+
+/// The version of the built-in charts (they change with byoc).
+pub const BUILTIN_CHART_VERSION: &str = "0.1.0";
+
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
     #[error(
@@ -112,8 +134,9 @@ impl Helm {
         cancel: &CancellationToken,
     ) -> Result<(), HelmError> {
         let values = values_file(&release.values)?;
+        let chart = Chart::of(release)?;
         let mut args = vec!["upgrade", "--install", &release.name];
-        args.extend(chart_args(release));
+        args.extend(chart.args());
         args.extend(["--namespace", &release.namespace, "--create-namespace"]);
         let timeout = format!("{}s", timeout.as_secs());
         args.extend(["--atomic", "--wait", "--timeout", &timeout]);
@@ -204,8 +227,9 @@ impl Helm {
         cancel: &CancellationToken,
     ) -> Result<String, HelmError> {
         let values = values_file(&release.values)?;
+        let chart = Chart::of(release)?;
         let mut args = vec!["template", &release.name];
-        args.extend(chart_args(release));
+        args.extend(chart.args());
         args.extend(["--namespace", &release.namespace]);
         args.extend(["--values", path_str(values.path())?]);
         self.run(&args, None, cancel).await
@@ -255,12 +279,61 @@ impl Helm {
     }
 }
 
-fn chart_args(release: &Release) -> Vec<&str> {
-    let mut args = vec![release.chart.as_str(), "--version", &release.version];
-    if let Some(repo) = &release.repo {
-        args.extend(["--repo", repo]);
+/// Where helm finds a release's chart: as given, or a built-in chart written out to a
+/// temporary directory that lives as long as this.
+struct Chart<'a> {
+    release: &'a Release,
+    builtin: Option<(tempfile::TempDir, String)>,
+}
+
+impl<'a> Chart<'a> {
+    fn of(release: &'a Release) -> Result<Chart<'a>, HelmError> {
+        let Some(name) = release.chart.strip_prefix("byoc:") else {
+            return Ok(Chart {
+                release,
+                builtin: None,
+            });
+        };
+        let failed = |message: String| HelmError::Failed {
+            command: "chart".into(),
+            message,
+        };
+        let (_, files) = BUILTIN_CHARTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| failed(format!("byoc ships no chart {name:?}")))?;
+        let dir = tempfile::Builder::new()
+            .prefix("byoc-chart-")
+            .tempdir()
+            .map_err(|e| failed(e.to_string()))?;
+        for (path, text) in *files {
+            let path = dir.path().join(name).join(path);
+            let parent = path
+                .parent()
+                .expect("chart files are in the chart's directory");
+            std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| failed(e.to_string()))?;
+        }
+        let path = dir.path().join(name);
+        let path = path_str(&path)?.to_string();
+        Ok(Chart {
+            release,
+            builtin: Some((dir, path)),
+        })
     }
-    args
+
+    fn args(&self) -> Vec<&str> {
+        let release = self.release;
+        let chart = match &self.builtin {
+            Some((_, path)) => path.as_str(),
+            None => release.chart.as_str(),
+        };
+        let mut args = vec![chart, "--version", &release.version];
+        if let Some(repo) = &release.repo {
+            args.extend(["--repo", repo]);
+        }
+        args
+    }
 }
 
 /// The values as a 0600 temporary file (JSON is YAML), removed when dropped.

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod blueprint;
+pub mod bootstrap;
 pub mod helm;
 pub mod kube;
 pub mod limiter;

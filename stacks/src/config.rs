@@ -8,6 +8,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::components::Components;
+
 /// One tenant environment: its network, its cluster and its nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +40,13 @@ pub struct EnvironmentConfig {
     /// Extra tags on every resource.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Bootstrap components (Helm releases); none unless listed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub components: Components,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +165,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.into(),
         message: message.into(),
@@ -282,7 +291,7 @@ impl EnvironmentConfig {
         if self.tags.len() > 40 {
             return Err(invalid("tags", "at most 40 tags"));
         }
-        Ok(())
+        self.components.validate(self.eks_mode)
     }
 
     fn validate_node_group(&self) -> Result<(), ConfigError> {

@@ -4,6 +4,7 @@
 //! SQLite (the embedded default) or Postgres (many workers on many hosts), with the same
 //! behaviour on both: one text per query, run on either engine (`db::with_pool!`).
 
+mod components;
 mod config;
 mod crypto;
 mod db;
@@ -16,6 +17,7 @@ mod tenants;
 mod tokens;
 mod trust;
 
+pub use components::{ChartSource, Component, ComponentConfig, Components, merge_values};
 pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
     NodeGroupConfig, SubnetPlan, Taint, TaintEffect,

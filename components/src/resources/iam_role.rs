@@ -19,7 +19,14 @@ pub const KIND: &str = "aws:iam:Role";
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
     pub name: String,
+    /// The trust policy; null when `service_account` makes it.
+    #[serde(default)]
     pub assume_role_policy: Value,
+    /// Trust for one Kubernetes service account through the cluster's OIDC provider (IRSA).
+    /// Its condition keys embed the issuer, known only once the cluster exists, so the
+    /// policy is made from these references when the role is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountTrust>,
     #[serde(default)]
     pub managed_policy_arns: BTreeSet<String>,
     /// Inline policies by name.
@@ -27,6 +34,45 @@ pub struct Inputs {
     pub inline_policies: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountTrust {
+    pub oidc_provider_arn: String,
+    /// The cluster's OIDC issuer URL (`https://oidc.eks...`).
+    pub issuer: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceAccountTrust {
+    /// Only this service account, and only for STS.
+    pub fn policy(&self) -> Value {
+        let host = self.issuer.trim_start_matches("https://");
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": self.oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    format!("{host}:sub"): format!("system:serviceaccount:{}:{}", self.namespace, self.name),
+                    format!("{host}:aud"): "sts.amazonaws.com",
+                }},
+            }],
+        })
+    }
+}
+
+impl Inputs {
+    /// The trust policy the role should have.
+    fn trust(&self) -> Value {
+        match &self.service_account {
+            Some(sa) => sa.policy(),
+            None => self.assume_role_policy.clone(),
+        }
+    }
 }
 
 pub struct IamRole(pub Arc<Aws>);
@@ -93,6 +139,7 @@ impl IamRole {
                 .collect(),
             inline_policies,
             tags: user_tags(&tags),
+            service_account: None,
         };
         Ok(Some((inputs, role.arn().to_string(), tags)))
     }
@@ -106,8 +153,8 @@ impl IamRole {
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
         let name = desired.name.as_str();
-        if current.assume_role_policy != desired.assume_role_policy {
-            let doc = desired.assume_role_policy.to_string();
+        if current.trust() != desired.trust() {
+            let doc = desired.trust().to_string();
             aws.call(Iam, "UpdateAssumeRolePolicy", &ctx.cancel, || {
                 aws.iam
                     .update_assume_role_policy()
@@ -204,7 +251,7 @@ impl Provider for IamRole {
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let trust = inputs.assume_role_policy.to_string();
+        let trust = inputs.trust().to_string();
         let out = aws
             .call(Iam, "CreateRole", &ctx.cancel, || {
                 aws.iam
@@ -218,7 +265,7 @@ impl Provider for IamRole {
         let arn = required(out.role(), "role")?.arn().to_string();
         let current = Inputs {
             name: inputs.name.clone(),
-            assume_role_policy: inputs.assume_role_policy.clone(),
+            assume_role_policy: inputs.trust(),
             tags: inputs.tags.clone(),
             ..Inputs::default()
         };
@@ -230,12 +277,22 @@ impl Provider for IamRole {
         &self,
         ctx: &Ctx,
         name: &str,
-        _inputs: &Value,
+        recorded: &Value,
     ) -> Result<Observed, ProviderError> {
-        let (inputs, arn, _) = self
+        let (mut inputs, arn, _) = self
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("IAM role", name))?;
+        // A trust made from a service account reads back as that service account.
+        if let Ok(Inputs {
+            service_account: Some(sa),
+            ..
+        }) = aws::parse::<Inputs>(KIND, recorded)
+            && sa.policy() == inputs.assume_role_policy
+        {
+            inputs.assume_role_policy = Value::Null;
+            inputs.service_account = Some(sa);
+        }
         Ok(Observed {
             outputs: IamRole::created(&inputs, &arn).outputs,
             inputs: json!(inputs),
