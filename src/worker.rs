@@ -30,7 +30,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "BYOC_ROLE_NAME", default_value = byoc_components::aws::DEFAULT_ROLE_NAME)]
     pub role_name: String,
     /// Requests per second per tenant account and region, for each AWS service:
-    /// `ec2=20,iam=10,eks=10,sts=10,cloudformation=5,burst=50` (omitted ones keep these defaults). Every run
+    /// `ec2=20,iam=10,eks=10,sts=10,cloudformation=5,elb=10,sqs=10,events=10,burst=50` (omitted ones keep these defaults). Every run
     /// in the process shares them; AWS throttling halves a rate until calls go through.
     #[arg(long, env = "BYOC_AWS_RATES", default_value = "")]
     pub aws_rates: RateLimits,

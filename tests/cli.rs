@@ -209,7 +209,7 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     assert!(verified.contains("trusted"), "{verified}");
     let shown = server.json(&["tenant", "show", "acme"])?;
     assert_eq!(shown["tenant"]["onboarding_status"], "trusted", "{shown}");
-    assert_eq!(shown["tenant"]["trust_template_version"], "1.0.0");
+    assert_eq!(shown["tenant"]["trust_template_version"], "1.1.0");
 
     // Deploy and follow the run's SSE stream to its end.
     let watched = server.ok(&["deploy", "acme", "dev", "--watch"])?;
@@ -248,7 +248,7 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let dot = get_text(&server, &format!("{env}/graph?format=dot")).await?;
     assert!(dot.contains("\"vpc\" -> \"subnet-private-a\""), "{dot}");
     let graph: Value = serde_json::from_str(&get_text(&server, &format!("{env}/graph")).await?)?;
-    assert_eq!(graph["nodes"].as_array().unwrap().len(), 25);
+    assert_eq!(graph["nodes"].as_array().unwrap().len(), 26);
     let history: Value =
         serde_json::from_str(&get_text(&server, &format!("{env}/state/history")).await?)?;
     assert_eq!(history["versions"][0]["version"], 1, "{history}");

@@ -116,7 +116,7 @@ async fn byoc_worker_deploys_and_destroys_an_environment() -> anyhow::Result<()>
         .await?;
     wait_finished(&db, &deploy.id, Duration::from_secs(120)).await?;
     let state = db.snapshot("acme-dev").await?;
-    assert_eq!(state.resources.len(), 25, "{:?}", state.resources.keys());
+    assert_eq!(state.resources.len(), 26, "{:?}", state.resources.keys());
     assert!(state.resources.values().all(|r| !r.physical_id.is_empty()));
     assert!(
         state.resources["cluster"].outputs["endpoint"]
@@ -168,6 +168,6 @@ async fn serve_finishes_its_run_on_sigterm() -> anyhow::Result<()> {
     assert!(status.success(), "{status}");
     let r = db.run(&run.id).await?;
     assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
-    assert_eq!(db.snapshot("acme-dev").await?.resources.len(), 25);
+    assert_eq!(db.snapshot("acme-dev").await?.resources.len(), 26);
     Ok(())
 }

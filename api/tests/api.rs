@@ -385,7 +385,10 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         let acme = &shown["tenant"];
         assert_eq!(acme["onboarding_status"], "trusted", "{shown}");
         assert_eq!(acme["trust_region"], "eu-west-1");
-        assert_eq!(acme["trust_template_version"], "1.0.0");
+        assert_eq!(
+            acme["trust_template_version"],
+            byoc_stacks::TRUST_TEMPLATE_VERSION
+        );
 
         // No worker here: runs stay queued, and a second deploy coalesces into the first.
         let (status, first) = api
@@ -455,7 +458,10 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
                 .contains("sts:ExternalId")
         );
         assert_eq!(trust["parameters"]["TrustedAccountId"], "123456789012");
-        assert_eq!(trust["template_version"], "1.0.0");
+        assert_eq!(
+            trust["template_version"],
+            byoc_stacks::TRUST_TEMPLATE_VERSION
+        );
         let link = trust["quick_create_url"].as_str().unwrap();
         assert!(
             link.contains("templateURL=https%3A%2F%2Fbyoc%2Dtemplates")

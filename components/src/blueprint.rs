@@ -9,8 +9,8 @@ use byoc_stacks::{CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode
 use serde_json::{Value, json};
 
 use crate::resources::{
-    eks_cluster, eks_nodegroup, elastic_ip, iam_instance_profile, iam_role, internet_gateway,
-    internet_gateway_attachment, nat_gateway, oidc_provider, route, route_table,
+    cluster_leftovers, eks_cluster, eks_nodegroup, elastic_ip, iam_instance_profile, iam_role,
+    internet_gateway, internet_gateway_attachment, nat_gateway, oidc_provider, route, route_table,
     route_table_association, subnet, vpc,
 };
 
@@ -250,14 +250,27 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             "node_pools": ["general-purpose", "system"],
         });
     }
+    // What Kubernetes makes in AWS (load balancers, ENIs, Karpenter's instances) is swept
+    // after the cluster is gone and before the network it lives in.
+    let mut leftovers = Resource::new(
+        cluster_leftovers::KIND,
+        "cluster-leftovers",
+        json!({"cluster_name": stack, "vpc_id": reference("vpc", "id")}),
+    )
+    .depends_on("igw-attachment");
     // Nodes need their default routes before they boot.
-    let mut cluster = Resource::new(eks_cluster::KIND, "cluster", cluster);
+    let mut cluster =
+        Resource::new(eks_cluster::KIND, "cluster", cluster).depends_on("cluster-leftovers");
     for s in &subnets {
         let z = zone_key(&s.zone);
         cluster = cluster
             .depends_on(format!("route-private-{z}-default"))
             .depends_on(format!("rta-private-{z}"));
+        leftovers = leftovers
+            .depends_on(format!("subnet-private-{z}"))
+            .depends_on(format!("subnet-public-{z}"));
     }
+    out.push(leftovers);
     out.push(cluster);
     out.push(Resource::new(
         oidc_provider::KIND,

@@ -10,7 +10,7 @@ use byoc_stacks::{
 use serde_json::{Value, json};
 
 use crate::helm::BUILTIN_CHART_VERSION;
-use crate::resources::{helm_release, iam_role};
+use crate::resources::{eventbridge_rule, helm_release, iam_role, sqs_queue};
 
 /// The resources of the components `config` lists, for `stack`. `role_name` names IAM roles
 /// (`byoc-{stack}-...`, within AWS's limits); `tags` are the environment's tags.
@@ -76,12 +76,36 @@ pub fn bootstrap(
     for (component, cfg) in config.components.enabled() {
         match component {
             Component::Karpenter => {
+                // Spot interruptions, rebalance advice, scheduled maintenance and state
+                // changes reach Karpenter through this queue, ahead of the event.
+                let queue = role_name("karpenter");
+                out.push(Resource::new(
+                    sqs_queue::KIND,
+                    "karpenter-queue",
+                    json!({
+                        "name": queue,
+                        "senders": ["events.amazonaws.com", "sqs.amazonaws.com"],
+                        "tags": tags,
+                    }),
+                ));
+                for (key, source, detail) in INTERRUPTION_EVENTS {
+                    out.push(Resource::new(
+                        eventbridge_rule::KIND,
+                        format!("karpenter-rule-{key}"),
+                        json!({
+                            "name": role_name(&format!("k-{key}")),
+                            "event_pattern": {"source": [source], "detail-type": [detail]},
+                            "target_arn": reference("karpenter-queue", "arn"),
+                            "tags": tags,
+                        }),
+                    ));
+                }
                 out.push(irsa(
                     "karpenter-role",
                     "karpenter",
                     "kube-system",
                     "karpenter",
-                    karpenter_policy(stack, &config.region),
+                    karpenter_policy(stack, &config.region, &queue),
                 ));
                 out.push(release(
                     "karpenter",
@@ -91,6 +115,7 @@ pub fn bootstrap(
                         "settings": {
                             "clusterName": reference("cluster", "name"),
                             "clusterEndpoint": reference("cluster", "endpoint"),
+                            "interruptionQueue": reference("karpenter-queue", "name"),
                         },
                         "serviceAccount": {"annotations": role_arn("karpenter-role")},
                     }),
@@ -179,12 +204,31 @@ pub fn bootstrap(
     out
 }
 
+/// The EventBridge events Karpenter acts on: (rule key, source, detail type).
+const INTERRUPTION_EVENTS: [(&str, &str, &str); 4] = [
+    ("health", "aws.health", "AWS Health Event"),
+    ("spot", "aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    (
+        "rebalance",
+        "aws.ec2",
+        "EC2 Instance Rebalance Recommendation",
+    ),
+    ("state", "aws.ec2", "EC2 Instance State-change Notification"),
+];
+
 /// What the Karpenter controller does: launch and end instances of its node class in the
-/// stack's subnets, pass the node role, manage instance profiles, read prices and AMIs.
-fn karpenter_policy(stack: &str, region: &str) -> Value {
+/// stack's subnets, pass the node role, manage instance profiles, read prices and AMIs, and
+/// take messages off its interruption queue.
+fn karpenter_policy(stack: &str, region: &str, queue: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
+            {
+                "Sid": "InterruptionQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+                "Resource": format!("arn:aws:sqs:{region}:*:{queue}"),
+            },
             {
                 "Sid": "Launch",
                 "Effect": "Allow",

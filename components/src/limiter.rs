@@ -14,6 +14,11 @@ pub struct RateLimits {
     pub eks: f64,
     pub sts: f64,
     pub cloudformation: f64,
+    /// Elastic Load Balancing (v2).
+    pub elb: f64,
+    pub sqs: f64,
+    /// EventBridge.
+    pub events: f64,
     /// Tokens a full bucket holds (requests that may go at once after an idle period).
     pub burst: f64,
 }
@@ -30,6 +35,9 @@ impl Default for RateLimits {
             sts: 10.0,
             // DescribeStacks has a low account-wide limit; byoc reads one stack per verify.
             cloudformation: 5.0,
+            elb: 10.0,
+            sqs: 10.0,
+            events: 10.0,
             burst: 50.0,
         }
     }
@@ -38,8 +46,8 @@ impl Default for RateLimits {
 impl std::str::FromStr for RateLimits {
     type Err = String;
 
-    /// `ec2=20,iam=10,eks=10,sts=10,cloudformation=5,burst=50`; services left out keep
-    /// their default.
+    /// `ec2=20,iam=10,eks=10,sts=10,cloudformation=5,elb=10,sqs=10,events=10,burst=50`;
+    /// services left out keep their default.
     fn from_str(text: &str) -> Result<RateLimits, String> {
         let mut limits = RateLimits::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -58,10 +66,13 @@ impl std::str::FromStr for RateLimits {
                 "eks" => &mut limits.eks,
                 "sts" => &mut limits.sts,
                 "cloudformation" => &mut limits.cloudformation,
+                "elb" => &mut limits.elb,
+                "sqs" => &mut limits.sqs,
+                "events" => &mut limits.events,
                 "burst" => &mut limits.burst,
                 other => {
                     return Err(format!(
-                        "unknown rate {other:?}: use ec2, iam, eks, sts, cloudformation or burst"
+                        "unknown rate {other:?}: use ec2, iam, eks, sts, cloudformation, elb, sqs, events or burst"
                     ));
                 }
             };
@@ -78,6 +89,9 @@ pub enum Service {
     Eks,
     Sts,
     Cloudformation,
+    Elb,
+    Sqs,
+    Events,
 }
 
 impl Service {
@@ -88,6 +102,9 @@ impl Service {
             Service::Eks => "eks",
             Service::Sts => "sts",
             Service::Cloudformation => "cloudformation",
+            Service::Elb => "elb",
+            Service::Sqs => "sqs",
+            Service::Events => "events",
         }
     }
 }
@@ -129,6 +146,9 @@ impl RateLimiter {
             Service::Eks => self.limits.eks,
             Service::Sts => self.limits.sts,
             Service::Cloudformation => self.limits.cloudformation,
+            Service::Elb => self.limits.elb,
+            Service::Sqs => self.limits.sqs,
+            Service::Events => self.limits.events,
         }
     }
 

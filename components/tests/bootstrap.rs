@@ -48,6 +48,10 @@ fn outputs() -> BTreeMap<String, Value> {
         "node-role".to_string(),
         json!({"name": "byoc-acme-dev-node"}),
     );
+    out.insert(
+        "karpenter-queue".to_string(),
+        json!({"name": "byoc-acme-dev-karpenter", "arn": "arn:aws:sqs:eu-west-1:111111111111:byoc-acme-dev-karpenter"}),
+    );
     for role in [
         "karpenter-role",
         "cert-manager-role",
@@ -152,6 +156,10 @@ async fn every_release_renders_with_the_values_byoc_generates() -> anyhow::Resul
     assert_eq!(
         values["serviceAccount"]["annotations"],
         role("karpenter-role")
+    );
+    assert_eq!(
+        values["settings"]["interruptionQueue"],
+        "byoc-acme-dev-karpenter"
     );
     let values = rendered_values(&helm, &releases["cert-manager"]).await?;
     assert_eq!(values["crds"]["enabled"], true);
@@ -331,5 +339,110 @@ async fn a_service_account_role_reads_back_as_written() -> anyhow::Result<()> {
     let drifted = canonical(&observed.inputs)?;
     assert!(drifted.service_account.is_none(), "{drifted:?}");
     provider.delete(&ctx, &created.physical_id, &inputs).await?;
+    Ok(())
+}
+
+/// Karpenter's interruption queue and one of its rules in the emulator: written, read back
+/// as written (no drift), adopted after an interrupted create, and deleted.
+#[tokio::test]
+async fn the_interruption_queue_and_its_rules_read_back_as_written() -> anyhow::Result<()> {
+    use byoc_components::resources::{eventbridge_rule, sqs_queue};
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
+    let env = common::env::Env::new(&platform, &account, STACK);
+    let ctx = |resource: &str| Ctx {
+        stack: STACK.into(),
+        resource: resource.into(),
+        token: format!("t-{resource}"),
+        attempt: 1,
+        cancel: CancellationToken::new(),
+    };
+    let queue = env.providers.get(sqs_queue::KIND).unwrap();
+    let rule = env.providers.get(eventbridge_rule::KIND).unwrap();
+    let queue_inputs = json!({
+        "name": "byoc-acme-dev-karpenter",
+        "senders": ["events.amazonaws.com", "sqs.amazonaws.com"],
+        "tags": {"team": "platform"},
+    });
+    let q = queue.create(&ctx("karpenter-queue"), &queue_inputs).await?;
+    assert_eq!(
+        q.outputs["arn"],
+        format!(
+            "arn:aws:sqs:{}:{account}:byoc-acme-dev-karpenter",
+            common::REGION
+        )
+    );
+    let observed = queue
+        .read(&ctx("karpenter-queue"), &q.physical_id, &queue_inputs)
+        .await?;
+    let canonical_queue =
+        |v: &Value| -> anyhow::Result<sqs_queue::Inputs> { Ok(serde_json::from_value(v.clone())?) };
+    assert_eq!(
+        canonical_queue(&observed.inputs)?,
+        canonical_queue(&queue_inputs)?
+    );
+
+    let rule_inputs = json!({
+        "name": "byoc-acme-dev-k-spot",
+        "event_pattern": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+        "target_arn": q.outputs["arn"],
+        "tags": {"team": "platform"},
+    });
+    let r = rule
+        .create(&ctx("karpenter-rule-spot"), &rule_inputs)
+        .await?;
+    let observed = rule
+        .read(&ctx("karpenter-rule-spot"), &r.physical_id, &rule_inputs)
+        .await?;
+    let canonical_rule = |v: &Value| -> anyhow::Result<eventbridge_rule::Inputs> {
+        Ok(serde_json::from_value(v.clone())?)
+    };
+    assert_eq!(
+        canonical_rule(&observed.inputs)?,
+        canonical_rule(&rule_inputs)?
+    );
+    // An interrupted create is adopted (the tags name this stack), not made twice.
+    let adopted = rule
+        .find_existing(&ctx("karpenter-rule-spot"), &rule_inputs)
+        .await?;
+    assert_eq!(adopted.map(|c| c.physical_id), Some(r.physical_id.clone()));
+    // Another stack's rule of the same name is not adopted.
+    let other = Ctx {
+        stack: "other-dev".into(),
+        ..ctx("karpenter-rule-spot")
+    };
+    let env_other = common::env::Env::new(&platform, &account, "other-dev");
+    let foreign = env_other
+        .providers
+        .get(eventbridge_rule::KIND)
+        .unwrap()
+        .find_existing(&other, &rule_inputs)
+        .await?;
+    assert!(foreign.is_none());
+
+    rule.delete(&ctx("karpenter-rule-spot"), &r.physical_id, &rule_inputs)
+        .await?;
+    queue
+        .delete(&ctx("karpenter-queue"), &q.physical_id, &queue_inputs)
+        .await?;
+    let gone = rule
+        .read(&ctx("karpenter-rule-spot"), &r.physical_id, &rule_inputs)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rule.classify(&gone),
+        byoc_engine::ErrorClass::NotFound,
+        "{gone}"
+    );
+    let gone = queue
+        .read(&ctx("karpenter-queue"), &q.physical_id, &queue_inputs)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        queue.classify(&gone),
+        byoc_engine::ErrorClass::NotFound,
+        "{gone}"
+    );
     Ok(())
 }

@@ -488,3 +488,177 @@ async fn assume_role_sends_the_external_id_and_session_name() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// What Kubernetes would leave in the VPC (a load balancer and its target group, an ENI of
+/// the VPC CNI, security groups referring to each other, a Karpenter instance) is swept by
+/// the destroy, which then deletes the VPC: nothing tagged for the cluster is left.
+#[tokio::test]
+async fn destroy_sweeps_what_the_cluster_left_in_the_vpc() -> anyhow::Result<()> {
+    use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+
+    let emulator = Emulator::shared();
+    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+    let stack = "leaky-dev";
+    let env = Env::new(&platform, &emulator.fresh_account(), stack);
+    let report = env.deploy(&managed_config(), "run-1").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let (ec2, elb) = (&env.aws.ec2, &env.aws.elb);
+    let vpc = env.id("vpc");
+    let private = env.id("subnet-private-a");
+    let public = [env.id("subnet-public-a"), env.id("subnet-public-b")];
+    let tagged = |kind: ResourceType, key: &str, value: &str| {
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(Tag::builder().key(key).value(value).build())
+            .build()
+    };
+    let cluster_tag = format!("kubernetes.io/cluster/{stack}");
+
+    let lb_sg = ec2
+        .create_security_group()
+        .group_name("k8s-elb")
+        .description("made by the load balancer controller")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(
+            ResourceType::SecurityGroup,
+            "elbv2.k8s.aws/cluster",
+            stack,
+        ))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    let node_sg = ec2
+        .create_security_group()
+        .group_name("karpenter-node")
+        .description("refers to the load balancer's group")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(ResourceType::SecurityGroup, &cluster_tag, "owned"))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&node_sg)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(30000)
+                .to_port(32767)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&lb_sg).build())
+                .build(),
+        )
+        .send()
+        .await?;
+    ec2.create_network_interface()
+        .subnet_id(&private)
+        .groups(&node_sg)
+        .tag_specifications(tagged(
+            ResourceType::NetworkInterface,
+            "cluster.k8s.amazonaws.com/name",
+            stack,
+        ))
+        .send()
+        .await?;
+    ec2.run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::M6iLarge)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&private)
+        .tag_specifications(tagged(ResourceType::Instance, &cluster_tag, "owned"))
+        .send()
+        .await?;
+    let lb = elb
+        .create_load_balancer()
+        .name("k8s-ingress-nginx")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .set_subnets(Some(public.to_vec()))
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("elbv2.k8s.aws/cluster")
+                .value(stack)
+                .build(),
+        )
+        .send()
+        .await?;
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    elb.create_target_group()
+        .name("k8s-ingress-nginx-80")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+        .port(80)
+        .vpc_id(&vpc)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(&cluster_tag)
+                .value("owned")
+                .build(),
+        )
+        .send()
+        .await?;
+
+    let report = env.destroy("run-2").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(env.census().await, empty_census());
+    let vpcs = ec2.describe_vpcs().vpc_ids(&vpc).send().await;
+    assert!(
+        vpcs.map(|v| v.vpcs().is_empty()).unwrap_or(true),
+        "the VPC is gone"
+    );
+    let lbs = elb.describe_load_balancers().send().await?;
+    assert!(
+        lbs.load_balancers()
+            .iter()
+            .all(|l| l.load_balancer_arn() != Some(lb_arn.as_str())),
+        "the load balancer is gone"
+    );
+    assert!(
+        elb.describe_target_groups()
+            .send()
+            .await?
+            .target_groups()
+            .is_empty()
+    );
+    let by_tag = |key: &str| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("tag-key")
+            .values(key)
+            .build()
+    };
+    for key in [
+        cluster_tag.as_str(),
+        "elbv2.k8s.aws/cluster",
+        "cluster.k8s.amazonaws.com/name",
+    ] {
+        let groups = ec2
+            .describe_security_groups()
+            .filters(by_tag(key))
+            .send()
+            .await?;
+        assert!(groups.security_groups().is_empty(), "{key}: {groups:?}");
+        let enis = ec2
+            .describe_network_interfaces()
+            .filters(by_tag(key))
+            .send()
+            .await?;
+        assert!(enis.network_interfaces().is_empty(), "{key}: {enis:?}");
+        let live: Vec<_> = ec2
+            .describe_instances()
+            .filters(by_tag(key))
+            .send()
+            .await?
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
+            .map(|i| i.instance_id().unwrap_or_default().to_string())
+            .collect();
+        assert!(live.is_empty(), "{key}: {live:?}");
+    }
+    Ok(())
+}

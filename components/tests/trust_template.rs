@@ -97,7 +97,10 @@ async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result
         output("RoleArn"),
         Some(format!("arn:aws:iam::{account}:role/byoc-deployer"))
     );
-    assert_eq!(output("TemplateVersion").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        output("TemplateVersion").as_deref(),
+        Some(TRUST_TEMPLATE_VERSION)
+    );
 
     let iam = aws_sdk_iam::Client::new(&customer);
     let role = iam.get_role().role_name("byoc-deployer").send().await?;

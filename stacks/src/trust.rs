@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::model::OnboardingStatus;
 
 /// The version of `cfn-templates/customer-iam-role.yaml`, as its `TemplateVersion` output says.
-pub const TRUST_TEMPLATE_VERSION: &str = "1.0.0";
+pub const TRUST_TEMPLATE_VERSION: &str = "1.1.0";
 
 /// The oldest template version whose permissions still cover everything byoc does: older
-/// stacks must be updated before byoc acts in the account again.
-pub const MIN_TRUST_TEMPLATE_VERSION: &str = "1.0.0";
+/// stacks must be updated before byoc acts in the account again. 1.1.0 may delete what a
+/// cluster's controllers made (tagged by the VPC CNI, the load balancer controller, Auto
+/// Mode), which a destroy sweeps.
+pub const MIN_TRUST_TEMPLATE_VERSION: &str = "1.1.0";
 
 /// The stack name the quick-create link proposes.
 pub const DEFAULT_TRUST_STACK: &str = "byoc-trust";

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, OnboardingStatus, RunKind, RunStatus, Sealer, Tenant,
-    TrustLocation, TrustStackReport, Verdict, migrate_url, schema_fingerprint,
+    Begin, Database, DbError, NewTenant, OnboardingStatus, RunKind, RunStatus, Sealer,
+    TRUST_TEMPLATE_VERSION, Tenant, TrustLocation, TrustStackReport, Verdict, migrate_url,
+    schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;
@@ -452,13 +453,16 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
             panic!("the verification should start");
         };
         let sealed = db.sealed_external_id("acme").await?;
-        let trusted = Verdict::of_report(&report("1.0.0"), "acme");
+        let trusted = Verdict::of_report(&report(TRUST_TEMPLATE_VERSION), "acme");
         assert!(db.record_verdict(&lease, &sealed, &trusted).await?);
         db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
             .await?;
         let acme = db.tenant("acme").await?;
         assert_eq!(acme.onboarding_status, OnboardingStatus::Trusted);
-        assert_eq!(acme.trust_template_version.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            acme.trust_template_version.as_deref(),
+            Some(TRUST_TEMPLATE_VERSION)
+        );
         assert!(acme.verified_at.is_some());
         assert_eq!(
             acme.onboarding_message.as_deref(),

@@ -15,9 +15,11 @@ use serde_json::Value;
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
 use crate::limiter::Service;
 
+pub mod cluster_leftovers;
 pub mod eks_cluster;
 pub mod eks_nodegroup;
 pub mod elastic_ip;
+pub mod eventbridge_rule;
 pub mod helm_release;
 pub mod iam_instance_profile;
 pub mod iam_role;
@@ -28,6 +30,7 @@ pub mod oidc_provider;
 pub mod route;
 pub mod route_table;
 pub mod route_table_association;
+pub mod sqs_queue;
 pub mod subnet;
 pub mod vpc;
 
@@ -75,6 +78,15 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .with(
             eks_cluster::KIND,
             Arc::new(eks_cluster::EksCluster(aws.clone())),
+        )
+        .with(sqs_queue::KIND, Arc::new(sqs_queue::SqsQueue(aws.clone())))
+        .with(
+            eventbridge_rule::KIND,
+            Arc::new(eventbridge_rule::EventbridgeRule(aws.clone())),
+        )
+        .with(
+            cluster_leftovers::KIND,
+            Arc::new(cluster_leftovers::ClusterLeftovers(aws.clone())),
         )
         .with(
             helm_release::KIND,

@@ -1,0 +1,390 @@
+//! What Kubernetes made in AWS for the environment's cluster, and what would outlive it:
+//! load balancers and target groups, instances Karpenter launched, ENIs and security groups.
+//! Nothing is made on create; on delete they are found by the cluster's tags inside the
+//! environment's VPC and deleted. The blueprint orders it after the cluster and before the
+//! subnets and the VPC, so that those never fail with DependencyViolation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, InstanceStateName, NetworkInterfaceStatus};
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, ec2_tag_map};
+use crate::aws::{self, Aws, TAG_STACK, tag_map};
+use crate::limiter::Service::{Ec2, Elb};
+
+pub const KIND: &str = "byoc:ClusterLeftovers";
+
+/// Instances take minutes to terminate, load balancers to release their ENIs.
+const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub cluster_name: String,
+    pub vpc_id: String,
+}
+
+pub struct ClusterLeftovers(pub Arc<Aws>);
+
+/// Whether the cluster (its load balancer controller, CNI, Karpenter or EKS Auto Mode)
+/// made an object with these tags. Objects byoc manages itself are never leftovers.
+pub fn made_by_cluster(tags: &BTreeMap<String, String>, cluster: &str) -> bool {
+    let named = |key: &str| tags.get(key).is_some_and(|v| v == cluster);
+    !tags.contains_key(TAG_STACK)
+        && (tags.contains_key(&format!("kubernetes.io/cluster/{cluster}"))
+            || named("elbv2.k8s.aws/cluster")
+            || named("karpenter.sh/discovery")
+            || named("cluster.k8s.amazonaws.com/name")
+            || named("eks:eks-cluster-name"))
+}
+
+fn vpc_filter(vpc_id: &str) -> Filter {
+    Filter::builder().name("vpc-id").values(vpc_id).build()
+}
+
+impl ClusterLeftovers {
+    /// Deletes the cluster's load balancers, then its target groups; the number deleted.
+    async fn load_balancers(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Elb, "DescribeLoadBalancers", &ctx.cancel, || {
+                aws.elb.describe_load_balancers().send()
+            })
+            .await?;
+        let arns: Vec<String> = out
+            .load_balancers()
+            .iter()
+            .filter(|lb| lb.vpc_id() == Some(inputs.vpc_id.as_str()))
+            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+            .collect();
+        let doomed = self.elb_made_by_cluster(ctx, inputs, arns).await?;
+        for arn in &doomed {
+            aws.call(Elb, "DeleteLoadBalancer", &ctx.cancel, || {
+                aws.elb.delete_load_balancer().load_balancer_arn(arn).send()
+            })
+            .await?;
+        }
+        let out = aws
+            .call(Elb, "DescribeTargetGroups", &ctx.cancel, || {
+                aws.elb.describe_target_groups().send()
+            })
+            .await?;
+        let arns: Vec<String> = out
+            .target_groups()
+            .iter()
+            .filter(|tg| tg.vpc_id() == Some(inputs.vpc_id.as_str()))
+            .filter_map(|tg| tg.target_group_arn().map(str::to_string))
+            .collect();
+        let groups = self.elb_made_by_cluster(ctx, inputs, arns).await?;
+        for arn in &groups {
+            aws.call(Elb, "DeleteTargetGroup", &ctx.cancel, || {
+                aws.elb.delete_target_group().target_group_arn(arn).send()
+            })
+            .await?;
+        }
+        Ok(doomed.len() + groups.len())
+    }
+
+    /// Those of `arns` (load balancers or target groups) whose tags say the cluster made them.
+    async fn elb_made_by_cluster(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        arns: Vec<String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        let aws = &self.0;
+        let mut found = Vec::new();
+        // DescribeTags takes 20 ARNs at a time.
+        for chunk in arns.chunks(20) {
+            let out = aws
+                .call(Elb, "DescribeTags", &ctx.cancel, || {
+                    aws.elb
+                        .describe_tags()
+                        .set_resource_arns(Some(chunk.to_vec()))
+                        .send()
+                })
+                .await?;
+            for description in out.tag_descriptions() {
+                let tags = tag_map(description.tags().iter().map(|t| (t.key(), t.value())));
+                if made_by_cluster(&tags, &inputs.cluster_name)
+                    && let Some(arn) = description.resource_arn()
+                {
+                    found.push(arn.to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Terminates the instances the cluster launched and waits until they are gone.
+    async fn instances(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+        let aws = &self.0;
+        let live = || async {
+            let out = aws
+                .call(Ec2, "DescribeInstances", &ctx.cancel, || {
+                    aws.ec2
+                        .describe_instances()
+                        .filters(vpc_filter(&inputs.vpc_id))
+                        .send()
+                })
+                .await?;
+            Ok::<_, ProviderError>(
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| {
+                        !matches!(
+                            i.state().and_then(|s| s.name()),
+                            Some(InstanceStateName::Terminated)
+                        )
+                    })
+                    .filter(|i| made_by_cluster(&ec2_tag_map(i.tags()), &inputs.cluster_name))
+                    .filter_map(|i| i.instance_id().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let ids = live().await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        aws.call(Ec2, "TerminateInstances", &ctx.cancel, || {
+            aws.ec2
+                .terminate_instances()
+                .set_instance_ids(Some(ids.clone()))
+                .send()
+        })
+        .await?;
+        let what = format!(
+            "{} instances of cluster {} to terminate",
+            ids.len(),
+            inputs.cluster_name
+        );
+        aws.wait_for(ctx, &what, TIMEOUT, || async {
+            Ok(live().await?.is_empty().then_some(()))
+        })
+        .await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes the cluster's ENIs, waiting for those still attached to be released.
+    async fn network_interfaces(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+        let aws = &self.0;
+        let deleted = AtomicUsize::new(0);
+        let what = format!("the ENIs of cluster {} to be released", inputs.cluster_name);
+        aws.wait_for(ctx, &what, TIMEOUT, || async {
+            let out = aws
+                .call(Ec2, "DescribeNetworkInterfaces", &ctx.cancel, || {
+                    aws.ec2
+                        .describe_network_interfaces()
+                        .filters(vpc_filter(&inputs.vpc_id))
+                        .send()
+                })
+                .await?;
+            let mine: Vec<_> = out
+                .network_interfaces()
+                .iter()
+                .filter(|e| made_by_cluster(&ec2_tag_map(e.tag_set()), &inputs.cluster_name))
+                .collect();
+            let mut attached = 0;
+            for eni in &mine {
+                let Some(id) = eni.network_interface_id() else {
+                    continue;
+                };
+                if eni.status() != Some(&NetworkInterfaceStatus::Available) {
+                    attached += 1;
+                    continue;
+                }
+                match aws
+                    .call(Ec2, "DeleteNetworkInterface", &ctx.cancel, || {
+                        aws.ec2
+                            .delete_network_interface()
+                            .network_interface_id(id)
+                            .send()
+                    })
+                    .await
+                {
+                    Err(e) if aws::classify(&e) == ErrorClass::NotFound => {}
+                    other => {
+                        other?;
+                        deleted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok((attached == 0).then_some(()))
+        })
+        .await?;
+        Ok(deleted.into_inner())
+    }
+
+    /// Deletes the cluster's security groups, their rules first: groups that refer to each
+    /// other could not be deleted otherwise.
+    async fn security_groups(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Ec2, "DescribeSecurityGroups", &ctx.cancel, || {
+                aws.ec2
+                    .describe_security_groups()
+                    .filters(vpc_filter(&inputs.vpc_id))
+                    .send()
+            })
+            .await?;
+        let groups: Vec<_> = out
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() != Some("default"))
+            .filter(|g| made_by_cluster(&ec2_tag_map(g.tags()), &inputs.cluster_name))
+            .collect();
+        for g in &groups {
+            let id = g.group_id().unwrap_or_default();
+            if !g.ip_permissions().is_empty() {
+                aws.call(Ec2, "RevokeSecurityGroupIngress", &ctx.cancel, || {
+                    aws.ec2
+                        .revoke_security_group_ingress()
+                        .group_id(id)
+                        .set_ip_permissions(Some(g.ip_permissions().to_vec()))
+                        .send()
+                })
+                .await?;
+            }
+            if !g.ip_permissions_egress().is_empty() {
+                aws.call(Ec2, "RevokeSecurityGroupEgress", &ctx.cancel, || {
+                    aws.ec2
+                        .revoke_security_group_egress()
+                        .group_id(id)
+                        .set_ip_permissions(Some(g.ip_permissions_egress().to_vec()))
+                        .send()
+                })
+                .await?;
+            }
+        }
+        for g in &groups {
+            let id = g.group_id().unwrap_or_default();
+            match aws
+                .call(Ec2, "DeleteSecurityGroup", &ctx.cancel, || {
+                    aws.ec2.delete_security_group().group_id(id).send()
+                })
+                .await
+            {
+                Err(e) if aws::classify(&e) == ErrorClass::NotFound => {}
+                other => other.map(drop)?,
+            }
+        }
+        Ok(groups.len())
+    }
+}
+
+fn created(inputs: &Inputs) -> Created {
+    Created {
+        physical_id: inputs.cluster_name.clone(),
+        outputs: json!({"cluster_name": inputs.cluster_name}),
+    }
+}
+
+#[async_trait]
+impl Provider for ClusterLeftovers {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing::<Inputs>(old, new, &["cluster_name", "vpc_id"])
+    }
+
+    async fn create(&self, _ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        Ok(created(&aws::parse(KIND, inputs)?))
+    }
+
+    /// Nothing of its own to read: the leftovers appear only as the cluster works.
+    async fn read(&self, _ctx: &Ctx, _id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        Ok(Observed {
+            outputs: created(&inputs).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        _id: &str,
+        _old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
+        Ok(created(&aws::parse(KIND, new)?).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, _id: &str, inputs: &Value) -> Result<(), ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        // Load balancers and instances hold ENIs, and ENIs hold security groups.
+        let balancers = self.load_balancers(ctx, &inputs).await?;
+        let instances = self.instances(ctx, &inputs).await?;
+        let enis = self.network_interfaces(ctx, &inputs).await?;
+        let groups = self.security_groups(ctx, &inputs).await?;
+        tracing::info!(
+            stack = %ctx.stack,
+            cluster = %inputs.cluster_name,
+            balancers, instances, enis, groups,
+            "swept what the cluster left in AWS"
+        );
+        Ok(())
+    }
+
+    async fn find_existing(
+        &self,
+        _ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
+        // Its create makes nothing in AWS: an interrupted one is complete.
+        Ok(Some(created(&aws::parse(KIND, inputs)?)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_what_the_cluster_tagged_and_never_byocs_own() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(made_by_cluster(
+            &tags(&[("kubernetes.io/cluster/acme-dev", "owned")]),
+            "acme-dev"
+        ));
+        assert!(made_by_cluster(
+            &tags(&[("elbv2.k8s.aws/cluster", "acme-dev")]),
+            "acme-dev"
+        ));
+        assert!(made_by_cluster(
+            &tags(&[("cluster.k8s.amazonaws.com/name", "acme-dev")]),
+            "acme-dev"
+        ));
+        assert!(!made_by_cluster(
+            &tags(&[("elbv2.k8s.aws/cluster", "acme-prod")]),
+            "acme-dev"
+        ));
+        assert!(!made_by_cluster(
+            &tags(&[("kubernetes.io/cluster/acme-devx", "owned")]),
+            "acme-dev"
+        ));
+        // byoc's own subnets carry the cluster's tags too.
+        assert!(!made_by_cluster(
+            &tags(&[
+                ("kubernetes.io/cluster/acme-dev", "shared"),
+                (TAG_STACK, "acme-dev")
+            ]),
+            "acme-dev"
+        ));
+    }
+}

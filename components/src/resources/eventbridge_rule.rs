@@ -1,0 +1,252 @@
+//! An EventBridge rule on the default bus with one target (Karpenter's interruption events
+//! to its queue). Found by its deterministic name; adopted only if its tags say it is this
+//! stack's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, removed_keys};
+use crate::aws::{self, Aws, tag_map, user_tags};
+use crate::limiter::Service::Events;
+
+pub const KIND: &str = "aws:events:Rule";
+
+/// The id of the rule's one target.
+const TARGET_ID: &str = "1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub name: String,
+    pub event_pattern: Value,
+    pub target_arn: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct EventbridgeRule(pub Arc<Aws>);
+
+/// The rule as it is: its inputs, ARN and all its tags.
+type Described = (Inputs, String, BTreeMap<String, String>);
+
+impl EventbridgeRule {
+    fn created(name: &str, arn: &str) -> Created {
+        Created {
+            physical_id: name.to_string(),
+            outputs: json!({"name": name, "arn": arn}),
+        }
+    }
+
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>, ProviderError> {
+        let aws = &self.0;
+        let rule = match aws
+            .call(Events, "DescribeRule", &ctx.cancel, || {
+                aws.events.describe_rule().name(name).send()
+            })
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
+            other => other?,
+        };
+        let arn = super::required(rule.arn(), "rule ARN")?.to_string();
+        let targets = aws
+            .call(Events, "ListTargetsByRule", &ctx.cancel, || {
+                aws.events.list_targets_by_rule().rule(name).send()
+            })
+            .await?;
+        let tags = aws
+            .call(Events, "ListTagsForResource", &ctx.cancel, || {
+                aws.events
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .send()
+            })
+            .await?;
+        let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
+        let inputs = Inputs {
+            name: name.to_string(),
+            event_pattern: super::policy_json(
+                "event pattern",
+                rule.event_pattern().unwrap_or("{}"),
+            )?,
+            target_arn: targets
+                .targets()
+                .iter()
+                .find(|t| t.id() == TARGET_ID)
+                .map(|t| t.arn().to_string())
+                .unwrap_or_default(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some((inputs, arn, tags)))
+    }
+
+    fn tags(&self, ctx: &Ctx, user: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+        self.0
+            .tags(ctx, user)
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| ProviderError::new(format!("rule tag: {e}")))
+            })
+            .collect()
+    }
+
+    /// Writes the rule (PutRule is an upsert) and its target; returns the rule's ARN.
+    async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String, ProviderError> {
+        let aws = &self.0;
+        let pattern = inputs.event_pattern.to_string();
+        let out = aws
+            .call(Events, "PutRule", &ctx.cancel, || {
+                aws.events
+                    .put_rule()
+                    .name(&inputs.name)
+                    .event_pattern(&pattern)
+                    .state(RuleState::Enabled)
+                    .send()
+            })
+            .await?;
+        let target = Target::builder()
+            .id(TARGET_ID)
+            .arn(&inputs.target_arn)
+            .build()
+            .map_err(|e| ProviderError::new(format!("rule target: {e}")))?;
+        aws.call(Events, "PutTargets", &ctx.cancel, || {
+            aws.events
+                .put_targets()
+                .rule(&inputs.name)
+                .targets(target.clone())
+                .send()
+        })
+        .await?;
+        Ok(super::required(out.rule_arn(), "rule ARN")?.to_string())
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Ctx,
+        arn: &str,
+        current: &BTreeMap<String, String>,
+        desired: &Inputs,
+    ) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let gone = removed_keys(&user_tags(current), &desired.tags);
+        if !gone.is_empty() {
+            aws.call(Events, "UntagResource", &ctx.cancel, || {
+                aws.events
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(gone.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        let tags = self.tags(ctx, &desired.tags)?;
+        aws.call(Events, "TagResource", &ctx.cancel, || {
+            aws.events
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Provider for EventbridgeRule {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing::<Inputs>(old, new, &["name"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let arn = self.put(ctx, &inputs).await?;
+        self.retag(ctx, &arn, &BTreeMap::new(), &inputs).await?;
+        Ok(EventbridgeRule::created(&inputs.name, &arn))
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _inputs: &Value,
+    ) -> Result<Observed, ProviderError> {
+        let (inputs, arn, _) = self
+            .describe(ctx, name)
+            .await?
+            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
+        Ok(Observed {
+            outputs: EventbridgeRule::created(name, &arn).outputs,
+            inputs: json!(inputs),
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
+        let new: Inputs = aws::parse(KIND, new)?;
+        let (_, _, tags) = self
+            .describe(ctx, name)
+            .await?
+            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
+        let arn = self.put(ctx, &new).await?;
+        self.retag(ctx, &arn, &tags, &new).await?;
+        Ok(EventbridgeRule::created(name, &arn).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        if self.describe(ctx, name).await?.is_none() {
+            return Ok(());
+        }
+        // A rule goes only once it has no targets.
+        aws.call(Events, "RemoveTargets", &ctx.cancel, || {
+            aws.events.remove_targets().rule(name).ids(TARGET_ID).send()
+        })
+        .await?;
+        match aws
+            .call(Events, "DeleteRule", &ctx.cancel, || {
+                aws.events.delete_rule().name(name).send()
+            })
+            .await
+        {
+            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let Some((_, _, tags)) = self.describe(ctx, &inputs.name).await? else {
+            return Ok(None);
+        };
+        if !self.0.owns(ctx, &tags, false) {
+            return Ok(None);
+        }
+        let arn = self.put(ctx, &inputs).await?;
+        self.retag(ctx, &arn, &tags, &inputs).await?;
+        Ok(Some(EventbridgeRule::created(&inputs.name, &arn)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}

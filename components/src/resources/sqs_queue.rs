@@ -1,0 +1,297 @@
+//! An SQS queue (Karpenter's interruption queue), with a policy letting the given AWS
+//! services send to it. Found by its deterministic name; adopted only if its tags say it is
+//! this stack's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::QueueAttributeName;
+use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{diff_replacing, removed_keys};
+use crate::aws::{self, Aws, user_tags};
+use crate::limiter::Service::Sqs;
+
+pub const KIND: &str = "aws:sqs:Queue";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub name: String,
+    #[serde(default = "default_retention")]
+    pub message_retention_seconds: u32,
+    /// Service principals that may send messages, e.g. `events.amazonaws.com`.
+    #[serde(default)]
+    pub senders: BTreeSet<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_retention() -> u32 {
+    300
+}
+
+pub struct SqsQueue(pub Arc<Aws>);
+
+/// The queue's attributes as byoc sets them.
+struct Attributes {
+    retention: u32,
+    policy: Option<Value>,
+}
+
+impl SqsQueue {
+    fn arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{}:{name}", self.0.region, self.0.account_id)
+    }
+
+    fn policy(&self, inputs: &Inputs) -> Option<Value> {
+        (!inputs.senders.is_empty()).then(|| {
+            json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": inputs.senders},
+                    "Action": "sqs:SendMessage",
+                    "Resource": self.arn(&inputs.name),
+                }],
+            })
+        })
+    }
+
+    fn created(&self, name: &str, url: &str) -> Created {
+        Created {
+            physical_id: name.to_string(),
+            outputs: json!({"name": name, "url": url, "arn": self.arn(name)}),
+        }
+    }
+
+    /// The queue's URL, or `None` if there is no such queue.
+    async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>, ProviderError> {
+        let aws = &self.0;
+        match aws
+            .call(Sqs, "GetQueueUrl", &ctx.cancel, || {
+                aws.sqs.get_queue_url().queue_name(name).send()
+            })
+            .await
+        {
+            Err(e) if is_missing(&e) => Ok(None),
+            other => Ok(other?.queue_url().map(str::to_string)),
+        }
+    }
+
+    async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Sqs, "GetQueueAttributes", &ctx.cancel, || {
+                aws.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+            })
+            .await?;
+        let attrs = out.attributes();
+        let get = |name: QueueAttributeName| attrs.and_then(|a| a.get(&name)).cloned();
+        Ok(Attributes {
+            retention: get(QueueAttributeName::MessageRetentionPeriod)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or_default(),
+            policy: get(QueueAttributeName::Policy)
+                .filter(|p| !p.is_empty())
+                .map(|p| super::policy_json("queue policy", &p))
+                .transpose()?,
+        })
+    }
+
+    async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Sqs, "ListQueueTags", &ctx.cancel, || {
+                aws.sqs.list_queue_tags().queue_url(url).send()
+            })
+            .await?;
+        Ok(out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    /// Sets the queue's attributes and user tags to `desired`.
+    async fn converge(
+        &self,
+        ctx: &Ctx,
+        url: &str,
+        current_tags: &BTreeMap<String, String>,
+        desired: &Inputs,
+    ) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let mut attributes = vec![(
+            QueueAttributeName::MessageRetentionPeriod,
+            desired.message_retention_seconds.to_string(),
+        )];
+        attributes.push((
+            QueueAttributeName::Policy,
+            self.policy(desired)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ));
+        aws.call(Sqs, "SetQueueAttributes", &ctx.cancel, || {
+            aws.sqs
+                .set_queue_attributes()
+                .queue_url(url)
+                .set_attributes(Some(attributes.iter().cloned().collect()))
+                .send()
+        })
+        .await?;
+        let current = user_tags(current_tags);
+        let gone = removed_keys(&current, &desired.tags);
+        if !gone.is_empty() {
+            aws.call(Sqs, "UntagQueue", &ctx.cancel, || {
+                aws.sqs
+                    .untag_queue()
+                    .queue_url(url)
+                    .set_tag_keys(Some(gone.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        let tags: std::collections::HashMap<String, String> =
+            aws.tags(ctx, &desired.tags).into_iter().collect();
+        aws.call(Sqs, "TagQueue", &ctx.cancel, || {
+            aws.sqs
+                .tag_queue()
+                .queue_url(url)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// SQS's codes for a queue that does not exist.
+fn is_missing(error: &ProviderError) -> bool {
+    matches!(
+        error.code.as_deref(),
+        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+    )
+}
+
+#[async_trait]
+impl Provider for SqsQueue {
+    fn diff(&self, old: &Value, new: &Value) -> Diff {
+        diff_replacing::<Inputs>(old, new, &["name"])
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        let aws = &self.0;
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let tags: std::collections::HashMap<String, String> =
+            aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let out = aws
+            .call(Sqs, "CreateQueue", &ctx.cancel, || {
+                aws.sqs
+                    .create_queue()
+                    .queue_name(&inputs.name)
+                    .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
+        let url = super::required(out.queue_url(), "queue URL")?.to_string();
+        self.converge(
+            ctx,
+            &url,
+            &aws.tags(ctx, &inputs.tags).into_iter().collect(),
+            &inputs,
+        )
+        .await?;
+        Ok(self.created(&inputs.name, &url))
+    }
+
+    async fn read(&self, ctx: &Ctx, name: &str, inputs: &Value) -> Result<Observed, ProviderError> {
+        let recorded: Inputs = aws::parse(KIND, inputs)?;
+        let url = self
+            .url(ctx, name)
+            .await?
+            .ok_or_else(|| super::not_found("SQS queue", name))?;
+        let attributes = self.attributes(ctx, &url).await?;
+        // The policy reads back as its senders when it is the one byoc writes.
+        let senders = if attributes.policy == self.policy(&recorded) {
+            recorded.senders.clone()
+        } else {
+            BTreeSet::from(["(changed outside byoc)".to_string()])
+        };
+        let observed = Inputs {
+            name: name.to_string(),
+            message_retention_seconds: attributes.retention,
+            senders,
+            tags: user_tags(&self.tags(ctx, &url).await?),
+        };
+        Ok(Observed {
+            outputs: self.created(name, &url).outputs,
+            inputs: json!(observed),
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        _old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
+        let new: Inputs = aws::parse(KIND, new)?;
+        let url = self
+            .url(ctx, name)
+            .await?
+            .ok_or_else(|| super::not_found("SQS queue", name))?;
+        let tags = self.tags(ctx, &url).await?;
+        self.converge(ctx, &url, &tags, &new).await?;
+        Ok(self.created(name, &url).outputs)
+    }
+
+    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let Some(url) = self.url(ctx, name).await? else {
+            return Ok(());
+        };
+        match aws
+            .call(Sqs, "DeleteQueue", &ctx.cancel, || {
+                aws.sqs.delete_queue().queue_url(&url).send()
+            })
+            .await
+        {
+            Err(e) if is_missing(&e) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
+        let inputs: Inputs = aws::parse(KIND, inputs)?;
+        let Some(url) = self.url(ctx, &inputs.name).await? else {
+            return Ok(None);
+        };
+        let tags = self.tags(ctx, &url).await?;
+        if !self.0.owns(ctx, &tags, false) {
+            return Ok(None);
+        }
+        self.converge(ctx, &url, &tags, &inputs).await?;
+        Ok(Some(self.created(&inputs.name, &url)))
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        if is_missing(error) {
+            ErrorClass::NotFound
+        } else {
+            aws::classify(error)
+        }
+    }
+}
