@@ -10,7 +10,7 @@ use byoc_stacks::{
 use serde_json::{Value, json};
 
 use crate::helm::BUILTIN_CHART_VERSION;
-use crate::resources::{eventbridge_rule, helm_release, iam_role, sqs_queue};
+use crate::resources::{cluster_drain, eventbridge_rule, helm_release, iam_role, sqs_queue};
 
 /// The resources of the components `config` lists, for `stack`. `role_name` names IAM roles
 /// (`byoc-{stack}-...`, within AWS's limits); `tags` are the environment's tags.
@@ -200,6 +200,22 @@ pub fn bootstrap(
                 }}}}),
             )),
         }
+    }
+    // Before any release goes, the cluster is drained while its controllers still run.
+    if !out.is_empty() {
+        let karpenter = config
+            .components
+            .enabled()
+            .any(|(c, _)| c == Component::Karpenter);
+        let mut drain = Resource::new(
+            cluster_drain::KIND,
+            "cluster-drain",
+            json!({"cluster": cluster, "node_pools": karpenter}),
+        );
+        for r in out.iter().filter(|r| r.kind == helm_release::KIND) {
+            drain = drain.depends_on(r.name.clone());
+        }
+        out.push(drain);
     }
     out
 }

@@ -1,8 +1,10 @@
 //! Reaching a tenant's EKS cluster: the bearer token EKS accepts (a presigned STS
-//! GetCallerIdentity URL that names the cluster, as `aws eks get-token` makes it) and a
-//! kubeconfig that exists only as a 0600 temporary file while a helm process needs it.
+//! GetCallerIdentity URL that names the cluster, as `aws eks get-token` makes it), a
+//! kubeconfig that exists only as a 0600 temporary file while a helm process needs it, and a
+//! minimal API client for draining the cluster.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -14,8 +16,17 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byoc_engine::ProviderError;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::json;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
 
 /// The header naming the cluster, signed into the token so it cannot be replayed elsewhere.
 pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
@@ -116,6 +127,104 @@ impl ClusterAccess {
         file.write_all(config.to_string().as_bytes())?;
         file.flush()?;
         Ok(file)
+    }
+}
+
+/// A minimal client of a cluster's Kubernetes API: JSON GETs and DELETEs with the bearer
+/// token, all that draining a cluster needs. TLS trusts only the cluster's own CA.
+pub struct KubeClient {
+    base: String,
+    token: String,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// The code of an API server that could not be reached or answered 5xx: worth retrying.
+pub const KUBE_UNAVAILABLE: &str = "KubeUnavailable";
+
+impl KubeClient {
+    pub fn new(access: &ClusterAccess) -> Result<KubeClient, ProviderError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            ProviderError::new(format!(
+                "the API server of cluster {} cannot be trusted: {e}",
+                access.name
+            ))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        if access.endpoint.starts_with("https://") {
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(access.ca_data.trim())
+                .map_err(|e| failed(&e))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                roots
+                    .add(cert.map_err(|e| failed(&e))?)
+                    .map_err(|e| failed(&e))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(KubeClient {
+            base: access.endpoint.trim_end_matches('/').to_string(),
+            token: access.token.clone(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    /// GETs `path`; `None` when it does not exist (404: e.g. an API group not installed).
+    pub async fn get(&self, path: &str) -> Result<Option<Value>, ProviderError> {
+        let (status, body) = self.send(Method::GET, path).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| ProviderError::new(format!("GET {path}: not JSON: {e}")))
+    }
+
+    /// DELETEs `path`; something already gone counts as deleted.
+    pub async fn delete(&self, path: &str) -> Result<(), ProviderError> {
+        self.send(Method::DELETE, path).await.map(drop)
+    }
+
+    async fn send(&self, method: Method, path: &str) -> Result<(StatusCode, Bytes), ProviderError> {
+        let what = format!("{method} {path}");
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ProviderError::new(format!("{what}: {e}")))?;
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .map_err(|_| ProviderError::with_code(KUBE_UNAVAILABLE, format!("{what}: timed out")))?
+            .map_err(|e| ProviderError::with_code(KUBE_UNAVAILABLE, format!("{what}: {e}")))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ProviderError::with_code(KUBE_UNAVAILABLE, format!("{what}: {e}")))?
+            .to_bytes();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok((status, body));
+        }
+        let message = format!("{what}: {status}: {}", String::from_utf8_lossy(&body));
+        Err(
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                ProviderError::with_code(KUBE_UNAVAILABLE, message)
+            } else {
+                ProviderError::with_code("KubeRefused", message)
+            },
+        )
     }
 }
 

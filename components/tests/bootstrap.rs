@@ -134,6 +134,18 @@ async fn every_release_renders_with_the_values_byoc_generates() -> anyhow::Resul
             "karpenter-defaults"
         ]
     );
+    // The cluster is drained before any release goes (deletes run dependents first).
+    let drain = resources
+        .iter()
+        .find(|r| r.name == "cluster-drain")
+        .unwrap();
+    for release in releases.keys() {
+        assert!(drain.depends_on.contains(release), "drain after {release}");
+    }
+    assert_eq!(
+        drain.inputs["node_pools"], true,
+        "byoc's Karpenter: its pools go"
+    );
     // Pinned charts, unless the config says otherwise.
     let karpenter = &releases["karpenter"];
     assert_eq!(

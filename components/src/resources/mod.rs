@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
 use crate::limiter::Service;
 
+pub mod cluster_drain;
 pub mod cluster_leftovers;
 pub mod eks_cluster;
 pub mod eks_nodegroup;
@@ -83,6 +84,10 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .with(
             eventbridge_rule::KIND,
             Arc::new(eventbridge_rule::EventbridgeRule(aws.clone())),
+        )
+        .with(
+            cluster_drain::KIND,
+            Arc::new(cluster_drain::ClusterDrain(aws.clone())),
         )
         .with(
             cluster_leftovers::KIND,
