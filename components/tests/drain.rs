@@ -283,15 +283,13 @@ async fn drain_without_karpenter_and_refusals_are_clear() -> anyhow::Result<()> 
     })
     .await?;
     drain(&url, false).await?;
-    let c = state.lock().unwrap();
-    assert!(c.services.is_empty());
-    assert_eq!(c.node_pools.as_ref().map(Vec::len), Some(1));
-    assert!(
-        !c.log.iter().any(|l| l.contains("nodepools")),
-        "{:?}",
-        c.log
-    );
-    drop(c);
+    {
+        let c = state.lock().unwrap();
+        assert!(c.services.is_empty());
+        assert_eq!(c.node_pools.as_ref().map(Vec::len), Some(1));
+        let log = &c.log;
+        assert!(!log.iter().any(|l| l.contains("nodepools")), "{log:?}");
+    }
 
     // An API server that refuses byoc's role: a permanent error naming the request.
     let (_, url) = serve(Cluster {
