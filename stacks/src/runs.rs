@@ -356,11 +356,18 @@ impl Database {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let now = now_ms();
+            // The stack's status says what its last deploy or destroy left.
             let released = sqlx::query(
-                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1
-                 WHERE name = $2 AND generation = $3",
+                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1,
+                 status = CASE (SELECT kind FROM runs WHERE id = $2)
+                   WHEN 'deploy' THEN CASE WHEN $3 = 'succeeded' THEN 'deployed' ELSE 'incomplete' END
+                   WHEN 'destroy' THEN CASE WHEN $3 = 'succeeded' THEN 'destroyed' ELSE 'incomplete' END
+                   ELSE status END
+                 WHERE name = $4 AND generation = $5",
             )
             .bind(now)
+            .bind(run_id)
+            .bind(status.as_str())
             .bind(&lease.stack)
             .bind(lease.generation)
             .execute(&mut *tx)

@@ -23,6 +23,8 @@ pub struct EnvironmentRecord {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StackStatus {
     pub stack: String,
+    /// `empty` (never deployed), `deployed`, `destroyed`, or `incomplete` (the last deploy or
+    /// destroy failed or was cancelled).
     pub status: String,
     pub state_version: i64,
     pub generation: i64,

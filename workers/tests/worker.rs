@@ -118,6 +118,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
         assert_eq!(state.resources.len(), 3);
         let run = db.run(&run.id).await?;
         assert_eq!(run.summary.as_ref().unwrap()["create"], 3);
+        assert_eq!(db.stack_status(&stack).await?.status, "deployed");
         assert!(run.finished_at.is_some());
 
         // An unchanged config previews as empty.
@@ -145,6 +146,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
         let (destroy, _) = db.request_run(&stack, RunKind::Destroy, "alice").await?;
         assert_eq!(worker.execute(&destroy.id).await?, RunStatus::Succeeded);
         assert!(cloud.objects().is_empty());
+        assert_eq!(db.stack_status(&stack).await?.status, "destroyed");
         assert!(
             db.snapshot(&stack)
                 .await
