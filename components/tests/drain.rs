@@ -83,6 +83,18 @@ fn list(
     json!({"items": items.iter().filter(|i| keep(i)).cloned().collect::<Vec<_>>()})
 }
 
+/// DELETE of a namespaced object: it finalizes over the next listing.
+async fn delete_namespaced(
+    State(s): State<Shared>,
+    Path((_, name)): Path<(String, String)>,
+    uri: Uri,
+    h: HeaderMap,
+) -> Result<StatusCode, StatusCode> {
+    enter(&s, "DELETE", &uri, &h)?;
+    s.lock().unwrap().finalizing.push((name, 1));
+    Ok(StatusCode::OK)
+}
+
 fn double(state: Shared) -> Router {
     Router::new()
         .route(
@@ -94,16 +106,7 @@ fn double(state: Shared) -> Router {
                 Ok::<_, StatusCode>(axum::Json(list(&mut c.services, &mut c.finalizing, |_| true)))
             }),
         )
-        .route(
-            "/api/v1/namespaces/{ns}/services/{name}",
-            axum::routing::delete(
-                |State(s): State<Shared>, Path((_, name)): Path<(String, String)>, uri: Uri, h: HeaderMap| async move {
-                    enter(&s, "DELETE", &uri, &h)?;
-                    s.lock().unwrap().finalizing.push((name, 1));
-                    Ok::<_, StatusCode>(StatusCode::OK)
-                },
-            ),
-        )
+        .route("/api/v1/namespaces/{ns}/services/{name}", axum::routing::delete(delete_namespaced))
         .route(
             "/apis/networking.k8s.io/v1/ingresses",
             get(|State(s): State<Shared>, uri: Uri, h: HeaderMap| async move {
@@ -113,16 +116,7 @@ fn double(state: Shared) -> Router {
                 Ok::<_, StatusCode>(axum::Json(list(&mut c.ingresses, &mut c.finalizing, |_| true)))
             }),
         )
-        .route(
-            "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{name}",
-            axum::routing::delete(
-                |State(s): State<Shared>, Path((_, name)): Path<(String, String)>, uri: Uri, h: HeaderMap| async move {
-                    enter(&s, "DELETE", &uri, &h)?;
-                    s.lock().unwrap().finalizing.push((name, 1));
-                    Ok::<_, StatusCode>(StatusCode::OK)
-                },
-            ),
-        )
+        .route("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{name}", axum::routing::delete(delete_namespaced))
         .route(
             "/apis/karpenter.sh/v1/nodepools",
             get(|State(s): State<Shared>, uri: Uri, h: HeaderMap| async move {

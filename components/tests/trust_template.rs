@@ -161,16 +161,22 @@ async fn customer_cfn(
     Ok(aws_sdk_cloudformation::Client::new(&customer))
 }
 
-#[tokio::test]
-async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
+/// A fresh tenant account in which the customer launched the template (as `version`).
+async fn launched(version: Option<&str>) -> anyhow::Result<(&'static Emulator, String)> {
     let emulator = Emulator::shared();
     let account = emulator.fresh_account();
     launch(
         &customer_cfn(emulator, &account).await?,
         &"e".repeat(64),
-        None,
+        version,
     )
     .await?;
+    Ok((emulator, account))
+}
+
+#[tokio::test]
+async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
+    let (emulator, account) = launched(None).await?;
     let aws = byoc_session(emulator, &account).await;
     let report = read_trust_stack(&aws, "byoc-trust").await?;
     let role = format!("arn:aws:iam::{account}:role/byoc-deployer");
@@ -194,14 +200,7 @@ async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn verify_of_an_old_template_says_an_upgrade_is_needed() -> anyhow::Result<()> {
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    launch(
-        &customer_cfn(emulator, &account).await?,
-        &"e".repeat(64),
-        Some("0.9.0"),
-    )
-    .await?;
+    let (emulator, account) = launched(Some("0.9.0")).await?;
     let report = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
     assert_eq!(report.template_version.as_deref(), Some("0.9.0"));
     let verdict = Verdict::of_report(&report, "acme");
@@ -243,14 +242,7 @@ async fn verify_without_a_stack_says_where_it_looked() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn verify_when_the_role_refuses_says_what_to_check() -> anyhow::Result<()> {
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    launch(
-        &customer_cfn(emulator, &account).await?,
-        &"e".repeat(64),
-        None,
-    )
-    .await?;
+    let (emulator, account) = launched(None).await?;
     let role = format!("arn:aws:iam::{account}:role/byoc-deployer");
     emulator.configure(&format!(r#"{{"deny_assume_role": ["{role}"]}}"#))?;
     let read = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await;
