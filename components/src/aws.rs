@@ -280,6 +280,96 @@ impl Aws {
         &self.credentials.role_arn
     }
 
+    /// The live EC2 objects tagged for this session's stack, as `(type, id)`: what the
+    /// stack's state should account for. Asked type by type (DescribeTags may still list
+    /// the tags of deleted objects).
+    pub async fn tagged_for_stack(&self) -> Result<Vec<(String, String)>, ProviderError> {
+        use aws_sdk_ec2::types::Filter;
+        let cancel = CancellationToken::new();
+        let f = || {
+            Filter::builder()
+                .name(format!("tag:{TAG_STACK}"))
+                .values(&self.stack)
+                .build()
+        };
+        let ec2 = &self.ec2;
+        let mut out = Vec::new();
+        let mut add = |kind: &str, ids: Vec<Option<&str>>| {
+            out.extend(
+                ids.into_iter()
+                    .flatten()
+                    .map(|id| (kind.to_string(), id.to_string())),
+            );
+        };
+        let vpcs = self
+            .call(Service::Ec2, "DescribeVpcs", &cancel, || {
+                ec2.describe_vpcs().filters(f()).send()
+            })
+            .await?;
+        add("vpc", vpcs.vpcs().iter().map(|v| v.vpc_id()).collect());
+        let subnets = self
+            .call(Service::Ec2, "DescribeSubnets", &cancel, || {
+                ec2.describe_subnets().filters(f()).send()
+            })
+            .await?;
+        add(
+            "subnet",
+            subnets.subnets().iter().map(|s| s.subnet_id()).collect(),
+        );
+        let igws = self
+            .call(Service::Ec2, "DescribeInternetGateways", &cancel, || {
+                ec2.describe_internet_gateways().filters(f()).send()
+            })
+            .await?;
+        add(
+            "internet-gateway",
+            igws.internet_gateways()
+                .iter()
+                .map(|g| g.internet_gateway_id())
+                .collect(),
+        );
+        let addresses = self
+            .call(Service::Ec2, "DescribeAddresses", &cancel, || {
+                ec2.describe_addresses().filters(f()).send()
+            })
+            .await?;
+        add(
+            "elastic-ip",
+            addresses
+                .addresses()
+                .iter()
+                .map(|a| a.allocation_id())
+                .collect(),
+        );
+        let nats = self
+            .call(Service::Ec2, "DescribeNatGateways", &cancel, || {
+                ec2.describe_nat_gateways().filter(f()).send()
+            })
+            .await?;
+        add(
+            "natgateway",
+            nats.nat_gateways()
+                .iter()
+                .filter(|n| n.state().map(|s| s.as_str()) != Some("deleted"))
+                .map(|n| n.nat_gateway_id())
+                .collect(),
+        );
+        let tables = self
+            .call(Service::Ec2, "DescribeRouteTables", &cancel, || {
+                ec2.describe_route_tables().filters(f()).send()
+            })
+            .await?;
+        add(
+            "route-table",
+            tables
+                .route_tables()
+                .iter()
+                .map(|t| t.route_table_id())
+                .collect(),
+        );
+        Ok(out)
+    }
+
     /// The assumed role's current credentials (assumed again when close to expiry), e.g.
     /// to sign an EKS token.
     pub async fn credentials(&self) -> Result<Credentials, ProviderError> {

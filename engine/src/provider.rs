@@ -174,4 +174,18 @@ impl Providers {
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Provider>> {
         self.by_kind.get(kind)
     }
+
+    /// Every provider replaced by what `wrap` makes of it (instrumentation, fault injection).
+    pub fn map(self, wrap: impl Fn(&str, Arc<dyn Provider>) -> Arc<dyn Provider>) -> Providers {
+        Providers {
+            by_kind: self
+                .by_kind
+                .into_iter()
+                .map(|(kind, p)| {
+                    let wrapped = wrap(&kind, p);
+                    (kind, wrapped)
+                })
+                .collect(),
+        }
+    }
 }

@@ -1,20 +1,26 @@
-//! A worker daemon over a file-backed fake cloud, for crash tests: killed with SIGKILL
-//! mid-run, its successor must finish the run without a duplicate object. Not for production.
+//! A worker daemon for crash tests, with a fast heartbeat and lease: killed mid-run, its
+//! successor must finish the run without a duplicate or orphaned object. Not for production.
 //!
-//! Environment: `BYOC_DATABASE_URL` (the store), `FAKE_CLOUD` (SQLite file holding the fake
-//! cloud's objects, shared by every worker process), `WORKER_NAME`, `CREATE_MS` (latency of
-//! each create).
+//! Environment: `BYOC_DATABASE_URL` (the store), `WORKER_NAME`, and either
+//! - `FAKE_CLOUD` (SQLite file holding a fake cloud's objects, shared by every worker
+//!   process) and `CREATE_MS` (latency of each create), or
+//! - `BLUEPRINT=aws`: the real AWS blueprint against `AWS_ENDPOINT_URL` (the emulator).
+//!
+//! `PARALLELISM` bounds the steps run at once. `CRASH_POINT=before|after:R1,R2,...` aborts
+//! the process (as kill -9 would: nothing is flushed or released) just before or just after
+//! the first create, update or delete call of any of the listed resources, saying which.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use byoc_components::{Platform, PlatformOptions, WaitPolicy};
 use byoc_engine::{
     CancellationToken, Created, Ctx, ErrorClass, Observed, Provider, ProviderError, Providers,
     Resource,
 };
 use byoc_stacks::{Database, JobQueue, QueueConfig};
-use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
+use byoc_workers::{AwsBlueprint, Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
 
@@ -130,8 +136,121 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Where to crash: the resources, and whether after their call (else before).
+struct Point {
+    resources: Vec<String>,
+    after: bool,
+}
+
+/// A provider that aborts the process at a listed resource's call.
+struct CrashAt {
+    inner: Arc<dyn Provider>,
+    point: Arc<Point>,
+}
+
+impl CrashAt {
+    async fn boundary<T>(
+        &self,
+        ctx: &Ctx,
+        call: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let resource = byoc_engine::base_name(&ctx.resource);
+        let here = self.point.resources.iter().any(|r| r == resource);
+        let crash = |when: &str| {
+            eprintln!("crash point {resource}:{when} reached");
+            std::process::abort();
+        };
+        if here && !self.point.after {
+            crash("before");
+        }
+        let result = call.await;
+        if here && self.point.after {
+            crash("after");
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Provider for CrashAt {
+    fn diff(&self, old: &Value, new: &Value) -> byoc_engine::Diff {
+        self.inner.diff(old, new)
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+        self.boundary(ctx, self.inner.create(ctx, inputs)).await
+    }
+
+    async fn read(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
+        self.inner.read(ctx, id, inputs).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Value, ProviderError> {
+        self.boundary(ctx, self.inner.update(ctx, id, old, new))
+            .await
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<(), ProviderError> {
+        self.boundary(ctx, self.inner.delete(ctx, id, inputs)).await
+    }
+
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &Value,
+    ) -> Result<Option<Created>, ProviderError> {
+        self.inner.find_existing(ctx, inputs).await
+    }
+
+    fn classify(&self, error: &ProviderError) -> ErrorClass {
+        self.inner.classify(error)
+    }
+}
+
+/// Another blueprint whose providers crash at `point`.
+struct Crashing {
+    inner: Arc<dyn Blueprint>,
+    point: Arc<Point>,
+}
+
+#[async_trait]
+impl Blueprint for Crashing {
+    fn build(
+        &self,
+        target: &RunTarget,
+        config: &Value,
+    ) -> Result<(Vec<Resource>, Providers), String> {
+        let (resources, providers) = self.inner.build(target, config)?;
+        let providers = providers.map(|_, inner| {
+            Arc::new(CrashAt {
+                inner,
+                point: self.point.clone(),
+            }) as Arc<dyn Provider>
+        });
+        Ok((resources, providers))
+    }
+}
+
+async fn blueprint() -> Result<Arc<dyn Blueprint>, Box<dyn std::error::Error>> {
+    if std::env::var("BLUEPRINT").as_deref() == Ok("aws") {
+        let platform = Platform::load(PlatformOptions {
+            endpoint: Some(env("AWS_ENDPOINT_URL")),
+            wait: WaitPolicy {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(500),
+                fraction: 0.05,
+            },
+            ..PlatformOptions::default()
+        })
+        .await;
+        return Ok(Arc::new(AwsBlueprint::new(platform)));
+    }
     let cloud_url = format!("sqlite://{}?mode=rwc", env("FAKE_CLOUD"));
     let pool = SqlitePool::connect(&cloud_url).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, stack TEXT, resource TEXT, token TEXT, inputs TEXT)")
@@ -141,6 +260,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pool,
         create_latency: Duration::from_millis(env("CREATE_MS").parse()?),
     });
+    Ok(Arc::new(ListBlueprint(cloud)))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut blueprint = blueprint().await?;
+    if let Ok(point) = std::env::var("CRASH_POINT") {
+        let (when, resources) = point
+            .split_once(':')
+            .ok_or("CRASH_POINT is before:R1,R2,... or after:R1,R2,...")?;
+        blueprint = Arc::new(Crashing {
+            inner: blueprint,
+            point: Arc::new(Point {
+                resources: resources.split(',').map(str::to_string).collect(),
+                after: when == "after",
+            }),
+        });
+    }
     let db = Database::connect(&env("BYOC_DATABASE_URL")).await?;
     let queue = JobQueue::setup(
         &db,
@@ -153,16 +290,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = WorkerConfig::new(env("WORKER_NAME"));
     config.lease_ttl = Duration::from_millis(1500);
     config.poll = Duration::from_millis(50);
+    if let Ok(n) = std::env::var("PARALLELISM") {
+        config.parallelism = Some(n.parse()?);
+    }
     let shutdown = CancellationToken::new();
     // The key the tests seal their tenants' external ids with.
     let sealer = byoc_stacks::Sealer::from_hex(&"ab".repeat(32))?;
-    let worker = Worker::new(
-        db.clone(),
-        sealer,
-        Arc::new(ListBlueprint(cloud)),
-        config,
-        shutdown.clone(),
-    );
+    let worker = Worker::new(db.clone(), sealer, blueprint, config, shutdown.clone());
     println!("ready");
     run_daemon(db, queue, worker, 2, shutdown).await?;
     Ok(())
