@@ -6,7 +6,7 @@
 //! so Karpenter and the load balancer controllers still run while it drains.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::diff_replacing;
 use super::helm_release::Cluster;
 use crate::aws::{self, Aws};
-use crate::kube::{ClusterAccess, KUBE_UNAVAILABLE, KubeClient, eks_token};
+use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
 pub const KIND: &str = "k8s:ClusterDrain";
 
@@ -87,18 +87,7 @@ async fn remaining(
 
 impl ClusterDrain {
     async fn kube(&self, cluster: &Cluster) -> Result<KubeClient, ProviderError> {
-        let credentials = self.0.credentials().await?;
-        KubeClient::new(&ClusterAccess {
-            name: cluster.name.clone(),
-            endpoint: cluster.endpoint.clone(),
-            ca_data: cluster.certificate_authority.clone(),
-            token: eks_token(
-                &credentials,
-                &self.0.region,
-                &cluster.name,
-                SystemTime::now(),
-            )?,
-        })
+        KubeClient::new(&cluster.access(&self.0).await?)
     }
 }
 

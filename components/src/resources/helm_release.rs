@@ -40,6 +40,20 @@ fn default_timeout() -> u64 {
     600
 }
 
+impl Cluster {
+    /// How the session reaches this cluster: its endpoint and CA, and an EKS token signed
+    /// with the session's assumed-role credentials.
+    pub async fn access(&self, aws: &Aws) -> Result<ClusterAccess, ProviderError> {
+        let credentials = aws.credentials().await?;
+        Ok(ClusterAccess {
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            ca_data: self.certificate_authority.clone(),
+            token: eks_token(&credentials, &aws.region, &self.name, SystemTime::now())?,
+        })
+    }
+}
+
 pub struct HelmRelease(pub Arc<Aws>);
 
 impl HelmRelease {
@@ -53,18 +67,7 @@ impl HelmRelease {
     }
 
     async fn access(&self, cluster: &Cluster) -> Result<ClusterAccess, ProviderError> {
-        let credentials = self.0.credentials().await?;
-        Ok(ClusterAccess {
-            name: cluster.name.clone(),
-            endpoint: cluster.endpoint.clone(),
-            ca_data: cluster.certificate_authority.clone(),
-            token: eks_token(
-                &credentials,
-                &self.0.region,
-                &cluster.name,
-                SystemTime::now(),
-            )?,
-        })
+        cluster.access(&self.0).await
     }
 
     /// Installs or upgrades the release to `inputs`.
