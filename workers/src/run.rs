@@ -317,13 +317,7 @@ impl Worker {
 
     /// Appends an event of the worker's own (not the engine's) to the run's stream.
     async fn note(&self, run_id: &str, level: &str, message: &str, data: Option<&Value>) {
-        if let Err(e) = self
-            .db
-            .record_event(run_id, level, None, message, data)
-            .await
-        {
-            tracing::warn!(run = %run_id, error = %e, "could not record a run event");
-        }
+        record_event(&self.db, run_id, level, None, message, data).await;
     }
 
     /// Plans and applies according to the run's kind: (status, error, summary).
@@ -483,12 +477,24 @@ async fn write_events(db: Database, run_id: String, mut rx: mpsc::UnboundedRecei
     while let Some(event) = rx.recv().await {
         let (level, resource, message) = describe(&event);
         let data = serde_json::to_value(&event).ok();
-        if let Err(e) = db
-            .record_event(&run_id, level, resource, &message, data.as_ref())
-            .await
-        {
-            tracing::warn!(run = %run_id, error = %e, "could not record a run event");
-        }
+        record_event(&db, &run_id, level, resource, &message, data.as_ref()).await;
+    }
+}
+
+/// Appends to a run's event stream; a failure is logged, never fails the run.
+async fn record_event(
+    db: &Database,
+    run_id: &str,
+    level: &str,
+    resource: Option<&str>,
+    message: &str,
+    data: Option<&Value>,
+) {
+    if let Err(e) = db
+        .record_event(run_id, level, resource, message, data)
+        .await
+    {
+        tracing::warn!(run = %run_id, error = %e, "could not record a run event");
     }
 }
 
