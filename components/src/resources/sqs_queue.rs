@@ -2,7 +2,7 @@
 //! services send to it. Found by its deterministic name; adopted only if its tags say it is
 //! this stack's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -120,6 +120,22 @@ impl SqsQueue {
     }
 
     /// Sets the queue's attributes and user tags to `desired`.
+    /// The attributes byoc sets, as CreateQueue and SetQueueAttributes take them.
+    fn attributes_of(&self, inputs: &Inputs) -> HashMap<QueueAttributeName, String> {
+        HashMap::from([
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                inputs.message_retention_seconds.to_string(),
+            ),
+            (
+                QueueAttributeName::Policy,
+                self.policy(inputs)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+            ),
+        ])
+    }
+
     async fn converge(
         &self,
         ctx: &Ctx,
@@ -128,21 +144,12 @@ impl SqsQueue {
         desired: &Inputs,
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
-        let mut attributes = vec![(
-            QueueAttributeName::MessageRetentionPeriod,
-            desired.message_retention_seconds.to_string(),
-        )];
-        attributes.push((
-            QueueAttributeName::Policy,
-            self.policy(desired)
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-        ));
+        let attributes = self.attributes_of(desired);
         aws.call(Sqs, "SetQueueAttributes", &ctx.cancel, || {
             aws.sqs
                 .set_queue_attributes()
                 .queue_url(url)
-                .set_attributes(Some(attributes.iter().cloned().collect()))
+                .set_attributes(Some(attributes.clone()))
                 .send()
         })
         .await?;
@@ -158,8 +165,7 @@ impl SqsQueue {
             })
             .await?;
         }
-        let tags: std::collections::HashMap<String, String> =
-            aws.tags(ctx, &desired.tags).into_iter().collect();
+        let tags: HashMap<String, String> = aws.tags(ctx, &desired.tags).into_iter().collect();
         aws.call(Sqs, "TagQueue", &ctx.cancel, || {
             aws.sqs
                 .tag_queue()
@@ -189,26 +195,22 @@ impl Provider for SqsQueue {
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let tags: std::collections::HashMap<String, String> =
-            aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        // Made whole in one call: its attributes and tags need no second write.
+        let mut attributes = self.attributes_of(&inputs);
+        attributes.retain(|_, value| !value.is_empty());
+        attributes.insert(QueueAttributeName::SqsManagedSseEnabled, "true".into());
         let out = aws
             .call(Sqs, "CreateQueue", &ctx.cancel, || {
                 aws.sqs
                     .create_queue()
                     .queue_name(&inputs.name)
-                    .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+                    .set_attributes(Some(attributes.clone()))
                     .set_tags(Some(tags.clone()))
                     .send()
             })
             .await?;
         let url = super::required(out.queue_url(), "queue URL")?.to_string();
-        self.converge(
-            ctx,
-            &url,
-            &aws.tags(ctx, &inputs.tags).into_iter().collect(),
-            &inputs,
-        )
-        .await?;
         Ok(self.created(&inputs.name, &url))
     }
 
