@@ -175,20 +175,25 @@ impl World {
         Ok(passed)
     }
 
-    /// IAM roles, instance profiles and EKS clusters of the stack still in the account.
-    async fn named_leftovers(&self, stack: &str, account: &str) -> anyhow::Result<Vec<String>> {
+    /// A session in `account` for checking `stack`, as the platform's own credentials.
+    async fn session(&self, stack: &str, account: &str) -> std::sync::Arc<byoc_components::Aws> {
         let platform = Platform::load(PlatformOptions {
             endpoint: Some(self.emulator.endpoint().to_string()),
             ..PlatformOptions::default()
         })
         .await;
-        let aws = platform.session(Target {
+        platform.session(Target {
             account_id: account.into(),
             external_id: "x".into(),
             region: REGION.into(),
             stack: stack.into(),
             run_id: "check".into(),
-        });
+        })
+    }
+
+    /// IAM roles, instance profiles and EKS clusters of the stack still in the account.
+    async fn named_leftovers(&self, stack: &str, account: &str) -> anyhow::Result<Vec<String>> {
+        let aws = self.session(stack, account).await;
         let prefix = format!("byoc-{stack}-");
         let mut left: Vec<String> = aws
             .iam
@@ -227,18 +232,7 @@ impl World {
     /// recorded resource exists as recorded (no drift), and no EC2 object tagged for the
     /// stack is missing from the state (no duplicate, no orphan).
     async fn state_is_reality(&self, stack: &str, account: &str) -> anyhow::Result<usize> {
-        let platform = Platform::load(PlatformOptions {
-            endpoint: Some(self.emulator.endpoint().to_string()),
-            ..PlatformOptions::default()
-        })
-        .await;
-        let aws = platform.session(Target {
-            account_id: account.into(),
-            external_id: "x".into(),
-            region: REGION.into(),
-            stack: stack.into(),
-            run_id: "check".into(),
-        });
+        let aws = self.session(stack, account).await;
         let snapshot = self
             .db
             .snapshot(stack)
