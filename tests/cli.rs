@@ -1,53 +1,31 @@
 //! The `byoc` client commands, run as the real binary against a live `byoc serve` (with its
 //! embedded workers deploying into the emulator).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, bail};
-use byoc_testkit::{Emulator, TestDb};
+use byoc_testkit::{ADMIN_TOKEN, ByocProcess, Emulator, TestDb};
 use serde_json::Value;
 
-const ADMIN: &str =
-    "byoc_0123456789abcdef_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const ADMIN: &str = ADMIN_TOKEN;
 
 struct Server {
-    child: Child,
+    _process: ByocProcess,
     url: String,
 }
 
 impl Server {
     fn start(database_url: &str, emulator: &str) -> anyhow::Result<Server> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_byoc"));
-        if database_url.starts_with("postgres") {
-            command.env("BYOC_SECRET_KEY", "01".repeat(32));
-        } else {
-            command.env_remove("BYOC_SECRET_KEY");
-        }
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("BYOC_DATABASE_URL", database_url)
-            .env("BYOC_ADMIN_TOKEN", ADMIN)
-            .env("BYOC_AWS_ENDPOINT_URL", emulator)
-            .env("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let Some(rest) = line.strip_prefix("byoc listening on ") else {
-            let _ = child.kill();
-            bail!("unexpected first line {line:?}");
-        };
-        let url = rest
-            .split_whitespace()
-            .next()
-            .context("address")?
-            .to_string();
-        Ok(Server { child, url })
+        let bin = Path::new(env!("CARGO_BIN_EXE_byoc"));
+        let mut command = ByocProcess::command(bin, database_url, Some(emulator));
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        command.stderr(Stdio::null());
+        let process = ByocProcess::serve(command)?;
+        Ok(Server {
+            url: process.url().to_string(),
+            _process: process,
+        })
     }
 
     /// Runs `byoc ARGS` against this server with the admin token.
@@ -75,13 +53,6 @@ impl Server {
         all.extend(["--output", "json"]);
         let text = self.ok(&all)?;
         serde_json::from_str(&text).with_context(|| text)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

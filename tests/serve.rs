@@ -1,18 +1,16 @@
 //! `byoc serve` as a real process: health, readiness and shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use byoc_testkit::TestDb;
+use anyhow::bail;
+use byoc_testkit::{ByocProcess, TestDb};
 use serde_json::Value;
-
-const KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
 /// A `byoc serve` child process, killed when dropped.
 struct Server {
-    child: Child,
+    process: ByocProcess,
     base: String,
 }
 
@@ -22,30 +20,15 @@ impl Server {
     }
 
     fn start_with(database_url: &str, env: &[(&str, &str)]) -> anyhow::Result<Server> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_byoc"));
+        let mut cmd =
+            ByocProcess::command(Path::new(env!("CARGO_BIN_EXE_byoc")), database_url, None);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .envs(env.iter().copied())
-            .env("BYOC_DATABASE_URL", database_url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if database_url.starts_with("postgres") {
-            cmd.env("BYOC_SECRET_KEY", KEY);
-        } else {
-            cmd.env_remove("BYOC_SECRET_KEY");
-        }
-        let mut child = cmd.spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-        let Some(rest) = line.strip_prefix("byoc listening on ") else {
-            let _ = child.kill();
-            bail!("unexpected first line {line:?}");
-        };
-        let base = rest
-            .split_whitespace()
-            .next()
-            .context("address")?
-            .to_string();
-        Ok(Server { child, base })
+            .envs(env.iter().copied());
+        let process = ByocProcess::serve(cmd)?;
+        Ok(Server {
+            base: process.url().to_string(),
+            process,
+        })
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
@@ -66,13 +49,6 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -118,9 +94,8 @@ async fn stops_cleanly_on_sigterm() -> anyhow::Result<()> {
     let db = TestDb::sqlite().await?;
     let mut server = Server::start(db.url())?;
     server.until_ready().await?;
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
-    let status = server.child.wait()?;
+    server.process.terminate();
+    let status = server.process.wait_exit(Duration::from_secs(30))?;
     assert!(status.success(), "exit status {status}");
     Ok(())
 }

@@ -1,61 +1,25 @@
 //! `byoc worker` and the workers embedded in `byoc serve`, as real processes, deploying the
 //! AWS environment into an emulated tenant account.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use byoc_stacks::{
     Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
 };
-use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
+use byoc_testkit::{ByocProcess, Emulator, EmulatorOptions, TestDb};
 use serde_json::json;
 
-/// A byoc child process, killed when dropped.
-struct Process(Child);
-
-impl Process {
-    fn start(args: &[&str], database_url: &str, emulator: &str) -> anyhow::Result<Process> {
-        let child = Command::new(env!("CARGO_BIN_EXE_byoc"))
-            .args(args)
-            .env("BYOC_DATABASE_URL", database_url)
-            .env_remove("BYOC_SECRET_KEY")
-            .env("BYOC_AWS_ENDPOINT_URL", emulator)
-            .env("BYOC_LEASE_TTL_SECONDS", "5")
-            // The platform's own credentials: moto's default account.
-            .env("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        Ok(Process(child))
-    }
-
-    fn terminate(&self) {
-        // SAFETY: a plain syscall on the pid of our own child.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-    }
-
-    /// Waits for the process to exit by itself.
-    fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait()? {
-                return Ok(status);
-            }
-            ensure!(start.elapsed() < limit, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A byoc child process with a short lease, so that takeovers happen within the test.
+fn start(args: &[&str], database_url: &str, emulator: &str) -> anyhow::Result<ByocProcess> {
+    let mut cmd = ByocProcess::command(
+        Path::new(env!("CARGO_BIN_EXE_byoc")),
+        database_url,
+        Some(emulator),
+    );
+    cmd.args(args).env("BYOC_LEASE_TTL_SECONDS", "5");
+    ByocProcess::spawn(cmd)
 }
 
 /// A tenant in a fresh emulated account with a managed-mode environment `dev`.
@@ -109,7 +73,7 @@ async fn byoc_worker_deploys_and_destroys_an_environment() -> anyhow::Result<()>
     let db = Database::connect(t.url()).await?;
     tenant(&db, &emulator.fresh_account()).await?;
     let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
-    let _worker = Process::start(&["worker"], t.url(), emulator.endpoint())?;
+    let _worker = start(&["worker"], t.url(), emulator.endpoint())?;
 
     let (deploy, _) = queue
         .request(&db, "acme-dev", RunKind::Deploy, "test")
@@ -145,7 +109,7 @@ async fn serve_finishes_its_run_on_sigterm() -> anyhow::Result<()> {
     let db = Database::connect(t.url()).await?;
     tenant(&db, &emulator.fresh_account()).await?;
     let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
-    let mut server = Process::start(
+    let mut server = start(
         &["serve", "--listen", "127.0.0.1:0"],
         t.url(),
         emulator.endpoint(),

@@ -58,6 +58,29 @@ impl Platform {
         Platform::with_config(loader.load().await, options)
     }
 
+    /// Platform credentials given outright, e.g. an emulator's, where the process's own
+    /// environment must not be consulted (a test process running many of them).
+    pub async fn load_with_keys(
+        access_key_id: &str,
+        secret_access_key: &str,
+        region: &str,
+        options: PlatformOptions,
+    ) -> Platform {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(
+                access_key_id,
+                secret_access_key,
+                None,
+                None,
+                "byoc",
+            ));
+        if let Some(endpoint) = &options.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Platform::with_config(loader.load().await, options)
+    }
+
     pub fn with_config(sdk: SdkConfig, options: PlatformOptions) -> Platform {
         Platform {
             sdk,
@@ -280,10 +303,12 @@ impl Aws {
         &self.credentials.role_arn
     }
 
-    /// The live EC2 objects tagged for this session's stack, as `(type, id)`: what the
-    /// stack's state should account for. Asked type by type (DescribeTags may still list
-    /// the tags of deleted objects).
-    pub async fn tagged_for_stack(&self) -> Result<Vec<(String, String)>, ProviderError> {
+    /// What of this session's stack lives in the account, as `(type, id)`: the EC2 objects
+    /// tagged for it, and the IAM roles, instance profiles and EKS cluster named for it whose
+    /// `byoc:stack` tag says so. What the stack's state must account for, and what a destroy
+    /// must leave none of. EC2 is asked type by type (DescribeTags may still list the tags
+    /// of deleted objects).
+    pub async fn footprint(&self) -> Result<Vec<(String, String)>, ProviderError> {
         use aws_sdk_ec2::types::Filter;
         let cancel = CancellationToken::new();
         let f = || {
@@ -367,6 +392,65 @@ impl Aws {
                 .map(|t| t.route_table_id())
                 .collect(),
         );
+
+        // Named `byoc-{stack}-...`; the tag tells this stack from one whose name extends it.
+        let prefix = format!("byoc-{}-", self.stack);
+        let ours = |tags: &[aws_sdk_iam::types::Tag]| {
+            tags.iter()
+                .any(|t| t.key() == TAG_STACK && t.value() == self.stack)
+        };
+        let iam = &self.iam;
+        let roles = self
+            .call(Service::Iam, "ListRoles", &cancel, || {
+                iam.list_roles().max_items(1000).send()
+            })
+            .await?;
+        for name in roles.roles().iter().map(|r| r.role_name()) {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let role = self
+                .call(Service::Iam, "GetRole", &cancel, || {
+                    iam.get_role().role_name(name).send()
+                })
+                .await?;
+            if role.role().is_some_and(|r| ours(r.tags())) {
+                out.push(("iam-role".into(), name.into()));
+            }
+        }
+        let profiles = self
+            .call(Service::Iam, "ListInstanceProfiles", &cancel, || {
+                iam.list_instance_profiles().max_items(1000).send()
+            })
+            .await?;
+        for name in profiles
+            .instance_profiles()
+            .iter()
+            .map(|p| p.instance_profile_name())
+        {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let profile = self
+                .call(Service::Iam, "GetInstanceProfile", &cancel, || {
+                    iam.get_instance_profile()
+                        .instance_profile_name(name)
+                        .send()
+                })
+                .await?;
+            if profile.instance_profile().is_some_and(|p| ours(p.tags())) {
+                out.push(("instance-profile".into(), name.into()));
+            }
+        }
+        let eks = &self.eks;
+        let clusters = self
+            .call(Service::Eks, "ListClusters", &cancel, || {
+                eks.list_clusters().send()
+            })
+            .await?;
+        if clusters.clusters().contains(&self.stack) {
+            out.push(("eks-cluster".into(), self.stack.clone()));
+        }
         Ok(out)
     }
 

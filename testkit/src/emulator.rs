@@ -101,6 +101,11 @@ impl Emulator {
         Ok(emulator)
     }
 
+    /// The emulator's process id (of a private one), e.g. to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Base URL to give the AWS SDK as its endpoint.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

@@ -1,14 +1,19 @@
 //! Test harness shared by every crate's integration tests: the AWS emulator (moto behind
-//! `tools/emulator/emulator.py`) and per-test SQLite files and Postgres databases.
+//! `tools/emulator/emulator.py`), per-test SQLite files and Postgres databases, a private
+//! Postgres server to restart, and byoc's own processes.
 //!
 //! Tests never share mutable state by accident: each takes its own AWS account from
 //! [`Emulator::fresh_account`] and its own database from [`TestDb`].
 
+mod byoc;
 mod db;
 mod emulator;
+mod postgres;
 
+pub use byoc::{ADMIN_TOKEN, ByocProcess, SECRET_KEY};
 pub use db::{TestDb, postgres_admin_url};
 pub use emulator::{Emulator, EmulatorOptions};
+pub use postgres::PostgresServer;
 
 use std::path::PathBuf;
 

@@ -50,6 +50,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend  # noqa: E402
 from moto.eks.models import Cluster, EKSBackend, Nodegroup  # noqa: E402
+from moto.eks.responses import EKSResponse  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -242,6 +243,31 @@ def _patch_moto() -> None:
             return nat
         return delete_nat_gateway(self, nat_gateway_id)
 
+    # moto drops EKS Auto Mode's computeConfig and storageConfig; AWS keeps and describes
+    # them, and byoc reads them back (a cluster without them would show as drift).
+    create_cluster = EKSResponse.create_cluster
+
+    def eks_create_cluster(self: EKSResponse) -> Any:
+        result = create_cluster(self)
+        cluster = self.eks_backend.clusters.get(self._get_param("name"))
+        if cluster is not None:
+            for param, attr in (("computeConfig", "compute_config"), ("storageConfig", "storage_config")):
+                if self._get_param(param) is not None:
+                    setattr(cluster, attr, self._get_param(param))
+        return result
+
+    # UpdateClusterConfig changes the fields it is given (endpoint access, say); moto
+    # replaces the whole resourcesVpcConfig with them, losing the subnets.
+    update_cluster_config = EKSBackend.update_cluster_config
+
+    def eks_update_cluster_config(self: EKSBackend, name: str, resources_vpc_config: Any, *args: Any, **kwargs: Any) -> Cluster:
+        cluster = self.clusters.get(name)
+        if cluster is not None and resources_vpc_config:
+            resources_vpc_config = {**(cluster.resources_vpc_config or {}), **resources_vpc_config}
+        return update_cluster_config(self, name, resources_vpc_config, *args, **kwargs)
+
+    EKSResponse.create_cluster = eks_create_cluster
+    EKSBackend.update_cluster_config = eks_update_cluster_config
     EKSBackend.delete_cluster = eks_delete_cluster
     EKSBackend.delete_nodegroup = eks_delete_nodegroup
     NatGatewayBackend.delete_nat_gateway = ec2_delete_nat_gateway

@@ -39,7 +39,8 @@ async fn wait_finished(db: &Database, ids: &[String]) -> anyhow::Result<Vec<f64>
 /// (p50 ms, p99 ms, runs/s) through byoc's queue.
 async fn byoc_queue(db: &Database) -> anyhow::Result<(f64, f64, f64)> {
     let stacks = common::stacks(db, BURST_RUNS).await?;
-    let (queue, shutdown, daemon) = common::start_daemon(db, CONCURRENCY).await?;
+    let (queue, shutdown, daemon) =
+        common::start_daemon(db, std::sync::Arc::new(common::Empty), CONCURRENCY).await?;
 
     // Latency: one run at a time, spaced so the queue is idle when each arrives.
     let mut latencies = Vec::new();

@@ -33,7 +33,8 @@ fn main() -> anyhow::Result<()> {
             let bursts = runs.div_ceil(burst_size).max(1);
             let gap = Duration::from_secs(minutes * 60) / bursts as u32;
             let stacks = common::stacks(&db, burst_size).await?;
-            let (queue, shutdown, daemon) = common::start_daemon(&db, 4).await?;
+            let (queue, shutdown, daemon) =
+                common::start_daemon(&db, std::sync::Arc::new(common::Empty), 4).await?;
             let started = Instant::now();
             let (mut slow, mut done, mut worst) = (Vec::new(), 0usize, 0i64);
             for burst in 0..bursts {

@@ -189,6 +189,12 @@ impl Worker {
             }
         };
         tracing::info!(run = run_id, stack = %lease.stack, generation = lease.generation, "run started");
+        // Which process ran (or took over) the run, for whoever reads its events.
+        let taken = format!(
+            "taken by worker {} (lease generation {})",
+            self.config.name, lease.generation
+        );
+        record_event(&self.db, run_id, "info", None, &taken, None).await;
 
         let cancel = CancellationToken::new();
         let fenced = Arc::new(AtomicBool::new(false));

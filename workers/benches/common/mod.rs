@@ -1,4 +1,6 @@
-//! Set-up shared by the queue benchmark and the soak.
+//! Set-up shared by the queue, fleet and soak benchmarks.
+// Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, run_
 use serde_json::{Value, json};
 
 /// Every environment is empty: a run plans nothing and applies nothing.
-struct Empty;
+pub struct Empty;
 
 impl Blueprint for Empty {
     fn build(&self, _: &RunTarget, _: &Value) -> Result<(Vec<Resource>, Providers), String> {
@@ -36,10 +38,21 @@ pub async fn databases() -> anyhow::Result<Vec<(&'static str, TestDb, Database)>
 
 /// `n` stacks of one tenant, each with an empty config.
 pub async fn stacks(db: &Database, n: usize) -> anyhow::Result<Vec<String>> {
+    tenant_stacks(db, "bench", "111111111111", n, &json!({})).await
+}
+
+/// `n` environments `e0`, `e1`, ... of a new tenant `slug` in `account`, all with `config`.
+pub async fn tenant_stacks(
+    db: &Database,
+    slug: &str,
+    account: &str,
+    n: usize,
+    config: &Value,
+) -> anyhow::Result<Vec<String>> {
     let new = NewTenant {
-        slug: "bench".into(),
-        name: "Bench".into(),
-        aws_account_id: "111111111111".into(),
+        slug: slug.into(),
+        name: slug.into(),
+        aws_account_id: account.into(),
         labels: Default::default(),
     };
     let (tenant, _) = db
@@ -48,18 +61,19 @@ pub async fn stacks(db: &Database, n: usize) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for i in 0..n {
         let env = format!("e{i}");
-        db.save_config(&tenant.id, "bench", &env, &json!({}), "test")
+        db.save_config(&tenant.id, slug, &env, config, "bench")
             .await?;
-        out.push(format!("bench-{env}"));
+        out.push(format!("{slug}-{env}"));
     }
     Ok(out)
 }
 
 type Daemon = tokio::task::JoinHandle<Result<(), WorkerError>>;
 
-/// A worker daemon running empty runs, `concurrency` at a time.
+/// A worker daemon running runs of `blueprint`, `concurrency` at a time.
 pub async fn start_daemon(
     db: &Database,
+    blueprint: Arc<dyn Blueprint>,
     concurrency: usize,
 ) -> anyhow::Result<(JobQueue, CancellationToken, Daemon)> {
     let config = QueueConfig {
@@ -73,7 +87,7 @@ pub async fn start_daemon(
     let worker = Worker::new(
         db.clone(),
         Sealer::from_hex(&"ab".repeat(32))?,
-        Arc::new(Empty),
+        blueprint,
         worker_config,
         shutdown.clone(),
     );

@@ -1,0 +1,148 @@
+//! Fleet benchmark: `cargo bench -p byoc-workers --bench fleet --profile dev`. Prints
+//! figures; asserts only that every run succeeded.
+//!
+//! 100 managed-mode environments (10 tenants in 10 emulated accounts, 26 resources each)
+//! deployed through one worker daemon, 20 runs in flight, on SQLite. Measures the worker's
+//! CPU time against the emulator's for the same work (the emulator only answers calls, so
+//! it is the floor of what the calls cost), and the worker's peak memory above its idle
+//! baseline per run in flight.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use byoc_components::{Platform, PlatformOptions, WaitPolicy};
+use byoc_stacks::{Database, RunKind, RunStatus, migrate_url};
+use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
+use byoc_workers::AwsBlueprint;
+use serde_json::json;
+
+const TENANTS: usize = 10;
+const ENVS_PER_TENANT: usize = 10;
+const IN_FLIGHT: usize = 20;
+
+/// Seconds of CPU (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks)
+}
+
+/// A line of /proc/self/status in MiB (`VmRSS`, `VmHWM`).
+fn memory_mib(field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .ok_or_else(|| anyhow::anyhow!("no {field}"))?;
+    let kib: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
+    Ok(kib / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    // The platform's credentials: moto's default account, which may act in any account.
+    // SAFETY: set before the runtime (or anything else) starts a thread.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "secret");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    let emulator = Emulator::start(&EmulatorOptions::default())?;
+    let emulator_pid = emulator.pid().expect("a private emulator").to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "byoc-workers fleet benchmark ({} cores): {} environments, one worker, {IN_FLIGHT} in flight, SQLite",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        TENANTS * ENVS_PER_TENANT
+    );
+    rt.block_on(async {
+        let t = TestDb::sqlite().await?;
+        migrate_url(t.url()).await?;
+        let db = Database::connect(t.url()).await?;
+        let config = json!({
+            "region": "us-east-1", "eks_mode": "managed", "az_count": 2,
+            "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3,
+                "instance_types": ["m6i.large"], "disk_size": 50},
+        });
+        let mut stacks = Vec::new();
+        for i in 0..TENANTS {
+            let account = emulator.fresh_account();
+            let slug = format!("fleet{i:02}");
+            stacks.extend(common::tenant_stacks(&db, &slug, &account, ENVS_PER_TENANT, &config).await?);
+        }
+        let platform = Platform::load(PlatformOptions {
+            endpoint: Some(emulator.endpoint().to_string()),
+            wait: WaitPolicy {
+                min_delay: Duration::from_millis(50),
+                ..WaitPolicy::default()
+            },
+            ..PlatformOptions::default()
+        })
+        .await;
+        let (queue, shutdown, daemon) =
+            common::start_daemon(&db, Arc::new(AwsBlueprint::new(platform)), IN_FLIGHT).await?;
+        let idle_rss = memory_mib("VmRSS")?;
+        let (worker_cpu0, emulator_cpu0) = (cpu_seconds("self")?, cpu_seconds(&emulator_pid)?);
+
+        let started = Instant::now();
+        let mut ids = Vec::new();
+        for stack in &stacks {
+            ids.push(queue.request(&db, stack, RunKind::Deploy, "bench").await?.0.id);
+        }
+        let mut peak_rss = idle_rss;
+        let mut failed = 0;
+        for id in &ids {
+            loop {
+                peak_rss = peak_rss.max(memory_mib("VmRSS")?);
+                let run = db.run(id).await?;
+                if run.status.is_finished() {
+                    if run.status != RunStatus::Succeeded {
+                        failed += 1;
+                        eprintln!("run {id} {}: {:?}", run.status, run.error);
+                    }
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let worker_cpu = cpu_seconds("self")? - worker_cpu0;
+        let emulator_cpu = cpu_seconds(&emulator_pid)? - emulator_cpu0;
+        let resources: usize = {
+            let mut n = 0;
+            for stack in &stacks {
+                n += db.snapshot(stack).await?.resources.len();
+            }
+            n
+        };
+        shutdown.cancel();
+        let _ = daemon.await;
+        anyhow::ensure!(failed == 0, "{failed} runs failed");
+        let requests: serde_json::Value = serde_json::from_str(&emulator.stats()?)?;
+        let calls = requests["requests"].as_f64().unwrap_or(0.0);
+        println!(
+            "{} deploys, {resources} resources, {calls} AWS calls, in {wall:.1} s wall ({:.2} deploys/s)",
+            ids.len(),
+            ids.len() as f64 / wall
+        );
+        println!(
+            "CPU: worker {worker_cpu:.1} s, emulator {emulator_cpu:.1} s: worker/emulator = {:.2} ({:.2} ms of worker CPU per AWS call)",
+            worker_cpu / emulator_cpu,
+            worker_cpu * 1000.0 / calls
+        );
+        println!(
+            "memory: idle {idle_rss:.0} MiB, peak {peak_rss:.0} MiB: {:.2} MiB per run in flight ({IN_FLIGHT})",
+            (peak_rss - idle_rss) / IN_FLIGHT as f64
+        );
+        Ok(())
+    })
+}
