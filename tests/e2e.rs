@@ -46,7 +46,7 @@ impl System {
         let mut serve = ByocProcess::command(Path::new(BIN), database_url, Some(endpoint));
         serve
             .args(["serve", "--no-workers", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn");
+            .env("BYOC_LOG", "warn");
         let server = ByocProcess::serve(serve)?;
         let api = Api::new(server.url());
         // The server migrates the database before it is ready; workers start after that.
@@ -68,7 +68,7 @@ impl System {
         let mut cmd =
             ByocProcess::command(Path::new(BIN), &self.database_url, Some(&self.endpoint));
         cmd.arg("worker")
-            .env("RUST_LOG", "warn")
+            .env("BYOC_LOG", "warn")
             .env("BYOC_LEASE_TTL_SECONDS", "10")
             .envs(env.iter().copied());
         self.workers.push(ByocProcess::spawn(cmd)?);
@@ -164,14 +164,18 @@ impl Api {
     /// Follows a run's SSE stream to its end, reconnecting after `Last-Event-ID` when the
     /// stream breaks. Returns the run's final status and every event.
     async fn follow(&self, run: &str, limit: Duration) -> anyhow::Result<(String, Vec<Value>)> {
-        let start = Instant::now();
         let mut events: Vec<Value> = Vec::new();
-        loop {
-            ensure!(
-                start.elapsed() < limit,
+        match tokio::time::timeout(limit, self.follow_into(run, &mut events)).await {
+            Ok(result) => result.map(|status| (status, events)),
+            Err(_) => bail!(
                 "run {run} not finished after {limit:?}; last events: {:?}",
                 events.iter().rev().take(5).collect::<Vec<_>>()
-            );
+            ),
+        }
+    }
+
+    async fn follow_into(&self, run: &str, events: &mut Vec<Value>) -> anyhow::Result<String> {
+        loop {
             let mut req = self
                 .http
                 .get(format!("{}/api/v1/runs/{run}/events", self.url))
@@ -208,7 +212,7 @@ impl Api {
                         "end" => {
                             let end: Value = serde_json::from_str(&data)?;
                             let status = end["status"].as_str().context("end status")?;
-                            return Ok((status.to_string(), events));
+                            return Ok(status.to_string());
                         }
                         _ => {}
                     }

@@ -16,6 +16,9 @@ use crate::{Worker, WorkerError};
 /// when a LISTEN notification is missed), and how often unfinished runs are re-pushed.
 const TICK: Duration = Duration::from_millis(100);
 const SWEEP: Duration = Duration::from_secs(60);
+/// Backoff between restarts of a consumer that could not poll the queue.
+const RESTART_MIN: Duration = Duration::from_millis(500);
+const RESTART_MAX: Duration = Duration::from_secs(15);
 
 /// Wakes the fetcher on a notification or on a tick. apalis' own interval strategy can lose
 /// a wake-up and stall until the next heartbeat (30 s); this one drains each source until it
@@ -97,6 +100,50 @@ pub async fn run_daemon(
         }
     });
     let name = worker.name().to_string();
+    tracing::info!(worker = %name, concurrency, "worker started");
+    // apalis stops its worker for good when the queue cannot be polled (the database is
+    // restarting, say): this process starts another one, with a backoff, until shutdown.
+    // Each takes a new name: jobs held under the old one are re-queued once it is seen dead.
+    let mut backoff = RESTART_MIN;
+    let mut attempt = 0u32;
+    let result = loop {
+        let label = if attempt == 0 {
+            name.clone()
+        } else {
+            format!("{name}-r{attempt}")
+        };
+        let started = tokio::time::Instant::now();
+        match consume(&label, &db, &queue, &worker, concurrency, &shutdown).await {
+            Err(e) if !shutdown.is_cancelled() => {
+                if started.elapsed() > RESTART_MAX * 2 {
+                    backoff = RESTART_MIN;
+                }
+                tracing::warn!(worker = %label, error = %e, retry_in = ?backoff, "the queue cannot be polled; restarting the consumer");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => break Ok(()),
+                }
+                backoff = (backoff * 2).min(RESTART_MAX);
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    sweeper.abort();
+    tracing::info!(worker = %name, "worker stopped");
+    result
+}
+
+/// One apalis worker named `name`, until shutdown (and the runs in flight) end it or the
+/// queue cannot be polled.
+async fn consume(
+    name: &str,
+    db: &Database,
+    queue: &JobQueue,
+    worker: &Worker,
+    concurrency: usize,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
     // apalis stops its worker as soon as told, without waiting for the jobs in flight: it is
     // told only once this process's runs have ended (new jobs meanwhile are handed back).
     let stop = {
@@ -106,11 +153,11 @@ pub async fn run_daemon(
             Ok::<(), std::io::Error>(())
         }
     };
-    tracing::info!(worker = %name, concurrency, "worker started");
+    let worker = worker.clone();
     // The backends' types differ, so the (identical) worker is built once per arm.
     macro_rules! run_on {
         ($backend:expr) => {
-            WorkerBuilder::new(name.as_str())
+            WorkerBuilder::new(name)
                 .backend($backend)
                 .data(worker)
                 .concurrency(concurrency)
@@ -119,7 +166,7 @@ pub async fn run_daemon(
                 .await
         };
     }
-    let result = match (queue, db.pool()) {
+    let result = match (queue.clone(), db.pool()) {
         (JobQueue::Sqlite(storage), _) => {
             run_on!(
                 storage.poll_with_strategy(WakeUp::<futures::stream::Empty<()>>::new(None, TICK))
@@ -133,7 +180,5 @@ pub async fn run_daemon(
             unreachable!("the queue lives in the store's database")
         }
     };
-    sweeper.abort();
-    tracing::info!(worker = %name, "worker stopped");
     result.map_err(|e| WorkerError::Queue(e.to_string()))
 }

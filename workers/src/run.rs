@@ -16,7 +16,7 @@ use byoc_stacks::{
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 /// Turns a stack's saved config into the desired resources and the providers that apply
 /// them, and reads tenants' trust stacks. The AWS blueprint lives in byoc-components; tests
@@ -198,14 +198,16 @@ impl Worker {
 
         let cancel = CancellationToken::new();
         let fenced = Arc::new(AtomicBool::new(false));
-        let renewer = tokio::spawn(renew(
+        // Dropped with this future too (apalis may drop a job's future, as when its consumer
+        // dies): a renewer outliving its run would hold the stack's lease forever.
+        let renewer = AbortOnDropHandle::new(tokio::spawn(renew(
             self.db.clone(),
             lease.clone(),
             run_id.to_string(),
             self.config.lease_ttl,
             cancel.clone(),
             fenced.clone(),
-        ));
+        )));
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_events(self.db.clone(), run_id.to_string(), rx));
 
