@@ -340,7 +340,10 @@ async fn a_verify_run_records_the_verdict_unless_nothing_was_learnt() -> anyhow:
             assert!(
                 events[0]
                     .message
-                    .contains("reading the trust stack byoc-trust"),
+                    .starts_with("taken by worker test-worker (lease generation ")
+                    && events[1]
+                        .message
+                        .contains("reading the trust stack byoc-trust"),
                 "{events:?}"
             );
             match read {
