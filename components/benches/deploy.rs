@@ -94,6 +94,15 @@ fn main() -> anyhow::Result<()> {
             emulator.configure(r#"{"latency_ms": "100"}"#)?;
             let snapshot = env.store.snapshot();
             let retry = RetryPolicy::default();
+            // A stack at rest: the account's request buckets (byoc's own limiter, 50 calls
+            // of burst per service) have refilled since the deploy.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let before = calls(emulator.stats()?)?;
+            let started = Instant::now();
+            let observed =
+                refresh(&env.stack, &snapshot, &env.providers, None, &retry, &env.cancel).await?;
+            let all = started.elapsed();
+            let read_calls = calls(emulator.stats()?)? - before;
             let mut slowest = (Duration::ZERO, String::new());
             for name in snapshot.resources.keys() {
                 let mut one = snapshot.clone();
@@ -102,15 +111,11 @@ fn main() -> anyhow::Result<()> {
                 refresh(&env.stack, &one, &env.providers, None, &retry, &env.cancel).await?;
                 slowest = slowest.max((started.elapsed(), name.clone()));
             }
-            let started = Instant::now();
-            let observed =
-                refresh(&env.stack, &snapshot, &env.providers, None, &retry, &env.cancel).await?;
-            let all = started.elapsed();
             emulator.configure(r#"{"latency_ms": "0"}"#)?;
             anyhow::ensure!(drift(&snapshot, &observed, &env.providers).is_empty());
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "  no-op redeploy {:.1} ms, {redeploy_calls} AWS calls (planned against the recorded state); reading all {} resources {:.0} ms, slowest single read {:.0} ms ({}), with 100 ms per call: ratio {:.2} (goal <= 1.5)",
+                "  no-op redeploy {:.1} ms, {redeploy_calls} AWS calls (planned against the recorded state); reading all {} resources ({read_calls} calls) {:.0} ms, slowest single read {:.0} ms ({}), with 100 ms per call: ratio {:.2} (goal <= 1.5)",
                 ms(redeploy),
                 snapshot.resources.len(),
                 ms(all),
