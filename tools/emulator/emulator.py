@@ -266,6 +266,16 @@ def _patch_moto() -> None:
             resources_vpc_config = {**(cluster.resources_vpc_config or {}), **resources_vpc_config}
         return update_cluster_config(self, name, resources_vpc_config, *args, **kwargs)
 
+    # moto gives every cluster of a process the same OIDC issuer; AWS gives each its own,
+    # and two clusters of one account would otherwise share one IAM OIDC provider.
+    cluster_init = Cluster.__init__
+
+    def cluster_init_own_issuer(self: Cluster, *args: Any, **kwargs: Any) -> None:
+        cluster_init(self, *args, **kwargs)
+        issuer = self.identity["oidc"]["issuer"]
+        self.identity = {"oidc": {"issuer": issuer.rsplit("/", 1)[0] + "/" + os.urandom(16).hex().upper()}}
+
+    Cluster.__init__ = cluster_init_own_issuer
     EKSResponse.create_cluster = eks_create_cluster
     EKSBackend.update_cluster_config = eks_update_cluster_config
     EKSBackend.delete_cluster = eks_delete_cluster
