@@ -290,8 +290,9 @@ async fn footprint(endpoint: &str, account: &str, stack: &str) -> anyhow::Result
 }
 
 /// The stack's recorded resources (API), checked against the account: each has a physical
-/// id, everything of the stack in the account is recorded, and a refresh finds no drift.
-async fn state_is_reality(
+/// id and everything of the stack in the account is recorded (no orphan, no duplicate).
+/// Returns how many resources are recorded.
+async fn all_recorded(
     api: &Api,
     endpoint: &str,
     account: &str,
@@ -312,8 +313,20 @@ async fn state_is_reality(
     let orphans: Vec<_> = live.difference(&recorded).collect();
     ensure!(
         orphans.is_empty(),
-        "in the account, not in the state: {orphans:?}"
+        "{stack}: in the account, not in the state: {orphans:?}"
     );
+    Ok(resources.len())
+}
+
+/// [`all_recorded`], and a refresh finds no drift: the state is the account's reality.
+async fn state_is_reality(
+    api: &Api,
+    endpoint: &str,
+    account: &str,
+    env_path: &str,
+    stack: &str,
+) -> anyhow::Result<usize> {
+    let resources = all_recorded(api, endpoint, account, env_path, stack).await?;
     api.run(Method::POST, &format!("{env_path}/refresh"), None)
         .await?;
     let status = api.get(&format!("{env_path}/status")).await?;
@@ -322,7 +335,7 @@ async fn state_is_reality(
         "the state differs from the account: {}",
         status["drift"]
     );
-    Ok(resources.len())
+    Ok(resources)
 }
 
 /// Creates a tenant in a fresh account; returns the account and the external id.
@@ -725,23 +738,9 @@ async fn twenty_tenants_over_two_workers_on_postgres() -> anyhow::Result<()> {
     ensure!(workers.len() == 2, "runs were taken by {workers:?}");
     for (slug, (account, _)) in slugs.iter().zip(&tenants) {
         let env_path = format!("/api/v1/tenants/{slug}/environments/dev");
-        let recorded = api.get(&format!("{env_path}/state")).await?;
-        ensure!(
-            recorded["resources"].as_array().map(Vec::len) == Some(26),
-            "{slug}"
-        );
-        let live = footprint(emulator.endpoint(), account, &format!("{slug}-dev")).await?;
-        let ids: BTreeSet<String> = recorded["resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["physical_id"].as_str().map(str::to_string))
-            .collect();
-        ensure!(
-            live.is_subset(&ids),
-            "{slug}: orphans {:?}",
-            live.difference(&ids).collect::<Vec<_>>()
-        );
+        let stack = format!("{slug}-dev");
+        let resources = all_recorded(api, emulator.endpoint(), account, &env_path, &stack).await?;
+        ensure!(resources == 26, "{slug}: {resources} resources");
     }
     println!(
         "20 tenants over 2 worker processes on Postgres: all deployed in {:.1} s",

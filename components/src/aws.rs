@@ -51,11 +51,7 @@ pub struct PlatformOptions {
 impl Platform {
     /// Platform credentials from the standard chain (environment, profile, instance metadata).
     pub async fn load(options: PlatformOptions) -> Platform {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(endpoint) = &options.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Platform::with_config(loader.load().await, options)
+        Platform::load_from(aws_config::defaults(BehaviorVersion::latest()), options).await
     }
 
     /// Platform credentials given outright, e.g. an emulator's, where the process's own
@@ -66,8 +62,8 @@ impl Platform {
         region: &str,
         options: PlatformOptions,
     ) -> Platform {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
+        let loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
             .credentials_provider(Credentials::new(
                 access_key_id,
                 secret_access_key,
@@ -75,6 +71,10 @@ impl Platform {
                 None,
                 "byoc",
             ));
+        Platform::load_from(loader, options).await
+    }
+
+    async fn load_from(mut loader: aws_config::ConfigLoader, options: PlatformOptions) -> Platform {
         if let Some(endpoint) = &options.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

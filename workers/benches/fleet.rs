@@ -46,14 +46,6 @@ fn memory_mib(field: &str) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // The platform's credentials: moto's default account, which may act in any account.
-    // SAFETY: set before the runtime (or anything else) starts a thread.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "secret");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
     let emulator = Emulator::start(&EmulatorOptions::default())?;
     let emulator_pid = emulator.pid().expect("a private emulator").to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -79,15 +71,18 @@ fn main() -> anyhow::Result<()> {
             let slug = format!("fleet{i:02}");
             stacks.extend(common::tenant_stacks(&db, &slug, &account, ENVS_PER_TENANT, &config).await?);
         }
-        let platform = Platform::load(PlatformOptions {
+        let options = PlatformOptions {
             endpoint: Some(emulator.endpoint().to_string()),
             wait: WaitPolicy {
                 min_delay: Duration::from_millis(50),
                 ..WaitPolicy::default()
             },
             ..PlatformOptions::default()
-        })
-        .await;
+        };
+        // The platform's credentials: moto's default account, which may act in any account.
+        let platform =
+            Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", "us-east-1", options)
+                .await;
         let (queue, shutdown, daemon) =
             common::start_daemon(&db, Arc::new(AwsBlueprint::new(platform)), IN_FLIGHT).await?;
         let idle_rss = memory_mib("VmRSS")?;

@@ -194,7 +194,7 @@ impl Worker {
             "taken by worker {} (lease generation {})",
             self.config.name, lease.generation
         );
-        record_event(&self.db, run_id, "info", None, &taken, None).await;
+        self.note(run_id, "info", &taken, None).await;
 
         let cancel = CancellationToken::new();
         let fenced = Arc::new(AtomicBool::new(false));

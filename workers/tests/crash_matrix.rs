@@ -177,11 +177,12 @@ impl World {
 
     /// A session in `account` for checking `stack`, as the platform's own credentials.
     async fn session(&self, stack: &str, account: &str) -> std::sync::Arc<byoc_components::Aws> {
-        let platform = Platform::load(PlatformOptions {
+        let options = PlatformOptions {
             endpoint: Some(self.emulator.endpoint().to_string()),
             ..PlatformOptions::default()
-        })
-        .await;
+        };
+        let platform =
+            Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", REGION, options).await;
         platform.session(Target {
             account_id: account.into(),
             external_id: "x".into(),
@@ -243,14 +244,6 @@ impl World {
 
 #[tokio::test]
 async fn every_crash_point_of_a_deploy_and_a_destroy_is_survived() -> anyhow::Result<()> {
-    // The checks below read the emulator with the platform's standard credential chain.
-    // SAFETY: set before this test (the only one in its binary) starts any other thread.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIADEFAULTACCOUNT01");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "secret");
-        std::env::set_var("AWS_REGION", REGION);
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
     let db = Database::connect(t.url()).await?;
