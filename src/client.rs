@@ -114,13 +114,14 @@ pub enum RunsCmd {
 
 #[derive(clap::Subcommand)]
 pub enum StackCmd {
-    /// Every recorded resource of a stack (`{slug}-{env}`).
-    Show { stack: String },
-    /// The stack's state versions.
-    History { stack: String },
-    /// The stack's resources and dependencies.
+    /// Every recorded resource of a tenant's environment.
+    Show { slug: String, env: String },
+    /// The environment's state versions.
+    History { slug: String, env: String },
+    /// The environment's resources and dependencies.
     Graph {
-        stack: String,
+        slug: String,
+        env: String,
         #[arg(long, value_parser = ["mermaid", "dot", "json"], default_value = "mermaid")]
         format: String,
     },
@@ -637,27 +638,10 @@ impl Client {
         Ok(())
     }
 
-    /// `/api/v1/tenants/{slug}/environments/{env}` of a stack name. Slugs and environments
-    /// may both hold '-', so each split is tried until the server knows one.
-    async fn stack_path(&self, stack: &str) -> anyhow::Result<String> {
-        for (i, _) in stack.match_indices('-') {
-            let (slug, env) = (&stack[..i], &stack[i + 1..]);
-            let path = format!("/api/v1/tenants/{slug}/environments/{env}");
-            if self
-                .call(Method::GET, &format!("{path}/status"), None)
-                .await
-                .is_ok()
-            {
-                return Ok(path);
-            }
-        }
-        bail!("no stack {stack:?}: expected {{slug}}-{{env}} of an environment you can see")
-    }
-
     pub async fn stack(&self, cmd: StackCmd) -> anyhow::Result<()> {
         match cmd {
-            StackCmd::Show { stack } => {
-                let path = self.stack_path(&stack).await?;
+            StackCmd::Show { slug, env } => {
+                let path = env_path(&slug, &env);
                 let v = self
                     .call(Method::GET, &format!("{path}/state"), None)
                     .await?;
@@ -674,8 +658,8 @@ impl Client {
                     rows
                 });
             }
-            StackCmd::History { stack } => {
-                let path = self.stack_path(&stack).await?;
+            StackCmd::History { slug, env } => {
+                let path = env_path(&slug, &env);
                 let v = self
                     .call(Method::GET, &format!("{path}/state/history"), None)
                     .await?;
@@ -706,8 +690,8 @@ impl Client {
                     rows
                 });
             }
-            StackCmd::Graph { stack, format } => {
-                let path = self.stack_path(&stack).await?;
+            StackCmd::Graph { slug, env, format } => {
+                let path = env_path(&slug, &env);
                 let url = format!(
                     "{}{path}/graph?format={format}",
                     self.conn.url.trim_end_matches('/')
@@ -971,4 +955,10 @@ fn print_table(rows: &[Vec<String>]) {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
+}
+
+/// The API path of a tenant's environment: the (tenant, environment) pair names it, never a
+/// stack name split apart.
+fn env_path(slug: &str, env: &str) -> String {
+    format!("/api/v1/tenants/{slug}/environments/{env}")
 }

@@ -238,7 +238,7 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     }
 
     // The stack commands, by stack name.
-    let state = server.ok(&["stack", "show", "acme-dev"])?;
+    let state = server.ok(&["stack", "show", "acme", "dev"])?;
     assert!(
         state.lines().next().unwrap().starts_with("RESOURCE"),
         "{state}"
@@ -247,11 +247,11 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
         state.contains("aws:eks:Cluster") && state.contains("vpc-"),
         "{state}"
     );
-    let versions = server.ok(&["stack", "history", "acme-dev"])?;
+    let versions = server.ok(&["stack", "history", "acme", "dev"])?;
     assert!(versions.lines().count() >= 2, "{versions}");
-    let graph = server.ok(&["stack", "graph", "acme-dev", "--format", "dot"])?;
+    let graph = server.ok(&["stack", "graph", "acme", "dev", "--format", "dot"])?;
     assert!(graph.starts_with("digraph"), "{graph}");
-    let out = server.byoc(&["stack", "show", "nope-dev"])?;
+    let out = server.byoc(&["stack", "show", "nope", "dev"])?;
     assert!(!out.status.success());
 
     // On a terminal, watch draws a line per resource and a summary.

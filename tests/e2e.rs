@@ -46,6 +46,7 @@ impl System {
         let mut serve = ByocProcess::command(Path::new(BIN), database_url, Some(endpoint));
         serve
             .args(["serve", "--no-workers", "--listen", "127.0.0.1:0"])
+            .env("BYOC_DEFAULT_REGION", "us-east-1")
             .env("BYOC_LOG", "warn");
         let server = ByocProcess::serve(serve)?;
         let api = Api::new(server.url());
@@ -519,7 +520,8 @@ async fn auto_mode_environment_lifecycle_on_postgres() -> anyhow::Result<()> {
 }
 
 /// One in five AWS calls throttled and every call 200 ms late: a deploy and a destroy
-/// still complete, with nothing left behind.
+/// still complete, with nothing left behind. The config is the seed's example as written:
+/// the server's default region and the node group defaults complete it.
 #[tokio::test]
 async fn deploys_and_destroys_through_throttling_and_latency() -> anyhow::Result<()> {
     let emulator = Emulator::start(&EmulatorOptions {
@@ -533,12 +535,19 @@ async fn deploys_and_destroys_through_throttling_and_latency() -> anyhow::Result
     let api = &system.api;
     let account = onboard(api, &emulator, "faults").await?;
     let env_path = "/api/v1/tenants/faults/environments/dev";
-    api.ok(
-        Method::POST,
-        &format!("{env_path}/config"),
-        Some(&managed_config(2)),
-    )
-    .await?;
+    let seed_example = json!({"eks_mode": "managed", "node_group_config": {"desired_size": 2}});
+    let saved = api
+        .ok(
+            Method::POST,
+            &format!("{env_path}/config"),
+            Some(&seed_example),
+        )
+        .await?;
+    ensure!(
+        saved["config"]["region"] == "us-east-1"
+            && saved["config"]["node_group_config"]["max_size"].as_u64() >= Some(2),
+        "{saved}"
+    );
     let started = Instant::now();
     let (_, events) = api
         .run(Method::POST, &format!("{env_path}/deploy"), None)

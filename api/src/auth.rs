@@ -4,9 +4,12 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use byoc_stacks::{ApiToken, Tenant};
+use byoc_stacks::{ApiToken, DbError, Run, Tenant};
 
 use crate::{ApiError, AppState};
+
+/// How a tenant token sees an actor that is not one of its tenant's tokens.
+pub const NEUTRAL_ACTOR: &str = "operator";
 
 /// Who is calling.
 #[derive(Clone, Debug)]
@@ -20,6 +23,44 @@ impl Caller {
     /// What the audit log records as the actor.
     pub fn actor(&self) -> String {
         format!("token:{} ({})", self.0.id, self.0.name)
+    }
+
+    /// Runs as this caller may see them: a tenant token sees its own tenant's tokens as the
+    /// requesters, and every other actor (the provider's admin tokens) as `operator`.
+    pub async fn present(
+        &self,
+        state: &AppState,
+        mut runs: Vec<Run>,
+    ) -> Result<Vec<Run>, ApiError> {
+        let Some(own) = &self.0.tenant_id else {
+            return Ok(runs);
+        };
+        let mut seen: std::collections::HashMap<String, bool> = Default::default();
+        for run in &mut runs {
+            let shown = match seen.get(&run.requested_by) {
+                Some(shown) => *shown,
+                None => {
+                    let token_id = run
+                        .requested_by
+                        .strip_prefix("token:")
+                        .and_then(|rest| rest.split(' ').next());
+                    let shown = match token_id {
+                        Some(id) => match state.db().token(id).await {
+                            Ok(token) => token.tenant_id.as_ref() == Some(own),
+                            Err(DbError::NotFound(_)) => false,
+                            Err(e) => return Err(e.into()),
+                        },
+                        None => false,
+                    };
+                    seen.insert(run.requested_by.clone(), shown);
+                    shown
+                }
+            };
+            if !shown {
+                run.requested_by = NEUTRAL_ACTOR.to_string();
+            }
+        }
+        Ok(runs)
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {

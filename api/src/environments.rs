@@ -4,23 +4,36 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use byoc_stacks::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant, stack_name};
+use byoc_stacks::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::error::{CommonErrors, ErrorBody};
 use crate::{ApiError, AppState};
 
-/// The tenant and stack of `/tenants/{slug}/environments/{env}`, if the caller may see them.
+/// The tenant of `/tenants/{slug}/environments/{env}`, if the caller may see it.
+async fn tenant_of(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    env: &str,
+) -> Result<Tenant, ApiError> {
+    crate::validate::env(env)?;
+    state.visible_tenant(caller, slug).await
+}
+
+/// The tenant and the name of the stack of `/tenants/{slug}/environments/{env}`, if the
+/// caller may see them. The stack is found from the (tenant, environment) pair; NotFound
+/// until the environment's config is first saved.
 async fn environment(
     state: &AppState,
     caller: &Caller,
     slug: &str,
     env: &str,
 ) -> Result<(Tenant, String), ApiError> {
-    crate::validate::env(env)?;
-    let tenant = state.visible_tenant(caller, slug).await?;
-    Ok((tenant, stack_name(slug, env)))
+    let tenant = tenant_of(state, caller, slug, env).await?;
+    let stack = state.db().stack_of(&tenant, env).await?;
+    Ok((tenant, stack))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), request_body = Object, responses((status = 200, description = "Saved; its version", body = Object), CommonErrors), security(("bearer" = [])))]
@@ -30,14 +43,17 @@ pub async fn set_config(
     Path((slug, env)): Path<(String, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
-    let Json(config) = body?;
-    EnvironmentConfig::from_value(&config)?;
+    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
+    let Json(raw) = body?;
+    let config = EnvironmentConfig::resolve(&raw, state.default_region())?;
+    let effective = serde_json::to_value(&config).expect("configs serialize");
     let version = state
         .db()
-        .save_config(&tenant.id, &slug, &env, &config, &caller.actor())
+        .save_environment(&tenant.id, &slug, &env, &effective, &raw, &caller.actor())
         .await?;
-    Ok(Json(json!({"env": env, "version": version})))
+    Ok(Json(
+        json!({"env": env, "version": version, "config": effective}),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The config and its version", body = Object), CommonErrors), security(("bearer" = [])))]
@@ -46,8 +62,8 @@ pub async fn get_config(
     caller: Caller,
     Path((slug, env)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
-    Ok(Json(json!(state.db().config(&tenant.id, &env).await?)))
+    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
+    Ok(Json(json!(state.db().config(&tenant, &env).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 204, description = "Deleted"), CommonErrors, (status = 409, description = "The stack still has resources", body = ErrorBody)), security(("bearer" = [])))]
@@ -56,7 +72,7 @@ pub async fn delete_config(
     caller: Caller,
     Path((slug, env)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (tenant, _) = environment(&state, &caller, &slug, &env).await?;
+    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
     state
         .db()
         .delete_config(&tenant.id, &slug, &env, &caller.actor())
@@ -72,9 +88,10 @@ async fn request(
     env: &str,
     kind: RunKind,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (tenant, stack) = environment(state, caller, slug, env).await?;
+    let tenant = tenant_of(state, caller, slug, env).await?;
     // A run needs a config: the blueprint is built from it, a destroy's providers too.
-    state.db().config(&tenant.id, env).await?;
+    state.db().config(&tenant, env).await?;
+    let stack = state.db().stack_of(&tenant, env).await?;
     if tenant.onboarding_status != OnboardingStatus::Trusted {
         let why = tenant
             .onboarding_message
@@ -144,7 +161,11 @@ pub async fn status(
 ) -> Result<Json<Value>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let db = state.db();
-    let status = db.stack_status(&stack).await?;
+    let mut status = db.stack_status(&stack).await?;
+    status.last_run = match status.last_run.take() {
+        Some(run) => caller.present(&state, vec![run]).await?.pop(),
+        None => None,
+    };
     let mut outputs = Map::new();
     for r in db.resources(&stack).await? {
         let shown: Map<String, Value> = SHOWN_OUTPUTS
@@ -187,7 +208,7 @@ pub async fn runs(
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let mut runs = state.db().runs_of(&stack).await?;
     runs.sort_by_key(|r| std::cmp::Reverse(r.seq));
-    Ok(Json(json!({"runs": runs})))
+    Ok(Json(json!({"runs": caller.present(&state, runs).await?})))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "State versions, newest first", body = Object), CommonErrors), security(("bearer" = [])))]

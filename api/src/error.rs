@@ -1,28 +1,44 @@
 use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use byoc_stacks::{ConfigError, DbError};
 use serde::Serialize;
 
 /// Every error the API answers with: a status and a JSON body `{error, message, field?}`.
+/// Server faults (5xx) say nothing of their cause: it is logged under the request id, which
+/// the body carries.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The schema is not current yet.
     #[error("{0}")]
     NotReady(String),
+    /// The database or the queue cannot be reached now; the detail is logged.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// Well-formed input that breaks a rule: 422, naming the field.
     #[error("{message}")]
     Invalid {
         field: Option<String>,
         message: String,
     },
+    /// A body that is not JSON, or not a JSON request: 400.
+    #[error("{0}")]
+    Malformed(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    StackNameTaken(String),
     /// The tenant's account does not (yet) trust byoc: a run would fail at its first call.
     #[error("{0}")]
     NotTrusted(String),
@@ -30,7 +46,8 @@ pub enum ApiError {
     TooLarge(String),
     #[error("too many requests for this token: retry after {}s", retry_after.as_secs().max(1))]
     TooManyRequests { retry_after: std::time::Duration },
-    #[error("internal error: {0}")]
+    /// A bug or corrupt data; the detail is logged, never shown.
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -39,22 +56,31 @@ pub enum ApiError {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub enum CommonErrors {
-    /// Invalid input
+    /// Malformed body (not JSON)
     #[response(status = 400)]
-    Invalid(ErrorBody),
+    Malformed(ErrorBody),
     /// No valid token
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// Not found (or another tenant's)
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// Invalid input; `field` names what is wrong
+    #[response(status = 422)]
+    Invalid(ErrorBody),
     /// Too many requests
     #[response(status = 429)]
     TooManyRequests(ErrorBody),
+    /// Server fault; the body carries the request id
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The database or queue is unavailable; retry after `Retry-After` seconds
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// The body of every error response.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A machine-readable code: `invalid`, `not_found`, `conflict`, ...
     error: String,
@@ -62,7 +88,20 @@ pub struct ErrorBody {
     /// The field a validation error is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// The request's `x-request-id`, on server faults: the logs say more under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
+
+/// What a 5xx response hides, for [`request_id_on_faults`] to log with the request id.
+#[derive(Clone)]
+struct Fault {
+    body: ErrorBody,
+    detail: String,
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_UNAVAILABLE_SECS: u64 = 5;
 
 impl ApiError {
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> ApiError {
@@ -75,11 +114,14 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::StackNameTaken(_) => (StatusCode::CONFLICT, "stack_name_taken"),
             ApiError::NotTrusted(_) => (StatusCode::CONFLICT, "not_trusted"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::TooManyRequests { .. } => {
@@ -88,43 +130,90 @@ impl ApiError {
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// What the caller is told.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                format!("the database or queue is unavailable: retry in {RETRY_UNAVAILABLE_SECS}s")
+            }
+            ApiError::Internal(_) => {
+                "internal error: the server logs say more under this request id".into()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
         let field = match &self {
             ApiError::Invalid { field, .. } => field.clone(),
             _ => None,
         };
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => Some(RETRY_UNAVAILABLE_SECS),
             _ => None,
         };
         let body = ErrorBody {
             error: error.to_string(),
-            message: self.to_string(),
+            message: self.public_message(),
             field,
+            request_id: None,
         };
+        let fault = status.is_server_error().then(|| Fault {
+            body: body.clone(),
+            detail: self.to_string(),
+        });
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
+            response.headers_mut().insert(RETRY_AFTER, secs.into());
+        }
+        if let Some(fault) = fault {
+            response.extensions_mut().insert(fault);
         }
         response
     }
 }
 
+/// Middleware: a server fault's body gets the request's id, and its hidden cause is logged
+/// under that id.
+pub async fn request_id_on_faults(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    let Some(fault) = response.extensions_mut().remove::<Fault>() else {
+        return response;
+    };
+    tracing::error!(request_id = id.as_deref().unwrap_or("-"), %path, status = %response.status(), error = %fault.detail, "request failed");
+    let body = ErrorBody {
+        request_id: id,
+        ..fault.body
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    let bytes = serde_json::to_vec(&body).expect("error bodies serialize");
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
+        if e.is_unavailable() {
+            return ApiError::Unavailable(e.to_string());
+        }
         match e {
             DbError::Invalid(m) => ApiError::invalid(None, m),
             DbError::NotFound(m) => ApiError::NotFound(m),
             DbError::Conflict(m) => ApiError::Conflict(m),
+            DbError::StackNameTaken(name) => ApiError::StackNameTaken(format!(
+                "stack name {name} is taken by another environment: AWS names and tags derive from it, so it must be unique; choose another environment name"
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -143,7 +232,28 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::TooLarge(format!("request body too large: {}", b.body_text()))
             }
-            other => ApiError::invalid(None, other.body_text()),
+            // Valid JSON of the wrong shape: a validation error, naming the field.
+            JsonRejection::JsonDataError(data) => {
+                let mut cause = std::error::Error::source(&data);
+                let mut path = None;
+                while let Some(e) = cause {
+                    if let Some(e) =
+                        e.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>()
+                    {
+                        path = Some((e.path().to_string(), e.inner().to_string()));
+                        break;
+                    }
+                    cause = e.source();
+                }
+                match path {
+                    Some((path, message)) if path != "." => {
+                        ApiError::invalid(Some(&path), format!("{path}: {message}"))
+                    }
+                    Some((_, message)) => ApiError::invalid(None, message),
+                    None => ApiError::invalid(None, data.body_text()),
+                }
+            }
+            other => ApiError::Malformed(other.body_text()),
         }
     }
 }

@@ -60,6 +60,8 @@ struct Inner {
     limiter: DefaultKeyedRateLimiter<String>,
     /// Where the trust template is published (an S3 URL), for console quick-create links.
     template_url: Option<String>,
+    /// The region of a config that names none.
+    default_region: Option<String>,
 }
 
 /// Requests per second per token, and the burst above it, by default.
@@ -96,6 +98,7 @@ impl AppState {
                 queue: OnceCell::new(),
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
                 template_url: None,
+                default_region: None,
             }),
         }
     }
@@ -106,6 +109,18 @@ impl AppState {
             .expect("configured before the state is shared")
             .template_url = url;
         self
+    }
+
+    /// The region a config saved without one is deployed to (`byoc serve --default-region`).
+    pub fn with_default_region(mut self, region: Option<String>) -> AppState {
+        Arc::get_mut(&mut self.inner)
+            .expect("configured before the state is shared")
+            .default_region = region;
+        self
+    }
+
+    fn default_region(&self) -> Option<&str> {
+        self.inner.default_region.as_deref()
     }
 
     fn template_url(&self) -> Option<&str> {
@@ -224,6 +239,7 @@ pub fn router(state: AppState) -> Router {
         .merge(Scalar::with_url("/docs", openapi))
         .merge(api)
         .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(error::request_id_on_faults))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -22,12 +22,20 @@ use crate::{ApiError, AppState};
 /// The run, if the caller may see its tenant (404 otherwise).
 async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run, ApiError> {
     let not_found = || ApiError::NotFound(format!("run {id:?}"));
-    let run = state.db().run(id).await.map_err(|_| not_found())?;
+    let run = match state.db().run(id).await {
+        Ok(run) => run,
+        Err(byoc_stacks::DbError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
     if !caller.is_admin() {
         let tenant = state.db().stack_tenant(&run.stack).await?;
         caller.may_see(tenant).map_err(|_| not_found())?;
     }
-    Ok(run)
+    Ok(caller
+        .present(state, vec![run])
+        .await?
+        .pop()
+        .expect("one run in, one out"))
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The run with its plan and summary", body = Object), CommonErrors), security(("bearer" = [])))]
@@ -49,7 +57,9 @@ pub async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     visible_run(&state, &caller, &id).await?;
     let run = state.db().request_cancel(&id, &caller.actor()).await?;
-    Ok(Json(json!({"run": run})))
+    Ok(Json(
+        json!({"run": caller.present(&state, vec![run]).await?.pop()}),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -107,6 +117,14 @@ pub async fn events(
         .into_response())
 }
 
+/// The last event of a stream that cannot go on; the cause is logged, not sent.
+fn stream_error(run_id: &str, e: byoc_stacks::DbError) -> SseEvent {
+    tracing::error!(run_id, error = %e, "event stream ended");
+    SseEvent::default()
+        .event("error")
+        .data(json!({"error": "unavailable", "message": "the event stream was interrupted: reconnect with Last-Event-ID"}).to_string())
+}
+
 /// How often a live stream looks for new events.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -155,8 +173,7 @@ fn live(
                     }
                 }
                 Err(e) => {
-                    c.pending
-                        .push_back(SseEvent::default().event("error").data(e.to_string()));
+                    c.pending.push_back(stream_error(&c.run_id, e));
                     c.done = true;
                     continue;
                 }
@@ -173,8 +190,7 @@ fn live(
                 Ok(_) if c.pending.is_empty() => tokio::time::sleep(POLL).await,
                 Ok(_) => {}
                 Err(e) => {
-                    c.pending
-                        .push_back(SseEvent::default().event("error").data(e.to_string()));
+                    c.pending.push_back(stream_error(&c.run_id, e));
                     c.done = true;
                 }
             }

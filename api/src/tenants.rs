@@ -43,7 +43,9 @@ pub async fn create(
     caller.require_admin()?;
     let Json(body) = body?;
     crate::validate::slug(&body.slug)?;
+    crate::validate::display_name("name", &body.name, byoc_stacks::TENANT_NAME_MAX)?;
     crate::validate::account_id(&body.aws_account_id)?;
+    crate::validate::labels(&body.labels)?;
     let new = NewTenant {
         slug: body.slug,
         name: body.name,
@@ -89,8 +91,12 @@ pub async fn list(
         None => state.db().tenants(page.after.as_deref(), limit).await?,
         // A tenant token lists its own tenant only.
         Some(own) => {
-            let all = state.db().tenants(None, 500).await?;
-            all.into_iter().filter(|t| t.id == *own).collect()
+            let tenant = state.db().tenant_by_id(own).await?;
+            let after = page.after.as_deref().unwrap_or("");
+            (tenant.slug.as_str() > after)
+                .then_some(tenant)
+                .into_iter()
+                .collect()
         }
     };
     let next = (tenants.len() == limit as usize)
@@ -117,8 +123,9 @@ pub async fn delete(
     caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
+    // Another tenant's is 404 like one that does not exist; only then: may this caller?
     state.visible_tenant(&caller, &slug).await?;
+    caller.require_admin()?;
     state.db().delete_tenant(&slug, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -129,8 +136,8 @@ pub async fn rotate_external_id(
     caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_admin()?;
     state.visible_tenant(&caller, &slug).await?;
+    caller.require_admin()?;
     let external_id = state
         .db()
         .rotate_external_id(state.sealer(), &slug, &caller.actor())

@@ -20,3 +20,19 @@ pub fn env(value: &str) -> Result<(), ApiError> {
 pub fn account_id(value: &str) -> Result<(), ApiError> {
     field("aws_account_id", byoc_stacks::validate_account_id(value))
 }
+
+/// A name a person types (a tenant's, a token's): `max` characters, no control characters.
+pub fn display_name(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    field(name, byoc_stacks::validate_display_name(name, value, max))
+}
+
+pub fn labels(value: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    byoc_stacks::validate_labels(value).map_err(|e| match e {
+        // The message starts with the label's path, `labels.{key}`.
+        byoc_stacks::DbError::Invalid(m) => {
+            let path = m.split(':').next().unwrap_or("labels").to_string();
+            ApiError::invalid(Some(&path), m)
+        }
+        other => other.into(),
+    })
+}

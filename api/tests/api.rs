@@ -21,19 +21,25 @@ struct Api {
 
 impl Api {
     async fn start(t: TestDb) -> anyhow::Result<Api> {
-        Api::start_with(t, byoc_api::DEFAULT_RATE).await
+        Api::start_with(t, byoc_api::DEFAULT_RATE, None).await
     }
 
-    async fn start_with(t: TestDb, rate: (u32, u32)) -> anyhow::Result<Api> {
+    async fn start_with(
+        t: TestDb,
+        rate: (u32, u32),
+        default_region: Option<&str>,
+    ) -> anyhow::Result<Api> {
         let db = Database::connect(t.url()).await?;
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
         // Kept alive by the router's state for the test's life.
         std::mem::forget(_tx);
         let sealer = Sealer::from_hex(&"ab".repeat(32))?;
         let (_, admin) = db.create_token("test admin", None, "test").await?;
-        let state = AppState::with_rate(db.clone(), schema, sealer, rate).with_template_url(Some(
-            "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
-        ));
+        let state = AppState::with_rate(db.clone(), schema, sealer, rate)
+            .with_template_url(Some(
+                "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
+            ))
+            .with_default_region(default_region.map(str::to_string));
         let app = byoc_api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -259,13 +265,13 @@ async fn validation_errors_name_the_field() -> anyhow::Result<()> {
             let (status, resp) = api
                 .admin(Method::POST, "/api/v1/tenants", Some(body.clone()))
                 .await?;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {resp}");
             assert_eq!(resp["field"], field, "{resp}");
         }
         let (status, resp) = api
             .admin(Method::POST, "/api/v1/tenants", Some(json!({"name": "n", "slug": "acme", "aws_account_id": "111111111111", "colour": "red"})))
             .await?;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             resp["message"].as_str().unwrap().contains("colour"),
             "{resp}"
@@ -287,19 +293,85 @@ async fn validation_errors_name_the_field() -> anyhow::Result<()> {
                 json!({"region": "us-east-1", "node_group_config": {"desired_size": 1, "min_size": 3, "max_size": 2, "instance_types": ["m5.large"], "disk_size": 20}}),
                 "node_group_config.min_size",
             ),
-            (json!({"vpc_cidr": "10.0.0.0/16"}), ""),
+            // No region, and this server has no default region.
+            (json!({"vpc_cidr": "10.0.0.0/16"}), "region"),
+            (
+                json!({"region": "us-east-1", "endpoint_access": {"public": true, "private": true, "public_cidrs": vec!["10.0.0.0/8"; 41]}}),
+                "endpoint_access.public_cidrs",
+            ),
+            (
+                json!({"region": "us-east-1", "tags": {"team": "a\u{7}b"}}),
+                "tags.team",
+            ),
+            (
+                json!({"region": "us-east-1", "node_group_config": {"taints": [{"key": "bad key", "effect": "no_schedule"}]}}),
+                "node_group_config.taints[0].key",
+            ),
+            (
+                json!({"region": "us-east-1", "node_group_config": {"labels": {"kubernetes.io/role": "x"}}}),
+                "node_group_config.labels.kubernetes.io/role",
+            ),
+            (json!({"region": "mars-north-1"}), "region"),
         ] {
             let (status, resp) = api.admin(Method::POST, path, Some(body.clone())).await?;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
-            if field.is_empty() {
-                assert!(
-                    resp["message"].as_str().unwrap().contains("region"),
-                    "{resp}"
-                );
-            } else {
-                assert_eq!(resp["field"], field, "{resp}");
-            }
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {resp}");
+            assert_eq!(resp["field"], field, "{resp}");
         }
+        let (_, resp) = api
+            .admin(Method::POST, path, Some(json!({"eks_mode": "managed"})))
+            .await?;
+        assert!(
+            resp["message"]
+                .as_str()
+                .unwrap()
+                .contains("--default-region"),
+            "the error says how to set a default region: {resp}"
+        );
+        // Not JSON at all: malformed (400), not a validation error.
+        let resp = api
+            .client
+            .post(format!("{}{path}", api.base))
+            .bearer_auth(&api.admin)
+            .header("content-type", "application/json")
+            .body("{\"region\": ")
+            .send()
+            .await?;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: Value = resp.json().await?;
+        assert_eq!(body["error"], "malformed", "{body}");
+        // People's names: no control characters, bounded; labels like Kubernetes'.
+        for (body, field) in [
+            (
+                json!({"name": "bad\nname", "slug": "okay", "aws_account_id": "111111111111"}),
+                "name",
+            ),
+            (
+                json!({"name": "x".repeat(201), "slug": "okay", "aws_account_id": "111111111111"}),
+                "name",
+            ),
+            (
+                json!({"name": "ok", "slug": "okay", "aws_account_id": "111111111111", "labels": {"bad key": "v"}}),
+                "labels.bad key",
+            ),
+        ] {
+            let (status, resp) = api
+                .admin(Method::POST, "/api/v1/tenants", Some(body.clone()))
+                .await?;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {resp}");
+            assert_eq!(resp["field"], field, "{resp}");
+        }
+        let (status, resp) = api
+            .admin(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "\u{1b}[31mred"})),
+            )
+            .await?;
+        assert_eq!(
+            (status, resp["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("name")),
+            "{resp}"
+        );
         let (status, resp) = api
             .admin(
                 Method::POST,
@@ -309,7 +381,7 @@ async fn validation_errors_name_the_field() -> anyhow::Result<()> {
             .await?;
         assert_eq!(
             (status, resp["field"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("env"))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("env"))
         );
         let huge = json!({"region": "us-east-1", "tags": {"k": "v".repeat(300 * 1024)}});
         let (status, _) = api.admin(Method::POST, path, Some(huge)).await?;
@@ -317,7 +389,7 @@ async fn validation_errors_name_the_field() -> anyhow::Result<()> {
         let (status, _) = api
             .admin(Method::GET, "/api/v1/tenants?limit=0", None)
             .await?;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
     Ok(())
 }
@@ -356,7 +428,11 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         let (_, body) = api
             .admin(Method::GET, &format!("{env}/config"), None)
             .await?;
-        assert_eq!(body["config"], config());
+        // The config as sent, and as it will be deployed: every default filled in.
+        assert_eq!(body["raw"], config());
+        assert_eq!(body["config"]["region"], "us-east-1", "{body}");
+        assert_eq!(body["config"]["vpc_cidr"], "10.0.0.0/16", "{body}");
+        assert_eq!(body["config"]["node_group_config"]["min_size"], 1, "{body}");
 
         // Until the tenant's account trusts byoc, runs are refused at once.
         let (status, refused) = api
@@ -372,12 +448,12 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         for (body, field) in [
             (json!({"region": "Mars"}), Some("region")),
             (json!({"stack_name": "1-trust"}), None),
-            (json!({"colour": "red"}), None),
+            (json!({"colour": "red"}), Some("colour")),
         ] {
             let (status, error) = api
                 .admin(Method::POST, "/api/v1/tenants/acme/verify", Some(body))
                 .await?;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
             assert_eq!(error["field"].as_str(), field, "{error}");
         }
         api.trust("acme").await?;
@@ -520,7 +596,7 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
 async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
-    let api = Api::start_with(t, (1, 2)).await?;
+    let api = Api::start_with(t, (1, 2), None).await?;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let resp = api
@@ -609,5 +685,362 @@ async fn openapi_describes_every_route_and_docs_are_served() -> anyhow::Result<(
     let docs = api.client.get(format!("{}/docs", api.base)).send().await?;
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await?.contains("openapi"));
+    Ok(())
+}
+
+/// A token scoped to `tenant`: (secret text, id).
+async fn tenant_token(api: &Api, name: &str, tenant: &str) -> anyhow::Result<(String, String)> {
+    let (status, body) = api
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": name, "tenant": tenant})),
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{body}");
+    Ok((
+        body["secret"].as_str().context("secret")?.to_string(),
+        body["token"]["id"].as_str().context("id")?.to_string(),
+    ))
+}
+
+/// Tenant `co1` with environment `prod-eu` and tenant `co1-prod` with environment `eu` would
+/// both be stack `co1-prod-eu`: the second is refused, and on every route a tenant token sees
+/// another tenant's objects exactly as objects that do not exist.
+#[tokio::test]
+async fn tenants_are_isolated_on_every_route() -> anyhow::Result<()> {
+    for api in both().await? {
+        api.tenant("co1").await?;
+        api.tenant("co1-prod").await?;
+        let (own, _) = tenant_token(&api, "co1 ci", "co1").await?;
+        let (other, _) = tenant_token(&api, "co1-prod ci", "co1-prod").await?;
+        let (revoked, revoked_id) = tenant_token(&api, "co1 old", "co1").await?;
+        api.admin(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{revoked_id}"),
+            None,
+        )
+        .await?;
+        let env = "/api/v1/tenants/co1/environments/prod-eu";
+        let (status, body) = api
+            .admin(Method::POST, &format!("{env}/config"), Some(config()))
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // The colliding name: refused whoever asks, naming the clash but not the tenant.
+        let clash = "/api/v1/tenants/co1-prod/environments/eu";
+        for token in [other.as_str(), api.admin.as_str()] {
+            let (status, body) = api
+                .call(
+                    Method::POST,
+                    &format!("{clash}/config"),
+                    Some(token),
+                    Some(config()),
+                )
+                .await?;
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+            assert_eq!(body["error"], "stack_name_taken", "{body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("co1-prod-eu"), "{message}");
+            assert!(!message.contains("prod-eu\""), "{message}");
+        }
+        // Nothing of it was written, and nothing of co1 shows through the clashing path.
+        for route in [
+            "config",
+            "status",
+            "state",
+            "runs",
+            "state/history",
+            "graph",
+        ] {
+            let (status, body) = api
+                .call(Method::GET, &format!("{clash}/{route}"), Some(&other), None)
+                .await?;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{route}: {body}");
+        }
+        let (_, shown) = api
+            .call(Method::GET, "/api/v1/tenants/co1-prod", Some(&other), None)
+            .await?;
+        assert_eq!(shown["environments"], json!([]), "{shown}");
+
+        api.trust("co1").await?;
+        let (status, deploy) = api
+            .admin(Method::POST, &format!("{env}/deploy"), None)
+            .await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{deploy}");
+        let run = deploy["run_id"].as_str().unwrap().to_string();
+
+        // (method, path, body, status for co1's own token, status for an admin), in an
+        // order where each mutation leaves the next one meaningful.
+        let s = |code: u16| StatusCode::from_u16(code).unwrap();
+        let routes: Vec<(Method, String, Option<Value>, StatusCode, StatusCode)> = vec![
+            (
+                Method::GET,
+                "/api/v1/tenants/co1".into(),
+                None,
+                s(200),
+                s(200),
+            ),
+            (
+                Method::GET,
+                "/api/v1/tenants/co1/trust-template".into(),
+                None,
+                s(200),
+                s(200),
+            ),
+            (Method::GET, format!("{env}/config"), None, s(200), s(200)),
+            (Method::GET, format!("{env}/status"), None, s(200), s(200)),
+            (Method::GET, format!("{env}/state"), None, s(200), s(200)),
+            (Method::GET, format!("{env}/runs"), None, s(200), s(200)),
+            (
+                Method::GET,
+                format!("{env}/state/history"),
+                None,
+                s(200),
+                s(200),
+            ),
+            (Method::GET, format!("{env}/graph"), None, s(200), s(200)),
+            (
+                Method::GET,
+                format!("/api/v1/runs/{run}"),
+                None,
+                s(200),
+                s(200),
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/runs/{run}/events"),
+                None,
+                s(200),
+                s(200),
+            ),
+            (
+                Method::POST,
+                format!("{env}/config"),
+                Some(config()),
+                s(200),
+                s(200),
+            ),
+            (Method::POST, format!("{env}/preview"), None, s(202), s(202)),
+            (Method::POST, format!("{env}/refresh"), None, s(202), s(202)),
+            (Method::POST, format!("{env}/deploy"), None, s(202), s(202)),
+            (
+                Method::POST,
+                format!("/api/v1/runs/{run}/cancel"),
+                None,
+                s(200),
+                s(200),
+            ),
+            (
+                Method::DELETE,
+                format!("{env}/config"),
+                None,
+                s(409),
+                s(409),
+            ),
+            (
+                Method::POST,
+                "/api/v1/tenants/co1/verify".into(),
+                None,
+                s(202),
+                s(202),
+            ),
+            (Method::DELETE, env.to_string(), None, s(202), s(202)),
+            (
+                Method::POST,
+                "/api/v1/tenants/co1/external-id/rotate".into(),
+                None,
+                s(403),
+                s(200),
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/tenants/co1".into(),
+                None,
+                s(403),
+                s(409),
+            ),
+        ];
+        let fake_run = "00000000-0000-4000-8000-000000000000";
+        let missing = |path: &str| {
+            path.replace("/tenants/co1/", "/tenants/nope1/")
+                .replace(&run, fake_run)
+                .replace("/tenants/co1", "/tenants/nope1")
+        };
+        let neutral = |m: &str| {
+            m.replace("nope1", "X")
+                .replace("co1", "X")
+                .replace(fake_run, "R")
+                .replace(&run, "R")
+        };
+        let (_, before) = api.admin(Method::GET, &format!("{env}/runs"), None).await?;
+        for (method, path, body, _, _) in &routes {
+            let (status, seen) = api
+                .call(method.clone(), path, Some(&other), body.clone())
+                .await?;
+            let (_, absent) = api
+                .call(method.clone(), &missing(path), Some(&other), body.clone())
+                .await?;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {seen}");
+            assert_eq!(seen["error"], absent["error"], "{method} {path}");
+            assert_eq!(
+                neutral(seen["message"].as_str().unwrap()),
+                neutral(absent["message"].as_str().unwrap()),
+                "{method} {path}: another tenant's object must look like a missing one"
+            );
+            for token in [Some(revoked.as_str()), None] {
+                let (status, seen) = api.call(method.clone(), path, token, body.clone()).await?;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {seen}");
+            }
+        }
+        // The live stream too.
+        let sse = api
+            .client
+            .get(format!("{}/api/v1/runs/{run}/events", api.base))
+            .bearer_auth(&other)
+            .header("accept", "text/event-stream")
+            .send()
+            .await?;
+        assert_eq!(sse.status(), StatusCode::NOT_FOUND);
+        // None of that changed anything.
+        let (_, after) = api.admin(Method::GET, &format!("{env}/runs"), None).await?;
+        assert_eq!(before, after);
+
+        // Admin-only collections: tenant tokens are refused, whatever tenant.
+        for path in ["/api/v1/audit", "/api/v1/tokens"] {
+            for token in [&own, &other] {
+                let (status, _) = api.call(Method::GET, path, Some(token), None).await?;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+            }
+            let (status, _) = api.call(Method::GET, path, Some(&revoked), None).await?;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            let (status, _) = api.admin(Method::GET, path, None).await?;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+
+        // A tenant token never sees the provider's token ids or names.
+        let admin_id = api.admin.split('_').nth(1).unwrap().to_string();
+        for path in [
+            format!("{env}/runs"),
+            format!("{env}/status"),
+            format!("/api/v1/runs/{run}"),
+            format!("/api/v1/runs/{run}/events"),
+        ] {
+            let (_, body) = api.call(Method::GET, &path, Some(&own), None).await?;
+            let text = body.to_string();
+            assert!(
+                !text.contains(&admin_id) && !text.contains("test admin"),
+                "{path} shows the admin token to a tenant: {text}"
+            );
+        }
+        let (_, shown) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/runs/{run}"),
+                Some(&own),
+                None,
+            )
+            .await?;
+        assert_eq!(shown["run"]["requested_by"], "operator", "{shown}");
+        let (_, shown) = api
+            .admin(Method::GET, &format!("/api/v1/runs/{run}"), None)
+            .await?;
+        assert!(
+            shown["run"]["requested_by"]
+                .as_str()
+                .unwrap()
+                .contains(&admin_id),
+            "an admin sees who asked: {shown}"
+        );
+
+        // The tenant's own token and the admin get on with their work.
+        for (caller, pick) in [(&own, 0), (&api.admin, 1)] {
+            // Only the admin's rotation (second to last) leaves the tenant untrusted.
+            for (method, path, body, own_status, admin_status) in &routes {
+                let want = if pick == 0 {
+                    *own_status
+                } else {
+                    *admin_status
+                };
+                let (status, seen) = api
+                    .call(method.clone(), path, Some(caller), body.clone())
+                    .await?;
+                assert_eq!(
+                    status,
+                    want,
+                    "{method} {path} as {}: {seen}",
+                    ["own", "admin"][pick]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Server faults say nothing of their cause and carry the request id; an unreachable
+/// database is 503 with Retry-After.
+#[tokio::test]
+async fn faults_are_honest_and_say_nothing_internal() -> anyhow::Result<()> {
+    for api in both().await? {
+        api.tenant("acme").await?;
+        // A stored record that no longer parses (a hand edit, a bug): 500, not the caller's
+        // fault, with the request id and no SQL or database URL.
+        let sql = "UPDATE tenants SET labels = 'not json' WHERE slug = 'acme'";
+        match api.db.pool() {
+            byoc_stacks::Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ())?,
+            byoc_stacks::Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ())?,
+        }
+        let resp = api
+            .client
+            .get(format!("{}/api/v1/tenants/acme", api.base))
+            .bearer_auth(&api.admin)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = resp.headers()["x-request-id"].to_str()?.to_string();
+        let body: Value = resp.json().await?;
+        assert_eq!(body["error"], "internal");
+        assert_eq!(body["request_id"], id.as_str(), "{body}");
+        let text = body.to_string();
+        for secret in [
+            "labels",
+            "sqlite",
+            "postgres",
+            "127.0.0.1",
+            "json",
+            "SELECT",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // A missing run is 404; an unreachable database is not.
+        let (status, _) = api
+            .admin(
+                Method::GET,
+                "/api/v1/runs/00000000-0000-4000-8000-000000000000",
+                None,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        api.db.close().await;
+        for path in [
+            "/api/v1/runs/00000000-0000-4000-8000-000000000000",
+            "/api/v1/tenants",
+        ] {
+            let resp = api
+                .client
+                .get(format!("{}{path}", api.base))
+                .bearer_auth(&api.admin)
+                .send()
+                .await?;
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert!(resp.headers().contains_key("retry-after"), "{path}");
+            let body: Value = resp.json().await?;
+            let text = body.to_string();
+            assert!(
+                !text.contains("127.0.0.1") && !text.contains("sqlite"),
+                "{text}"
+            );
+        }
+    }
     Ok(())
 }

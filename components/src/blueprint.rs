@@ -21,15 +21,17 @@ const MANAGED: &str = "arn:aws:iam::aws:policy/";
 const OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
 /// `{stack}-{suffix}`, or when that is longer than AWS allows (`max`), the stack name cut
-/// short with a hash of all of it, so names stay unique and deterministic.
+/// short with a 64-bit hash of all of it: `{cut}_{hash}-{suffix}`. Stack names are unique
+/// and hold no `_`, and no suffix is another's dash-extension (a test holds it), so two
+/// stacks never share a name even in one account.
 fn aws_name(stack: &str, suffix: &str, max: usize) -> String {
     let name = format!("{stack}-{suffix}");
     if name.len() <= max {
         return name;
     }
     let hash = byoc_engine::stable_hash([stack].into_iter());
-    let keep = max - suffix.len() - 10;
-    format!("{}-{}-{suffix}", &stack[..keep], &hash[..8])
+    let keep = max - suffix.len() - hash.len() - 2;
+    format!("{}_{hash}-{suffix}", &stack[..keep])
 }
 
 /// The desired resources of `stack` for `config`.
@@ -457,6 +459,66 @@ mod tests {
             aws_name(&format!("{stack}x"), "node", 64)
         );
         assert_eq!(aws_name("acme-dev", "cluster", 64), "acme-dev-cluster");
+        // A cut name cannot be an uncut one of another stack: those hold no '_'.
+        let cut = aws_name(&stack, "node", 64);
+        assert!(cut.contains('_') && cut.len() <= 64, "{cut}");
+    }
+
+    /// The account-wide AWS names (IAM, SQS, EventBridge: `byoc-{stack}-...`) of a stack
+    /// with every component. The cluster is named for the stack itself, which the store
+    /// keeps unique; node group names are the cluster's own.
+    fn aws_names(stack: &str) -> Vec<String> {
+        let all = json!({"eks_mode": "managed", "components": {
+            "karpenter": {}, "argocd": {}, "cert_manager": {}, "external_secrets": {}, "ingress_nginx": {}
+        }});
+        environment(stack, &config(all))
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind != crate::resources::helm_release::KIND)
+            .filter_map(|r| r.inputs.get("name")?.as_str().map(str::to_string))
+            .filter(|n| n.starts_with("byoc-"))
+            .collect()
+    }
+
+    #[test]
+    fn two_stacks_never_share_an_aws_name() {
+        // `{stack}-{a}` = `{other}-{b}` for stacks `s` and `s-t` needs a suffix `a` = `t-b`:
+        // no suffix may end with `-{another suffix}`.
+        let suffixes: Vec<String> = aws_names("s")
+            .into_iter()
+            .map(|n| {
+                n.strip_prefix("byoc-s-")
+                    .expect("named for the stack")
+                    .to_string()
+            })
+            .collect();
+        assert!(suffixes.len() >= 8, "{suffixes:?}");
+        for a in &suffixes {
+            for b in &suffixes {
+                assert!(
+                    !a.ends_with(&format!("-{b}")),
+                    "suffix {a:?} extends {b:?}: stacks s-x and s could share a name"
+                );
+            }
+        }
+        // The two tenants: co1 + prod-eu and co1-prod + eu would be one stack name
+        // (the store refuses the second); different stack names never share an AWS name.
+        let long = format!("{}-{}", "t".repeat(40), "e".repeat(21));
+        let stacks = [
+            "co1-prod-eu",
+            "co1-prod-eu-x",
+            "co1-prod",
+            &long,
+            &format!("{long}x"),
+        ];
+        let mut seen = std::collections::BTreeMap::new();
+        for stack in stacks {
+            for name in aws_names(stack) {
+                if let Some(other) = seen.insert(name.clone(), stack) {
+                    assert_eq!(other, stack, "{name} is named for both {other} and {stack}");
+                }
+            }
+        }
     }
 
     #[test]

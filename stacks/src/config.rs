@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::components::Components;
+use crate::model::{MAX_LABELS, label_key_problem, label_value_problem};
 
 /// One tenant environment: its network, its cluster and its nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,35 +96,68 @@ pub enum CapacityType {
     Spot,
 }
 
+/// Every field may be left out on input (defaults fill them); it is always stored whole.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "NodeGroupInput")]
 pub struct NodeGroupConfig {
     pub desired_size: u32,
     pub min_size: u32,
     pub max_size: u32,
     pub instance_types: Vec<String>,
-    #[serde(default)]
     pub capacity_type: CapacityType,
     /// Root volume, GiB.
     pub disk_size: u32,
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
     pub taints: Vec<Taint>,
+}
+
+/// A node group as written: what is left out gets a default that fits what is given
+/// (`desired_size: 7` alone gives `max_size: 7`); what is given is kept, for `validate` to
+/// judge.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeGroupInput {
+    desired_size: Option<u32>,
+    min_size: Option<u32>,
+    max_size: Option<u32>,
+    instance_types: Option<Vec<String>>,
+    capacity_type: Option<CapacityType>,
+    disk_size: Option<u32>,
+    labels: Option<BTreeMap<String, String>>,
+    taints: Option<Vec<Taint>>,
+}
+
+impl From<NodeGroupInput> for NodeGroupConfig {
+    fn from(input: NodeGroupInput) -> NodeGroupConfig {
+        // 2 nodes unless the given bounds say otherwise; given values are kept as given, so
+        // a contradiction among them is reported, not papered over.
+        let desired_size = input.desired_size.unwrap_or_else(|| {
+            let floor = input.min_size.unwrap_or(0);
+            2u32.max(floor)
+                .min(input.max_size.unwrap_or(u32::MAX).max(floor))
+        });
+        let min_size = input.min_size.unwrap_or(desired_size.min(1));
+        let max_size = input
+            .max_size
+            .unwrap_or(3u32.max(desired_size).max(min_size));
+        NodeGroupConfig {
+            desired_size,
+            min_size,
+            max_size,
+            instance_types: input
+                .instance_types
+                .unwrap_or_else(|| vec!["m6i.large".into()]),
+            capacity_type: input.capacity_type.unwrap_or_default(),
+            disk_size: input.disk_size.unwrap_or(50),
+            labels: input.labels.unwrap_or_default(),
+            taints: input.taints.unwrap_or_default(),
+        }
+    }
 }
 
 impl Default for NodeGroupConfig {
     fn default() -> NodeGroupConfig {
-        NodeGroupConfig {
-            desired_size: 2,
-            min_size: 1,
-            max_size: 3,
-            instance_types: vec!["m6i.large".into()],
-            capacity_type: CapacityType::OnDemand,
-            disk_size: 50,
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-        }
+        NodeGroupInput::default().into()
     }
 }
 
@@ -180,8 +214,37 @@ pub struct SubnetPlan {
     pub public: Ipv4Net,
 }
 
+/// EKS's limit on `endpoint_access.public_cidrs`.
+const MAX_PUBLIC_CIDRS: usize = 40;
+/// EKS's limits for a managed node group.
+const MAX_TAINTS: usize = 50;
+const MAX_INSTANCE_TYPES: usize = 20;
+
 impl EnvironmentConfig {
-    /// Parses and validates a config as saved through the API.
+    /// Parses and validates a config as written by an engineer: a missing (or null) `region`
+    /// is the server's default region.
+    pub fn resolve(
+        raw: &Value,
+        default_region: Option<&str>,
+    ) -> Result<EnvironmentConfig, ConfigError> {
+        let Some(object) = raw.as_object() else {
+            return Err(invalid("", "the config must be a JSON object"));
+        };
+        if object.get("region").is_none_or(Value::is_null) {
+            let Some(region) = default_region else {
+                return Err(invalid(
+                    "region",
+                    "no region was given and the server has no default region: set `region` in the config, or start the server with `--default-region` (env `BYOC_DEFAULT_REGION`)",
+                ));
+            };
+            let mut object = object.clone();
+            object.insert("region".into(), Value::String(region.into()));
+            return EnvironmentConfig::from_value(&Value::Object(object));
+        }
+        EnvironmentConfig::from_value(raw)
+    }
+
+    /// Parses and validates a complete config, such as a stored one.
     pub fn from_value(value: &Value) -> Result<EnvironmentConfig, ConfigError> {
         let config: EnvironmentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = e.path().to_string();
@@ -271,19 +334,41 @@ impl EnvironmentConfig {
                 "public and private are both off: the cluster would be unreachable",
             ));
         }
+        if access.public_cidrs.len() > MAX_PUBLIC_CIDRS {
+            return Err(invalid(
+                "endpoint_access.public_cidrs",
+                format!(
+                    "{} given: EKS allows at most {MAX_PUBLIC_CIDRS}",
+                    access.public_cidrs.len()
+                ),
+            ));
+        }
+        if access.public && access.public_cidrs.is_empty() {
+            return Err(invalid(
+                "endpoint_access.public_cidrs",
+                "the public endpoint is on but lists no CIDR: list some (0.0.0.0/0 for anyone), or set public to false",
+            ));
+        }
         for (i, cidr) in access.public_cidrs.iter().enumerate() {
             parse_cidr(&format!("endpoint_access.public_cidrs[{i}]"), cidr)?;
         }
         self.validate_node_group()?;
         for (key, value) in &self.tags {
             let field = format!("tags.{key}");
-            if key.is_empty() || key.len() > 128 || value.len() > 256 {
+            if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
                 return Err(invalid(
                     &field,
                     "tag keys have 1 to 128 characters, values at most 256",
                 ));
             }
-            if key.starts_with("aws:") || key.starts_with("byoc:") {
+            if !key.chars().chain(value.chars()).all(is_tag_char) {
+                return Err(invalid(
+                    &field,
+                    "tags may hold only letters, digits, spaces and _ . : / = + - @",
+                ));
+            }
+            // AWS reserves `aws:` in any case.
+            if key.to_ascii_lowercase().starts_with("aws:") || key.starts_with("byoc:") {
                 return Err(invalid(&field, "the aws: and byoc: prefixes are reserved"));
             }
         }
@@ -318,6 +403,15 @@ impl EnvironmentConfig {
         if ng.instance_types.is_empty() {
             return Err(invalid(&f("instance_types"), "list at least one"));
         }
+        if ng.instance_types.len() > MAX_INSTANCE_TYPES {
+            return Err(invalid(
+                &f("instance_types"),
+                format!(
+                    "{} given: EKS allows at most {MAX_INSTANCE_TYPES}",
+                    ng.instance_types.len()
+                ),
+            ));
+        }
         for (i, t) in ng.instance_types.iter().enumerate() {
             let ok = t.split_once('.').is_some_and(|(family, size)| {
                 !family.is_empty()
@@ -335,6 +429,43 @@ impl EnvironmentConfig {
         }
         if !(20..=16384).contains(&ng.disk_size) {
             return Err(invalid(&f("disk_size"), "use 20 to 16384 GiB"));
+        }
+        if ng.labels.len() > MAX_LABELS {
+            return Err(invalid(
+                &f("labels"),
+                format!("{} given: at most {MAX_LABELS}", ng.labels.len()),
+            ));
+        }
+        for (key, value) in &ng.labels {
+            let reserved = key.starts_with("kubernetes.io/") || key.starts_with("k8s.io/");
+            let problem = if reserved {
+                Some("the kubernetes.io/ and k8s.io/ prefixes are reserved by EKS".to_string())
+            } else {
+                label_key_problem(key).or_else(|| label_value_problem(value))
+            };
+            if let Some(problem) = problem {
+                return Err(invalid(&format!("node_group_config.labels.{key}"), problem));
+            }
+        }
+        if ng.taints.len() > MAX_TAINTS {
+            return Err(invalid(
+                &f("taints"),
+                format!("{} given: EKS allows at most {MAX_TAINTS}", ng.taints.len()),
+            ));
+        }
+        for (i, taint) in ng.taints.iter().enumerate() {
+            if let Some(problem) = label_key_problem(&taint.key) {
+                return Err(invalid(
+                    &format!("node_group_config.taints[{i}].key"),
+                    problem,
+                ));
+            }
+            if let Some(problem) = label_value_problem(&taint.value) {
+                return Err(invalid(
+                    &format!("node_group_config.taints[{i}].value"),
+                    problem,
+                ));
+            }
         }
         Ok(())
     }
@@ -377,6 +508,14 @@ impl EnvironmentConfig {
             })
             .collect())
     }
+}
+
+/// AWS's tag alphabet, `[\p{L}\p{Z}\p{N}_.:/=+\-@]`: whitespace that is not a control
+/// character is exactly `\p{Z}`.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric()
+        || (c.is_whitespace() && !c.is_control())
+        || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
 }
 
 fn parse_cidr(field: &str, text: &str) -> Result<Ipv4Net, ConfigError> {
@@ -492,5 +631,237 @@ mod tests {
             err(base(json!({"kubernetes_version": "latest"}))).0,
             "kubernetes_version"
         );
+    }
+
+    fn base(extra: Value) -> Value {
+        let mut v = json!({"region": "us-east-1"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    /// The field a config with `extra` fails on, or "" if it passes.
+    fn field(extra: Value) -> String {
+        parse(base(extra))
+            .err()
+            .map(|e| e.field)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn resolve_fills_the_default_region() {
+        let seed = json!({"eks_mode": "managed", "node_group_config": {"desired_size": 2}});
+        let c = EnvironmentConfig::resolve(&seed, Some("us-east-1")).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.eks_mode, EksMode::Managed);
+        let ng = &c.node_group_config;
+        assert_eq!(
+            (ng.desired_size, ng.min_size, ng.max_size, ng.disk_size),
+            (2, 1, 3, 50)
+        );
+        assert_eq!(ng.instance_types, ["m6i.large"]);
+        assert_eq!(ng.capacity_type, CapacityType::OnDemand);
+        assert_eq!(*ng, NodeGroupConfig::default());
+        // Stored whole, so the stored form parses without a default region.
+        let stored = serde_json::to_value(&c).unwrap();
+        assert_eq!(stored["node_group_config"]["max_size"], 3);
+        assert_eq!(EnvironmentConfig::resolve(&stored, None).unwrap(), c);
+
+        let null = json!({"region": null});
+        assert_eq!(
+            EnvironmentConfig::resolve(&null, Some("eu-west-1"))
+                .unwrap()
+                .region,
+            "eu-west-1"
+        );
+        let given = json!({"region": "eu-central-1"});
+        assert_eq!(
+            EnvironmentConfig::resolve(&given, Some("us-east-1"))
+                .unwrap()
+                .region,
+            "eu-central-1"
+        );
+        let e = EnvironmentConfig::resolve(&seed, None).unwrap_err();
+        assert_eq!(e.field, "region");
+        assert!(e.message.contains("--default-region"), "{}", e.message);
+        assert!(e.message.contains("BYOC_DEFAULT_REGION"), "{}", e.message);
+        let e = EnvironmentConfig::resolve(&json!([1]), Some("us-east-1")).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("", "the config must be a JSON object")
+        );
+        assert_eq!(
+            EnvironmentConfig::resolve(&json!({}), Some("mars-north-1"))
+                .unwrap_err()
+                .field,
+            "region"
+        );
+    }
+
+    #[test]
+    fn node_group_defaults_fit_what_is_given() {
+        let ng =
+            |v: Value| parse(base(json!({"node_group_config": v}))).map(|c| c.node_group_config);
+        let big = ng(json!({"desired_size": 7})).unwrap();
+        assert_eq!((big.desired_size, big.min_size, big.max_size), (7, 1, 7));
+        let zero = ng(json!({"desired_size": 0})).unwrap();
+        assert_eq!((zero.desired_size, zero.min_size, zero.max_size), (0, 0, 3));
+        let min = ng(json!({"min_size": 2})).unwrap();
+        assert_eq!((min.desired_size, min.min_size, min.max_size), (2, 2, 3));
+        let floor = ng(json!({"min_size": 5})).unwrap();
+        assert_eq!(
+            (floor.desired_size, floor.min_size, floor.max_size),
+            (5, 5, 5)
+        );
+        let ceiling = ng(json!({"max_size": 1})).unwrap();
+        assert_eq!(
+            (ceiling.desired_size, ceiling.min_size, ceiling.max_size),
+            (1, 1, 1)
+        );
+        let nulls = ng(json!({"desired_size": null, "labels": null})).unwrap();
+        assert_eq!(nulls, NodeGroupConfig::default());
+        // Given values are kept, not adjusted: validation names the conflict.
+        let e = ng(json!({"desired_size": 5, "max_size": 4})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.desired_size");
+        let e = ng(json!({"min_size": 4, "max_size": 3})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.min_size");
+        let e = ng(json!({"instance_types": []})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.instance_types");
+        // Paths and unknown fields still reach the field inside.
+        let e = ng(json!({"desired_size": "two"})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.desired_size");
+        let e = ng(json!({"desired": 2})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.desired");
+        assert!(e.message.contains("unknown field `desired`"), "{e}");
+        let e = ng(json!({"taints": [{"key": "a", "effect": "Sometimes"}]})).unwrap_err();
+        assert_eq!(e.field, "node_group_config.taints[0].effect");
+    }
+
+    #[test]
+    fn public_cidr_limits() {
+        let cidrs =
+            |n: usize| -> Vec<String> { (0..n).map(|i| format!("10.0.{i}.0/24")).collect() };
+        let access = |public: bool, n: usize| json!({"endpoint_access": {"public": public, "private": true, "public_cidrs": cidrs(n)}});
+        assert_eq!(field(access(true, 40)), "");
+        assert_eq!(field(access(true, 41)), "endpoint_access.public_cidrs");
+        assert_eq!(field(access(true, 1)), "");
+        assert_eq!(field(access(true, 0)), "endpoint_access.public_cidrs");
+        assert_eq!(field(access(false, 0)), "");
+    }
+
+    #[test]
+    fn node_label_limits() {
+        let labels = |l: Value| field(json!({"node_group_config": {"labels": l}}));
+        let many = |n: usize| -> Value {
+            Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect())
+        };
+        assert_eq!(labels(many(50)), "");
+        assert_eq!(labels(many(51)), "node_group_config.labels");
+        assert_eq!(labels(json!({"example.com/team": "core", "tier": ""})), "");
+        assert_eq!(labels(json!({"k".repeat(63): "v".repeat(63)})), "");
+        let long_key = "k".repeat(64);
+        assert_eq!(
+            labels(json!({&long_key: "v"})),
+            format!("node_group_config.labels.{long_key}")
+        );
+        assert_eq!(
+            labels(json!({"team": "v".repeat(64)})),
+            "node_group_config.labels.team"
+        );
+        assert_eq!(
+            labels(json!({"team": "core team"})),
+            "node_group_config.labels.team"
+        );
+        assert_eq!(
+            labels(json!({"-team": "x"})),
+            "node_group_config.labels.-team"
+        );
+        for reserved in ["kubernetes.io/role", "k8s.io/x"] {
+            assert_eq!(
+                labels(json!({reserved: "x"})),
+                format!("node_group_config.labels.{reserved}")
+            );
+        }
+        // Only those prefixes: a subdomain of them is another prefix.
+        assert_eq!(
+            labels(json!({"example.kubernetes.io.example.com/x": "y"})),
+            ""
+        );
+    }
+
+    #[test]
+    fn taint_limits() {
+        let taints = |t: Value| field(json!({"node_group_config": {"taints": t}}));
+        let many = |n: usize| -> Value {
+            (0..n)
+                .map(|i| json!({"key": format!("k{i}"), "value": "v", "effect": "no_schedule"}))
+                .collect()
+        };
+        assert_eq!(taints(many(50)), "");
+        assert_eq!(taints(many(51)), "node_group_config.taints");
+        let one = |key: &str, value: &str| {
+            taints(
+                json!([{"key": "ok", "effect": "no_execute"}, {"key": key, "value": value, "effect": "no_schedule"}]),
+            )
+        };
+        assert_eq!(one("dedicated", ""), "");
+        assert_eq!(one("example.com/gpu", &"v".repeat(63)), "");
+        assert_eq!(one("", "v"), "node_group_config.taints[1].key");
+        assert_eq!(one("bad key", "v"), "node_group_config.taints[1].key");
+        assert_eq!(one(&"k".repeat(64), "v"), "node_group_config.taints[1].key");
+        assert_eq!(
+            one("gpu", &"v".repeat(64)),
+            "node_group_config.taints[1].value"
+        );
+        assert_eq!(one("gpu", "a/b"), "node_group_config.taints[1].value");
+    }
+
+    #[test]
+    fn tag_limits() {
+        let tag = |k: &str, v: &str| field(json!({"tags": {k: v}}));
+        let key = "k".repeat(128);
+        let value = "v".repeat(256);
+        assert_eq!(tag(&key, &value), "");
+        // Characters, not bytes.
+        assert_eq!(tag(&"é".repeat(128), &"ü".repeat(256)), "");
+        assert_eq!(tag("Team Name", "Ops @ Zürich: a/b=c+d-e_f.g"), "");
+        assert_eq!(tag("tab\there", "v"), "tags.tab\there");
+        let long = "k".repeat(129);
+        assert_eq!(tag(&long, "v"), format!("tags.{long}"));
+        assert_eq!(tag("team", &"v".repeat(257)), "tags.team");
+        assert_eq!(tag("team", "a,b"), "tags.team");
+        assert_eq!(tag("team#1", "v"), "tags.team#1");
+        assert_eq!(tag("team", "ok\n"), "tags.team");
+        assert_eq!(tag("aws:x", "v"), "tags.aws:x");
+        assert_eq!(tag("AWS:x", "v"), "tags.AWS:x");
+        assert_eq!(tag("byoc:x", "v"), "tags.byoc:x");
+        let forty: serde_json::Map<String, Value> =
+            (0..40).map(|i| (format!("t{i}"), json!("v"))).collect();
+        assert_eq!(field(json!({"tags": forty.clone()})), "");
+        let mut over = forty;
+        over.insert("t40".into(), json!("v"));
+        assert_eq!(field(json!({"tags": over})), "tags");
+    }
+
+    #[test]
+    fn instance_type_limits() {
+        let types = |n: usize| -> Vec<String> { (0..n).map(|i| format!("m{i}.large")).collect() };
+        let ng = |t: Value| field(json!({"node_group_config": {"instance_types": t}}));
+        assert_eq!(ng(json!(types(20))), "");
+        assert_eq!(ng(json!(types(21))), "node_group_config.instance_types");
+        assert_eq!(
+            ng(json!(["m6i.large", "M6i"])),
+            "node_group_config.instance_types[1]"
+        );
+    }
+
+    #[test]
+    fn regions_are_strict() {
+        assert_eq!(field(json!({"region": "eu-west-1"})), "");
+        assert_eq!(field(json!({"region": "eusc-de-east-1"})), "");
+        for bad in ["mars-north-1", "Mars", "eu-west-0"] {
+            assert_eq!(field(json!({"region": bad})), "region", "{bad}");
+        }
     }
 }

@@ -19,6 +19,13 @@ pub enum DbError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Another tenant's environment already has this stack name (`{slug}-{env}`), which AWS
+    /// names and tags are derived from: the stack name must stay unique.
+    #[error("stack name {0} is taken")]
+    StackNameTaken(String),
+    /// A stored record byoc cannot read back: a bug or a hand edit, never the caller's input.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
     /// The stack's lease was taken over: this worker must stop writing.
     #[error("stack lease lost: {0}")]
     Fenced(String),
@@ -54,6 +61,42 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+}
+
+impl DbError {
+    /// The database could not be reached or is overloaded: worth retrying later, and not the
+    /// caller's fault (HTTP 503).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unreachable { .. } => true,
+            DbError::Query { source, .. } => match source {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                    // Postgres: connection exceptions (08), insufficient resources (53),
+                    // operator intervention such as a shutdown (57). SQLite: busy, locked.
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57")
+                        || code == "5"
+                        || code == "6"
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A value read back from the store: one that does not parse is corrupt, not invalid input.
+pub(crate) fn stored<T: std::str::FromStr<Err = DbError>>(text: &str) -> Result<T, DbError> {
+    text.parse().map_err(|e| match e {
+        DbError::Invalid(m) => DbError::Corrupt(m),
+        other => other,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,8 +27,9 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use model::{
-    OnboardingStatus, RunKind, RunStatus, TRUST_ENV, is_region, stack_name, trust_stack_name,
-    validate_account_id, validate_env, validate_slug,
+    MAX_LABELS, OnboardingStatus, RunKind, RunStatus, TRUST_ENV, is_region, label_key_problem,
+    label_value_problem, stack_name, trust_stack_name, validate_account_id, validate_display_name,
+    validate_env, validate_labels, validate_slug,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, Run, RunEvent};
@@ -36,8 +37,8 @@ pub use stacks::{
     AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, RunMetrics, StackStatus,
 };
 pub use state_store::RunStore;
-pub use tenants::{NewTenant, Tenant, TrustLocation};
-pub use tokens::ApiToken;
+pub use tenants::{NewTenant, TENANT_NAME_MAX, Tenant, TrustLocation};
+pub use tokens::{ApiToken, TOKEN_NAME_MAX};
 pub use trust::{
     DEFAULT_TRUST_STACK, MIN_TRUST_TEMPLATE_VERSION, TRUST_TEMPLATE_VERSION, TrustProblem,
     TrustStackReport, Verdict,

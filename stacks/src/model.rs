@@ -1,5 +1,7 @@
 //! The stack model: names and their validation, run kinds and states.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::DbError;
@@ -53,15 +55,139 @@ pub fn validate_account_id(id: &str) -> Result<(), DbError> {
     }
 }
 
-/// An AWS region name such as `eu-west-1` or `us-gov-west-1`.
+/// An AWS region name such as `eu-west-1`, `us-gov-west-1` or `eusc-de-east-1`.
 pub fn is_region(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty())
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+    const AREAS: [&str; 14] = [
+        "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso", "us-isob",
+        "eusc",
+    ];
+    const DIRECTIONS: [&str; 9] = [
+        "north",
+        "south",
+        "east",
+        "west",
+        "central",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+    ];
+    let Some((rest, number)) = name.rsplit_once('-') else {
+        return false;
+    };
+    let Some((area, direction)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    let number_ok = matches!(
+        number.as_bytes(),
+        [b'1'..=b'9'] | [b'1'..=b'9', b'0'..=b'9']
+    );
+    // The European Sovereign Cloud names a country as well: `eusc-de-east-1`.
+    let area_ok = AREAS.contains(&area)
+        || area
+            .strip_prefix("eusc-")
+            .is_some_and(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_lowercase()));
+    number_ok && area_ok && DIRECTIONS.contains(&direction)
+}
+
+/// A free-text name (a tenant's, a token's): 1 to `max` characters, no control characters,
+/// no leading or trailing whitespace.
+pub fn validate_display_name(what: &str, value: &str, max: usize) -> Result<(), DbError> {
+    let problem = if value.trim().is_empty() {
+        Some("is empty".to_string())
+    } else if value.chars().any(char::is_control) {
+        Some(format!("{value:?} contains a control character"))
+    } else if value.trim() != value {
+        Some(format!("{value:?} has leading or trailing whitespace"))
+    } else if value.chars().count() > max {
+        Some(format!(
+            "has {} characters: use at most {max}",
+            value.chars().count()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(DbError::Invalid(format!("{what} {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// The most labels a tenant or a node group may have.
+pub const MAX_LABELS: usize = 50;
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters: the name part of a
+/// Kubernetes label key, and a label value.
+fn is_label_name(text: &str) -> bool {
+    text.len() <= 63
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A lowercase RFC 1123 DNS subdomain of at most 253 characters.
+fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253
+        && text.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+/// What is wrong with a Kubernetes label (or taint) key, if anything: an optional DNS
+/// subdomain prefix and `/`, then a name of 1 to 63 characters.
+pub fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        return Some(format!(
+            "the prefix of key {key:?} is not a DNS subdomain: use at most 253 lowercase letters, digits, '-' and '.'"
+        ));
+    }
+    if name.is_empty() || !is_label_name(name) {
+        return Some(format!(
+            "key {key:?} is not a Kubernetes label key: its name (after an optional prefix and '/') has 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        ));
+    }
+    None
+}
+
+/// What is wrong with a Kubernetes label (or taint) value, if anything: empty, or up to 63
+/// characters like a key's name.
+pub fn label_value_problem(value: &str) -> Option<String> {
+    if value.is_empty() || is_label_name(value) {
+        None
+    } else {
+        Some(format!(
+            "value {value:?} is invalid: use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        ))
+    }
+}
+
+/// A tenant's labels, held to the rules of Kubernetes labels.
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), DbError> {
+    if labels.len() > MAX_LABELS {
+        return Err(DbError::Invalid(format!(
+            "labels: {} given, at most {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    for (key, value) in labels {
+        if let Some(problem) = label_key_problem(key).or_else(|| label_value_problem(value)) {
+            return Err(DbError::Invalid(format!("labels.{key}: {problem}")));
+        }
+    }
+    Ok(())
 }
 
 /// The stack of a tenant's environment.
@@ -164,5 +290,142 @@ mod tests {
             "nope".parse::<RunKind>().unwrap_err().to_string(),
             "invalid input: unknown RunKind \"nope\""
         );
+    }
+
+    #[test]
+    fn regions() {
+        for good in [
+            "eu-west-1",
+            "us-east-1",
+            "us-gov-west-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "ap-southeast-5",
+            "ap-northeast-3",
+            "il-central-1",
+            "mx-central-1",
+            "cn-northwest-1",
+            "eusc-de-east-1",
+            "eusc-east-1",
+            "ca-west-1",
+            "us-east-10",
+            "us-east-99",
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Mars",
+            "mars-north-1",
+            "eu-west-0",
+            "eu-west-01",
+            "eu-west-100",
+            "eu-west",
+            "eu-west-",
+            "EU-WEST-1",
+            "eu-up-1",
+            "eu-west-1a",
+            "us-gov-1",
+            "eusc-d-east-1",
+            "eusc-deu-east-1",
+            "eu-de-east-1",
+            " eu-west-1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_names() {
+        assert!(validate_display_name("tenant name", "Acme Corp. (Ünïcode)", 200).is_ok());
+        let name = "x".repeat(200);
+        assert!(validate_display_name("tenant name", &name, 200).is_ok());
+        let long = "é".repeat(101);
+        assert!(validate_display_name("token name", &long[..200], 100).is_ok());
+        for (bad, max) in [
+            ("", 200),
+            ("   ", 200),
+            (" acme", 200),
+            ("acme ", 200),
+            ("ac\nme", 200),
+            ("ac\u{7}me", 200),
+            (&long[..], 100),
+        ] {
+            let err = validate_display_name("token name", bad, max).unwrap_err();
+            assert!(
+                matches!(&err, DbError::Invalid(m) if m.starts_with("token name ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn label_syntax() {
+        let long_prefix = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(long_prefix.len(), 253);
+        for good in [
+            "team",
+            "a",
+            "Team_1.x-y",
+            "example.com/team",
+            "my-org.example.com/Z",
+            &"k".repeat(63),
+            &format!("{long_prefix}/x"),
+        ] {
+            assert_eq!(label_key_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "-team",
+            "team-",
+            "te am",
+            "tëam",
+            "/team",
+            "example.com/",
+            "Example.com/team",
+            "-example.com/team",
+            "example..com/team",
+            "a/b/c",
+            &"k".repeat(64),
+            &format!("{long_prefix}a/x"),
+        ] {
+            assert!(label_key_problem(bad).is_some(), "{bad}");
+        }
+        for good in ["", "v", "v1.2_3-x", &"v".repeat(63)] {
+            assert_eq!(label_value_problem(good), None, "{good}");
+        }
+        for bad in ["-v", "v.", "a b", "a/b", &"v".repeat(64)] {
+            assert!(label_value_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_labels() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(validate_labels(&labels(&[("team", "core"), ("tier", "")])).is_ok());
+        let message = |l: BTreeMap<String, String>| match validate_labels(&l) {
+            Err(DbError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(message(labels(&[("team!", "core")])).starts_with("labels.team!: "));
+        assert!(message(labels(&[("team", "core team")])).starts_with("labels.team: "));
+        let full: BTreeMap<String, String> = (0..MAX_LABELS)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert!(validate_labels(&full).is_ok());
+        let mut over = full;
+        over.insert("one-more".into(), "v".into());
+        assert!(message(over).starts_with("labels: 51 given"));
     }
 }

@@ -63,8 +63,8 @@ pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         id,
         seq,
         stack,
-        kind: kind.parse()?,
-        status: status.parse()?,
+        kind: crate::db::stored(&kind)?,
+        status: crate::db::stored(&status)?,
         requested_by,
         created_at,
         started_at,
@@ -86,10 +86,39 @@ pub struct RunEvent {
     pub data: Option<Value>,
 }
 
-/// Creates a stack record unless it exists.
-pub(crate) const INSERT_STACK: &str =
-    "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
-                            ON CONFLICT (name) DO NOTHING";
+/// Creates the stack record `$name` of the tenant `$tenant`'s environment `$env` on the
+/// connection `$conn` unless it exists. The name is unique because AWS names and tags derive
+/// from it: `StackNameTaken` when another tenant's environment holds it (`co1` + `prod-eu`
+/// and `co1-prod` + `eu` are both `co1-prod-eu`).
+macro_rules! claim_stack {
+    ($db:expr, $conn:expr, $name:expr, $tenant:expr, $env:expr, $now:expr) => {
+        async {
+            sqlx::query(
+                "INSERT INTO stacks (name, tenant_id, env, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind($name)
+            .bind($tenant)
+            .bind($env)
+            .bind($now)
+            .execute(&mut *$conn)
+            .await
+            .map_err(|e| $db.query_error(e))?;
+            let owner: Option<(String, String)> =
+                sqlx::query_as("SELECT tenant_id, env FROM stacks WHERE name = $1")
+                    .bind($name)
+                    .fetch_optional(&mut *$conn)
+                    .await
+                    .map_err(|e| $db.query_error(e))?;
+            let (want_tenant, want_env): (&str, &str) = (&$tenant, &$env);
+            match owner {
+                Some((tenant, env)) if tenant == want_tenant && env == want_env => Ok(()),
+                _ => Err(DbError::StackNameTaken($name.to_string())),
+            }
+        }
+    };
+}
+pub(crate) use claim_stack;
 
 /// When a lease taken or renewed at `now` (ms) for `ttl` expires.
 fn expiry(now: i64, ttl: Duration) -> i64 {
@@ -126,7 +155,8 @@ pub enum Begin {
 }
 
 impl Database {
-    /// Creates the stack record of a tenant environment if it does not exist.
+    /// Creates the stack record of a tenant environment if it does not exist;
+    /// `StackNameTaken` if another tenant's environment has the name.
     pub async fn ensure_stack(
         &self,
         stack: &str,
@@ -134,15 +164,9 @@ impl Database {
         env: &str,
     ) -> Result<(), DbError> {
         with_pool!(self, p => {
-            sqlx::query(INSERT_STACK)
-            .bind(stack)
-            .bind(tenant_id)
-            .bind(env)
-            .bind(now_ms())
-            .execute(p)
-            .await
-            .map(drop)
-            .map_err(|e| self.query_error(e))
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            claim_stack!(self, tx, stack, tenant_id, env, now_ms()).await?;
+            tx.commit().await.map_err(|e| self.query_error(e))
         })
     }
 
@@ -270,7 +294,7 @@ impl Database {
             let Some((stack, status, seq)) = run else {
                 return Err(DbError::NotFound(format!("run {run_id}")));
             };
-            match status.parse::<RunStatus>()? {
+            match crate::db::stored::<RunStatus>(&status)? {
                 RunStatus::Cancelled => return Ok(Begin::Cancelled),
                 s if s.is_finished() => return Ok(Begin::Finished),
                 _ => {}
@@ -501,7 +525,7 @@ impl Database {
                     .map(|d| serde_json::from_str(&d))
                     .transpose()
                     .map_err(|e| {
-                        DbError::Invalid(format!("stored data of event {seq} of run {run_id}: {e}"))
+                        DbError::Corrupt(format!("stored data of event {seq} of run {run_id}: {e}"))
                     })?;
                 Ok(RunEvent {
                     seq,
@@ -527,13 +551,13 @@ impl Database {
         row.ok_or_else(|| DbError::NotFound(format!("run {run_id}")))?
             .map(|plan| {
                 serde_json::from_str(&plan)
-                    .map_err(|e| DbError::Invalid(format!("stored plan of run {run_id}: {e}")))
+                    .map_err(|e| DbError::Corrupt(format!("stored plan of run {run_id}: {e}")))
             })
             .transpose()
     }
 
     /// Saves an environment's config (JSON), creating its stack record; returns the new
-    /// version (1 for the first save).
+    /// version (1 for the first save). The config is kept as given.
     pub async fn save_config(
         &self,
         tenant_id: &str,
@@ -542,15 +566,34 @@ impl Database {
         config: &Value,
         actor: &str,
     ) -> Result<i64, DbError> {
+        self.save_environment(tenant_id, slug, env, config, config, actor)
+            .await
+    }
+
+    /// Saves an environment's effective config (what runs use) and the raw one it was
+    /// completed from (what the caller sent). `StackNameTaken` if the stack name
+    /// `{slug}-{env}` belongs to another tenant's environment.
+    pub async fn save_environment(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        env: &str,
+        config: &Value,
+        raw: &Value,
+        actor: &str,
+    ) -> Result<i64, DbError> {
         crate::model::validate_env(env)?;
         let stack = crate::model::stack_name(slug, env);
         let now = now_ms();
         let text = config.to_string();
+        let raw = raw.to_string();
         let version = with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            // First, so that a taken name leaves nothing written.
+            claim_stack!(self, tx, &stack, tenant_id, env, now).await?;
             let version: i64 = sqlx::query_scalar(
-                "INSERT INTO environment_configs (tenant_id, env, config, version, updated_at) VALUES ($1, $2, $3, 1, $4)
-                 ON CONFLICT (tenant_id, env) DO UPDATE SET config = excluded.config,
+                "INSERT INTO environment_configs (tenant_id, env, config, version, updated_at, raw) VALUES ($1, $2, $3, 1, $4, $5)
+                 ON CONFLICT (tenant_id, env) DO UPDATE SET config = excluded.config, raw = excluded.raw,
                  version = environment_configs.version + 1, updated_at = excluded.updated_at
                  RETURNING version",
             )
@@ -558,17 +601,10 @@ impl Database {
             .bind(env)
             .bind(&text)
             .bind(now)
+            .bind(&raw)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
-            sqlx::query(INSERT_STACK)
-                .bind(&stack)
-                .bind(tenant_id)
-                .bind(env)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
             audit!(&mut *tx, actor, "config.save", &stack, now).map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))?;
             version
@@ -591,7 +627,7 @@ impl Database {
         let (text, version) =
             row.ok_or_else(|| DbError::NotFound(format!("config of stack {stack}")))?;
         let config = serde_json::from_str(&text)
-            .map_err(|e| DbError::Invalid(format!("stored config of {stack}: {e}")))?;
+            .map_err(|e| DbError::Corrupt(format!("stored config of {stack}: {e}")))?;
         Ok((config, version))
     }
 

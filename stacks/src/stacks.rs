@@ -10,12 +10,16 @@ use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::model::{TRUST_ENV, stack_name};
 use crate::runs::{RUN_COLUMNS, Run, RunRow, run_from_row};
-use crate::{Database, DbError, now_ms};
+use crate::{Database, DbError, Tenant, now_ms};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EnvironmentRecord {
     pub env: String,
+    /// The effective config: what was saved, with every default filled in when it was saved
+    /// (a later change of byoc's defaults never moves a live environment).
     pub config: Value,
+    /// The config as the caller sent it.
+    pub raw: Value,
     pub version: i64,
     pub updated_at: i64,
 }
@@ -129,15 +133,23 @@ pub struct AuditEntry {
 }
 
 fn parse_json(what: impl FnOnce() -> String, text: &str) -> Result<Value, DbError> {
-    serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("stored {}: {e}", what())))
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("stored {}: {e}", what())))
 }
 
-type ConfigRow = (String, String, i64, i64);
+type ConfigRow = (String, String, Option<String>, i64, i64);
+
+const CONFIG_COLUMNS: &str = "env, config, raw, version, updated_at";
 
 fn record_from_row(row: ConfigRow) -> Result<EnvironmentRecord, DbError> {
-    let (env, config, version, updated_at) = row;
+    let (env, config, raw, version, updated_at) = row;
+    let config = parse_json(|| format!("config of environment {env:?}"), &config)?;
     Ok(EnvironmentRecord {
-        config: parse_json(|| format!("config of environment {env:?}"), &config)?,
+        // Saved before the raw form was kept: it is the effective one.
+        raw: match raw {
+            Some(raw) => parse_json(|| format!("raw config of environment {env:?}"), &raw)?,
+            None => config.clone(),
+        },
+        config,
         env,
         version,
         updated_at,
@@ -146,13 +158,13 @@ fn record_from_row(row: ConfigRow) -> Result<EnvironmentRecord, DbError> {
 
 impl Database {
     /// NotFound names the tenant and environment.
-    pub async fn config(&self, tenant_id: &str, env: &str) -> Result<EnvironmentRecord, DbError> {
+    pub async fn config(&self, tenant: &Tenant, env: &str) -> Result<EnvironmentRecord, DbError> {
+        let sql = format!(
+            "SELECT {CONFIG_COLUMNS} FROM environment_configs WHERE tenant_id = $1 AND env = $2"
+        );
         let row: Option<ConfigRow> = with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT env, config, version, updated_at FROM environment_configs
-                 WHERE tenant_id = $1 AND env = $2",
-            )
-            .bind(tenant_id)
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&tenant.id)
             .bind(env)
             .fetch_optional(p)
             .await
@@ -160,17 +172,35 @@ impl Database {
         });
         record_from_row(row.ok_or_else(|| {
             DbError::NotFound(format!(
-                "config of environment {env:?} of tenant {tenant_id}"
+                "config of environment {env:?} of tenant {:?}",
+                tenant.slug
             ))
         })?)
     }
 
+    /// The name of the stack of `tenant`'s environment `env`. Every read of an environment's
+    /// records starts here, from the (tenant, environment) pair, never from a name built
+    /// from strings: a name someone else holds is never reached. NotFound until the
+    /// environment's config is first saved.
+    pub async fn stack_of(&self, tenant: &Tenant, env: &str) -> Result<String, DbError> {
+        let name: Option<String> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT name FROM stacks WHERE tenant_id = $1 AND env = $2")
+                .bind(&tenant.id)
+                .bind(env)
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        name.ok_or_else(|| {
+            DbError::NotFound(format!("environment {env:?} of tenant {:?}", tenant.slug))
+        })
+    }
+
     /// Every environment config of a tenant, by env name.
     pub async fn configs(&self, tenant_id: &str) -> Result<Vec<EnvironmentRecord>, DbError> {
+        let sql = format!("SELECT {CONFIG_COLUMNS} FROM environment_configs WHERE tenant_id = $1");
         let rows: Vec<ConfigRow> = with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT env, config, version, updated_at FROM environment_configs WHERE tenant_id = $1",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .fetch_all(p)
             .await

@@ -8,12 +8,16 @@ use crate::crypto::{Sealer, random_bytes};
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::model::{
-    OnboardingStatus, TRUST_ENV, is_region, trust_stack_name, validate_account_id, validate_slug,
+    OnboardingStatus, TRUST_ENV, is_region, trust_stack_name, validate_account_id,
+    validate_display_name, validate_labels, validate_slug,
 };
-use crate::runs::{INSERT_STACK, Lease, fenced};
+use crate::runs::{Lease, claim_stack, fenced};
 use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
 use crate::trust::Verdict;
 use crate::{Database, DbError, now_ms};
+
+/// The longest tenant name, in characters.
+pub const TENANT_NAME_MAX: usize = 200;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct NewTenant {
@@ -77,14 +81,15 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
         created_at,
         updated_at,
     ) = row;
+    let labels = serde_json::from_str(&labels)
+        .map_err(|e| DbError::Corrupt(format!("labels of tenant {slug}: {e}")))?;
     Ok(Tenant {
         id,
         slug,
         name,
         aws_account_id,
-        labels: serde_json::from_str(&labels)
-            .map_err(|e| DbError::Invalid(format!("tenant labels: {e}")))?,
-        onboarding_status: status.parse()?,
+        labels,
+        onboarding_status: crate::db::stored(&status)?,
         onboarding_message,
         trust_stack_name,
         trust_region,
@@ -114,9 +119,8 @@ impl Database {
     ) -> Result<(Tenant, String), DbError> {
         validate_slug(&new.slug)?;
         validate_account_id(&new.aws_account_id)?;
-        if new.name.trim().is_empty() {
-            return Err(DbError::Invalid("tenant name is empty".into()));
-        }
+        validate_display_name("tenant name", &new.name, TENANT_NAME_MAX)?;
+        validate_labels(&new.labels)?;
         let (external_id, sealed) = new_external_id(sealer);
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
@@ -253,6 +257,11 @@ impl Database {
             .await
     }
 
+    /// The tenant with this id (a tenant token's own).
+    pub async fn tenant_by_id(&self, id: &str) -> Result<Tenant, DbError> {
+        self.tenant_where("id = $1", id, "the token's tenant").await
+    }
+
     /// The tenant a stack belongs to.
     pub async fn stack_tenant(&self, stack: &str) -> Result<Tenant, DbError> {
         self.tenant_where(
@@ -319,14 +328,7 @@ impl Database {
             .await
             .map_err(|e| self.query_error(e))?
             .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?;
-            sqlx::query(INSERT_STACK)
-                .bind(&stack)
-                .bind(&id)
-                .bind(TRUST_ENV)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
+            claim_stack!(self, tx, &stack, &id, TRUST_ENV, now).await?;
             tx.commit().await.map_err(|e| self.query_error(e))
         })?;
         Ok(stack)

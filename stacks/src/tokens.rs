@@ -25,7 +25,7 @@ pub struct ApiToken {
 
 const ID_HEX: usize = 16;
 const SECRET_HEX: usize = 64;
-const MAX_NAME: usize = 64;
+pub const TOKEN_NAME_MAX: usize = 64;
 /// `last_used_at` is only rewritten when older than this: a token used many times a second
 /// must not turn every request into a write.
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
@@ -92,12 +92,7 @@ fn hash_matches(stored: &str, secret: &str) -> bool {
 }
 
 fn validate_name(name: &str) -> Result<(), DbError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME {
-        return Err(DbError::Invalid(format!(
-            "token name {name:?} is invalid: use 1 to {MAX_NAME} characters, not only spaces"
-        )));
-    }
-    Ok(())
+    crate::model::validate_display_name("token name", name, TOKEN_NAME_MAX)
 }
 
 /// What [`Database::put_token`] found.

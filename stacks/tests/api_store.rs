@@ -528,7 +528,7 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
             .await?;
         db.save_config(&acme.id, "acme", "dev", &json!({"v": 2}), "test")
             .await?;
-        let dev = db.config(&acme.id, "dev").await?;
+        let dev = db.config(&acme, "dev").await?;
         assert_eq!((dev.env.as_str(), dev.version), ("dev", 2));
         assert_eq!(dev.config, json!({"v": 2}));
         let envs: Vec<_> = db
@@ -538,9 +538,9 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
             .map(|c| (c.env, c.version))
             .collect();
         assert_eq!(envs, [("dev".to_string(), 2), ("prod".to_string(), 1)]);
-        let err = db.config(&acme.id, "qa").await.unwrap_err();
+        let err = db.config(&acme, "qa").await.unwrap_err();
         assert!(
-            matches!(&err, DbError::NotFound(m) if m.contains("\"qa\"") && m.contains(&acme.id)),
+            matches!(&err, DbError::NotFound(m) if m.contains("\"qa\"") && m.contains("\"acme\"") && !m.contains(&acme.id)),
             "{err}"
         );
 
@@ -562,7 +562,7 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
         let run = finished_run(&db, "acme-prod", 3).await?;
         db.delete_config(&acme.id, "acme", "prod", "alice").await?;
         assert!(matches!(
-            db.config(&acme.id, "prod").await,
+            db.config(&acme, "prod").await,
             Err(DbError::NotFound(_))
         ));
         assert!(matches!(
@@ -571,7 +571,7 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
         ));
         assert!(matches!(db.run(&run).await, Err(DbError::NotFound(_))));
         assert_eq!(audited(t.url(), "config.delete", "acme-prod").await?, 1);
-        assert!(db.config(&acme.id, "dev").await.is_ok(), "dev is untouched");
+        assert!(db.config(&acme, "dev").await.is_ok(), "dev is untouched");
 
         exec(t.url(), "DELETE FROM resources").await?;
         // An operation of unknown outcome may have left a cloud object: still refused.
@@ -725,6 +725,62 @@ async fn run_events_are_read_in_order_after_a_cursor() -> anyhow::Result<()> {
             db.run_plan("no-such-run").await,
             Err(DbError::NotFound(_))
         ));
+    }
+    Ok(())
+}
+
+/// `co1` + `prod-eu` and `co1-prod` + `eu` are both stack `co1-prod-eu`: whichever comes
+/// second is refused, writes nothing, and each tenant's lookup finds only its own stack.
+#[tokio::test]
+async fn a_stack_name_belongs_to_one_environment() -> anyhow::Result<()> {
+    for (t, db) in databases().await? {
+        let co1 = tenant(&db, "co1").await?;
+        let co1_prod = tenant(&db, "co1-prod").await?;
+        db.save_config(&co1.id, "co1", "prod-eu", &json!({"v": 1}), "test")
+            .await?;
+        let err = db
+            .save_config(&co1_prod.id, "co1-prod", "eu", &json!({"v": 2}), "test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DbError::StackNameTaken(name) if name == "co1-prod-eu"),
+            "{err}"
+        );
+        assert!(matches!(
+            db.config(&co1_prod, "eu").await,
+            Err(DbError::NotFound(_))
+        ));
+        assert!(matches!(
+            db.stack_of(&co1_prod, "eu").await,
+            Err(DbError::NotFound(_))
+        ));
+        assert_eq!(db.stack_of(&co1, "prod-eu").await?, "co1-prod-eu");
+        let owners = texts(
+            t.url(),
+            "SELECT tenant_id, env FROM stacks WHERE name = 'co1-prod-eu'",
+        )
+        .await?;
+        assert_eq!(owners, [[Some(co1.id.clone()), Some("prod-eu".into())]]);
+        assert_eq!(audited(t.url(), "config.save", "co1-prod-eu").await?, 1);
+        // Saving its own again is fine; the other order is refused the same way.
+        db.save_config(&co1.id, "co1", "prod-eu", &json!({"v": 3}), "test")
+            .await?;
+        db.save_config(&co1_prod.id, "co1-prod", "us", &json!({"v": 1}), "test")
+            .await?;
+        let err = db
+            .save_config(&co1.id, "co1", "prod-us", &json!({"v": 1}), "test")
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, DbError::StackNameTaken(_)), "{err}");
+        assert!(matches!(
+            db.ensure_stack("co1-prod-us", &co1.id, "prod-us").await,
+            Err(DbError::StackNameTaken(_))
+        ));
+        // Once the first tenant's environment is gone, the name is free again.
+        db.delete_config(&co1.id, "co1", "prod-eu", "test").await?;
+        db.save_config(&co1_prod.id, "co1-prod", "eu", &json!({"v": 2}), "test")
+            .await?;
+        assert_eq!(db.stack_of(&co1_prod, "eu").await?, "co1-prod-eu");
     }
     Ok(())
 }

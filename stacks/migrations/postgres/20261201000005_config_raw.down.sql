@@ -1,0 +1,1 @@
+ALTER TABLE environment_configs DROP COLUMN raw;
