@@ -58,7 +58,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(region) = &args.default_region {
         anyhow::ensure!(
-            byoc_stacks::is_region(region),
+            byoc_model::is_region(region),
             "--default-region {region:?} is not an AWS region name such as eu-west-1"
         );
     }
@@ -174,7 +174,7 @@ async fn migrate(
                 // Configured: known to the API even when no worker runs here.
                 if let Some(account) = platform_account_id
                     && let Err(e) = db
-                        .set_fact(crate::worker::PLATFORM_ACCOUNT_ID, &account)
+                        .set_fact(byoc_model::facts::PLATFORM_ACCOUNT_ID, &account)
                         .await
                 {
                     tracing::warn!(error = %e, "could not record the platform account id");

@@ -7,14 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use byoc_components::helm::Helm;
 use byoc_components::{Platform, PlatformOptions, RateLimits};
+use byoc_model::facts;
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon, unique_worker_name};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{DatabaseArgs, shutdown_signal};
-
-/// The platform fact the API reads for the trust template.
-pub const PLATFORM_ACCOUNT_ID: &str = byoc_api::PLATFORM_ACCOUNT_ID;
 
 /// How this process's workers run.
 #[derive(clap::Args, Clone)]
@@ -48,7 +46,7 @@ pub struct WorkerArgs {
 }
 
 fn account_id(text: &str) -> Result<String, String> {
-    byoc_stacks::validate_account_id(text).map_err(|e| e.to_string())?;
+    byoc_model::validate_account_id(text).map_err(|e| e.to_string())?;
     Ok(text.to_string())
 }
 
@@ -99,6 +97,8 @@ pub async fn work(
     if let Some(helm) = &helm {
         tracing::info!(version = helm.version(), "helm found");
     }
+    // The role customers' trust stacks must create: the API tells them.
+    db.set_fact(facts::TRUST_ROLE_NAME, &args.role_name).await?;
     let platform = Platform::load(PlatformOptions {
         endpoint: args.aws_endpoint_url,
         role_name: Some(args.role_name),
@@ -113,7 +113,7 @@ pub async fn work(
         None => platform.account_id().await,
     };
     match account {
-        Ok(account) => db.set_fact(PLATFORM_ACCOUNT_ID, &account).await?,
+        Ok(account) => db.set_fact(facts::PLATFORM_ACCOUNT_ID, &account).await?,
         Err(e) => {
             tracing::warn!(error = %e, "cannot tell the platform account id (STS GetCallerIdentity); set BYOC_PLATFORM_ACCOUNT_ID")
         }

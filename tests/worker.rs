@@ -5,9 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
-};
+use byoc_model::{RunKind, RunStatus};
+use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url};
 use byoc_testkit::{ByocProcess, Emulator, EmulatorOptions, TestDb};
 use serde_json::json;
 

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use byoc_stacks::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant};
+use byoc_model::{EnvironmentConfig, OnboardingStatus, RunKind};
+use byoc_stacks::Tenant;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
@@ -179,7 +180,7 @@ pub async fn status(
     }
     // The last refresh says whether the cloud still matches the state.
     let drift = db
-        .latest_run(&stack, RunKind::Refresh, byoc_stacks::RunStatus::Succeeded)
+        .latest_run(&stack, RunKind::Refresh, byoc_model::RunStatus::Succeeded)
         .await?
         .map(|r| json!({"run_id": r.id, "checked_at": r.finished_at, "drift": r.summary.and_then(|s| s.get("drift").cloned())}));
     Ok(Json(

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use byoc_stacks::{ConfigError, DbError};
+use byoc_model::ConfigError;
+use byoc_stacks::DbError;
 use serde::Serialize;
 
 /// Every error the API answers with: a status and a JSON body `{error, message, field?}`.
@@ -93,11 +94,12 @@ pub struct ErrorBody {
     request_id: Option<String>,
 }
 
-/// What a 5xx response hides, for [`request_id_on_faults`] to log with the request id.
+/// A 5xx response, for [`request_id_on_faults`] to give the request id, and what it hides
+/// (if anything) to log under that id.
 #[derive(Clone)]
 struct Fault {
     body: ErrorBody,
-    detail: String,
+    detail: Option<String>,
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -165,7 +167,8 @@ impl IntoResponse for ApiError {
         };
         let fault = status.is_server_error().then(|| Fault {
             body: body.clone(),
-            detail: self.to_string(),
+            // Not ready says all there is; the others hide their cause.
+            detail: (!matches!(self, ApiError::NotReady(_))).then(|| self.to_string()),
         });
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
@@ -191,7 +194,9 @@ pub async fn request_id_on_faults(request: Request, next: Next) -> Response {
     let Some(fault) = response.extensions_mut().remove::<Fault>() else {
         return response;
     };
-    tracing::error!(request_id = id.as_deref().unwrap_or("-"), %path, status = %response.status(), error = %fault.detail, "request failed");
+    if let Some(detail) = &fault.detail {
+        tracing::error!(request_id = id.as_deref().unwrap_or("-"), %path, status = %response.status(), error = %detail, "request failed");
+    }
     let body = ErrorBody {
         request_id: id,
         ..fault.body

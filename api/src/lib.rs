@@ -38,9 +38,6 @@ use crate::error::ErrorBody;
 pub use auth::Caller;
 pub use error::ApiError;
 
-/// The platform fact holding the account tenants' trust roles trust (recorded by workers).
-pub const PLATFORM_ACCOUNT_ID: &str = "platform_account_id";
-
 /// Request bodies above this are refused (413): configs are a few KiB.
 const BODY_LIMIT: usize = 256 * 1024;
 

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use byoc_stacks::{NewTenant, TRUST_TEMPLATE_VERSION, Tenant, TrustLocation};
+use byoc_model::{TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION, facts};
+use byoc_stacks::{NewTenant, Tenant, TrustLocation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -27,7 +28,7 @@ pub struct CreateTenant {
 /// What the customer needs to launch the trust stack.
 #[derive(Serialize)]
 struct Trust {
-    role_name: &'static str,
+    role_name: String,
     external_id: String,
     /// The account the role trusts; known once a worker has recorded it (or from config).
     platform_account_id: Option<String>,
@@ -57,8 +58,8 @@ pub async fn create(
         .create_tenant(state.sealer(), &new, &caller.actor())
         .await?;
     let trust = Trust {
-        role_name: "byoc-deployer",
-        platform_account_id: state.db().fact(crate::PLATFORM_ACCOUNT_ID).await?,
+        role_name: trust_role_name(&state).await?,
+        platform_account_id: state.db().fact(facts::PLATFORM_ACCOUNT_ID).await?,
         template_url: format!("/api/v1/tenants/{}/trust-template", tenant.slug),
         external_id: external_id.clone(),
     };
@@ -148,6 +149,16 @@ pub async fn rotate_external_id(
     })))
 }
 
+/// The role the workers assume in tenant accounts: what they recorded, else the template's
+/// default.
+async fn trust_role_name(state: &AppState) -> Result<String, ApiError> {
+    Ok(state
+        .db()
+        .fact(facts::TRUST_ROLE_NAME)
+        .await?
+        .unwrap_or_else(|| TRUST_ROLE_NAME.to_string()))
+}
+
 /// The customer trust template, as shipped in `cfn-templates/`.
 const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role.yaml");
 
@@ -158,12 +169,13 @@ pub async fn trust_template(
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.visible_tenant(&caller, &slug).await?;
-    let platform = state.db().fact(crate::PLATFORM_ACCOUNT_ID).await?;
+    let platform = state.db().fact(facts::PLATFORM_ACCOUNT_ID).await?;
+    let role_name = trust_role_name(&state).await?;
     // The console launches templates from S3 only: a link when the template is published.
     let stack_name = &tenant.trust_stack_name;
     let quick_create = match (state.template_url(), &platform) {
         (Some(url), Some(account)) => Some(format!(
-            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName={stack_name}&param_TrustedAccountId={account}&param_RoleName=byoc-deployer",
+            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName={stack_name}&param_TrustedAccountId={account}&param_RoleName={role_name}",
             percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC)
         )),
         _ => None,
@@ -176,7 +188,7 @@ pub async fn trust_template(
         "template": TRUST_TEMPLATE,
         "parameters": {
             "TrustedAccountId": platform,
-            "RoleName": "byoc-deployer",
+            "RoleName": role_name,
             "ExternalId": "(the external id shown when the tenant was created, or by its last rotation)",
         },
         "quick_create_url": quick_create,
@@ -209,7 +221,7 @@ pub async fn verify(
         Err(e) => return Err(e.into()),
     };
     if let Some(region) = &body.region
-        && !byoc_stacks::is_region(region)
+        && !byoc_model::is_region(region)
     {
         return Err(ApiError::invalid(
             Some("region"),

@@ -1,38 +1,34 @@
-//! Path and body fields checked with the stack model's rules, errors naming the field.
+//! Path and body fields checked with the model's rules, errors naming the field.
+
+use byoc_model::Invalid;
 
 use crate::ApiError;
 
-fn field(name: &str, result: Result<(), byoc_stacks::DbError>) -> Result<(), ApiError> {
-    result.map_err(|e| match e {
-        byoc_stacks::DbError::Invalid(m) => ApiError::invalid(Some(name), m),
-        other => other.into(),
-    })
+fn field(name: &str, result: Result<(), Invalid>) -> Result<(), ApiError> {
+    result.map_err(|Invalid(m)| ApiError::invalid(Some(name), m))
 }
 
 pub fn slug(value: &str) -> Result<(), ApiError> {
-    field("slug", byoc_stacks::validate_slug(value))
+    field("slug", byoc_model::validate_slug(value))
 }
 
 pub fn env(value: &str) -> Result<(), ApiError> {
-    field("env", byoc_stacks::validate_env(value))
+    field("env", byoc_model::validate_env(value))
 }
 
 pub fn account_id(value: &str) -> Result<(), ApiError> {
-    field("aws_account_id", byoc_stacks::validate_account_id(value))
+    field("aws_account_id", byoc_model::validate_account_id(value))
 }
 
 /// A name a person types (a tenant's, a token's): `max` characters, no control characters.
 pub fn display_name(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    field(name, byoc_stacks::validate_display_name(name, value, max))
+    field(name, byoc_model::validate_display_name(name, value, max))
 }
 
 pub fn labels(value: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
-    byoc_stacks::validate_labels(value).map_err(|e| match e {
+    byoc_model::validate_labels(value).map_err(|Invalid(m)| {
         // The message starts with the label's path, `labels.{key}`.
-        byoc_stacks::DbError::Invalid(m) => {
-            let path = m.split(':').next().unwrap_or("labels").to_string();
-            ApiError::invalid(Some(&path), m)
-        }
-        other => other.into(),
+        let path = m.split(':').next().unwrap_or("labels").to_string();
+        ApiError::invalid(Some(&path), m)
     })
 }

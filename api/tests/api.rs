@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
-use byoc_stacks::{
-    Begin, Database, RunStatus, Sealer, TrustStackReport, Verdict, migrate_url, schema_fingerprint,
-};
+use byoc_model::{RunStatus, TrustStackReport, Verdict};
+use byoc_stacks::{Begin, Database, Sealer, migrate_url, schema_fingerprint};
 use byoc_testkit::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -132,7 +131,7 @@ impl Api {
             assumed_role_arn: role.clone(),
             status: "CREATE_COMPLETE".into(),
             role_arn: Some(role),
-            template_version: Some(byoc_stacks::TRUST_TEMPLATE_VERSION.into()),
+            template_version: Some(byoc_model::TRUST_TEMPLATE_VERSION.into()),
         };
         let sealed = self.db.sealed_external_id(slug).await?;
         let verdict = Verdict::of_report(&report, slug);
@@ -463,7 +462,7 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         assert_eq!(acme["trust_region"], "eu-west-1");
         assert_eq!(
             acme["trust_template_version"],
-            byoc_stacks::TRUST_TEMPLATE_VERSION
+            byoc_model::TRUST_TEMPLATE_VERSION
         );
 
         // No worker here: runs stay queued, and a second deploy coalesces into the first.
@@ -520,8 +519,16 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         .await?;
 
         // The trust template, with the platform account a worker recorded.
+        let (_, trust) = api
+            .admin(Method::GET, "/api/v1/tenants/acme/trust-template", None)
+            .await?;
+        assert_eq!(trust["parameters"]["RoleName"], byoc_model::TRUST_ROLE_NAME);
         api.db
-            .set_fact(byoc_api::PLATFORM_ACCOUNT_ID, "123456789012")
+            .set_fact(byoc_model::facts::PLATFORM_ACCOUNT_ID, "123456789012")
+            .await?;
+        // Workers told to assume another role record it; the customer is told that one.
+        api.db
+            .set_fact(byoc_model::facts::TRUST_ROLE_NAME, "acme-byoc")
             .await?;
         let (status, trust) = api
             .admin(Method::GET, "/api/v1/tenants/acme/trust-template", None)
@@ -534,14 +541,16 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
                 .contains("sts:ExternalId")
         );
         assert_eq!(trust["parameters"]["TrustedAccountId"], "123456789012");
+        assert_eq!(trust["parameters"]["RoleName"], "acme-byoc");
         assert_eq!(
             trust["template_version"],
-            byoc_stacks::TRUST_TEMPLATE_VERSION
+            byoc_model::TRUST_TEMPLATE_VERSION
         );
         let link = trust["quick_create_url"].as_str().unwrap();
         assert!(
             link.contains("templateURL=https%3A%2F%2Fbyoc%2Dtemplates")
-                && link.contains("param_TrustedAccountId=123456789012"),
+                && link.contains("param_TrustedAccountId=123456789012")
+                && link.contains("param_RoleName=acme-byoc"),
             "{link}"
         );
 

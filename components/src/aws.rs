@@ -23,7 +23,7 @@ use crate::helm::Helm;
 use crate::limiter::{BucketKey, RateLimiter, RateLimits, Service};
 
 /// The role the customer's trust template creates.
-pub const DEFAULT_ROLE_NAME: &str = "byoc-deployer";
+pub use byoc_model::TRUST_ROLE_NAME as DEFAULT_ROLE_NAME;
 
 /// Process-wide: the platform's own credentials (the standard AWS chain) and the rate
 /// limiter every run shares.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use byoc_engine::{Resource, reference};
-use byoc_stacks::{CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, TaintEffect};
+use byoc_model::{CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, TaintEffect};
 use serde_json::{Value, json};
 
 use crate::resources::{
@@ -337,7 +337,7 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
 }
 
 fn private_ids_of(
-    subnets: &[byoc_stacks::SubnetPlan],
+    subnets: &[byoc_model::SubnetPlan],
     zone_key: impl Fn(&str) -> String,
 ) -> Vec<Value> {
     subnets

@@ -4,7 +4,7 @@
 //! over those.
 
 use byoc_engine::{Resource, reference};
-use byoc_stacks::{
+use byoc_model::{
     CapacityType, Component, ComponentConfig, EksMode, EnvironmentConfig, merge_values,
 };
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! reading means for onboarding is decided in byoc-stacks (`Verdict`).
 
 use byoc_engine::{CancellationToken, ErrorClass};
-use byoc_stacks::{TrustProblem, TrustStackReport};
+use byoc_model::{TrustProblem, TrustStackReport};
 
 use crate::aws::{ASSUME_ROLE_DENIED, Aws, classify};
 use crate::limiter::Service;

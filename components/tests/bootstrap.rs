@@ -12,7 +12,7 @@ use byoc_components::blueprint::environment;
 use byoc_components::helm::{Helm, Release};
 use byoc_components::resources::{helm_release, iam_role};
 use byoc_engine::{CancellationToken, Ctx, resolve};
-use byoc_stacks::EnvironmentConfig;
+use byoc_model::EnvironmentConfig;
 use byoc_testkit::Emulator;
 use byoc_testkit::workspace_root;
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 const STACK: &str = "acme-dev";
 const ISSUER: &str = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789";
 
-fn config(components: Value) -> Result<EnvironmentConfig, byoc_stacks::ConfigError> {
+fn config(components: Value) -> Result<EnvironmentConfig, byoc_model::ConfigError> {
     EnvironmentConfig::from_value(&json!({
         "region": "eu-west-1",
         "eks_mode": "managed",

@@ -14,7 +14,7 @@ use byoc_components::helm::{Helm, Release};
 use byoc_components::kube::{ClusterAccess, KubeClient};
 use byoc_components::resources::helm_release;
 use byoc_engine::{CancellationToken, resolve};
-use byoc_stacks::EnvironmentConfig;
+use byoc_model::EnvironmentConfig;
 use byoc_testkit::workspace_root;
 use serde_json::{Value, json};
 

@@ -323,7 +323,7 @@ async fn auto_mode_builds_the_auto_mode_cluster_request() -> anyhow::Result<()> 
     let platform = platform(emulator.endpoint(), RateLimits::default()).await;
     let env = Env::new(&platform, &emulator.fresh_account(), "auto-dev");
     let config =
-        byoc_stacks::EnvironmentConfig::from_value(&serde_json::json!({"region": "us-east-1"}))?;
+        byoc_model::EnvironmentConfig::from_value(&serde_json::json!({"region": "us-east-1"}))?;
     let report = env.deploy(&config, "run-1").await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
 

@@ -8,7 +8,7 @@ use aws_sdk_cloudformation::types::{Capability, Parameter};
 use byoc_components::RateLimits;
 use byoc_components::trust::read_trust_stack;
 use byoc_components::{Aws, Target};
-use byoc_stacks::{OnboardingStatus, TRUST_TEMPLATE_VERSION, TrustProblem, Verdict};
+use byoc_model::{OnboardingStatus, TRUST_TEMPLATE_VERSION, TrustProblem, Verdict};
 use byoc_testkit::{Emulator, workspace_root};
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -92,11 +92,17 @@ impl DbError {
 }
 
 /// A value read back from the store: one that does not parse is corrupt, not invalid input.
-pub(crate) fn stored<T: std::str::FromStr<Err = DbError>>(text: &str) -> Result<T, DbError> {
-    text.parse().map_err(|e| match e {
-        DbError::Invalid(m) => DbError::Corrupt(m),
-        other => other,
-    })
+pub(crate) fn stored<T: std::str::FromStr<Err = byoc_model::Invalid>>(
+    text: &str,
+) -> Result<T, DbError> {
+    text.parse()
+        .map_err(|e: byoc_model::Invalid| DbError::Corrupt(e.0))
+}
+
+impl From<byoc_model::Invalid> for DbError {
+    fn from(e: byoc_model::Invalid) -> DbError {
+        DbError::Invalid(e.0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::db::Pool;
-use crate::model::RunKind;
 use crate::runs::Run;
 use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
+use byoc_model::RunKind;
 
 /// The apalis queue byoc's runs go through.
 pub const QUEUE: &str = "byoc-runs";

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::model::{RunKind, RunStatus};
 use crate::{Database, DbError, now_ms};
+use byoc_model::{RunKind, RunStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Run {
@@ -582,8 +582,8 @@ impl Database {
         raw: &Value,
         actor: &str,
     ) -> Result<i64, DbError> {
-        crate::model::validate_env(env)?;
-        let stack = crate::model::stack_name(slug, env);
+        byoc_model::validate_env(env)?;
+        let stack = byoc_model::stack_name(slug, env);
         let now = now_ms();
         let text = config.to_string();
         let raw = raw.to_string();

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::model::{TRUST_ENV, stack_name};
 use crate::runs::{RUN_COLUMNS, Run, RunRow, run_from_row};
 use crate::{Database, DbError, Tenant, now_ms};
+use byoc_model::{TRUST_ENV, stack_name};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EnvironmentRecord {

@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{Sealer, random_bytes};
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::model::{
+use crate::runs::{Lease, claim_stack, fenced};
+use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
+use crate::{Database, DbError, now_ms};
+use byoc_model::Verdict;
+use byoc_model::{
     OnboardingStatus, TRUST_ENV, is_region, trust_stack_name, validate_account_id,
     validate_display_name, validate_labels, validate_slug,
 };
-use crate::runs::{Lease, claim_stack, fenced};
-use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
-use crate::trust::Verdict;
-use crate::{Database, DbError, now_ms};
 
 /// The longest tenant name, in characters.
 pub const TENANT_NAME_MAX: usize = 200;

@@ -92,7 +92,11 @@ fn hash_matches(stored: &str, secret: &str) -> bool {
 }
 
 fn validate_name(name: &str) -> Result<(), DbError> {
-    crate::model::validate_display_name("token name", name, TOKEN_NAME_MAX)
+    Ok(byoc_model::validate_display_name(
+        "token name",
+        name,
+        TOKEN_NAME_MAX,
+    )?)
 }
 
 /// What [`Database::put_token`] found.

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use byoc_model::{
+    OnboardingStatus, RunKind, RunStatus, TRUST_TEMPLATE_VERSION, TrustStackReport, Verdict,
+};
 use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, OnboardingStatus, RunKind, RunStatus, Sealer,
-    TRUST_TEMPLATE_VERSION, Tenant, TrustLocation, TrustStackReport, Verdict, migrate_url,
+    Begin, Database, DbError, NewTenant, Sealer, Tenant, TrustLocation, migrate_url,
     schema_fingerprint,
 };
 use byoc_testkit::TestDb;

@@ -9,9 +9,9 @@ use byoc_engine::{
     ExecOptions, Executor, Graph, NoEvents, Resource, RunStatus as EngineStatus, StateStore,
     StoreError, plan, reference,
 };
+use byoc_model::{RunKind, RunStatus};
 use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, RunKind, RunStatus, RunStore, Sealer, migrate_url,
-    schema_fingerprint,
+    Begin, Database, DbError, NewTenant, RunStore, Sealer, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use byoc_components::{Platform, PlatformOptions, WaitPolicy};
-use byoc_stacks::{Database, RunKind, RunStatus, migrate_url};
+use byoc_model::{RunKind, RunStatus};
+use byoc_stacks::{Database, migrate_url};
 use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
 use byoc_workers::AwsBlueprint;
 use serde_json::json;

@@ -11,7 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use byoc_engine::CancellationToken;
-use byoc_stacks::{Database, Pool, RunKind, now_ms};
+use byoc_model::RunKind;
+use byoc_stacks::{Database, Pool, now_ms};
 
 const CONCURRENCY: usize = 4;
 const LATENCY_RUNS: usize = 100;

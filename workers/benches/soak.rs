@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use byoc_stacks::RunKind;
+use byoc_model::RunKind;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -6,7 +6,7 @@ use byoc_components::resources::providers;
 use byoc_components::trust::read_trust_stack;
 use byoc_components::{Platform, Target};
 use byoc_engine::{Providers, Resource};
-use byoc_stacks::{EnvironmentConfig, TrustProblem, TrustStackReport};
+use byoc_model::{EnvironmentConfig, TrustProblem, TrustStackReport};
 use serde_json::Value;
 
 use crate::run::{Blueprint, RunTarget};

@@ -10,10 +10,8 @@ use byoc_engine::{
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
-use byoc_stacks::{
-    Begin, Database, DbError, Lease, OnboardingStatus, RunKind, RunStatus, RunStore, Sealer,
-    Tenant, TrustProblem, TrustStackReport, Verdict,
-};
+use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport, Verdict};
+use byoc_stacks::{Begin, Database, DbError, Lease, RunStore, Sealer, Tenant};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};

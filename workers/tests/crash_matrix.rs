@@ -16,9 +16,8 @@ use anyhow::Context;
 use byoc_components::resources::providers;
 use byoc_components::{Platform, PlatformOptions, Target};
 use byoc_engine::{CancellationToken, RetryPolicy, drift, refresh};
-use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
-};
+use byoc_model::{RunKind, RunStatus};
+use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url};
 use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
 use serde_json::{Value, json};
 

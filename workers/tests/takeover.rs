@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use byoc_engine::{Resource, reference};
+use byoc_model::{RunKind, RunStatus};
 use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, RunKind, RunStatus, Sealer, migrate_url,
-    schema_fingerprint,
+    Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;

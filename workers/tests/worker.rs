@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
+use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport};
 use byoc_stacks::{
-    Database, JobQueue, NewTenant, OnboardingStatus, QueueConfig, RunKind, RunStatus, Sealer,
-    TrustLocation, TrustProblem, TrustStackReport, migrate_url, schema_fingerprint,
+    Database, JobQueue, NewTenant, QueueConfig, Sealer, TrustLocation, migrate_url,
+    schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
@@ -298,7 +299,7 @@ async fn a_verify_run_records_the_verdict_unless_nothing_was_learnt() -> anyhow:
         assumed_role_arn: role.clone(),
         status: "CREATE_COMPLETE".into(),
         role_arn: Some(role),
-        template_version: Some(byoc_stacks::TRUST_TEMPLATE_VERSION.into()),
+        template_version: Some(byoc_model::TRUST_TEMPLATE_VERSION.into()),
     };
     let cases = [
         (Ok(current), RunStatus::Succeeded, OnboardingStatus::Trusted),

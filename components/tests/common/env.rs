@@ -16,7 +16,7 @@ use byoc_engine::{
     MemoryStore, Observed, Plan, Provider, ProviderError, Providers, RetryPolicy, RunReport,
     StateStore, plan, plan_destroy,
 };
-use byoc_stacks::EnvironmentConfig;
+use byoc_model::EnvironmentConfig;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 

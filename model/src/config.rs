@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::components::Components;
-use crate::model::{MAX_LABELS, label_key_problem, label_value_problem};
+use crate::names::{MAX_LABELS, label_key_problem, label_value_problem};
 
 /// One tenant environment: its network, its cluster and its nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,7 +256,7 @@ impl EnvironmentConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !crate::model::is_region(&self.region) {
+        if !crate::names::is_region(&self.region) {
             return Err(invalid(
                 "region",
                 format!(

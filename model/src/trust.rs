@@ -4,7 +4,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::OnboardingStatus;
+use crate::names::OnboardingStatus;
+
+/// The role the trust template creates by default (its `RoleName` parameter), which workers
+/// assume unless told another (`byoc worker --role-name`).
+pub const TRUST_ROLE_NAME: &str = "byoc-deployer";
+
+/// Facts a worker learns or is configured with, recorded for the API (which calls no AWS).
+pub mod facts {
+    /// The account tenants' trust roles trust.
+    pub const PLATFORM_ACCOUNT_ID: &str = "platform_account_id";
+    /// The role name the workers assume in tenant accounts.
+    pub const TRUST_ROLE_NAME: &str = "trust_role_name";
+}
 
 /// The version of `cfn-templates/customer-iam-role.yaml`, as its `TemplateVersion` output says.
 pub const TRUST_TEMPLATE_VERSION: &str = "1.1.0";

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::DbError;
+use crate::Invalid;
 
 /// Lowercase letters, digits and '-', starting with a letter, `min..=max` long, and (for
 /// slugs) not ending with '-'.
@@ -14,7 +14,7 @@ fn validate_name(
     min: usize,
     max: usize,
     dash_end: bool,
-) -> Result<(), DbError> {
+) -> Result<(), Invalid> {
     let ok = (min..=max).contains(&value.len())
         && value.starts_with(|c: char| c.is_ascii_lowercase())
         && (dash_end || !value.ends_with('-'))
@@ -29,27 +29,27 @@ fn validate_name(
         } else {
             " and not ending with '-'"
         };
-        Err(DbError::Invalid(format!(
+        Err(Invalid(format!(
             "{what} {value:?} is invalid: use {min} to {max} lowercase letters, digits and '-', starting with a letter{end}"
         )))
     }
 }
 
 /// `^[a-z][a-z0-9-]{1,38}[a-z0-9]$`
-pub fn validate_slug(slug: &str) -> Result<(), DbError> {
+pub fn validate_slug(slug: &str) -> Result<(), Invalid> {
     validate_name("tenant slug", slug, 3, 40, false)
 }
 
 /// `^[a-z][a-z0-9-]{0,20}$`
-pub fn validate_env(env: &str) -> Result<(), DbError> {
+pub fn validate_env(env: &str) -> Result<(), Invalid> {
     validate_name("environment name", env, 1, 21, true)
 }
 
-pub fn validate_account_id(id: &str) -> Result<(), DbError> {
+pub fn validate_account_id(id: &str) -> Result<(), Invalid> {
     if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(DbError::Invalid(format!(
+        Err(Invalid(format!(
             "AWS account id {id:?} is invalid: it has exactly 12 digits"
         )))
     }
@@ -92,7 +92,7 @@ pub fn is_region(name: &str) -> bool {
 
 /// A free-text name (a tenant's, a token's): 1 to `max` characters, no control characters,
 /// no leading or trailing whitespace.
-pub fn validate_display_name(what: &str, value: &str, max: usize) -> Result<(), DbError> {
+pub fn validate_display_name(what: &str, value: &str, max: usize) -> Result<(), Invalid> {
     let problem = if value.trim().is_empty() {
         Some("is empty".to_string())
     } else if value.chars().any(char::is_control) {
@@ -108,7 +108,7 @@ pub fn validate_display_name(what: &str, value: &str, max: usize) -> Result<(), 
         None
     };
     match problem {
-        Some(problem) => Err(DbError::Invalid(format!("{what} {problem}"))),
+        Some(problem) => Err(Invalid(format!("{what} {problem}"))),
         None => Ok(()),
     }
 }
@@ -175,16 +175,16 @@ pub fn label_value_problem(value: &str) -> Option<String> {
 }
 
 /// A tenant's labels, held to the rules of Kubernetes labels.
-pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), DbError> {
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     if labels.len() > MAX_LABELS {
-        return Err(DbError::Invalid(format!(
+        return Err(Invalid(format!(
             "labels: {} given, at most {MAX_LABELS}",
             labels.len()
         )));
     }
     for (key, value) in labels {
         if let Some(problem) = label_key_problem(key).or_else(|| label_value_problem(value)) {
-            return Err(DbError::Invalid(format!("labels.{key}: {problem}")));
+            return Err(Invalid(format!("labels.{key}: {problem}")));
         }
     }
     Ok(())
@@ -219,11 +219,11 @@ macro_rules! string_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = DbError;
-            fn from_str(s: &str) -> Result<Self, DbError> {
+            type Err = Invalid;
+            fn from_str(s: &str) -> Result<Self, Invalid> {
                 match s {
                     $($text => Ok($name::$variant),)*
-                    other => Err(DbError::Invalid(format!(
+                    other => Err(Invalid(format!(
                         concat!("unknown ", stringify!($name), " {:?}"), other
                     ))),
                 }
@@ -288,7 +288,7 @@ mod tests {
         assert_eq!("deploy".parse::<RunKind>().unwrap(), RunKind::Deploy);
         assert_eq!(
             "nope".parse::<RunKind>().unwrap_err().to_string(),
-            "invalid input: unknown RunKind \"nope\""
+            "unknown RunKind \"nope\""
         );
     }
 
@@ -353,7 +353,7 @@ mod tests {
         ] {
             let err = validate_display_name("token name", bad, max).unwrap_err();
             assert!(
-                matches!(&err, DbError::Invalid(m) if m.starts_with("token name ")),
+                matches!(&err, Invalid(m) if m.starts_with("token name ")),
                 "{err}"
             );
         }
@@ -415,7 +415,7 @@ mod tests {
         };
         assert!(validate_labels(&labels(&[("team", "core"), ("tier", "")])).is_ok());
         let message = |l: BTreeMap<String, String>| match validate_labels(&l) {
-            Err(DbError::Invalid(m)) => m,
+            Err(Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
         assert!(message(labels(&[("team!", "core")])).starts_with("labels.team!: "));

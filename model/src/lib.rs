@@ -1,0 +1,26 @@
+//! The domain's types, shared by the store, the components, the API and the CLI: names and
+//! identities validated on construction, environment configs and their validation, the
+//! component catalog, the trust contract, run kinds and states.
+//!
+//! Invariant: no I/O. No SQL, queue, AWS SDK or HTTP crate is a dependency.
+
+mod components;
+mod config;
+mod names;
+mod trust;
+
+pub use components::{ChartSource, Component, ComponentConfig, Components, merge_values};
+pub use config::{
+    CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
+    NodeGroupConfig, SubnetPlan, Taint, TaintEffect,
+};
+pub use names::*;
+pub use trust::{
+    DEFAULT_TRUST_STACK, MIN_TRUST_TEMPLATE_VERSION, TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION,
+    TrustProblem, TrustStackReport, Verdict, facts,
+};
+
+/// Input that breaks one of the model's rules; the message names what and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
