@@ -96,18 +96,18 @@ fn main() -> anyhow::Result<()> {
         client_command => {
             let c = client::Client::new(cli.conn);
             runtime.block_on(async {
-                use reqwest::Method;
+                use byoc_model::RunKind;
                 match client_command {
                     Command::Tenant(cmd) => c.tenant(cmd).await,
                     Command::Env(cmd) => c.env(cmd).await,
                     Command::Deploy { slug, env, watch } => {
-                        c.run(Method::POST, &slug, &env, "deploy", watch).await
+                        c.request_run(RunKind::Deploy, &slug, &env, watch).await
                     }
                     Command::Destroy { slug, env, watch } => {
-                        c.run(Method::DELETE, &slug, &env, "destroy", watch).await
+                        c.request_run(RunKind::Destroy, &slug, &env, watch).await
                     }
                     Command::Refresh { slug, env, watch } => {
-                        c.run(Method::POST, &slug, &env, "refresh", watch).await
+                        c.request_run(RunKind::Refresh, &slug, &env, watch).await
                     }
                     Command::Preview { slug, env } => c.preview(&slug, &env).await,
                     Command::Status { slug, env } => c.status(&slug, &env).await,

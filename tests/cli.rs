@@ -249,6 +249,10 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     );
     let versions = server.ok(&["stack", "history", "acme", "dev"])?;
     assert!(versions.lines().count() >= 2, "{versions}");
+    assert!(versions.contains("create: 26"), "{versions}");
+    let graph = server.ok(&["stack", "graph", "acme", "dev", "--format", "json"])?;
+    let graph: Value = serde_json::from_str(&graph)?;
+    assert_eq!(graph["nodes"].as_array().map(Vec::len), Some(26), "{graph}");
     let graph = server.ok(&["stack", "graph", "acme", "dev", "--format", "dot"])?;
     assert!(graph.starts_with("digraph"), "{graph}");
     let out = server.byoc(&["stack", "show", "nope", "dev"])?;
@@ -270,7 +274,9 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let drawn = String::from_utf8_lossy(&tty.stdout);
     assert!(tty.status.success(), "{drawn}");
     assert!(
-        drawn.contains("✓ vpc") && drawn.contains("succeeded, 0 failed"),
+        drawn.contains("✓ vpc")
+            && drawn.contains("26/26 steps")
+            && drawn.contains("succeeded (0 failed)"),
         "{drawn}"
     );
 
@@ -286,7 +292,47 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
 
     // The unchanged config previews as no change.
     let preview = server.ok(&["preview", "acme", "dev"])?;
-    assert!(preview.contains("0 to add"), "{preview}");
+    assert!(preview.contains("No changes. 26 unchanged."), "{preview}");
+
+    // A change previews as a diff of the plan the run recorded (its PlanView), field by field.
+    let config = |desired: u32, instance: &str| {
+        format!(
+            "region: us-east-1\neks_mode: managed\nnode_group_config:\n  desired_size: {desired}\n  min_size: 1\n  max_size: 3\n  instance_types: [{instance}]\n  disk_size: 50\n"
+        )
+    };
+    let set = |desired, instance| -> anyhow::Result<String> {
+        std::fs::write(&file, config(desired, instance))?;
+        server.ok(&[
+            "env",
+            "config",
+            "set",
+            "acme",
+            "dev",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+    };
+    set(3, "m6i.large")?;
+    let preview = server.ok(&["preview", "acme", "dev"])?;
+    assert!(
+        preview.contains("  ~ nodegroup-default (aws:eks:Nodegroup): changed")
+            && preview.contains("      ~ scaling.desired_size = 2 -> 3\n")
+            && preview.ends_with("\nPlan: 0 to create, 1 to update, 0 to replace, 0 to delete.\n"),
+        "{preview}"
+    );
+    let plan = server.json(&["preview", "acme", "dev"])?;
+    assert_eq!(plan["counts"]["update"], 1, "{plan}");
+    assert_eq!(plan["counts"]["unchanged"], 25, "{plan}");
+    set(2, "m6i.xlarge")?;
+    let preview = server.ok(&["preview", "acme", "dev"])?;
+    assert!(
+        preview.contains(
+            "  -/+ nodegroup-default (aws:eks:Nodegroup): instance_types forces replacement"
+        ) && preview.contains(
+            r#"      ~ instance_types = ["m6i.large"] -> ["m6i.xlarge"]  # forces replacement"#
+        ) && preview.ends_with("\nPlan: 0 to create, 0 to update, 1 to replace, 0 to delete.\n"),
+        "{preview}"
+    );
 
     let token = server.json(&["token", "create", "acme-ci", "--tenant", "acme"])?;
     assert!(token["secret"].as_str().unwrap().starts_with("byoc_"));
