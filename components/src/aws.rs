@@ -16,7 +16,6 @@ use aws_credential_types::provider::{
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use byoc_engine::{CancellationToken, Ctx, ErrorClass, ProviderError, base_name};
-use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::helm::Helm;
@@ -573,6 +572,49 @@ impl Aws {
     }
 }
 
+impl Aws {
+    /// Waits until `describe` finds `name` (e.g. `NAT gateway nat-1`) in `state`, as `ready`
+    /// tells (an error from it: the object failed); an object gone meanwhile is a not-found
+    /// error.
+    pub async fn wait_ready<T, Fut>(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        state: &str,
+        timeout: Duration,
+        describe: impl Fn() -> Fut,
+        ready: impl Fn(&T) -> Result<bool, ProviderError>,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<Option<T>, ProviderError>>,
+    {
+        self.wait_for(ctx, &format!("{name} to be {state}"), timeout, || async {
+            let object = describe().await?.ok_or_else(|| {
+                ProviderError::with_code("NotFound", format!("{name} does not exist"))
+            })?;
+            Ok(ready(&object)?.then_some(object))
+        })
+        .await
+    }
+
+    /// Waits until `describe` no longer finds `name`.
+    pub async fn wait_gone<T, Fut>(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        timeout: Duration,
+        describe: impl Fn() -> Fut,
+    ) -> Result<(), ProviderError>
+    where
+        Fut: Future<Output = Result<Option<T>, ProviderError>>,
+    {
+        self.wait_for(ctx, &format!("{name} to be deleted"), timeout, || async {
+            Ok(describe().await?.is_none().then_some(()))
+        })
+        .await
+    }
+}
+
 /// How waiters poll.
 #[derive(Clone, Debug)]
 pub struct WaitPolicy {
@@ -727,15 +769,6 @@ pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .filter(|(k, _)| !k.starts_with("byoc:") && !k.starts_with("aws:"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-/// Parses a provider's inputs.
-pub fn parse<T: serde::de::DeserializeOwned>(
-    kind: &str,
-    inputs: &Value,
-) -> Result<T, ProviderError> {
-    serde_json::from_value(inputs.clone())
-        .map_err(|e| ProviderError::with_code("InvalidInputs", format!("{kind} inputs: {e}")))
 }
 
 #[cfg(test)]

@@ -1,17 +1,38 @@
 //! The environment blueprint: an [`EnvironmentConfig`] becomes the engine's desired graph.
 //! Every choice (names, CIDRs, zones) is made here, from the stack name and the config, so
-//! the same config always gives the same graph.
+//! the same config always gives the same graph. Each resource's inputs are its provider's
+//! `Inputs` type ([`resource`]); a reference to another resource's output is an [`output`].
+//!
+//! The graph in layers, each its own builder: the network ([`network`]), IAM ([`iam`]), EKS
+//! ([`eks`]) and the bootstrap components ([`crate::bootstrap`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use byoc_engine::{Resource, reference};
-use byoc_model::{CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, TaintEffect};
-use serde_json::{Value, json};
+use byoc_engine::Resource;
+use byoc_model::{
+    CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, SubnetPlan, TaintEffect,
+};
+use serde_json::json;
 
+use crate::resources::cluster_leftovers::ClusterLeftovers;
+use crate::resources::eks_cluster::{AutoMode, EksCluster};
+use crate::resources::eks_nodegroup::{EksNodegroup, Scaling, Taint};
+use crate::resources::elastic_ip::ElasticIp;
+use crate::resources::iam_instance_profile::IamInstanceProfile;
+use crate::resources::iam_role::IamRole;
+use crate::resources::internet_gateway::InternetGateway;
+use crate::resources::internet_gateway_attachment::InternetGatewayAttachment;
+use crate::resources::nat_gateway::NatGateway;
+use crate::resources::oidc_provider::OidcProvider;
+use crate::resources::route::Route;
+use crate::resources::route_table::RouteTable;
+use crate::resources::route_table_association::RouteTableAssociation;
+use crate::resources::subnet::Subnet;
+use crate::resources::vpc::Vpc;
 use crate::resources::{
     cluster_leftovers, eks_cluster, eks_nodegroup, elastic_ip, iam_instance_profile, iam_role,
-    internet_gateway, internet_gateway_attachment, nat_gateway, oidc_provider, route, route_table,
-    route_table_association, subnet, vpc,
+    internet_gateway, internet_gateway_attachment, nat_gateway, oidc_provider, output, resource,
+    route, route_table, route_table_association, subnet, vpc,
 };
 
 const MANAGED: &str = "arn:aws:iam::aws:policy/";
@@ -34,237 +55,353 @@ fn aws_name(stack: &str, suffix: &str, max: usize) -> String {
     format!("{}_{hash}-{suffix}", &stack[..keep])
 }
 
+/// What every builder of one environment knows: the stack, its config and its subnets.
+pub(crate) struct Env<'a> {
+    pub stack: &'a str,
+    pub config: &'a EnvironmentConfig,
+    subnets: Vec<SubnetPlan>,
+}
+
+impl Env<'_> {
+    /// The environment's tags, with `extra`.
+    pub fn tags(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut all = self.config.tags.clone();
+        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    }
+
+    /// `byoc-{stack}-{suffix}` within IAM's 64 characters: the customer's trust role may
+    /// manage only IAM roles and profiles named `byoc-*`.
+    pub fn role_name(&self, suffix: &str) -> String {
+        aws_name(&format!("byoc-{}", self.stack), suffix, 64)
+    }
+
+    pub fn auto(&self) -> bool {
+        self.config.eks_mode == EksMode::Auto
+    }
+
+    /// The zones' keys (`a`, `b`, ...), in order.
+    fn zones(&self) -> impl Iterator<Item = String> + '_ {
+        self.subnets.iter().map(|s| zone_key(&s.zone))
+    }
+
+    /// The zones with a NAT gateway of their own.
+    fn nat_zones(&self) -> Vec<String> {
+        match self.config.nat_mode {
+            NatMode::Single => self.zones().take(1).collect(),
+            NatMode::PerAz => self.zones().collect(),
+        }
+    }
+
+    /// The private subnets' ids, one per zone.
+    fn private_subnet_ids(&self) -> Vec<String> {
+        self.zones()
+            .map(|z| output(&format!("subnet-private-{z}"), "id"))
+            .collect()
+    }
+}
+
+fn zone_key(zone: &str) -> String {
+    zone.chars().last().map(String::from).unwrap_or_default()
+}
+
 /// The desired resources of `stack` for `config`.
 pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resource>, ConfigError> {
     config.validate()?;
-    let subnets = config.subnets()?;
-    let tags = |extra: &[(&str, &str)]| -> Value {
-        let mut all: BTreeMap<String, String> = config.tags.clone();
-        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        json!(all)
+    let env = Env {
+        stack,
+        config,
+        subnets: config.subnets()?,
     };
-    let cluster_tag = format!("kubernetes.io/cluster/{stack}");
-    // The customer's trust role may manage only IAM roles and profiles named byoc-*.
-    let iam_prefix = format!("byoc-{stack}");
-    let mut out = vec![
-        Resource::new(
-            vpc::KIND,
-            "vpc",
-            json!({
-                "cidr_block": config.vpc_cidr,
-                "enable_dns_support": true,
-                "enable_dns_hostnames": true,
-                "tags": tags(&[("Name", stack)]),
-            }),
-        ),
-        Resource::new(
-            internet_gateway::KIND,
-            "igw",
-            json!({"tags": tags(&[("Name", stack)])}),
-        ),
-        Resource::new(
-            internet_gateway_attachment::KIND,
-            "igw-attachment",
-            json!({"internet_gateway_id": reference("igw", "id"), "vpc_id": reference("vpc", "id")}),
-        ),
-        Resource::new(
-            route_table::KIND,
-            "rt-public",
-            json!({"vpc_id": reference("vpc", "id"), "tags": tags(&[("Name", &format!("{stack}-public"))])}),
-        ),
-        Resource::new(
-            route::KIND,
-            "route-public-default",
-            json!({
-                "route_table_id": reference("rt-public", "id"),
-                "destination_cidr_block": "0.0.0.0/0",
-                "gateway_id": reference("igw", "id"),
-            }),
-        )
-        .depends_on("igw-attachment"),
-    ];
+    let mut out = network(&env);
+    out.extend(iam(&env));
+    out.extend(eks(&env));
+    out.extend(crate::bootstrap::bootstrap(&env));
+    Ok(out)
+}
 
-    let zone_key = |zone: &str| zone.chars().last().map(String::from).unwrap_or_default();
-    let nat_zones: Vec<String> = match config.nat_mode {
-        NatMode::Single => vec![zone_key(&subnets[0].zone)],
-        NatMode::PerAz => subnets.iter().map(|s| zone_key(&s.zone)).collect(),
+/// The VPC, its internet gateway and public route table, and each zone's subnets and routes.
+fn network(env: &Env) -> Vec<Resource> {
+    let stack = env.stack;
+    let mut out = vec![
+        resource::<Vpc>(
+            "vpc",
+            &vpc::Inputs {
+                cidr_block: env.config.vpc_cidr.clone(),
+                enable_dns_support: true,
+                enable_dns_hostnames: true,
+                tags: env.tags(&[("Name", stack)]),
+            },
+        ),
+        resource::<InternetGateway>(
+            "igw",
+            &internet_gateway::Inputs {
+                tags: env.tags(&[("Name", stack)]),
+            },
+        ),
+        resource::<InternetGatewayAttachment>(
+            "igw-attachment",
+            &internet_gateway_attachment::Inputs {
+                internet_gateway_id: output("igw", "id"),
+                vpc_id: output("vpc", "id"),
+            },
+        ),
+        resource::<RouteTable>(
+            "rt-public",
+            &route_table::Inputs {
+                vpc_id: output("vpc", "id"),
+                tags: env.tags(&[("Name", &format!("{stack}-public"))]),
+            },
+        ),
+        default_route("route-public-default", "rt-public", Some("igw"), None)
+            .depends_on("igw-attachment"),
+    ];
+    let nat_zones = env.nat_zones();
+    for (s, z) in env.subnets.iter().zip(env.zones()) {
+        out.extend(subnets(env, s, &z));
+        if nat_zones.contains(&z) {
+            out.extend(nat(env, &z));
+        }
+        // A zone without a NAT gateway of its own uses the first zone's.
+        let nat = if nat_zones.contains(&z) {
+            &z
+        } else {
+            &nat_zones[0]
+        };
+        out.extend(private_routing(env, &z, nat));
+    }
+    out
+}
+
+/// A zone's public and private subnets, the public one in the public route table.
+fn subnets(env: &Env, s: &SubnetPlan, z: &str) -> Vec<Resource> {
+    let stack = env.stack;
+    let cluster_tag = format!("kubernetes.io/cluster/{stack}");
+    let subnet = |public: bool, cidr: String, tags: BTreeMap<String, String>| subnet::Inputs {
+        vpc_id: output("vpc", "id"),
+        cidr_block: cidr,
+        availability_zone: s.zone.clone(),
+        map_public_ip_on_launch: public,
+        tags,
     };
-    for s in &subnets {
-        let z = zone_key(&s.zone);
-        let public = format!("subnet-public-{z}");
-        let private = format!("subnet-private-{z}");
-        out.push(Resource::new(
-            subnet::KIND,
+    let public = format!("subnet-public-{z}");
+    vec![
+        resource::<Subnet>(
             &public,
-            json!({
-                "vpc_id": reference("vpc", "id"),
-                "cidr_block": s.public.to_string(),
-                "availability_zone": s.zone,
-                "map_public_ip_on_launch": true,
-                "tags": tags(&[
+            &subnet(
+                true,
+                s.public.to_string(),
+                env.tags(&[
                     ("Name", &format!("{stack}-public-{z}")),
                     ("kubernetes.io/role/elb", "1"),
                     (&cluster_tag, "shared"),
                 ]),
-            }),
-        ));
-        out.push(Resource::new(
-            subnet::KIND,
-            &private,
-            json!({
-                "vpc_id": reference("vpc", "id"),
-                "cidr_block": s.private.to_string(),
-                "availability_zone": s.zone,
-                "map_public_ip_on_launch": false,
-                "tags": tags(&[
+            ),
+        ),
+        resource::<Subnet>(
+            format!("subnet-private-{z}"),
+            &subnet(
+                false,
+                s.private.to_string(),
+                env.tags(&[
                     ("Name", &format!("{stack}-private-{z}")),
                     ("kubernetes.io/role/internal-elb", "1"),
                     ("karpenter.sh/discovery", stack),
                     (&cluster_tag, "shared"),
                 ]),
-            }),
-        ));
-        out.push(Resource::new(
-            route_table_association::KIND,
-            format!("rta-public-{z}"),
-            json!({"route_table_id": reference("rt-public", "id"), "subnet_id": reference(&public, "id")}),
-        ));
-        if nat_zones.contains(&z) {
-            out.push(Resource::new(
-                elastic_ip::KIND,
-                format!("eip-nat-{z}"),
-                json!({"tags": tags(&[("Name", &format!("{stack}-nat-{z}"))])}),
-            ));
-            // The gateway needs the internet gateway attached to route its traffic.
-            out.push(
-                Resource::new(
-                    nat_gateway::KIND,
-                    format!("nat-{z}"),
-                    json!({
-                        "subnet_id": reference(&public, "id"),
-                        "allocation_id": reference(&format!("eip-nat-{z}"), "id"),
-                        "tags": tags(&[("Name", &format!("{stack}-{z}"))]),
-                    }),
-                )
-                .depends_on("igw-attachment"),
-            );
-        }
-        let nat = if nat_zones.contains(&z) {
-            z.clone()
-        } else {
-            nat_zones[0].clone()
-        };
-        out.push(Resource::new(
-            route_table::KIND,
-            format!("rt-private-{z}"),
-            json!({"vpc_id": reference("vpc", "id"), "tags": tags(&[("Name", &format!("{stack}-private-{z}"))])}),
-        ));
-        out.push(Resource::new(
-            route::KIND,
-            format!("route-private-{z}-default"),
-            json!({
-                "route_table_id": reference(&format!("rt-private-{z}"), "id"),
-                "destination_cidr_block": "0.0.0.0/0",
-                "nat_gateway_id": reference(&format!("nat-{nat}"), "id"),
-            }),
-        ));
-        out.push(Resource::new(
-            route_table_association::KIND,
-            format!("rta-private-{z}"),
-            json!({
-                "route_table_id": reference(&format!("rt-private-{z}"), "id"),
-                "subnet_id": reference(&private, "id"),
-            }),
+            ),
+        ),
+        association(&format!("rta-public-{z}"), "rt-public", &public),
+    ]
+}
+
+/// A zone's NAT gateway (in its public subnet) with its Elastic IP.
+fn nat(env: &Env, z: &str) -> Vec<Resource> {
+    let stack = env.stack;
+    let eip = format!("eip-nat-{z}");
+    vec![
+        resource::<ElasticIp>(
+            &eip,
+            &elastic_ip::Inputs {
+                tags: env.tags(&[("Name", &format!("{stack}-nat-{z}"))]),
+            },
+        ),
+        // The gateway needs the internet gateway attached to route its traffic.
+        resource::<NatGateway>(
+            format!("nat-{z}"),
+            &nat_gateway::Inputs {
+                subnet_id: output(&format!("subnet-public-{z}"), "id"),
+                allocation_id: output(&eip, "id"),
+                tags: env.tags(&[("Name", &format!("{stack}-{z}"))]),
+            },
+        )
+        .depends_on("igw-attachment"),
+    ]
+}
+
+/// A zone's private route table, its default route through NAT gateway `nat`, and the
+/// private subnet in it.
+fn private_routing(env: &Env, z: &str, nat: &str) -> Vec<Resource> {
+    let table = format!("rt-private-{z}");
+    vec![
+        resource::<RouteTable>(
+            &table,
+            &route_table::Inputs {
+                vpc_id: output("vpc", "id"),
+                tags: env.tags(&[("Name", &format!("{}-private-{z}", env.stack))]),
+            },
+        ),
+        default_route(
+            &format!("route-private-{z}-default"),
+            &table,
+            None,
+            Some(&format!("nat-{nat}")),
+        ),
+        association(
+            &format!("rta-private-{z}"),
+            &table,
+            &format!("subnet-private-{z}"),
+        ),
+    ]
+}
+
+/// A route to anywhere in route table `table`, through internet gateway `gateway` or NAT
+/// gateway `nat`.
+fn default_route(name: &str, table: &str, gateway: Option<&str>, nat: Option<&str>) -> Resource {
+    resource::<Route>(
+        name,
+        &route::Inputs {
+            route_table_id: output(table, "id"),
+            destination_cidr_block: "0.0.0.0/0".into(),
+            gateway_id: gateway.map(|g| output(g, "id")),
+            nat_gateway_id: nat.map(|n| output(n, "id")),
+        },
+    )
+}
+
+fn association(name: &str, table: &str, subnet: &str) -> Resource {
+    resource::<RouteTableAssociation>(
+        name,
+        &route_table_association::Inputs {
+            route_table_id: output(table, "id"),
+            subnet_id: output(subnet, "id"),
+        },
+    )
+}
+
+/// The cluster's and the nodes' roles with AWS's managed policies (Auto Mode's set in
+/// `auto`), and in `managed` mode the nodes' instance profile.
+fn iam(env: &Env) -> Vec<Resource> {
+    let (cluster_policies, node_policies): (&[&str], &[&str]) = if env.auto() {
+        (
+            &[
+                "AmazonEKSClusterPolicy",
+                "AmazonEKSComputePolicy",
+                "AmazonEKSBlockStoragePolicy",
+                "AmazonEKSLoadBalancingPolicy",
+                "AmazonEKSNetworkingPolicy",
+            ],
+            &[
+                "AmazonEKSWorkerNodeMinimalPolicy",
+                "AmazonEC2ContainerRegistryPullOnly",
+            ],
+        )
+    } else {
+        (
+            &["AmazonEKSClusterPolicy"],
+            &[
+                "AmazonEKSWorkerNodePolicy",
+                "AmazonEKS_CNI_Policy",
+                "AmazonEC2ContainerRegistryReadOnly",
+                "AmazonSSMManagedInstanceCore",
+            ],
+        )
+    };
+    let role = |name: &str, suffix: &str, service: &str, actions: &[&str], policies: &[&str]| {
+        resource::<IamRole>(
+            name,
+            &iam_role::Inputs {
+                name: env.role_name(suffix),
+                assume_role_policy: json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
+                }),
+                managed_policy_arns: policies.iter().map(|p| format!("{MANAGED}{p}")).collect(),
+                tags: env.tags(&[]),
+                ..iam_role::Inputs::default()
+            },
+        )
+    };
+    let mut out = vec![
+        // Auto Mode's controllers tag what they create with the session.
+        role(
+            "cluster-role",
+            "cluster",
+            "eks.amazonaws.com",
+            &["sts:AssumeRole", "sts:TagSession"],
+            cluster_policies,
+        ),
+        role(
+            "node-role",
+            "node",
+            "ec2.amazonaws.com",
+            &["sts:AssumeRole"],
+            node_policies,
+        ),
+    ];
+    if !env.auto() {
+        out.push(resource::<IamInstanceProfile>(
+            "node-instance-profile",
+            &iam_instance_profile::Inputs {
+                name: aws_name(&format!("byoc-{}", env.stack), "node", 128),
+                role_name: output("node-role", "name"),
+                tags: env.tags(&[]),
+            },
         ));
     }
+    out
+}
 
-    let auto = config.eks_mode == EksMode::Auto;
-    let cluster_policies: &[&str] = if auto {
-        &[
-            "AmazonEKSClusterPolicy",
-            "AmazonEKSComputePolicy",
-            "AmazonEKSBlockStoragePolicy",
-            "AmazonEKSLoadBalancingPolicy",
-            "AmazonEKSNetworkingPolicy",
-        ]
-    } else {
-        &["AmazonEKSClusterPolicy"]
-    };
-    let node_policies: &[&str] = if auto {
-        &[
-            "AmazonEKSWorkerNodeMinimalPolicy",
-            "AmazonEC2ContainerRegistryPullOnly",
-        ]
-    } else {
-        &[
-            "AmazonEKSWorkerNodePolicy",
-            "AmazonEKS_CNI_Policy",
-            "AmazonEC2ContainerRegistryReadOnly",
-            "AmazonSSMManagedInstanceCore",
-        ]
-    };
-    let trust = |service: &str, actions: &[&str]| {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
-        })
-    };
-    let arns =
-        |names: &[&str]| -> Vec<String> { names.iter().map(|n| format!("{MANAGED}{n}")).collect() };
-    out.push(Resource::new(
-        iam_role::KIND,
-        "cluster-role",
-        json!({
-            "name": aws_name(&iam_prefix, "cluster", 64),
-            // Auto Mode's controllers tag what they create with the session.
-            "assume_role_policy": trust("eks.amazonaws.com", &["sts:AssumeRole", "sts:TagSession"]),
-            "managed_policy_arns": arns(cluster_policies),
-            "tags": tags(&[]),
-        }),
-    ));
-    out.push(Resource::new(
-        iam_role::KIND,
-        "node-role",
-        json!({
-            "name": aws_name(&iam_prefix, "node", 64),
-            "assume_role_policy": trust("ec2.amazonaws.com", &["sts:AssumeRole"]),
-            "managed_policy_arns": arns(node_policies),
-            "tags": tags(&[]),
-        }),
-    ));
-
-    let private_ids = private_ids_of(&subnets, zone_key);
-    let access = &config.endpoint_access;
-    let mut cluster = json!({
-        "name": stack,
-        "version": config.kubernetes_version,
-        "role_arn": reference("cluster-role", "arn"),
-        "subnet_ids": private_ids,
-        "endpoint_public_access": access.public,
-        "endpoint_private_access": access.private,
-        "public_access_cidrs": if access.public { access.public_cidrs.clone() } else { Vec::new() },
-        "authentication_mode": "API_AND_CONFIG_MAP",
-        "tags": tags(&[]),
-    });
-    if auto {
-        cluster["auto_mode"] = json!({
-            "node_role_arn": reference("node-role", "arn"),
-            "node_pools": ["general-purpose", "system"],
-        });
-    }
+/// The EKS cluster (Auto Mode's compute, block storage and load balancing in `auto`), the
+/// sweep of what it leaves in AWS, its OIDC provider, and in `managed` mode its node group.
+fn eks(env: &Env) -> Vec<Resource> {
+    let stack = env.stack;
+    let access = &env.config.endpoint_access;
+    let mut cluster = resource::<EksCluster>(
+        "cluster",
+        &eks_cluster::Inputs {
+            name: stack.to_string(),
+            version: env.config.kubernetes_version.clone(),
+            role_arn: output("cluster-role", "arn"),
+            subnet_ids: env.private_subnet_ids(),
+            endpoint_public_access: access.public,
+            endpoint_private_access: access.private,
+            public_access_cidrs: if access.public {
+                access.public_cidrs.clone()
+            } else {
+                Vec::new()
+            },
+            authentication_mode: "API_AND_CONFIG_MAP".into(),
+            auto_mode: env.auto().then(|| AutoMode {
+                node_role_arn: output("node-role", "arn"),
+                node_pools: vec!["general-purpose".into(), "system".into()],
+            }),
+            tags: env.tags(&[]),
+        },
+    )
+    .depends_on("cluster-leftovers");
     // What Kubernetes makes in AWS (load balancers, ENIs, Karpenter's instances) is swept
     // after the cluster is gone and before the network it lives in.
-    let mut leftovers = Resource::new(
-        cluster_leftovers::KIND,
+    let mut leftovers = resource::<ClusterLeftovers>(
         "cluster-leftovers",
-        json!({"cluster_name": stack, "vpc_id": reference("vpc", "id")}),
+        &cluster_leftovers::Inputs {
+            cluster_name: stack.to_string(),
+            vpc_id: output("vpc", "id"),
+        },
     )
     .depends_on("igw-attachment");
     // Nodes need their default routes before they boot.
-    let mut cluster =
-        Resource::new(eks_cluster::KIND, "cluster", cluster).depends_on("cluster-leftovers");
-    for s in &subnets {
-        let z = zone_key(&s.zone);
+    for z in env.zones() {
         cluster = cluster
             .depends_on(format!("route-private-{z}-default"))
             .depends_on(format!("rta-private-{z}"));
@@ -272,78 +409,73 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
             .depends_on(format!("subnet-private-{z}"))
             .depends_on(format!("subnet-public-{z}"));
     }
-    out.push(leftovers);
-    out.push(cluster);
-    out.push(Resource::new(
-        oidc_provider::KIND,
-        "oidc-provider",
-        json!({
-            "url": reference("cluster", "oidc_issuer"),
-            "client_ids": ["sts.amazonaws.com"],
-            "thumbprints": [OIDC_THUMBPRINT],
-            "tags": tags(&[]),
-        }),
-    ));
+    let mut out = vec![
+        leftovers,
+        cluster,
+        resource::<OidcProvider>(
+            "oidc-provider",
+            &oidc_provider::Inputs {
+                url: output("cluster", "oidc_issuer"),
+                client_ids: BTreeSet::from(["sts.amazonaws.com".to_string()]),
+                thumbprints: vec![OIDC_THUMBPRINT.to_string()],
+                tags: env.tags(&[]),
+            },
+        ),
+    ];
+    if !env.auto() {
+        out.push(node_group(env));
+    }
+    out
+}
 
-    if !auto {
-        let ng = &config.node_group_config;
-        out.push(Resource::new(
-            iam_instance_profile::KIND,
-            "node-instance-profile",
-            json!({
-                "name": aws_name(&iam_prefix, "node", 128),
-                "role_name": reference("node-role", "name"),
-                "tags": tags(&[]),
-            }),
-        ));
-        out.push(Resource::new(
-            eks_nodegroup::KIND,
-            "nodegroup-default",
-            json!({
-                "cluster_name": reference("cluster", "name"),
-                "name": aws_name(stack, "default", 63),
-                "node_role_arn": reference("node-role", "arn"),
-                "subnet_ids": private_ids,
-                "instance_types": ng.instance_types,
-                "capacity_type": match ng.capacity_type {
-                    CapacityType::OnDemand => "ON_DEMAND",
-                    CapacityType::Spot => "SPOT",
-                },
-                "ami_type": if ng.instance_types.iter().any(|t| is_graviton(t)) { "AL2023_ARM_64_STANDARD" } else { "AL2023_x86_64_STANDARD" },
-                "disk_size": ng.disk_size,
-                "scaling": {"min_size": ng.min_size, "max_size": ng.max_size, "desired_size": ng.desired_size},
-                "labels": ng.labels,
-                "taints": ng.taints.iter().map(|t| json!({
-                    "key": t.key,
-                    "value": t.value,
-                    "effect": match t.effect {
+/// The managed node group of `managed` mode.
+fn node_group(env: &Env) -> Resource {
+    let ng = &env.config.node_group_config;
+    // EKS's API takes i32; the config's bounds are far below.
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    resource::<EksNodegroup>(
+        "nodegroup-default",
+        &eks_nodegroup::Inputs {
+            cluster_name: output("cluster", "name"),
+            name: aws_name(env.stack, "default", 63),
+            node_role_arn: output("node-role", "arn"),
+            subnet_ids: env.private_subnet_ids(),
+            instance_types: ng.instance_types.clone(),
+            capacity_type: match ng.capacity_type {
+                CapacityType::OnDemand => "ON_DEMAND",
+                CapacityType::Spot => "SPOT",
+            }
+            .into(),
+            ami_type: if ng.instance_types.iter().any(|t| is_graviton(t)) {
+                "AL2023_ARM_64_STANDARD"
+            } else {
+                "AL2023_x86_64_STANDARD"
+            }
+            .into(),
+            disk_size: int(ng.disk_size),
+            scaling: Scaling {
+                min_size: int(ng.min_size),
+                max_size: int(ng.max_size),
+                desired_size: int(ng.desired_size),
+            },
+            labels: ng.labels.clone(),
+            taints: ng
+                .taints
+                .iter()
+                .map(|t| Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                    effect: match t.effect {
                         TaintEffect::NoSchedule => "NO_SCHEDULE",
                         TaintEffect::PreferNoSchedule => "PREFER_NO_SCHEDULE",
                         TaintEffect::NoExecute => "NO_EXECUTE",
-                    },
-                })).collect::<Vec<_>>(),
-                "tags": tags(&[]),
-            }),
-        ));
-    }
-    let role_name = |suffix: &str| aws_name(&iam_prefix, suffix, 64);
-    out.extend(crate::bootstrap::bootstrap(
-        stack,
-        config,
-        role_name,
-        &tags(&[]),
-    ));
-    Ok(out)
-}
-
-fn private_ids_of(
-    subnets: &[byoc_model::SubnetPlan],
-    zone_key: impl Fn(&str) -> String,
-) -> Vec<Value> {
-    subnets
-        .iter()
-        .map(|s| reference(&format!("subnet-private-{}", zone_key(&s.zone)), "id"))
-        .collect()
+                    }
+                    .into(),
+                })
+                .collect(),
+            tags: env.tags(&[]),
+        },
+    )
 }
 
 /// Graviton families have a `g` after the generation digit (m7g, c6gn, r8g...).
@@ -358,7 +490,8 @@ fn is_graviton(instance_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use byoc_engine::Graph;
+    use byoc_engine::{Graph, reference};
+    use serde_json::Value;
 
     fn config(extra: Value) -> EnvironmentConfig {
         let mut v = json!({"region": "us-east-1"});
@@ -518,6 +651,76 @@ mod tests {
                     assert_eq!(other, stack, "{name} is named for both {other} and {stack}");
                 }
             }
+        }
+    }
+
+    /// The shape of the graph of a managed environment with every component and of an auto
+    /// one (sorted by name: names, kinds, input keys, references, dependencies); a change of
+    /// it is a change of what is deployed. `BYOC_BLESS=1` writes it anew.
+    #[test]
+    fn graph_shape_is_unchanged() {
+        let managed = json!({
+            "eks_mode": "managed", "az_count": 3, "nat_mode": "per_az", "tags": {"team": "x"},
+            "node_group_config": {"taints": [{"key": "k", "effect": "no_schedule"}]},
+            "components": {
+                "karpenter": {}, "argocd": {}, "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]},
+                "external_secrets": {}, "ingress_nginx": {},
+            },
+        });
+        let mut text = String::new();
+        for (stack, extra) in [("acme-prod", managed), ("acme-dev", json!({}))] {
+            let mut resources = environment(stack, &config(extra)).unwrap();
+            resources.sort_by(|a, b| a.name.cmp(&b.name));
+            text.push_str(&format!("# {stack}\n"));
+            for r in &resources {
+                let keys: Vec<&str> = r
+                    .inputs
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|k| k.as_str())
+                    .collect();
+                let refs: Vec<String> = byoc_engine::references(&r.inputs)
+                    .into_iter()
+                    .map(|(name, path)| format!("{name}.{path}"))
+                    .collect();
+                text.push_str(&format!(
+                    "{} {} inputs={} refs={} after={}\n",
+                    r.name,
+                    r.kind,
+                    keys.join(","),
+                    refs.join(","),
+                    r.depends_on.join(","),
+                ));
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/blueprint.snapshot");
+        if std::env::var_os("BYOC_BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        assert_eq!(text, std::fs::read_to_string(path).unwrap());
+    }
+
+    /// Every input of the graph parses as its provider's `Inputs` and passes its checks, as
+    /// the planner sees it (outputs not known yet).
+    #[test]
+    fn inputs_pass_their_providers_checks() {
+        let all = json!({"eks_mode": "managed", "components": {
+            "karpenter": {}, "argocd": {}, "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]},
+            "external_secrets": {}, "ingress_nginx": {}
+        }});
+        let providers = crate::resources::tests::offline_providers();
+        for extra in [all, json!({})] {
+            let graph = Graph::new(environment("acme-dev", &config(extra)).unwrap()).unwrap();
+            byoc_engine::plan(
+                "acme-dev",
+                "r1",
+                &graph,
+                &Default::default(),
+                &providers,
+                None,
+            )
+            .expect("the blueprint's inputs pass");
         }
     }
 

@@ -3,194 +3,40 @@
 //! OIDC provider) and the values byoc generates for it; the config's own values are merged
 //! over those.
 
-use byoc_engine::{Resource, reference};
-use byoc_model::{
-    CapacityType, Component, ComponentConfig, EksMode, EnvironmentConfig, merge_values,
-};
+use std::collections::BTreeSet;
+
+use byoc_engine::Resource;
+use byoc_model::{CapacityType, Component, ComponentConfig, EksMode, merge_values};
 use serde_json::{Value, json};
 
-use crate::helm::BUILTIN_CHART_VERSION;
-use crate::resources::{cluster_drain, eventbridge_rule, helm_release, iam_role, sqs_queue};
+use crate::blueprint::Env;
+use crate::helm::{BUILTIN_CHART_VERSION, Release};
+use crate::resources::cluster_drain::ClusterDrain;
+use crate::resources::eventbridge_rule::EventbridgeRule;
+use crate::resources::helm_release::{Cluster, HelmRelease};
+use crate::resources::iam_role::{IamRole, ServiceAccountTrust};
+use crate::resources::sqs_queue::SqsQueue;
+use crate::resources::{
+    cluster_drain, eventbridge_rule, helm_release, iam_role, output, resource, sqs_queue,
+};
 
-/// The resources of the components `config` lists, for `stack`. `role_name` names IAM roles
-/// (`byoc-{stack}-...`, within AWS's limits); `tags` are the environment's tags.
-pub fn bootstrap(
-    stack: &str,
-    config: &EnvironmentConfig,
-    role_name: impl Fn(&str) -> String,
-    tags: &Value,
-) -> Vec<Resource> {
-    let cluster = json!({
-        "name": reference("cluster", "name"),
-        "endpoint": reference("cluster", "endpoint"),
-        "certificate_authority": reference("cluster", "certificate_authority"),
-    });
-    // Releases wait for their pods: nodes must exist first (Auto Mode makes its own).
-    let nodes = (config.eks_mode == EksMode::Managed).then_some("nodegroup-default");
-    let release = |key: &str, cfg: &ComponentConfig, component: Component, values: Value| {
-        let source = component.source();
-        let mut values = values;
-        merge_values(&mut values, &Value::Object(cfg.values.clone()));
-        let (chart, repo) = match &cfg.chart {
-            Some(chart) => (chart.clone(), cfg.repo.clone()),
-            None => (source.chart.to_string(), source.repo.map(str::to_string)),
-        };
-        let mut inputs = json!({
-            "cluster": cluster,
-            "name": source.release,
-            "namespace": source.namespace,
-            "chart": chart,
-            "version": cfg.version.as_deref().unwrap_or(source.version),
-            "values": values,
-        });
-        if let Some(repo) = repo {
-            inputs["repo"] = json!(repo);
-        }
-        let mut r = Resource::new(helm_release::KIND, key, inputs);
-        if let Some(nodes) = nodes {
-            r = r.depends_on(nodes);
-        }
-        r
-    };
-    // An IAM role only `namespace/name` may assume, with one inline policy.
-    let irsa = |key: &str, suffix: &str, namespace: &str, name: &str, policy: Value| {
-        Resource::new(
-            iam_role::KIND,
-            key,
-            json!({
-                "name": role_name(suffix),
-                "service_account": {
-                    "oidc_provider_arn": reference("oidc-provider", "arn"),
-                    "issuer": reference("cluster", "oidc_issuer"),
-                    "namespace": namespace,
-                    "name": name,
-                },
-                "inline_policies": {suffix: policy},
-                "tags": tags,
-            }),
-        )
-    };
-    let role_arn = |key: &str| json!({"eks.amazonaws.com/role-arn": reference(key, "arn")});
-
+/// The resources of the components the environment's config lists.
+pub(crate) fn bootstrap(env: &Env) -> Vec<Resource> {
     let mut out = Vec::new();
-    for (component, cfg) in config.components.enabled() {
-        match component {
-            Component::Karpenter => {
-                // Spot interruptions, rebalance advice, scheduled maintenance and state
-                // changes reach Karpenter through this queue, ahead of the event.
-                let queue = role_name("karpenter");
-                out.push(Resource::new(
-                    sqs_queue::KIND,
-                    "karpenter-queue",
-                    json!({
-                        "name": queue,
-                        "senders": ["events.amazonaws.com", "sqs.amazonaws.com"],
-                        "tags": tags,
-                    }),
-                ));
-                for (key, source, detail) in INTERRUPTION_EVENTS {
-                    out.push(Resource::new(
-                        eventbridge_rule::KIND,
-                        format!("karpenter-rule-{key}"),
-                        json!({
-                            "name": role_name(&format!("k-{key}")),
-                            "event_pattern": {"source": [source], "detail-type": [detail]},
-                            "target_arn": reference("karpenter-queue", "arn"),
-                            "tags": tags,
-                        }),
-                    ));
-                }
-                out.push(irsa(
-                    "karpenter-role",
-                    "karpenter",
-                    "kube-system",
-                    "karpenter",
-                    karpenter_policy(stack, &config.region, &queue),
-                ));
-                out.push(release(
-                    "karpenter",
-                    cfg,
-                    component,
-                    json!({
-                        "settings": {
-                            "clusterName": reference("cluster", "name"),
-                            "clusterEndpoint": reference("cluster", "endpoint"),
-                            "interruptionQueue": reference("karpenter-queue", "name"),
-                        },
-                        "serviceAccount": {"annotations": role_arn("karpenter-role")},
-                    }),
-                ));
-                // Karpenter's CRDs come with its chart: the default pool after it.
-                out.push(
-                    Resource::new(
-                        helm_release::KIND,
-                        "karpenter-defaults",
-                        json!({
-                            "cluster": cluster,
-                            "name": "karpenter-defaults",
-                            "namespace": "kube-system",
-                            "chart": "byoc:karpenter-defaults",
-                            "version": BUILTIN_CHART_VERSION,
-                            "values": {
-                                "discoveryTag": stack,
-                                "clusterName": reference("cluster", "name"),
-                                "nodeRole": reference("node-role", "name"),
-                                "capacityTypes": [match config.node_group_config.capacity_type {
-                                    CapacityType::OnDemand => "on-demand",
-                                    CapacityType::Spot => "spot",
-                                }],
-                            },
-                        }),
-                    )
-                    .depends_on("karpenter"),
-                );
-            }
-            Component::Argocd => out.push(release(
+    for (component, cfg) in env.config.components.enabled() {
+        out.extend(match component {
+            Component::Karpenter => karpenter(env, cfg),
+            Component::Argocd => vec![release(
+                env,
                 "argocd",
                 cfg,
                 component,
                 json!({"configs": {"params": {"server.insecure": true}}}),
-            )),
-            Component::CertManager => {
-                let mut values = json!({"crds": {"enabled": true}});
-                if !cfg.dns01_hosted_zone_ids.is_empty() {
-                    out.push(irsa(
-                        "cert-manager-role",
-                        "cert-manager",
-                        "cert-manager",
-                        "cert-manager",
-                        route53_policy(&cfg.dns01_hosted_zone_ids),
-                    ));
-                    values["serviceAccount"] =
-                        json!({"annotations": role_arn("cert-manager-role")});
-                    // The role's web identity token: the pod needs fsGroup to read it.
-                    values["securityContext"] = json!({"fsGroup": 1001});
-                }
-                out.push(release("cert-manager", cfg, component, values));
-            }
-            Component::ExternalSecrets => {
-                let prefix = cfg
-                    .secrets_prefix
-                    .clone()
-                    .unwrap_or_else(|| format!("byoc/{stack}/"));
-                out.push(irsa(
-                    "external-secrets-role",
-                    "external-secrets",
-                    "external-secrets",
-                    "external-secrets",
-                    secrets_policy(&config.region, &prefix),
-                ));
-                out.push(release(
-                    "external-secrets",
-                    cfg,
-                    component,
-                    json!({
-                        "installCRDs": true,
-                        "serviceAccount": {"annotations": role_arn("external-secrets-role")},
-                    }),
-                ));
-            }
-            Component::IngressNginx => out.push(release(
+            )],
+            Component::CertManager => cert_manager(env, cfg),
+            Component::ExternalSecrets => external_secrets(env, cfg),
+            Component::IngressNginx => vec![release(
+                env,
                 "ingress-nginx",
                 cfg,
                 component,
@@ -198,19 +44,23 @@ pub fn bootstrap(
                     "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
                     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
                 }}}}),
-            )),
-        }
+            )],
+        });
     }
     // Before any release goes, the cluster is drained while its controllers still run.
     if !out.is_empty() {
-        let karpenter = config
+        let karpenter = env
+            .config
             .components
             .enabled()
             .any(|(c, _)| c == Component::Karpenter);
-        let mut drain = Resource::new(
-            cluster_drain::KIND,
+        let mut drain = resource::<ClusterDrain>(
             "cluster-drain",
-            json!({"cluster": cluster, "node_pools": karpenter}),
+            &cluster_drain::Inputs {
+                cluster: cluster(),
+                node_pools: karpenter,
+                timeout_seconds: 900,
+            },
         );
         for r in out.iter().filter(|r| r.kind == helm_release::KIND) {
             drain = drain.depends_on(r.name.clone());
@@ -218,6 +68,215 @@ pub fn bootstrap(
         out.push(drain);
     }
     out
+}
+
+/// The environment's cluster, as its releases reach it.
+fn cluster() -> Cluster {
+    Cluster {
+        name: output("cluster", "name"),
+        endpoint: output("cluster", "endpoint"),
+        certificate_authority: output("cluster", "certificate_authority"),
+    }
+}
+
+/// Resource `name`: a release of `component`'s chart (or the one its config names) with the
+/// `values` byoc generates, the config's merged over them.
+fn release(
+    env: &Env,
+    name: &str,
+    cfg: &ComponentConfig,
+    component: Component,
+    values: Value,
+) -> Resource {
+    let source = component.source();
+    let mut values = values;
+    merge_values(&mut values, &Value::Object(cfg.values.clone()));
+    let (chart, repo) = match &cfg.chart {
+        Some(chart) => (chart.clone(), cfg.repo.clone()),
+        None => (source.chart.to_string(), source.repo.map(str::to_string)),
+    };
+    let release = Release {
+        name: source.release.to_string(),
+        namespace: source.namespace.to_string(),
+        chart,
+        repo,
+        version: cfg.version.as_deref().unwrap_or(source.version).to_string(),
+        values,
+    };
+    let r = chart_release(name, release);
+    // Releases wait for their pods: nodes must exist first (Auto Mode makes its own).
+    match env.config.eks_mode {
+        EksMode::Managed => r.depends_on("nodegroup-default"),
+        EksMode::Auto => r,
+    }
+}
+
+/// Release `release` in the environment's cluster as resource `name`.
+fn chart_release(name: &str, release: Release) -> Resource {
+    resource::<HelmRelease>(
+        name,
+        &helm_release::Inputs {
+            cluster: cluster(),
+            release,
+            timeout_seconds: 600,
+        },
+    )
+}
+
+/// An IAM role only service account `namespace/name` may assume, with one inline policy.
+fn irsa(
+    env: &Env,
+    key: &str,
+    suffix: &str,
+    namespace: &str,
+    name: &str,
+    policy: Value,
+) -> Resource {
+    resource::<IamRole>(
+        key,
+        &iam_role::Inputs {
+            name: env.role_name(suffix),
+            service_account: Some(ServiceAccountTrust {
+                oidc_provider_arn: output("oidc-provider", "arn"),
+                issuer: output("cluster", "oidc_issuer"),
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            inline_policies: [(suffix.to_string(), policy)].into(),
+            tags: env.tags(&[]),
+            ..iam_role::Inputs::default()
+        },
+    )
+}
+
+/// The service account annotation that gives a release's pods IAM role `role`.
+fn role_arn(role: &str) -> Value {
+    json!({"eks.amazonaws.com/role-arn": output(role, "arn")})
+}
+
+/// Karpenter: its interruption queue and the EventBridge rules feeding it, its role, its
+/// release, and byoc's default node pool after it.
+fn karpenter(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
+    let (stack, config) = (env.stack, env.config);
+    // Spot interruptions, rebalance advice, scheduled maintenance and state changes reach
+    // Karpenter through this queue, ahead of the event.
+    let queue = env.role_name("karpenter");
+    let mut out = vec![resource::<SqsQueue>(
+        "karpenter-queue",
+        &sqs_queue::Inputs {
+            name: queue.clone(),
+            message_retention_seconds: 300,
+            senders: BTreeSet::from(["events.amazonaws.com".into(), "sqs.amazonaws.com".into()]),
+            tags: env.tags(&[]),
+        },
+    )];
+    for (key, source, detail) in INTERRUPTION_EVENTS {
+        out.push(resource::<EventbridgeRule>(
+            format!("karpenter-rule-{key}"),
+            &eventbridge_rule::Inputs {
+                name: env.role_name(&format!("k-{key}")),
+                event_pattern: json!({"source": [source], "detail-type": [detail]}),
+                target_arn: output("karpenter-queue", "arn"),
+                tags: env.tags(&[]),
+            },
+        ));
+    }
+    out.push(irsa(
+        env,
+        "karpenter-role",
+        "karpenter",
+        "kube-system",
+        "karpenter",
+        karpenter_policy(stack, &config.region, &queue),
+    ));
+    out.push(release(
+        env,
+        "karpenter",
+        cfg,
+        Component::Karpenter,
+        json!({
+            "settings": {
+                "clusterName": output("cluster", "name"),
+                "clusterEndpoint": output("cluster", "endpoint"),
+                "interruptionQueue": output("karpenter-queue", "name"),
+            },
+            "serviceAccount": {"annotations": role_arn("karpenter-role")},
+        }),
+    ));
+    // Karpenter's CRDs come with its chart: the default pool after it.
+    let defaults = Release {
+        name: "karpenter-defaults".into(),
+        namespace: "kube-system".into(),
+        chart: "byoc:karpenter-defaults".into(),
+        repo: None,
+        version: BUILTIN_CHART_VERSION.into(),
+        values: json!({
+            "discoveryTag": stack,
+            "clusterName": output("cluster", "name"),
+            "nodeRole": output("node-role", "name"),
+            "capacityTypes": [match config.node_group_config.capacity_type {
+                CapacityType::OnDemand => "on-demand",
+                CapacityType::Spot => "spot",
+            }],
+        }),
+    };
+    out.push(chart_release("karpenter-defaults", defaults).depends_on("karpenter"));
+    out
+}
+
+/// cert-manager, with a role for DNS01 challenges in the zones its config lists.
+fn cert_manager(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
+    let mut out = Vec::new();
+    let mut values = json!({"crds": {"enabled": true}});
+    if !cfg.dns01_hosted_zone_ids.is_empty() {
+        out.push(irsa(
+            env,
+            "cert-manager-role",
+            "cert-manager",
+            "cert-manager",
+            "cert-manager",
+            route53_policy(&cfg.dns01_hosted_zone_ids),
+        ));
+        values["serviceAccount"] = json!({"annotations": role_arn("cert-manager-role")});
+        // The role's web identity token: the pod needs fsGroup to read it.
+        values["securityContext"] = json!({"fsGroup": 1001});
+    }
+    out.push(release(
+        env,
+        "cert-manager",
+        cfg,
+        Component::CertManager,
+        values,
+    ));
+    out
+}
+
+/// External Secrets, with a role reading secrets and parameters under its prefix.
+fn external_secrets(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
+    let prefix = cfg
+        .secrets_prefix
+        .clone()
+        .unwrap_or_else(|| format!("byoc/{}/", env.stack));
+    vec![
+        irsa(
+            env,
+            "external-secrets-role",
+            "external-secrets",
+            "external-secrets",
+            "external-secrets",
+            secrets_policy(&env.config.region, &prefix),
+        ),
+        release(
+            env,
+            "external-secrets",
+            cfg,
+            Component::ExternalSecrets,
+            json!({
+                "installCRDs": true,
+                "serviceAccount": {"annotations": role_arn("external-secrets-role")},
+            }),
+        ),
+    ]
 }
 
 /// The EventBridge events Karpenter acts on: (rule key, source, detail type).

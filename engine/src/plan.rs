@@ -89,6 +89,12 @@ pub enum PlanError {
         .0.join(", ")
     )]
     Protected(Vec<String>),
+    #[error("resource {resource} ({kind}): {message}")]
+    InvalidInputs {
+        resource: String,
+        kind: String,
+        message: String,
+    },
     #[error("internal error: the plan's steps form a cycle through {}", .0.join(", "))]
     Cycle(Vec<String>),
 }
@@ -125,6 +131,13 @@ pub fn plan(
             _ => None,
         };
         let new = resolve(&r.inputs, &known, true).expect("unknown references are allowed");
+        provider
+            .check(&new)
+            .map_err(|message| PlanError::InvalidInputs {
+                resource: r.name.clone(),
+                kind: r.kind.clone(),
+                message,
+            })?;
         let old = state.resources.get(&r.name);
         let seen = observed.and_then(|o| o.get(&r.name));
         let decision = match (old, seen) {

@@ -89,6 +89,14 @@ pub struct Observed {
 /// after a crash or a transient error.
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// Checks desired inputs at plan time, before anything is applied; the error says what
+    /// is wrong (the planner names the resource). Pure: the planner calls it for every desired
+    /// resource, with references to outputs not known yet as `{"$unknown": ...}` markers. The
+    /// default accepts anything.
+    fn check(&self, _inputs: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
     /// How `old` inputs (as applied) become `new` ones. Pure: the planner calls it. The
     /// default updates every changed top-level field in place.
     fn diff(&self, old: &Value, new: &Value) -> Diff {

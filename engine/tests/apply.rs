@@ -550,3 +550,92 @@ async fn refresh_reports_drift_and_the_next_plan_repairs_it() {
     assert_eq!(report.status, RunStatus::Succeeded);
     world.assert_state_matches_cloud();
 }
+
+/// A provider that refuses inputs without a `size` at plan time; planning never calls more.
+struct Checked;
+
+#[async_trait::async_trait]
+impl byoc_engine::Provider for Checked {
+    fn check(&self, inputs: &serde_json::Value) -> Result<(), String> {
+        match inputs.get("size") {
+            None => Err("missing field `size`".into()),
+            Some(v) if v.get(byoc_engine::UNKNOWN).is_some() || v.is_u64() => Ok(()),
+            Some(v) => Err(format!("size {v} is not a number")),
+        }
+    }
+
+    async fn create(
+        &self,
+        _: &byoc_engine::Ctx,
+        _: &serde_json::Value,
+    ) -> Result<byoc_engine::Created, byoc_engine::ProviderError> {
+        unreachable!("planning only")
+    }
+
+    async fn read(
+        &self,
+        _: &byoc_engine::Ctx,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<byoc_engine::Observed, byoc_engine::ProviderError> {
+        unreachable!("planning only")
+    }
+
+    async fn update(
+        &self,
+        _: &byoc_engine::Ctx,
+        _: &str,
+        _: &serde_json::Value,
+        _: &serde_json::Value,
+    ) -> Result<serde_json::Value, byoc_engine::ProviderError> {
+        unreachable!("planning only")
+    }
+
+    async fn delete(
+        &self,
+        _: &byoc_engine::Ctx,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<(), byoc_engine::ProviderError> {
+        unreachable!("planning only")
+    }
+
+    async fn find_existing(
+        &self,
+        _: &byoc_engine::Ctx,
+        _: &serde_json::Value,
+    ) -> Result<Option<byoc_engine::Created>, byoc_engine::ProviderError> {
+        unreachable!("planning only")
+    }
+
+    fn classify(&self, _: &byoc_engine::ProviderError) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+#[test]
+fn providers_check_inputs_at_plan_time_with_unknown_outputs_marked() {
+    let providers = byoc_engine::Providers::new().with("disk", std::sync::Arc::new(Checked));
+    let graph = |inputs: Vec<serde_json::Value>| {
+        let mut resources = vec![Resource::new("disk", "a", json!({"size": 1}))];
+        for (i, inputs) in inputs.into_iter().enumerate() {
+            resources.push(Resource::new("disk", format!("b{i}"), inputs));
+        }
+        Graph::new(resources).unwrap()
+    };
+    let empty = byoc_engine::Snapshot::default();
+    // A reference to an output of something still to be created is a marker.
+    let ok = graph(vec![json!({"size": byoc_engine::reference("a", "size")})]);
+    plan(STACK, "r1", &ok, &empty, &providers, None).expect("references pass");
+    let bad = graph(vec![json!({"size": 2}), json!({"sise": 2})]);
+    let err = plan(STACK, "r1", &bad, &empty, &providers, None).unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::InvalidInputs {
+            resource: "b1".into(),
+            kind: "disk".into(),
+            message: "missing field `size`".into(),
+        }
+    );
+    assert_eq!(err.to_string(), "resource b1 (disk): missing field `size`");
+}

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::diff_replacing;
+use super::Sweeper;
 use super::helm_release::Cluster;
 use crate::aws::{self, Aws};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
@@ -34,12 +34,19 @@ pub struct Inputs {
     #[serde(default)]
     pub node_pools: bool,
     /// How long to wait for load balancers and nodes to go.
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        skip_serializing_if = "is_default_timeout"
+    )]
     pub timeout_seconds: u64,
 }
 
 fn default_timeout() -> u64 {
     900
+}
+
+fn is_default_timeout(seconds: &u64) -> bool {
+    *seconds == default_timeout()
 }
 
 pub struct ClusterDrain(pub Arc<Aws>);
@@ -91,43 +98,20 @@ impl ClusterDrain {
     }
 }
 
-fn created(inputs: &Inputs) -> Created {
-    Created {
-        physical_id: inputs.cluster.name.clone(),
-        outputs: json!({"cluster": inputs.cluster.name}),
-    }
-}
-
 #[async_trait]
-impl Provider for ClusterDrain {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &[])
+impl Sweeper for ClusterDrain {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &[];
+
+    fn recorded(inputs: &Inputs) -> Created {
+        Created {
+            physical_id: inputs.cluster.name.clone(),
+            outputs: json!({"cluster": inputs.cluster.name}),
+        }
     }
 
-    async fn create(&self, _ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
-        Ok(created(&aws::parse(KIND, inputs)?))
-    }
-
-    async fn read(&self, _ctx: &Ctx, _id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        Ok(Observed {
-            outputs: created(&inputs).outputs,
-            inputs: json!(inputs),
-        })
-    }
-
-    async fn update(
-        &self,
-        _ctx: &Ctx,
-        _id: &str,
-        _old: &Value,
-        new: &Value,
-    ) -> Result<Value, ProviderError> {
-        Ok(created(&aws::parse(KIND, new)?).outputs)
-    }
-
-    async fn delete(&self, ctx: &Ctx, _id: &str, inputs: &Value) -> Result<(), ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
+    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<(), ProviderError> {
         let kube = self.kube(&inputs.cluster).await?;
         let [services, ingresses, pools, _] = remaining(&kube, inputs.node_pools).await?;
         for (namespace, name) in &services {
@@ -164,16 +148,7 @@ impl Provider for ClusterDrain {
         Ok(())
     }
 
-    async fn find_existing(
-        &self,
-        _ctx: &Ctx,
-        inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        // Its create makes nothing: an interrupted one is complete.
-        Ok(Some(created(&aws::parse(KIND, inputs)?)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
+    fn classify(error: &ProviderError) -> ErrorClass {
         match error.code.as_deref() {
             Some(KUBE_UNAVAILABLE) => ErrorClass::Transient,
             _ => aws::classify(error),

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NetworkInterfaceStatus};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{diff_replacing, ec2_tag_map};
-use crate::aws::{self, Aws, TAG_STACK, tag_map};
+use super::{Sweeper, absent, ec2_tag_map};
+use crate::aws::{Aws, TAG_STACK, tag_map};
 use crate::limiter::Service::{Ec2, Elb};
 
 pub const KIND: &str = "byoc:ClusterLeftovers";
@@ -201,20 +201,16 @@ impl ClusterLeftovers {
                     attached += 1;
                     continue;
                 }
-                match aws
+                let gone = aws
                     .call(Ec2, "DeleteNetworkInterface", &ctx.cancel, || {
                         aws.ec2
                             .delete_network_interface()
                             .network_interface_id(id)
                             .send()
                     })
-                    .await
-                {
-                    Err(e) if aws::classify(&e) == ErrorClass::NotFound => {}
-                    other => {
-                        other?;
-                        deleted.fetch_add(1, Ordering::Relaxed);
-                    }
+                    .await;
+                if absent(gone)?.is_some() {
+                    deleted.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok((attached == 0).then_some(()))
@@ -266,63 +262,36 @@ impl ClusterLeftovers {
         }
         for g in &groups {
             let id = g.group_id().unwrap_or_default();
-            match aws
+            let gone = aws
                 .call(Ec2, "DeleteSecurityGroup", &ctx.cancel, || {
                     aws.ec2.delete_security_group().group_id(id).send()
                 })
-                .await
-            {
-                Err(e) if aws::classify(&e) == ErrorClass::NotFound => {}
-                other => other.map(drop)?,
-            }
+                .await;
+            absent(gone)?;
         }
         Ok(groups.len())
     }
 }
 
-fn created(inputs: &Inputs) -> Created {
-    Created {
-        physical_id: inputs.cluster_name.clone(),
-        outputs: json!({"cluster_name": inputs.cluster_name}),
-    }
-}
-
 #[async_trait]
-impl Provider for ClusterLeftovers {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["cluster_name", "vpc_id"])
+impl Sweeper for ClusterLeftovers {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["cluster_name", "vpc_id"];
+
+    fn recorded(inputs: &Inputs) -> Created {
+        Created {
+            physical_id: inputs.cluster_name.clone(),
+            outputs: json!({"cluster_name": inputs.cluster_name}),
+        }
     }
 
-    async fn create(&self, _ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
-        Ok(created(&aws::parse(KIND, inputs)?))
-    }
-
-    /// Nothing of its own to read: the leftovers appear only as the cluster works.
-    async fn read(&self, _ctx: &Ctx, _id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        Ok(Observed {
-            outputs: created(&inputs).outputs,
-            inputs: json!(inputs),
-        })
-    }
-
-    async fn update(
-        &self,
-        _ctx: &Ctx,
-        _id: &str,
-        _old: &Value,
-        new: &Value,
-    ) -> Result<Value, ProviderError> {
-        Ok(created(&aws::parse(KIND, new)?).outputs)
-    }
-
-    async fn delete(&self, ctx: &Ctx, _id: &str, inputs: &Value) -> Result<(), ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
+    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<(), ProviderError> {
         // Load balancers and instances hold ENIs, and ENIs hold security groups.
-        let balancers = self.load_balancers(ctx, &inputs).await?;
-        let instances = self.instances(ctx, &inputs).await?;
-        let enis = self.network_interfaces(ctx, &inputs).await?;
-        let groups = self.security_groups(ctx, &inputs).await?;
+        let balancers = self.load_balancers(ctx, inputs).await?;
+        let instances = self.instances(ctx, inputs).await?;
+        let enis = self.network_interfaces(ctx, inputs).await?;
+        let groups = self.security_groups(ctx, inputs).await?;
         tracing::info!(
             stack = %ctx.stack,
             cluster = %inputs.cluster_name,
@@ -330,19 +299,6 @@ impl Provider for ClusterLeftovers {
             "swept what the cluster left in AWS"
         );
         Ok(())
-    }
-
-    async fn find_existing(
-        &self,
-        _ctx: &Ctx,
-        inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        // Its create makes nothing in AWS: an interrupted one is complete.
-        Ok(Some(created(&aws::parse(KIND, inputs)?)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }
 

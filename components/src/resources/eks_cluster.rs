@@ -12,12 +12,12 @@ use aws_sdk_eks::types::{
     CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
     StorageConfigRequest, VpcConfigRequest,
 };
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, eks_retag, required};
-use crate::aws::{self, Aws, user_tags};
+use super::{Seen, TypedProvider, absent, eks_retag, required};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Cluster";
@@ -78,37 +78,34 @@ impl EksCluster {
     /// The cluster, or `None` if there is none (or it is being deleted).
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
         let aws = &self.0;
-        match aws
+        let out = aws
             .call(Eks, "DescribeCluster", &ctx.cancel, || {
                 aws.eks.describe_cluster().name(name).send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(None),
-            Err(e) => Err(e),
-            Ok(out) => Ok(out.cluster().cloned()),
-        }
+            .await;
+        Ok(absent(out)?.and_then(|out| out.cluster().cloned()))
     }
 
     async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster, ProviderError> {
-        let what = format!("EKS cluster {name} to be ACTIVE");
+        let what = format!("EKS cluster {name}");
         self.0
-            .wait_for(ctx, &what, TIMEOUT, || async {
-                let c = self
-                    .describe(ctx, name)
-                    .await?
-                    .ok_or_else(|| super::not_found("EKS cluster", name))?;
-                match c.status() {
-                    Some(ClusterStatus::Active) => Ok(Some(c)),
+            .wait_ready(
+                ctx,
+                &what,
+                "ACTIVE",
+                TIMEOUT,
+                || self.describe(ctx, name),
+                |c| match c.status() {
+                    Some(ClusterStatus::Active) => Ok(true),
                     Some(ClusterStatus::Failed | ClusterStatus::Deleting) => {
                         Err(ProviderError::with_code(
                             "ClusterFailed",
-                            format!("EKS cluster {name} is {:?}", c.status()),
+                            format!("{what} is {:?}", c.status()),
                         ))
                     }
-                    _ => Ok(None),
-                }
-            })
+                    _ => Ok(false),
+                },
+            )
             .await
     }
 
@@ -121,14 +118,25 @@ impl EksCluster {
 }
 
 #[async_trait]
-impl Provider for EksCluster {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["name", "role_arn", "subnet_ids", "auto_mode"])
+impl TypedProvider for EksCluster {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name", "role_arn", "subnet_ids", "auto_mode"];
+
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        const MODES: [&str; 3] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
+        if !MODES.contains(&inputs.authentication_mode.as_str()) {
+            return Err(format!(
+                "authentication_mode {:?} is none of {}",
+                inputs.authentication_mode,
+                MODES.join(", ")
+            ));
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         aws.call(Eks, "CreateCluster", &ctx.cancel, || {
             let mut request = aws
@@ -137,7 +145,7 @@ impl Provider for EksCluster {
                 .name(&inputs.name)
                 .version(&inputs.version)
                 .role_arn(&inputs.role_arn)
-                .resources_vpc_config(vpc_config(&inputs))
+                .resources_vpc_config(vpc_config(inputs))
                 .access_config(
                     CreateAccessConfigRequest::builder()
                         .authentication_mode(AuthenticationMode::from(
@@ -183,8 +191,8 @@ impl Provider for EksCluster {
         &self,
         ctx: &Ctx,
         name: &str,
-        recorded: &Value,
-    ) -> Result<Observed, ProviderError> {
+        recorded: &Inputs,
+    ) -> Result<Seen<Inputs>, ProviderError> {
         let c = self
             .describe(ctx, name)
             .await?
@@ -206,11 +214,7 @@ impl Provider for EksCluster {
             // about the mode: that is not drift.
             authentication_mode: match c.access_config().and_then(|a| a.authentication_mode()) {
                 Some(mode) => mode.as_str().to_string(),
-                None => recorded
-                    .get("authentication_mode")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                None => recorded.authentication_mode.clone(),
             },
             auto_mode: compute.map(|cc| AutoMode {
                 node_role_arn: cc.node_role_arn().unwrap_or_default().to_string(),
@@ -218,9 +222,9 @@ impl Provider for EksCluster {
             }),
             tags: user_tags(&tags),
         };
-        Ok(Observed {
+        Ok(Seen {
             outputs: outputs(&c),
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -228,11 +232,10 @@ impl Provider for EksCluster {
         &self,
         ctx: &Ctx,
         name: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         // EKS runs one update at a time: each waits for the cluster to be ACTIVE again.
         if old.version != new.version {
             aws.call(Eks, "UpdateClusterVersion", &ctx.cancel, || {
@@ -286,25 +289,22 @@ impl Provider for EksCluster {
         Ok(outputs(&cluster))
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Eks, "DeleteCluster", &ctx.cancel, || {
             aws.eks.delete_cluster().name(name).send()
         })
         .await?;
-        let what = format!("EKS cluster {name} to be deleted");
-        aws.wait_for(ctx, &what, TIMEOUT, || async {
-            Ok(self.describe(ctx, name).await?.is_none().then_some(()))
-        })
-        .await
+        let what = format!("EKS cluster {name}");
+        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, name))
+            .await
     }
 
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some(c) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
         };
@@ -315,9 +315,5 @@ impl Provider for EksCluster {
         }
         let cluster = self.wait_active(ctx, &inputs.name).await?;
         Ok(Some(EksCluster::created(&cluster)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

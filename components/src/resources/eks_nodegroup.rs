@@ -10,12 +10,12 @@ use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
     TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
 };
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, eks_retag, not_found, removed_keys};
-use crate::aws::{self, Aws, user_tags};
+use super::{Seen, TypedProvider, absent, eks_retag, not_found, removed_keys};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Nodegroup";
@@ -104,7 +104,7 @@ impl EksNodegroup {
         name: &str,
     ) -> Result<Option<Nodegroup>, ProviderError> {
         let aws = &self.0;
-        match aws
+        let out = aws
             .call(Eks, "DescribeNodegroup", &ctx.cancel, || {
                 aws.eks
                     .describe_nodegroup()
@@ -112,12 +112,8 @@ impl EksNodegroup {
                     .nodegroup_name(name)
                     .send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(None),
-            Err(e) => Err(e),
-            Ok(out) => Ok(out.nodegroup().cloned()),
-        }
+            .await;
+        Ok(absent(out)?.and_then(|out| out.nodegroup().cloned()))
     }
 
     async fn wait_active(
@@ -126,15 +122,16 @@ impl EksNodegroup {
         cluster: &str,
         name: &str,
     ) -> Result<Nodegroup, ProviderError> {
-        let what = format!("node group {name} to be ACTIVE");
+        let what = format!("node group {name}");
         self.0
-            .wait_for(ctx, &what, TIMEOUT, || async {
-                let g = self
-                    .describe(ctx, cluster, name)
-                    .await?
-                    .ok_or_else(|| not_found("node group", name))?;
-                match g.status() {
-                    Some(NodegroupStatus::Active) => Ok(Some(g)),
+            .wait_ready(
+                ctx,
+                &what,
+                "ACTIVE",
+                TIMEOUT,
+                || self.describe(ctx, cluster, name),
+                |g| match g.status() {
+                    Some(NodegroupStatus::Active) => Ok(true),
                     Some(
                         NodegroupStatus::CreateFailed
                         | NodegroupStatus::Degraded
@@ -153,42 +150,50 @@ impl EksNodegroup {
                             .unwrap_or_default();
                         Err(ProviderError::with_code(
                             "NodegroupFailed",
-                            format!(
-                                "node group {name} is {:?}: {}",
-                                g.status(),
-                                issues.join("; ")
-                            ),
+                            format!("{what} is {:?}: {}", g.status(), issues.join("; ")),
                         ))
                     }
-                    _ => Ok(None),
-                }
-            })
+                    _ => Ok(false),
+                },
+            )
             .await
     }
 }
 
 #[async_trait]
-impl Provider for EksNodegroup {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(
-            old,
-            new,
-            &[
-                "cluster_name",
-                "name",
-                "node_role_arn",
-                "subnet_ids",
-                "instance_types",
-                "capacity_type",
-                "ami_type",
-                "disk_size",
-            ],
-        )
+impl TypedProvider for EksNodegroup {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &[
+        "cluster_name",
+        "name",
+        "node_role_arn",
+        "subnet_ids",
+        "instance_types",
+        "capacity_type",
+        "ami_type",
+        "disk_size",
+    ];
+
+    /// EKS's bounds: at least one instance type, `min <= desired <= max`, `max >= 1`.
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        let s = &inputs.scaling;
+        if inputs.instance_types.is_empty() {
+            return Err("instance_types lists none".into());
+        }
+        if !(0 <= s.min_size && s.min_size <= s.desired_size && s.desired_size <= s.max_size)
+            || s.max_size < 1
+        {
+            return Err(format!(
+                "scaling {}..{} with {} desired: needs 0 <= min <= desired <= max and max >= 1",
+                s.min_size, s.max_size, s.desired_size
+            ));
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
         aws.call(Eks, "CreateNodegroup", &ctx.cancel, || {
@@ -220,7 +225,7 @@ impl Provider for EksNodegroup {
         ))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (cluster, name) = split(id)?;
         let g = self
             .describe(ctx, cluster, name)
@@ -270,9 +275,9 @@ impl Provider for EksNodegroup {
                 .collect(),
             tags: user_tags(&tags),
         };
-        Ok(Observed {
+        Ok(Seen {
             outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -280,12 +285,11 @@ impl Provider for EksNodegroup {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.scaling != new.scaling || old.labels != new.labels || old.taints != new.taints {
             let labels = UpdateLabelsPayload::builder()
                 .set_add_or_update_labels(Some(new.labels.clone().into_iter().collect()))
@@ -330,7 +334,7 @@ impl Provider for EksNodegroup {
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
         aws.call(Eks, "DeleteNodegroup", &ctx.cancel, || {
@@ -341,23 +345,16 @@ impl Provider for EksNodegroup {
                 .send()
         })
         .await?;
-        let what = format!("node group {name} to be deleted");
-        aws.wait_for(ctx, &what, TIMEOUT, || async {
-            Ok(self
-                .describe(ctx, cluster, name)
-                .await?
-                .is_none()
-                .then_some(()))
-        })
-        .await
+        let what = format!("node group {name}");
+        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, cluster, name))
+            .await
     }
 
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some(g) = self
             .describe(ctx, &inputs.cluster_name, &inputs.name)
             .await?
@@ -377,9 +374,5 @@ impl Provider for EksNodegroup {
             &inputs.name,
             g.nodegroup_arn(),
         )))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{DomainType, ResourceType};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:ElasticIp";
@@ -32,33 +34,29 @@ impl ElasticIp {
         }
     }
 
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-    ) -> Result<aws_sdk_ec2::types::Address, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeAddresses", &ctx.cancel, || {
-                aws.ec2.describe_addresses().allocation_ids(id).send()
-            })
-            .await?;
-        out.addresses()
-            .first()
-            .cloned()
+    ec2_describe!(
+        Address,
+        "DescribeAddresses",
+        describe_addresses,
+        set_allocation_ids,
+        addresses
+    );
+
+    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Address, ProviderError> {
+        self.describe(ctx, Ec2Find::Id(id))
+            .await?
             .ok_or_else(|| not_found("Elastic IP", id))
     }
 }
 
 #[async_trait]
-impl Provider for ElasticIp {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &[])
-    }
+impl TypedProvider for ElasticIp {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &[];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "AllocateAddress", &ctx.cancel, || {
                 aws.ec2
@@ -72,14 +70,13 @@ impl Provider for ElasticIp {
         Ok(ElasticIp::created(id, out.public_ip()))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let address = self.describe(ctx, id).await?;
-        let inputs = Inputs {
-            tags: user_tags(&ec2_tag_map(address.tags())),
-        };
-        Ok(Observed {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+        let address = self.get(ctx, id).await?;
+        Ok(Seen {
+            inputs: Inputs {
+                tags: user_tags(&ec2_tag_map(address.tags())),
+            },
             outputs: ElasticIp::created(id, address.public_ip()).outputs,
-            inputs: json!(inputs),
         })
     }
 
@@ -87,16 +84,15 @@ impl Provider for ElasticIp {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        let address = self.describe(ctx, id).await?;
+        let address = self.get(ctx, id).await?;
         Ok(ElasticIp::created(id, address.public_ip()).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "ReleaseAddress", &ctx.cancel, || {
             aws.ec2.release_address().allocation_id(id).send()
@@ -105,27 +101,11 @@ impl Provider for ElasticIp {
         Ok(())
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        _inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeAddresses", &ctx.cancel, || {
-                aws.ec2
-                    .describe_addresses()
-                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        Ok(out.addresses().first().and_then(|a| {
+    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        Ok(found.as_ref().and_then(|a| {
             a.allocation_id()
                 .map(|id| ElasticIp::created(id, a.public_ip()))
         }))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

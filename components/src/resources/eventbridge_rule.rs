@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, removed_keys};
-use crate::aws::{self, Aws, tag_map, user_tags};
+use super::{Seen, TypedProvider, absent, retag};
+use crate::aws::{Aws, tag_map, user_tags};
 use crate::limiter::Service::Events;
 
 pub const KIND: &str = "aws:events:Rule";
@@ -45,14 +45,13 @@ impl EventbridgeRule {
 
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>, ProviderError> {
         let aws = &self.0;
-        let rule = match aws
+        let rule = aws
             .call(Events, "DescribeRule", &ctx.cancel, || {
                 aws.events.describe_rule().name(name).send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
-            other => other?,
+            .await;
+        let Some(rule) = absent(rule)? else {
+            return Ok(None);
         };
         let arn = super::required(rule.arn(), "rule ARN")?.to_string();
         let targets = aws
@@ -130,6 +129,7 @@ impl EventbridgeRule {
         Ok(super::required(out.rule_arn(), "rule ARN")?.to_string())
     }
 
+    /// Brings the rule's tags from `current` (all of them) to `desired`'s.
     async fn retag(
         &self,
         ctx: &Ctx,
@@ -138,56 +138,58 @@ impl EventbridgeRule {
         desired: &Inputs,
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
-        let gone = removed_keys(&user_tags(current), &desired.tags);
-        if !gone.is_empty() {
-            aws.call(Events, "UntagResource", &ctx.cancel, || {
-                aws.events
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(gone.clone()))
-                    .send()
-            })
-            .await?;
-        }
         let tags = self.tags(ctx, &desired.tags)?;
-        aws.call(Events, "TagResource", &ctx.cancel, || {
-            aws.events
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
-        Ok(())
+        retag(
+            &user_tags(current),
+            &desired.tags,
+            |keys| {
+                aws.call(Events, "UntagResource", &ctx.cancel, move || {
+                    aws.events
+                        .untag_resource()
+                        .resource_arn(arn)
+                        .set_tag_keys(Some(keys.clone()))
+                        .send()
+                })
+            },
+            aws.call(Events, "TagResource", &ctx.cancel, || {
+                aws.events
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            }),
+        )
+        .await
     }
 }
 
 #[async_trait]
-impl Provider for EventbridgeRule {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["name"])
+impl TypedProvider for EventbridgeRule {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name"];
+
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        if !inputs.event_pattern.is_object() {
+            return Err("event_pattern is not a JSON object".into());
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let arn = self.put(ctx, &inputs).await?;
-        self.retag(ctx, &arn, &BTreeMap::new(), &inputs).await?;
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+        let arn = self.put(ctx, inputs).await?;
+        self.retag(ctx, &arn, &BTreeMap::new(), inputs).await?;
         Ok(EventbridgeRule::created(&inputs.name, &arn))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _inputs: &Value,
-    ) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (inputs, arn, _) = self
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("EventBridge rule", name))?;
-        Ok(Observed {
+        Ok(Seen {
+            inputs,
             outputs: EventbridgeRule::created(name, &arn).outputs,
-            inputs: json!(inputs),
         })
     }
 
@@ -195,20 +197,19 @@ impl Provider for EventbridgeRule {
         &self,
         ctx: &Ctx,
         name: &str,
-        _old: &Value,
-        new: &Value,
+        _: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let new: Inputs = aws::parse(KIND, new)?;
         let (_, _, tags) = self
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("EventBridge rule", name))?;
-        let arn = self.put(ctx, &new).await?;
-        self.retag(ctx, &arn, &tags, &new).await?;
+        let arn = self.put(ctx, new).await?;
+        self.retag(ctx, &arn, &tags, new).await?;
         Ok(EventbridgeRule::created(name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         if self.describe(ctx, name).await?.is_none() {
             return Ok(());
@@ -218,35 +219,27 @@ impl Provider for EventbridgeRule {
             aws.events.remove_targets().rule(name).ids(TARGET_ID).send()
         })
         .await?;
-        match aws
+        let deleted = aws
             .call(Events, "DeleteRule", &ctx.cancel, || {
                 aws.events.delete_rule().name(name).send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => Ok(()),
-            other => other.map(drop),
-        }
+            .await;
+        absent(deleted).map(drop)
     }
 
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some((_, _, tags)) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
         };
         if !self.0.owns(ctx, &tags, false) {
             return Ok(None);
         }
-        let arn = self.put(ctx, &inputs).await?;
-        self.retag(ctx, &arn, &tags, &inputs).await?;
+        let arn = self.put(ctx, inputs).await?;
+        self.retag(ctx, &arn, &tags, inputs).await?;
         Ok(Some(EventbridgeRule::created(&inputs.name, &arn)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::diff_replacing;
+use super::{Seen, TypedProvider};
 use crate::aws::{self, Aws};
 use crate::helm::{Helm, HelmError, Listed, Release};
 use crate::kube::{ClusterAccess, eks_token};
@@ -32,12 +32,19 @@ pub struct Inputs {
     #[serde(flatten)]
     pub release: Release,
     /// How long helm waits for the release's resources to be ready before rolling back.
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        skip_serializing_if = "is_default_timeout"
+    )]
     pub timeout_seconds: u64,
 }
 
 fn default_timeout() -> u64 {
     600
+}
+
+fn is_default_timeout(seconds: &u64) -> bool {
+    *seconds == default_timeout()
 }
 
 impl Cluster {
@@ -139,20 +146,31 @@ fn is_transient(message: &str) -> bool {
 }
 
 #[async_trait]
-impl Provider for HelmRelease {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        // A new name or namespace is another release; chart, version, values and the
-        // cluster's access details upgrade in place.
-        diff_replacing::<Inputs>(old, new, &["name", "namespace"])
+impl TypedProvider for HelmRelease {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    /// A new name or namespace is another release; chart, version, values and the cluster's
+    /// access details upgrade in place.
+    const REPLACE_ON: &'static [&'static str] = &["name", "namespace"];
+
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        if inputs.timeout_seconds == 0 {
+            return Err("timeout_seconds is 0".into());
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        self.apply(ctx, &inputs).await
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+        self.apply(ctx, inputs).await
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
-        let mut inputs: Inputs = aws::parse(KIND, inputs)?;
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        recorded: &Inputs,
+    ) -> Result<Seen<Inputs>, ProviderError> {
+        let mut inputs = recorded.clone();
         let helm = self.helm()?;
         let access = self.access(&inputs.cluster).await?;
         let (name, namespace) = (&inputs.release.name, &inputs.release.namespace);
@@ -170,25 +188,23 @@ impl Provider for HelmRelease {
             .values(&access, name, namespace, &ctx.cancel)
             .await
             .map_err(helm_error)?;
-        Ok(Observed {
+        Ok(Seen {
+            inputs,
             outputs: created(&listed).outputs,
-            inputs: json!(inputs),
         })
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _id: &str,
-        _old: &Value,
-        new: &Value,
+        _: &str,
+        _: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, new)?;
-        Ok(self.apply(ctx, &inputs).await?.outputs)
+        Ok(self.apply(ctx, new).await?.outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, _id: &str, inputs: &Value) -> Result<(), ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
+    async fn delete(&self, ctx: &Ctx, _: &str, inputs: &Inputs) -> Result<(), ProviderError> {
         let access = self.access(&inputs.cluster).await?;
         self.helm()?
             .uninstall(
@@ -205,9 +221,8 @@ impl Provider for HelmRelease {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let access = self.access(&inputs.cluster).await?;
         let (name, namespace) = (&inputs.release.name, &inputs.release.namespace);
         // The cluster is this stack's, and so is a release of this name in it. An
@@ -219,11 +234,11 @@ impl Provider for HelmRelease {
             .map_err(helm_error)?
         {
             None => Ok(None),
-            Some(_) => self.apply(ctx, &inputs).await.map(Some),
+            Some(_) => self.apply(ctx, inputs).await.map(Some),
         }
     }
 
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
+    fn classify(error: &ProviderError) -> ErrorClass {
         match error.code.as_deref() {
             Some("HelmTransient") => ErrorClass::Transient,
             Some("HelmFailed" | HELM_MISSING) => ErrorClass::Permanent,

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, removed_keys, required};
-use crate::aws::{self, Aws, user_tags};
+use super::{IamObject, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags, required};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:InstanceProfile";
@@ -40,17 +40,16 @@ impl IamInstanceProfile {
         name: &str,
     ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
-        let out = match aws
+        let out = aws
             .call(Iam, "GetInstanceProfile", &ctx.cancel, || {
                 aws.iam
                     .get_instance_profile()
                     .instance_profile_name(name)
                     .send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
-            other => other?,
+            .await;
+        let Some(out) = absent(out)? else {
+            return Ok(None);
         };
         let p = required(out.instance_profile(), "instance profile")?;
         let roles = p
@@ -95,14 +94,13 @@ impl IamInstanceProfile {
 }
 
 #[async_trait]
-impl Provider for IamInstanceProfile {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["name"])
-    }
+impl TypedProvider for IamInstanceProfile {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Iam, "CreateInstanceProfile", &ctx.cancel, || {
                 aws.iam
@@ -120,24 +118,18 @@ impl Provider for IamInstanceProfile {
         Ok(IamInstanceProfile::created(&inputs.name, &arn))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _inputs: &Value,
-    ) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (roles, arn, tags) = self
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("instance profile", name))?;
-        let inputs = Inputs {
-            name: name.to_string(),
-            role_name: roles.first().cloned().unwrap_or_default(),
-            tags: user_tags(&tags),
-        };
-        Ok(Observed {
+        Ok(Seen {
+            inputs: Inputs {
+                name: name.to_string(),
+                role_name: roles.first().cloned().unwrap_or_default(),
+                tags: user_tags(&tags),
+            },
             outputs: IamInstanceProfile::created(name, &arn).outputs,
-            inputs: json!(inputs),
         })
     }
 
@@ -145,11 +137,10 @@ impl Provider for IamInstanceProfile {
         &self,
         ctx: &Ctx,
         name: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.role_name != new.role_name {
             self.set_role(
                 ctx,
@@ -159,33 +150,13 @@ impl Provider for IamInstanceProfile {
             )
             .await?;
         }
-        if old.tags != new.tags {
-            let gone = removed_keys(&old.tags, &new.tags);
-            if !gone.is_empty() {
-                aws.call(Iam, "UntagInstanceProfile", &ctx.cancel, || {
-                    aws.iam
-                        .untag_instance_profile()
-                        .instance_profile_name(name)
-                        .set_tag_keys(Some(gone.clone()))
-                        .send()
-                })
-                .await?;
-            }
-            let tags = iam_tags(aws, ctx, &new.tags);
-            aws.call(Iam, "TagInstanceProfile", &ctx.cancel, || {
-                aws.iam
-                    .tag_instance_profile()
-                    .instance_profile_name(name)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        }
+        let profile = IamObject::InstanceProfile(name);
+        iam_retag(aws, ctx, profile, &old.tags, &new.tags).await?;
         let arn = format!("arn:aws:iam::{}:instance-profile/{name}", aws.account_id);
         Ok(IamInstanceProfile::created(name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let Some((roles, _, _)) = self.describe(ctx, name).await? else {
             return Ok(());
@@ -213,9 +184,8 @@ impl Provider for IamInstanceProfile {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some((roles, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
         };
@@ -225,9 +195,5 @@ impl Provider for IamInstanceProfile {
         self.set_role(ctx, &inputs.name, &roles, &inputs.role_name)
             .await?;
         Ok(Some(IamInstanceProfile::created(&inputs.name, &arn)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

@@ -1,16 +1,19 @@
 //! An IAM role: its trust policy, managed policy attachments and inline policies. Found by
 //! its deterministic name; adopted only if its tags say it is this stack's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, policy_json, removed_keys, required};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    IamObject, Seen, StringSet, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
+    policy_json, required,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:Role";
@@ -20,20 +23,24 @@ pub const KIND: &str = "aws:iam:Role";
 pub struct Inputs {
     pub name: String,
     /// The trust policy; null when `service_account` makes it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub assume_role_policy: Value,
     /// Trust for one Kubernetes service account through the cluster's OIDC provider (IRSA).
     /// Its condition keys embed the issuer, known only once the cluster exists, so the
     /// policy is made from these references when the role is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<ServiceAccountTrust>,
-    #[serde(default)]
-    pub managed_policy_arns: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub managed_policy_arns: StringSet,
     /// Inline policies by name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inline_policies: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+fn is_empty(set: &StringSet) -> bool {
+    set.iter().next().is_none()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,14 +99,13 @@ impl IamRole {
         name: &str,
     ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
-        let role = match aws
+        let role = aws
             .call(Iam, "GetRole", &ctx.cancel, || {
                 aws.iam.get_role().role_name(name).send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
-            other => other?,
+            .await;
+        let Some(role) = absent(role)? else {
+            return Ok(None);
         };
         let role = required(role.role(), "role")?;
         let attached = aws
@@ -166,7 +172,7 @@ impl IamRole {
         }
         for arn in desired
             .managed_policy_arns
-            .difference(&current.managed_policy_arns)
+            .without(&current.managed_policy_arns)
         {
             aws.call(Iam, "AttachRolePolicy", &ctx.cancel, || {
                 aws.iam
@@ -179,7 +185,7 @@ impl IamRole {
         }
         for arn in current
             .managed_policy_arns
-            .difference(&desired.managed_policy_arns)
+            .without(&desired.managed_policy_arns)
         {
             aws.call(Iam, "DetachRolePolicy", &ctx.cancel, || {
                 aws.iam
@@ -216,41 +222,33 @@ impl IamRole {
                 .await?;
             }
         }
-        let gone = removed_keys(&current.tags, &desired.tags);
-        if !gone.is_empty() {
-            aws.call(Iam, "UntagRole", &ctx.cancel, || {
-                aws.iam
-                    .untag_role()
-                    .role_name(name)
-                    .set_tag_keys(Some(gone.clone()))
-                    .send()
-            })
-            .await?;
-        }
-        if current.tags != desired.tags {
-            let tags = iam_tags(aws, ctx, &desired.tags);
-            aws.call(Iam, "TagRole", &ctx.cancel, || {
-                aws.iam
-                    .tag_role()
-                    .role_name(name)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        }
-        Ok(())
+        iam_retag(
+            aws,
+            ctx,
+            IamObject::Role(name),
+            &current.tags,
+            &desired.tags,
+        )
+        .await
     }
 }
 
 #[async_trait]
-impl Provider for IamRole {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["name"])
+impl TypedProvider for IamRole {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name"];
+
+    /// One trust: a policy, or a service account's.
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        if inputs.assume_role_policy.is_null() == inputs.service_account.is_none() {
+            return Err("a role needs one trust: assume_role_policy or service_account".into());
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let trust = inputs.trust().to_string();
         let out = aws
             .call(Iam, "CreateRole", &ctx.cancel, || {
@@ -269,33 +267,30 @@ impl Provider for IamRole {
             tags: inputs.tags.clone(),
             ..Inputs::default()
         };
-        self.converge(ctx, &current, &inputs).await?;
-        Ok(IamRole::created(&inputs, &arn))
+        self.converge(ctx, &current, inputs).await?;
+        Ok(IamRole::created(inputs, &arn))
     }
 
     async fn read(
         &self,
         ctx: &Ctx,
         name: &str,
-        recorded: &Value,
-    ) -> Result<Observed, ProviderError> {
+        recorded: &Inputs,
+    ) -> Result<Seen<Inputs>, ProviderError> {
         let (mut inputs, arn, _) = self
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("IAM role", name))?;
         // A trust made from a service account reads back as that service account.
-        if let Ok(Inputs {
-            service_account: Some(sa),
-            ..
-        }) = aws::parse::<Inputs>(KIND, recorded)
+        if let Some(sa) = &recorded.service_account
             && sa.policy() == inputs.assume_role_policy
         {
             inputs.assume_role_policy = Value::Null;
-            inputs.service_account = Some(sa);
+            inputs.service_account = Some(sa.clone());
         }
-        Ok(Observed {
+        Ok(Seen {
             outputs: IamRole::created(&inputs, &arn).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -303,16 +298,15 @@ impl Provider for IamRole {
         &self,
         ctx: &Ctx,
         name: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
-        self.converge(ctx, &old, &new).await?;
+        self.converge(ctx, old, new).await?;
         let arn = format!("arn:aws:iam::{}:role/{name}", self.0.account_id);
-        Ok(IamRole::created(&new, &arn).outputs)
+        Ok(IamRole::created(new, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let Some((current, _, _)) = self.describe(ctx, name).await? else {
             return Ok(());
@@ -335,20 +329,15 @@ impl Provider for IamRole {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some((current, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
             return Ok(None);
         };
         if !self.0.owns(ctx, &tags, false) {
             return Ok(None);
         }
-        self.converge(ctx, &current, &inputs).await?;
-        Ok(Some(IamRole::created(&inputs, &arn)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+        self.converge(ctx, &current, inputs).await?;
+        Ok(Some(IamRole::created(inputs, &arn)))
     }
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
+    with_id,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGateway";
@@ -25,23 +28,23 @@ pub struct Inputs {
 pub struct InternetGateway(pub Arc<Aws>);
 
 impl InternetGateway {
-    fn created(id: &str) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id}),
-        }
-    }
+    ec2_describe!(
+        InternetGateway,
+        "DescribeInternetGateways",
+        describe_internet_gateways,
+        set_internet_gateway_ids,
+        internet_gateways
+    );
 }
 
 #[async_trait]
-impl Provider for InternetGateway {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &[])
-    }
+impl TypedProvider for InternetGateway {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &[];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "CreateInternetGateway", &ctx.cancel, || {
                 aws.ec2
@@ -59,29 +62,19 @@ impl Provider for InternetGateway {
             out.internet_gateway().and_then(|g| g.internet_gateway_id()),
             "internet gateway id",
         )?;
-        Ok(InternetGateway::created(id))
+        Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
-                aws.ec2
-                    .describe_internet_gateways()
-                    .internet_gateway_ids(id)
-                    .send()
-            })
-            .await?;
-        let g = out
-            .internet_gateways()
-            .first()
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+        let g = self
+            .describe(ctx, Ec2Find::Id(id))
+            .await?
             .ok_or_else(|| not_found("internet gateway", id))?;
-        let inputs = Inputs {
-            tags: user_tags(&ec2_tag_map(g.tags())),
-        };
-        Ok(Observed {
-            outputs: InternetGateway::created(id).outputs,
-            inputs: json!(inputs),
+        Ok(Seen {
+            inputs: Inputs {
+                tags: user_tags(&ec2_tag_map(g.tags())),
+            },
+            outputs: with_id(id).outputs,
         })
     }
 
@@ -89,15 +82,14 @@ impl Provider for InternetGateway {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(InternetGateway::created(id).outputs)
+        Ok(with_id(id).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteInternetGateway", &ctx.cancel, || {
             aws.ec2
@@ -109,28 +101,11 @@ impl Provider for InternetGateway {
         Ok(())
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        _inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
-                aws.ec2
-                    .describe_internet_gateways()
-                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        Ok(out
-            .internet_gateways()
-            .first()
+    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        Ok(found
+            .as_ref()
             .and_then(|g| g.internet_gateway_id())
-            .map(InternetGateway::created))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+            .map(with_id))
     }
 }

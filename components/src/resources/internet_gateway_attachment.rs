@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, not_found};
-use crate::aws::{self, Aws};
+use super::{Seen, TypedProvider, not_found};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGatewayAttachment";
@@ -63,14 +63,13 @@ fn split(id: &str) -> Result<Inputs, ProviderError> {
 }
 
 #[async_trait]
-impl Provider for InternetGatewayAttachment {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["internet_gateway_id", "vpc_id"])
-    }
+impl TypedProvider for InternetGatewayAttachment {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["internet_gateway_id", "vpc_id"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         aws.call(Ec2, "AttachInternetGateway", &ctx.cancel, || {
             aws.ec2
                 .attach_internet_gateway()
@@ -79,10 +78,10 @@ impl Provider for InternetGatewayAttachment {
                 .send()
         })
         .await?;
-        Ok(InternetGatewayAttachment::created(&inputs))
+        Ok(InternetGatewayAttachment::created(inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let inputs = split(id)?;
         if !self
             .attached(ctx, &inputs.internet_gateway_id)
@@ -91,23 +90,23 @@ impl Provider for InternetGatewayAttachment {
         {
             return Err(not_found("internet gateway attachment", id));
         }
-        Ok(Observed {
+        Ok(Seen {
             outputs: InternetGatewayAttachment::created(&inputs).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx,
+        _: &Ctx,
         id: &str,
-        _old: &Value,
-        _new: &Value,
+        _: &Inputs,
+        _: &Inputs,
     ) -> Result<Value, ProviderError> {
         Ok(InternetGatewayAttachment::created(&split(id)?).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let inputs = split(id)?;
         match aws
@@ -130,16 +129,11 @@ impl Provider for InternetGatewayAttachment {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let attached = self.attached(ctx, &inputs.internet_gateway_id).await?;
         Ok(attached
             .contains(&inputs.vpc_id)
-            .then(|| InternetGatewayAttachment::created(&inputs)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+            .then(|| InternetGatewayAttachment::created(inputs)))
     }
 }

@@ -1,16 +1,16 @@
-//! One file per AWS resource type, all of the same shape: a `KIND`, the `Inputs` it takes
-//! (what the planner diffs and a read reports back), and a provider over an [`Aws`] session
-//! whose `find_existing` adopts what an interrupted create made (by tags on EC2, by
-//! deterministic name on IAM and EKS).
+//! One file per resource type, all of the same shape: a `KIND`, the `Inputs` it takes (what
+//! the blueprint builds, the planner diffs and a read reports back), and a [`TypedProvider`]
+//! over an [`Aws`] session whose `find_existing` adopts what an interrupted create made (by
+//! tags on EC2, by deterministic name on IAM and EKS). [`Typed`] makes each the engine's
+//! provider: parsing, diffing and classifying are done there once. Below: helpers the types
+//! share (tags, lookups).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use byoc_engine::{Ctx, Diff, ProviderError, Providers, changed_fields};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use byoc_engine::{Created, Ctx, ErrorClass, ProviderError, Providers};
+use serde_json::{Value, json};
 
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
 use crate::limiter::Service;
@@ -33,103 +33,60 @@ pub mod route_table;
 pub mod route_table_association;
 pub mod sqs_queue;
 pub mod subnet;
+pub mod typed;
 pub mod vpc;
+
+pub use typed::{Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
 
 /// Every provider, over one session.
 pub fn providers(aws: &Arc<Aws>) -> Providers {
+    let aws = || aws.clone();
     Providers::new()
-        .with(vpc::KIND, Arc::new(vpc::Vpc(aws.clone())))
-        .with(subnet::KIND, Arc::new(subnet::Subnet(aws.clone())))
-        .with(
-            internet_gateway::KIND,
-            Arc::new(internet_gateway::InternetGateway(aws.clone())),
-        )
-        .with(
-            internet_gateway_attachment::KIND,
-            Arc::new(internet_gateway_attachment::InternetGatewayAttachment(
-                aws.clone(),
-            )),
-        )
-        .with(
-            elastic_ip::KIND,
-            Arc::new(elastic_ip::ElasticIp(aws.clone())),
-        )
-        .with(
-            nat_gateway::KIND,
-            Arc::new(nat_gateway::NatGateway(aws.clone())),
-        )
-        .with(
-            route_table::KIND,
-            Arc::new(route_table::RouteTable(aws.clone())),
-        )
-        .with(route::KIND, Arc::new(route::Route(aws.clone())))
-        .with(
-            route_table_association::KIND,
-            Arc::new(route_table_association::RouteTableAssociation(aws.clone())),
-        )
-        .with(iam_role::KIND, Arc::new(iam_role::IamRole(aws.clone())))
-        .with(
-            iam_instance_profile::KIND,
-            Arc::new(iam_instance_profile::IamInstanceProfile(aws.clone())),
-        )
-        .with(
-            oidc_provider::KIND,
-            Arc::new(oidc_provider::OidcProvider(aws.clone())),
-        )
-        .with(
-            eks_cluster::KIND,
-            Arc::new(eks_cluster::EksCluster(aws.clone())),
-        )
-        .with(sqs_queue::KIND, Arc::new(sqs_queue::SqsQueue(aws.clone())))
-        .with(
-            eventbridge_rule::KIND,
-            Arc::new(eventbridge_rule::EventbridgeRule(aws.clone())),
-        )
-        .with(
-            cluster_drain::KIND,
-            Arc::new(cluster_drain::ClusterDrain(aws.clone())),
-        )
-        .with(
-            cluster_leftovers::KIND,
-            Arc::new(cluster_leftovers::ClusterLeftovers(aws.clone())),
-        )
-        .with(
-            helm_release::KIND,
-            Arc::new(helm_release::HelmRelease(aws.clone())),
-        )
-        .with(
-            eks_nodegroup::KIND,
-            Arc::new(eks_nodegroup::EksNodegroup(aws.clone())),
-        )
+        .typed(vpc::Vpc(aws()))
+        .typed(subnet::Subnet(aws()))
+        .typed(internet_gateway::InternetGateway(aws()))
+        .typed(internet_gateway_attachment::InternetGatewayAttachment(aws()))
+        .typed(elastic_ip::ElasticIp(aws()))
+        .typed(nat_gateway::NatGateway(aws()))
+        .typed(route_table::RouteTable(aws()))
+        .typed(route::Route(aws()))
+        .typed(route_table_association::RouteTableAssociation(aws()))
+        .typed(iam_role::IamRole(aws()))
+        .typed(iam_instance_profile::IamInstanceProfile(aws()))
+        .typed(oidc_provider::OidcProvider(aws()))
+        .typed(eks_cluster::EksCluster(aws()))
+        .typed(eks_nodegroup::EksNodegroup(aws()))
+        .typed(sqs_queue::SqsQueue(aws()))
+        .typed(eventbridge_rule::EventbridgeRule(aws()))
+        .typed(cluster_drain::ClusterDrain(aws()))
+        .typed(cluster_leftovers::ClusterLeftovers(aws()))
+        .typed(helm_release::HelmRelease(aws()))
 }
 
-/// A diff where changing any of `replace` needs a new object and the rest updates in place.
-/// Both sides are compared in the canonical form of the provider's `Inputs` (sets sorted,
-/// defaults filled in), so that what a read reports equals what was applied.
-pub fn diff_replacing<I: Serialize + DeserializeOwned>(
-    old: &Value,
-    new: &Value,
-    replace: &[&str],
-) -> Diff {
-    // Inputs with references not yet known do not parse: compared as they are.
-    let canonical = |v: &Value| {
-        serde_json::from_value::<I>(v.clone())
-            .ok()
-            .and_then(|i| serde_json::to_value(i).ok())
-            .unwrap_or_else(|| v.clone())
-    };
-    let fields = changed_fields(&canonical(old), &canonical(new));
-    let forcing: Vec<String> = fields
-        .iter()
-        .filter(|f| replace.contains(&f.as_str()))
-        .cloned()
-        .collect();
-    if !forcing.is_empty() {
-        Diff::Replace(forcing)
-    } else if fields.is_empty() {
-        Diff::NoChange
-    } else {
-        Diff::Update(fields)
+/// Registering a [`TypedProvider`] under its kind.
+trait WithTyped {
+    fn typed<P: TypedProvider>(self, provider: P) -> Self;
+}
+
+impl WithTyped for Providers {
+    fn typed<P: TypedProvider>(self, provider: P) -> Providers {
+        self.with(P::KIND, Arc::new(Typed(provider)))
+    }
+}
+
+/// An object known by its id alone, which is also its only output.
+pub fn with_id(id: &str) -> Created {
+    Created {
+        physical_id: id.to_string(),
+        outputs: json!({"id": id}),
+    }
+}
+
+/// `None` for a `NotFound`-class error: a describe of something that may not exist.
+pub fn absent<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match result {
+        Err(e) if crate::aws::classify(&e) == ErrorClass::NotFound => Ok(None),
+        other => other.map(Some),
     }
 }
 
@@ -159,9 +116,61 @@ pub fn ec2_tags(
         .build()
 }
 
+/// Which EC2 object a describe looks for: the one with this id, or the one an interrupted
+/// create of `ctx` made (found by its tags: this stack, this resource, this create's token).
+#[derive(Clone, Copy, Debug)]
+pub enum Ec2Find<'a> {
+    Id(&'a str),
+    Made,
+}
+
+impl Ec2Find<'_> {
+    /// The ids to describe (`set_..._ids`).
+    pub fn ids(self) -> Option<Vec<String>> {
+        match self {
+            Ec2Find::Id(id) => Some(vec![id.to_string()]),
+            Ec2Find::Made => None,
+        }
+    }
+
+    /// The filters to describe with (`set_filters`).
+    pub fn filters(self, aws: &Aws, ctx: &Ctx) -> Option<Vec<Filter>> {
+        match self {
+            Ec2Find::Id(_) => None,
+            Ec2Find::Made => Some(ec2_owner_filters(aws, ctx)),
+        }
+    }
+}
+
+/// `async fn describe(&self, ctx, find: Ec2Find) -> Result<Option<$object>, ProviderError>`
+/// for a provider over `Arc<Aws>`: the first EC2 object of one type that `find` finds (the
+/// SDK's types share no trait to write it once as a function).
+macro_rules! ec2_describe {
+    ($object:ident, $operation:literal, $describe:ident, $set_ids:ident, $list:ident) => {
+        async fn describe(
+            &self,
+            ctx: &byoc_engine::Ctx,
+            find: $crate::resources::Ec2Find<'_>,
+        ) -> Result<Option<aws_sdk_ec2::types::$object>, byoc_engine::ProviderError> {
+            let aws = &self.0;
+            let send = || {
+                aws.ec2
+                    .$describe()
+                    .$set_ids(find.ids())
+                    .set_filters(find.filters(aws, ctx))
+                    .send()
+            };
+            let service = $crate::limiter::Service::Ec2;
+            let out = aws.call(service, $operation, &ctx.cancel, send).await?;
+            Ok(out.$list().first().cloned())
+        }
+    };
+}
+pub(crate) use ec2_describe;
+
 /// Filters that find the object an interrupted create of `ctx` made: this stack, this
 /// resource, this create's token.
-pub fn ec2_owner_filters(aws: &Aws, ctx: &Ctx) -> Vec<Filter> {
+fn ec2_owner_filters(aws: &Aws, ctx: &Ctx) -> Vec<Filter> {
     let tag = |key: &str, value: &str| {
         Filter::builder()
             .name(format!("tag:{key}"))
@@ -220,6 +229,26 @@ pub async fn ec2_retag(
     Ok(())
 }
 
+/// Brings an object's user tags from `old` to `new` through its API's two calls: `untag` the
+/// keys that went (when some went), then `tag`. (EC2 sets only what changed:
+/// [`ec2_retag`].)
+pub async fn retag<U, A, B>(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    untag: impl FnOnce(Vec<String>) -> U,
+    tag: impl Future<Output = Result<B, ProviderError>>,
+) -> Result<(), ProviderError>
+where
+    U: Future<Output = Result<A, ProviderError>>,
+{
+    let gone = removed_keys(old, new);
+    if !gone.is_empty() {
+        untag(gone).await?;
+    }
+    tag.await?;
+    Ok(())
+}
+
 /// Brings an EKS cluster's or node group's user tags from `old` to `new`.
 pub async fn eks_retag(
     aws: &Aws,
@@ -231,27 +260,105 @@ pub async fn eks_retag(
     if old == new {
         return Ok(());
     }
-    let gone = removed_keys(old, new);
-    if !gone.is_empty() {
-        aws.call(Service::Eks, "UntagResource", &ctx.cancel, || {
-            aws.eks
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(gone.clone()))
-                .send()
-        })
-        .await?;
-    }
     let tags: std::collections::HashMap<String, String> = new.clone().into_iter().collect();
-    aws.call(Service::Eks, "TagResource", &ctx.cancel, || {
-        aws.eks
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(tags.clone()))
-            .send()
-    })
-    .await?;
-    Ok(())
+    retag(
+        old,
+        new,
+        |keys| {
+            aws.call(Service::Eks, "UntagResource", &ctx.cancel, move || {
+                aws.eks
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys.clone()))
+                    .send()
+            })
+        },
+        aws.call(Service::Eks, "TagResource", &ctx.cancel, || {
+            aws.eks
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone()))
+                .send()
+        }),
+    )
+    .await
+}
+
+/// An IAM object that takes tags, by the name (or ARN) its API knows it by.
+#[derive(Clone, Copy, Debug)]
+pub enum IamObject<'a> {
+    Role(&'a str),
+    InstanceProfile(&'a str),
+    OidcProvider(&'a str),
+}
+
+/// Brings an IAM object's user tags from `old` to `new` (byoc's own set again with them).
+pub async fn iam_retag(
+    aws: &Aws,
+    ctx: &Ctx,
+    object: IamObject<'_>,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), ProviderError> {
+    use IamObject::{InstanceProfile, OidcProvider, Role};
+    if old == new {
+        return Ok(());
+    }
+    let (iam, cancel) = (&aws.iam, &ctx.cancel);
+    let untag = |keys: Vec<String>| async move {
+        let keys = Some(keys);
+        match object {
+            Role(name) => aws
+                .call(Service::Iam, "UntagRole", cancel, || {
+                    let request = iam.untag_role().role_name(name);
+                    request.set_tag_keys(keys.clone()).send()
+                })
+                .await
+                .map(drop),
+            InstanceProfile(name) => aws
+                .call(Service::Iam, "UntagInstanceProfile", cancel, || {
+                    let request = iam.untag_instance_profile().instance_profile_name(name);
+                    request.set_tag_keys(keys.clone()).send()
+                })
+                .await
+                .map(drop),
+            OidcProvider(arn) => aws
+                .call(Service::Iam, "UntagOpenIDConnectProvider", cancel, || {
+                    let request = iam.untag_open_id_connect_provider();
+                    let request = request.open_id_connect_provider_arn(arn);
+                    request.set_tag_keys(keys.clone()).send()
+                })
+                .await
+                .map(drop),
+        }
+    };
+    let tags = Some(iam_tags(aws, ctx, new));
+    let tag = async {
+        match object {
+            Role(name) => aws
+                .call(Service::Iam, "TagRole", cancel, || {
+                    iam.tag_role().role_name(name).set_tags(tags.clone()).send()
+                })
+                .await
+                .map(drop),
+            InstanceProfile(name) => aws
+                .call(Service::Iam, "TagInstanceProfile", cancel, || {
+                    let request = iam.tag_instance_profile().instance_profile_name(name);
+                    request.set_tags(tags.clone()).send()
+                })
+                .await
+                .map(drop),
+            OidcProvider(arn) => aws
+                .call(Service::Iam, "TagOpenIDConnectProvider", cancel, || {
+                    let request = iam.tag_open_id_connect_provider();
+                    let request = request.open_id_connect_provider_arn(arn);
+                    request.set_tags(tags.clone()).send()
+                })
+                .await
+                .map(drop),
+        }
+    };
+    retag(old, new, untag, tag).await
 }
 
 /// IAM tags of a create.
@@ -291,4 +398,94 @@ pub fn required<T>(value: Option<T>, what: &str) -> Result<T, ProviderError> {
 /// A not-found error for an object that a describe did not return.
 pub fn not_found(what: &str, id: &str) -> ProviderError {
     ProviderError::with_code("NotFound", format!("{what} {id} does not exist"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Every provider over a session that never reaches AWS: enough to plan.
+    pub fn offline_providers() -> Providers {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let platform = crate::Platform::with_config(sdk, crate::PlatformOptions::default());
+        providers(&platform.session(crate::Target {
+            account_id: "123456789012".into(),
+            external_id: "x".into(),
+            region: "us-east-1".into(),
+            stack: "acme-dev".into(),
+            run_id: "r1".into(),
+        }))
+    }
+
+    /// A release's inputs flatten its `Release`: a misspelled field is still refused.
+    #[test]
+    fn misspelled_release_inputs_fail_at_plan_time() {
+        let unknown = |what: &str| json!({byoc_engine::UNKNOWN: what});
+        let release = |field: &str, value: Value| {
+            let mut inputs = json!({
+                "cluster": {
+                    "name": unknown("cluster.name"),
+                    "endpoint": unknown("cluster.endpoint"),
+                    "certificate_authority": unknown("cluster.certificate_authority"),
+                },
+                "name": "argocd", "namespace": "argocd", "chart": "argo-cd", "version": "1.0.0",
+                "values": {"a": unknown("cluster.endpoint")},
+            });
+            inputs[field] = value;
+            inputs
+        };
+        let providers = offline_providers();
+        let provider = providers.get(helm_release::KIND).unwrap();
+        provider
+            .check(&release("repo", json!("https://charts")))
+            .expect("valid inputs pass");
+        let err = provider
+            .check(&release("namespce", json!("x")))
+            .unwrap_err();
+        assert!(err.contains("unknown field `namespce`"), "{err}");
+    }
+
+    /// A misspelled input fails at plan time, naming the resource, its kind and the field.
+    #[test]
+    fn misspelled_inputs_fail_at_plan_time() {
+        let mut vpc = byoc_engine::Resource::new(
+            vpc::KIND,
+            "vpc",
+            json!({"cidr_block": "10.0.0.0/16", "enable_dns_support": true, "enable_dns_hostnames": true}),
+        );
+        let subnet = byoc_engine::Resource::new(
+            subnet::KIND,
+            "subnet-a",
+            json!({
+                "vpc_id": byoc_engine::reference("vpc", "id"),
+                "cidr_block": "10.0.0.0/20",
+                "availability_zone": "us-east-1a",
+                "map_public_ip_on_launch": true,
+            }),
+        );
+        let providers = offline_providers();
+        let plan = |resources: Vec<byoc_engine::Resource>| {
+            let graph = byoc_engine::Graph::new(resources).unwrap();
+            byoc_engine::plan(
+                "acme-dev",
+                "r1",
+                &graph,
+                &Default::default(),
+                &providers,
+                None,
+            )
+        };
+        plan(vec![vpc.clone(), subnet.clone()]).expect("valid inputs plan");
+        vpc.inputs["enable_dns_hostname"] = json!(true);
+        let err = plan(vec![vpc, subnet]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "resource vpc (aws:ec2:Vpc): invalid input `enable_dns_hostname`: unknown field"
+            ),
+            "{err}"
+        );
+    }
 }

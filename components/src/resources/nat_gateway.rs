@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, absent, ec2_retag, ec2_tag_map, ec2_tags, not_found, with_id,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:NatGateway";
@@ -33,71 +35,75 @@ pub struct Inputs {
 pub struct NatGateway(pub Arc<Aws>);
 
 impl NatGateway {
-    fn created(id: &str) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id}),
-        }
+    /// The gateways found; by id, one that is deleted is none (AWS lists deleted ones for an
+    /// hour).
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        find: Ec2Find<'_>,
+    ) -> Result<Vec<aws_sdk_ec2::types::NatGateway>, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
+                aws.ec2
+                    .describe_nat_gateways()
+                    .set_nat_gateway_ids(find.ids())
+                    .set_filter(find.filters(aws, ctx))
+                    .send()
+            })
+            .await;
+        Ok(absent(out)?.map_or_else(Vec::new, |out| out.nat_gateways().to_vec()))
     }
 
-    /// The gateway, or `None` once it is deleted (AWS lists deleted ones for an hour).
-    async fn describe(
+    /// The gateway `id`, or `None` once it is deleted.
+    async fn get(
         &self,
         ctx: &Ctx,
         id: &str,
     ) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
-                aws.ec2.describe_nat_gateways().nat_gateway_ids(id).send()
-            })
-            .await;
-        let out = match out {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
-            other => other?,
-        };
-        Ok(out
-            .nat_gateways()
-            .first()
-            .filter(|g| g.state() != Some(&NatGatewayState::Deleted))
-            .cloned())
+        let found = self.describe(ctx, Ec2Find::Id(id)).await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .filter(|g| g.state() != Some(&NatGatewayState::Deleted)))
     }
 
     async fn wait_available(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let what = format!("NAT gateway {id} to be available");
+        let name = format!("NAT gateway {id}");
         self.0
-            .wait_for(ctx, &what, TIMEOUT, || async {
-                let g = self
-                    .describe(ctx, id)
-                    .await?
-                    .ok_or_else(|| not_found("NAT gateway", id))?;
-                match g.state() {
-                    Some(NatGatewayState::Available) => Ok(Some(())),
+            .wait_ready(
+                ctx,
+                &name,
+                "available",
+                TIMEOUT,
+                || self.get(ctx, id),
+                |g| match g.state() {
+                    Some(NatGatewayState::Available) => Ok(true),
                     Some(NatGatewayState::Failed | NatGatewayState::Deleting) => {
                         Err(ProviderError::with_code(
                             "NatGatewayFailed",
                             format!(
-                                "NAT gateway {id} failed: {}",
+                                "{name} failed: {}",
                                 g.failure_message().unwrap_or("no reason given")
                             ),
                         ))
                     }
-                    _ => Ok(None),
-                }
-            })
+                    _ => Ok(false),
+                },
+            )
             .await
+            .map(drop)
     }
 }
 
 #[async_trait]
-impl Provider for NatGateway {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["subnet_id", "allocation_id"])
-    }
+impl TypedProvider for NatGateway {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["subnet_id", "allocation_id"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "CreateNatGateway", &ctx.cancel, || {
                 aws.ec2
@@ -114,27 +120,26 @@ impl Provider for NatGateway {
             "NAT gateway id",
         )?;
         self.wait_available(ctx, id).await?;
-        Ok(NatGateway::created(id))
+        Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let g = self
-            .describe(ctx, id)
+            .get(ctx, id)
             .await?
             .ok_or_else(|| not_found("NAT gateway", id))?;
-        let inputs = Inputs {
-            subnet_id: g.subnet_id().unwrap_or_default().to_string(),
-            allocation_id: g
-                .nat_gateway_addresses()
-                .first()
-                .and_then(|a| a.allocation_id())
-                .unwrap_or_default()
-                .to_string(),
-            tags: user_tags(&ec2_tag_map(g.tags())),
-        };
-        Ok(Observed {
-            outputs: NatGateway::created(id).outputs,
-            inputs: json!(inputs),
+        Ok(Seen {
+            inputs: Inputs {
+                subnet_id: g.subnet_id().unwrap_or_default().to_string(),
+                allocation_id: g
+                    .nat_gateway_addresses()
+                    .first()
+                    .and_then(|a| a.allocation_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                tags: user_tags(&ec2_tag_map(g.tags())),
+            },
+            outputs: with_id(id).outputs,
         })
     }
 
@@ -142,43 +147,28 @@ impl Provider for NatGateway {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(NatGateway::created(id).outputs)
+        Ok(with_id(id).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteNatGateway", &ctx.cancel, || {
             aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()
         })
         .await?;
         // Its Elastic IP and subnet cannot go before it has.
-        let what = format!("NAT gateway {id} to be deleted");
-        aws.wait_for(ctx, &what, TIMEOUT, || async {
-            Ok(self.describe(ctx, id).await?.is_none().then_some(()))
-        })
-        .await
+        let name = format!("NAT gateway {id}");
+        aws.wait_gone(ctx, &name, TIMEOUT, || self.get(ctx, id))
+            .await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        _inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
-                aws.ec2
-                    .describe_nat_gateways()
-                    .set_filter(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        let live = out.nat_gateways().iter().find(|g| {
+    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        let live = found.iter().find(|g| {
             !matches!(
                 g.state(),
                 Some(
@@ -190,10 +180,6 @@ impl Provider for NatGateway {
             return Ok(None);
         };
         self.wait_available(ctx, id).await?;
-        Ok(Some(NatGateway::created(id)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+        Ok(Some(with_id(id)))
     }
 }

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, iam_tag_map, iam_tags, removed_keys, required};
-use crate::aws::{self, Aws, user_tags};
+use super::{IamObject, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags, required};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:OidcProvider";
@@ -51,17 +51,16 @@ impl OidcProvider {
         arn: &str,
     ) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
-        let out = match aws
+        let out = aws
             .call(Iam, "GetOpenIDConnectProvider", &ctx.cancel, || {
                 aws.iam
                     .get_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .send()
             })
-            .await
-        {
-            Err(e) if aws::classify(&e) == ErrorClass::NotFound => return Ok(None),
-            other => other?,
+            .await;
+        let Some(out) = absent(out)? else {
+            return Ok(None);
         };
         let tags = iam_tag_map(out.tags());
         let url = required(out.url(), "OIDC provider URL")?;
@@ -127,41 +126,19 @@ impl OidcProvider {
             )
             .await?;
         }
-        if current.tags != desired.tags {
-            let gone = removed_keys(&current.tags, &desired.tags);
-            if !gone.is_empty() {
-                aws.call(Iam, "UntagOpenIDConnectProvider", &ctx.cancel, || {
-                    aws.iam
-                        .untag_open_id_connect_provider()
-                        .open_id_connect_provider_arn(arn)
-                        .set_tag_keys(Some(gone.clone()))
-                        .send()
-                })
-                .await?;
-            }
-            let tags = iam_tags(aws, ctx, &desired.tags);
-            aws.call(Iam, "TagOpenIDConnectProvider", &ctx.cancel, || {
-                aws.iam
-                    .tag_open_id_connect_provider()
-                    .open_id_connect_provider_arn(arn)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        }
-        Ok(())
+        let provider = IamObject::OidcProvider(arn);
+        iam_retag(aws, ctx, provider, &current.tags, &desired.tags).await
     }
 }
 
 #[async_trait]
-impl Provider for OidcProvider {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["url"])
-    }
+impl TypedProvider for OidcProvider {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["url"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Iam, "CreateOpenIDConnectProvider", &ctx.cancel, || {
                 aws.iam
@@ -177,14 +154,14 @@ impl Provider for OidcProvider {
         Ok(OidcProvider::created(arn, &inputs.url))
     }
 
-    async fn read(&self, ctx: &Ctx, arn: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (inputs, _) = self
             .describe(ctx, arn)
             .await?
             .ok_or_else(|| super::not_found("OIDC provider", arn))?;
-        Ok(Observed {
+        Ok(Seen {
             outputs: OidcProvider::created(arn, &inputs.url).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -192,15 +169,14 @@ impl Provider for OidcProvider {
         &self,
         ctx: &Ctx,
         arn: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
-        self.converge(ctx, arn, &old, &new).await?;
+        self.converge(ctx, arn, old, new).await?;
         Ok(OidcProvider::created(arn, &new.url).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, arn: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Iam, "DeleteOpenIDConnectProvider", &ctx.cancel, || {
             aws.iam
@@ -215,9 +191,8 @@ impl Provider for OidcProvider {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let arn = self.arn(&inputs.url);
         let Some((current, tags)) = self.describe(ctx, &arn).await? else {
             return Ok(None);
@@ -225,11 +200,7 @@ impl Provider for OidcProvider {
         if !self.0.owns(ctx, &tags, false) {
             return Ok(None);
         }
-        self.converge(ctx, &arn, &current, &inputs).await?;
+        self.converge(ctx, &arn, &current, inputs).await?;
         Ok(Some(OidcProvider::created(&arn, &inputs.url)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
     }
 }

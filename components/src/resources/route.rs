@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, not_found};
-use crate::aws::{self, Aws};
+use super::{Seen, TypedProvider, not_found};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:Route";
@@ -76,14 +76,21 @@ fn split(id: &str) -> Result<(&str, &str), ProviderError> {
 }
 
 #[async_trait]
-impl Provider for Route {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["route_table_id", "destination_cidr_block"])
+impl TypedProvider for Route {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["route_table_id", "destination_cidr_block"];
+
+    /// A route has one target.
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        match (&inputs.gateway_id, &inputs.nat_gateway_id) {
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err("a route needs one target: gateway_id or nat_gateway_id".into()),
+        }
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         aws.call(Ec2, "CreateRoute", &ctx.cancel, || {
             aws.ec2
                 .create_route()
@@ -94,30 +101,29 @@ impl Provider for Route {
                 .send()
         })
         .await?;
-        Ok(Route::created(&inputs))
+        Ok(Route::created(inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (table, destination) = split(id)?;
         let inputs = self
             .find(ctx, table, destination)
             .await?
             .ok_or_else(|| not_found("route", id))?;
-        Ok(Observed {
+        Ok(Seen {
             outputs: Route::created(&inputs).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        _id: &str,
-        _old: &Value,
-        new: &Value,
+        _: &str,
+        _: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
-        let new: Inputs = aws::parse(KIND, new)?;
         aws.call(Ec2, "ReplaceRoute", &ctx.cancel, || {
             aws.ec2
                 .replace_route()
@@ -128,10 +134,10 @@ impl Provider for Route {
                 .send()
         })
         .await?;
-        Ok(Route::created(&new).outputs)
+        Ok(Route::created(new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let (table, destination) = split(id)?;
         aws.call(Ec2, "DeleteRoute", &ctx.cancel, || {
@@ -148,16 +154,11 @@ impl Provider for Route {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let found = self
             .find(ctx, &inputs.route_table_id, &inputs.destination_cidr_block)
             .await?;
-        Ok(found.map(|_| Route::created(&inputs)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+        Ok(found.map(|_| Route::created(inputs)))
     }
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
+    with_id,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:RouteTable";
@@ -26,23 +29,23 @@ pub struct Inputs {
 pub struct RouteTable(pub Arc<Aws>);
 
 impl RouteTable {
-    fn created(id: &str) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id}),
-        }
-    }
+    ec2_describe!(
+        RouteTable,
+        "DescribeRouteTables",
+        describe_route_tables,
+        set_route_table_ids,
+        route_tables
+    );
 }
 
 #[async_trait]
-impl Provider for RouteTable {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["vpc_id"])
-    }
+impl TypedProvider for RouteTable {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["vpc_id"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "CreateRouteTable", &ctx.cancel, || {
                 aws.ec2
@@ -56,27 +59,20 @@ impl Provider for RouteTable {
             out.route_table().and_then(|t| t.route_table_id()),
             "route table id",
         )?;
-        Ok(RouteTable::created(id))
+        Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
-                aws.ec2.describe_route_tables().route_table_ids(id).send()
-            })
-            .await?;
-        let t = out
-            .route_tables()
-            .first()
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+        let t = self
+            .describe(ctx, Ec2Find::Id(id))
+            .await?
             .ok_or_else(|| not_found("route table", id))?;
-        let inputs = Inputs {
-            vpc_id: t.vpc_id().unwrap_or_default().to_string(),
-            tags: user_tags(&ec2_tag_map(t.tags())),
-        };
-        Ok(Observed {
-            outputs: RouteTable::created(id).outputs,
-            inputs: json!(inputs),
+        Ok(Seen {
+            inputs: Inputs {
+                vpc_id: t.vpc_id().unwrap_or_default().to_string(),
+                tags: user_tags(&ec2_tag_map(t.tags())),
+            },
+            outputs: with_id(id).outputs,
         })
     }
 
@@ -84,15 +80,14 @@ impl Provider for RouteTable {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(RouteTable::created(id).outputs)
+        Ok(with_id(id).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteRouteTable", &ctx.cancel, || {
             aws.ec2.delete_route_table().route_table_id(id).send()
@@ -101,28 +96,8 @@ impl Provider for RouteTable {
         Ok(())
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        _inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
-                aws.ec2
-                    .describe_route_tables()
-                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        Ok(out
-            .route_tables()
-            .first()
-            .and_then(|t| t.route_table_id())
-            .map(RouteTable::created))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        Ok(found.as_ref().and_then(|t| t.route_table_id()).map(with_id))
     }
 }

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{diff_replacing, not_found};
-use crate::aws::{self, Aws};
+use super::{Seen, TypedProvider, not_found, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:RouteTableAssociation";
@@ -23,13 +23,6 @@ pub struct Inputs {
 pub struct RouteTableAssociation(pub Arc<Aws>);
 
 impl RouteTableAssociation {
-    fn created(id: &str) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id}),
-        }
-    }
-
     /// The association of `subnet` with `table`, if there is one: `(id, table, subnet)`.
     async fn lookup(
         &self,
@@ -67,14 +60,13 @@ impl RouteTableAssociation {
 }
 
 #[async_trait]
-impl Provider for RouteTableAssociation {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["route_table_id", "subnet_id"])
-    }
+impl TypedProvider for RouteTableAssociation {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["route_table_id", "subnet_id"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "AssociateRouteTable", &ctx.cancel, || {
                 aws.ec2
@@ -85,31 +77,31 @@ impl Provider for RouteTableAssociation {
             })
             .await?;
         let id = super::required(out.association_id(), "association id")?;
-        Ok(RouteTableAssociation::created(id))
+        Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
         let (_, inputs) = self
             .lookup(ctx, ("association.route-table-association-id", id))
             .await?
             .ok_or_else(|| not_found("route table association", id))?;
-        Ok(Observed {
-            outputs: RouteTableAssociation::created(id).outputs,
-            inputs: json!(inputs),
+        Ok(Seen {
+            inputs,
+            outputs: with_id(id).outputs,
         })
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx,
+        _: &Ctx,
         id: &str,
-        _old: &Value,
-        _new: &Value,
+        _: &Inputs,
+        _: &Inputs,
     ) -> Result<Value, ProviderError> {
-        Ok(RouteTableAssociation::created(id).outputs)
+        Ok(with_id(id).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DisassociateRouteTable", &ctx.cancel, || {
             aws.ec2.disassociate_route_table().association_id(id).send()
@@ -121,18 +113,13 @@ impl Provider for RouteTableAssociation {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let found = self
             .lookup(ctx, ("association.subnet-id", &inputs.subnet_id))
             .await?;
         Ok(found
             .filter(|(_, found)| found.route_table_id == inputs.route_table_id)
-            .map(|(id, _)| RouteTableAssociation::created(&id)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+            .map(|(id, _)| with_id(&id)))
     }
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, removed_keys};
+use super::{Seen, TypedProvider, retag};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Sqs;
 
@@ -21,7 +21,10 @@ pub const KIND: &str = "aws:sqs:Queue";
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
     pub name: String,
-    #[serde(default = "default_retention")]
+    #[serde(
+        default = "default_retention",
+        skip_serializing_if = "is_default_retention"
+    )]
     pub message_retention_seconds: u32,
     /// Service principals that may send messages, e.g. `events.amazonaws.com`.
     #[serde(default)]
@@ -32,6 +35,10 @@ pub struct Inputs {
 
 fn default_retention() -> u32 {
     300
+}
+
+fn is_default_retention(seconds: &u32) -> bool {
+    *seconds == default_retention()
 }
 
 pub struct SqsQueue(pub Arc<Aws>);
@@ -153,28 +160,28 @@ impl SqsQueue {
                 .send()
         })
         .await?;
-        let current = user_tags(current_tags);
-        let gone = removed_keys(&current, &desired.tags);
-        if !gone.is_empty() {
-            aws.call(Sqs, "UntagQueue", &ctx.cancel, || {
-                aws.sqs
-                    .untag_queue()
-                    .queue_url(url)
-                    .set_tag_keys(Some(gone.clone()))
-                    .send()
-            })
-            .await?;
-        }
         let tags: HashMap<String, String> = aws.tags(ctx, &desired.tags).into_iter().collect();
-        aws.call(Sqs, "TagQueue", &ctx.cancel, || {
-            aws.sqs
-                .tag_queue()
-                .queue_url(url)
-                .set_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
-        Ok(())
+        retag(
+            &user_tags(current_tags),
+            &desired.tags,
+            |keys| {
+                aws.call(Sqs, "UntagQueue", &ctx.cancel, move || {
+                    aws.sqs
+                        .untag_queue()
+                        .queue_url(url)
+                        .set_tag_keys(Some(keys.clone()))
+                        .send()
+                })
+            },
+            aws.call(Sqs, "TagQueue", &ctx.cancel, || {
+                aws.sqs
+                    .tag_queue()
+                    .queue_url(url)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            }),
+        )
+        .await
     }
 }
 
@@ -187,17 +194,27 @@ fn is_missing(error: &ProviderError) -> bool {
 }
 
 #[async_trait]
-impl Provider for SqsQueue {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["name"])
+impl TypedProvider for SqsQueue {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name"];
+
+    /// SQS keeps messages from a minute to 14 days.
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        if !(60..=1_209_600).contains(&inputs.message_retention_seconds) {
+            return Err(format!(
+                "message_retention_seconds {} is not within 60 to 1209600",
+                inputs.message_retention_seconds
+            ));
+        }
+        Ok(())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         // Made whole in one call: its attributes and tags need no second write.
-        let mut attributes = self.attributes_of(&inputs);
+        let mut attributes = self.attributes_of(inputs);
         attributes.retain(|_, value| !value.is_empty());
         attributes.insert(QueueAttributeName::SqsManagedSseEnabled, "true".into());
         let out = aws
@@ -214,28 +231,31 @@ impl Provider for SqsQueue {
         Ok(self.created(&inputs.name, &url))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, inputs: &Value) -> Result<Observed, ProviderError> {
-        let recorded: Inputs = aws::parse(KIND, inputs)?;
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        recorded: &Inputs,
+    ) -> Result<Seen<Inputs>, ProviderError> {
         let url = self
             .url(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("SQS queue", name))?;
         let attributes = self.attributes(ctx, &url).await?;
         // The policy reads back as its senders when it is the one byoc writes.
-        let senders = if attributes.policy == self.policy(&recorded) {
+        let senders = if attributes.policy == self.policy(recorded) {
             recorded.senders.clone()
         } else {
             BTreeSet::from(["(changed outside byoc)".to_string()])
         };
-        let observed = Inputs {
-            name: name.to_string(),
-            message_retention_seconds: attributes.retention,
-            senders,
-            tags: user_tags(&self.tags(ctx, &url).await?),
-        };
-        Ok(Observed {
+        Ok(Seen {
+            inputs: Inputs {
+                name: name.to_string(),
+                message_retention_seconds: attributes.retention,
+                senders,
+                tags: user_tags(&self.tags(ctx, &url).await?),
+            },
             outputs: self.created(name, &url).outputs,
-            inputs: json!(observed),
         })
     }
 
@@ -243,20 +263,19 @@ impl Provider for SqsQueue {
         &self,
         ctx: &Ctx,
         name: &str,
-        _old: &Value,
-        new: &Value,
+        _: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let new: Inputs = aws::parse(KIND, new)?;
         let url = self
             .url(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("SQS queue", name))?;
         let tags = self.tags(ctx, &url).await?;
-        self.converge(ctx, &url, &tags, &new).await?;
+        self.converge(ctx, &url, &tags, new).await?;
         Ok(self.created(name, &url).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let Some(url) = self.url(ctx, name).await? else {
             return Ok(());
@@ -275,9 +294,8 @@ impl Provider for SqsQueue {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let Some(url) = self.url(ctx, &inputs.name).await? else {
             return Ok(None);
         };
@@ -285,11 +303,11 @@ impl Provider for SqsQueue {
         if !self.0.owns(ctx, &tags, false) {
             return Ok(None);
         }
-        self.converge(ctx, &url, &tags, &inputs).await?;
+        self.converge(ctx, &url, &tags, inputs).await?;
         Ok(Some(self.created(&inputs.name, &url)))
     }
 
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
+    fn classify(error: &ProviderError) -> ErrorClass {
         if is_missing(error) {
             ErrorClass::NotFound
         } else {

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:Subnet";
@@ -43,6 +45,14 @@ impl Subnet {
         Ok(())
     }
 
+    ec2_describe!(
+        Subnet,
+        "DescribeSubnets",
+        describe_subnets,
+        set_subnet_ids,
+        subnets
+    );
+
     fn created(id: &str, inputs: &Inputs) -> Created {
         Created {
             physical_id: id.to_string(),
@@ -56,14 +66,13 @@ impl Subnet {
 }
 
 #[async_trait]
-impl Provider for Subnet {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["vpc_id", "cidr_block", "availability_zone"])
-    }
+impl TypedProvider for Subnet {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["vpc_id", "cidr_block", "availability_zone"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "CreateSubnet", &ctx.cancel, || {
                 aws.ec2
@@ -79,19 +88,13 @@ impl Provider for Subnet {
         if inputs.map_public_ip_on_launch {
             self.set_public(ctx, id, true).await?;
         }
-        Ok(Subnet::created(id, &inputs))
+        Ok(Subnet::created(id, inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeSubnets", &ctx.cancel, || {
-                aws.ec2.describe_subnets().subnet_ids(id).send()
-            })
-            .await?;
-        let s = out
-            .subnets()
-            .first()
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+        let s = self
+            .describe(ctx, Ec2Find::Id(id))
+            .await?
             .ok_or_else(|| not_found("subnet", id))?;
         let inputs = Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
@@ -100,9 +103,9 @@ impl Provider for Subnet {
             map_public_ip_on_launch: s.map_public_ip_on_launch().unwrap_or(false),
             tags: user_tags(&ec2_tag_map(s.tags())),
         };
-        Ok(Observed {
+        Ok(Seen {
             outputs: Subnet::created(id, &inputs).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -110,19 +113,18 @@ impl Provider for Subnet {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
         if old.map_public_ip_on_launch != new.map_public_ip_on_launch {
             self.set_public(ctx, id, new.map_public_ip_on_launch)
                 .await?;
         }
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(Subnet::created(id, &new).outputs)
+        Ok(Subnet::created(id, new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteSubnet", &ctx.cancel, || {
             aws.ec2.delete_subnet().subnet_id(id).send()
@@ -134,27 +136,14 @@ impl Provider for Subnet {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let out = aws
-            .call(Ec2, "DescribeSubnets", &ctx.cancel, || {
-                aws.ec2
-                    .describe_subnets()
-                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        let Some(id) = out.subnets().first().and_then(|s| s.subnet_id()) else {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        let Some(id) = found.as_ref().and_then(|s| s.subnet_id()) else {
             return Ok(None);
         };
         self.set_public(ctx, id, inputs.map_public_ip_on_launch)
             .await?;
-        Ok(Some(Subnet::created(id, &inputs)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+        Ok(Some(Subnet::created(id, inputs)))
     }
 }

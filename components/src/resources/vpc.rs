@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
-use byoc_engine::{Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError};
+use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{diff_replacing, ec2_owner_filters, ec2_retag, ec2_tag_map, ec2_tags, not_found};
-use crate::aws::{self, Aws, user_tags};
+use super::{
+    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
+};
+use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:Vpc";
@@ -61,6 +63,8 @@ impl Vpc {
         Ok(())
     }
 
+    ec2_describe!(Vpc, "DescribeVpcs", describe_vpcs, set_vpc_ids, vpcs);
+
     async fn attribute(
         &self,
         ctx: &Ctx,
@@ -93,14 +97,13 @@ impl Vpc {
 }
 
 #[async_trait]
-impl Provider for Vpc {
-    fn diff(&self, old: &Value, new: &Value) -> Diff {
-        diff_replacing::<Inputs>(old, new, &["cidr_block"])
-    }
+impl TypedProvider for Vpc {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["cidr_block"];
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
         let out = aws
             .call(Ec2, "CreateVpc", &ctx.cancel, || {
                 aws.ec2
@@ -111,18 +114,15 @@ impl Provider for Vpc {
             })
             .await?;
         let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
-        self.set_attributes(ctx, id, None, &inputs).await?;
-        Ok(Vpc::created(id, &inputs))
+        self.set_attributes(ctx, id, None, inputs).await?;
+        Ok(Vpc::created(id, inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<Observed, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeVpcs", &ctx.cancel, || {
-                aws.ec2.describe_vpcs().vpc_ids(id).send()
-            })
-            .await?;
-        let vpc = out.vpcs().first().ok_or_else(|| not_found("VPC", id))?;
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+        let vpc = self
+            .describe(ctx, Ec2Find::Id(id))
+            .await?
+            .ok_or_else(|| not_found("VPC", id))?;
         let inputs = Inputs {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
             enable_dns_support: self
@@ -133,9 +133,9 @@ impl Provider for Vpc {
                 .await?,
             tags: user_tags(&ec2_tag_map(vpc.tags())),
         };
-        Ok(Observed {
+        Ok(Seen {
             outputs: Vpc::created(id, &inputs).outputs,
-            inputs: json!(inputs),
+            inputs,
         })
     }
 
@@ -143,16 +143,15 @@ impl Provider for Vpc {
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Value,
-        new: &Value,
+        old: &Inputs,
+        new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let (old, new): (Inputs, Inputs) = (aws::parse(KIND, old)?, aws::parse(KIND, new)?);
-        self.set_attributes(ctx, id, Some(&old), &new).await?;
+        self.set_attributes(ctx, id, Some(old), new).await?;
         ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(Vpc::created(id, &new).outputs)
+        Ok(Vpc::created(id, new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "DeleteVpc", &ctx.cancel, || {
             aws.ec2.delete_vpc().vpc_id(id).send()
@@ -164,27 +163,14 @@ impl Provider for Vpc {
     async fn find_existing(
         &self,
         ctx: &Ctx,
-        inputs: &Value,
+        inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let aws = &self.0;
-        let inputs: Inputs = aws::parse(KIND, inputs)?;
-        let out = aws
-            .call(Ec2, "DescribeVpcs", &ctx.cancel, || {
-                aws.ec2
-                    .describe_vpcs()
-                    .set_filters(Some(ec2_owner_filters(aws, ctx)))
-                    .send()
-            })
-            .await?;
-        let Some(id) = out.vpcs().first().and_then(|v| v.vpc_id()) else {
+        let found = self.describe(ctx, Ec2Find::Made).await?;
+        let Some(id) = found.as_ref().and_then(|v| v.vpc_id()) else {
             return Ok(None);
         };
         // The create may have died between CreateVpc and the attributes.
-        self.set_attributes(ctx, id, None, &inputs).await?;
-        Ok(Some(Vpc::created(id, &inputs)))
-    }
-
-    fn classify(&self, error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
+        self.set_attributes(ctx, id, None, inputs).await?;
+        Ok(Some(Vpc::created(id, inputs)))
     }
 }
