@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use byoc_model::api::AuditPage;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::CommonErrors;
@@ -14,22 +14,28 @@ use crate::{ApiError, AppState};
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
+    /// Entries with an id below this (the previous page's `next_before`).
     before: Option<i64>,
+    /// At most this many, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(Page), responses((status = 200, description = "Audit entries, newest first", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "list_audit", tag = "audit", params(Page), responses((status = 200, description = "Audit entries, newest first", body = AuditPage), CommonErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.require_admin()?;
     let Query(page) = page?;
     let entries = state
         .db()
         .audit_log(page.before, page.limit.unwrap_or(100))
         .await?;
-    let next = entries.last().map(|e| e.id);
-    Ok(Json(json!({"entries": entries, "next_before": next})))
+    let next_before = entries.last().map(|e| e.id);
+    Ok(Json(AuditPage {
+        entries,
+        next_before,
+    }))
 }

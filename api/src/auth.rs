@@ -4,7 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use byoc_stacks::{ApiToken, DbError, Run, Tenant};
+use byoc_model::{ApiToken, Run, Tenant};
+use byoc_stacks::DbError;
 
 use crate::{ApiError, AppState};
 

@@ -4,12 +4,16 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use byoc_model::{EnvironmentConfig, OnboardingStatus, RunKind};
-use byoc_stacks::Tenant;
-use serde_json::{Map, Value, json};
+use byoc_model::api::{
+    ConfigSaved, ConfigView, DriftCheck, EnvironmentStatus, GraphEdge, GraphNode, GraphView,
+    HistoryView, RunAccepted, RunList, StateView,
+};
+use byoc_model::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant};
+use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::{CommonErrors, ErrorBody};
+use crate::error::CommonErrors;
+use crate::params::EnvPath;
 use crate::{ApiError, AppState};
 
 /// The tenant of `/tenants/{slug}/environments/{env}`, if the caller may see it.
@@ -37,13 +41,13 @@ async fn environment(
     Ok((tenant, stack))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), request_body = Object, responses((status = 200, description = "Saved; its version", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/config", operation_id = "set_config", tag = "environments", params(EnvPath), request_body(content = EnvironmentConfig, description = "The config; what is left out gets its default (the region: the server's `--default-region`)"), responses((status = 200, description = "Saved: its version and the effective config", body = ConfigSaved, links(("GetConfig" = (operation_id = "get_config", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Status" = (operation_id = "environment_status", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("State" = (operation_id = "environment_state", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Runs" = (operation_id = "environment_runs", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("History" = (operation_id = "state_history", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Graph" = (operation_id = "environment_graph", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Deploy" = (operation_id = "deploy", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Preview" = (operation_id = "preview", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Refresh" = (operation_id = "refresh", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("Destroy" = (operation_id = "destroy", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))), ("DeleteConfig" = (operation_id = "delete_config", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn set_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
+    Path(EnvPath { slug, env }): Path<EnvPath>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfigSaved>, ApiError> {
     let tenant = tenant_of(&state, &caller, &slug, &env).await?;
     let Json(raw) = body?;
     let config = EnvironmentConfig::resolve(&raw, state.default_region())?;
@@ -52,26 +56,37 @@ pub async fn set_config(
         .db()
         .save_environment(&tenant.id, &slug, &env, &effective, &raw, &caller.actor())
         .await?;
-    Ok(Json(
-        json!({"env": env, "version": version, "config": effective}),
-    ))
+    Ok(Json(ConfigSaved {
+        env,
+        version,
+        config,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The config and its version", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/config", operation_id = "get_config", tag = "environments", params(EnvPath), responses((status = 200, description = "The effective config, the config as sent, and its version", body = ConfigView), CommonErrors), security(("bearer" = [])))]
 pub async fn get_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<Json<ConfigView>, ApiError> {
     let tenant = tenant_of(&state, &caller, &slug, &env).await?;
-    Ok(Json(json!(state.db().config(&tenant, &env).await?)))
+    let stored = state.db().config(&tenant, &env).await?;
+    let config = serde_json::from_value(stored.config)
+        .map_err(|e| ApiError::Internal(format!("stored config of {env} of tenant {slug}: {e}")))?;
+    Ok(Json(ConfigView {
+        env: stored.env,
+        config,
+        raw: stored.raw,
+        version: stored.version,
+        updated_at: stored.updated_at,
+    }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}/config", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 204, description = "Deleted"), CommonErrors, (status = 409, description = "The stack still has resources", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}/config", operation_id = "delete_config", tag = "environments", params(EnvPath), responses((status = 204, description = "Deleted"), CommonErrors), security(("bearer" = [])))]
 pub async fn delete_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
+    Path(EnvPath { slug, env }): Path<EnvPath>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = tenant_of(&state, &caller, &slug, &env).await?;
     state
@@ -88,7 +103,7 @@ async fn request(
     slug: &str,
     env: &str,
     kind: RunKind,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     let tenant = tenant_of(state, caller, slug, env).await?;
     // A run needs a config: the blueprint is built from it, a destroy's providers too.
     state.db().config(&tenant, env).await?;
@@ -109,57 +124,60 @@ async fn request(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"run_id": run.id, "status": run.status, "kind": run.kind, "coalesced": coalesced}),
-        ),
+        Json(RunAccepted {
+            run_id: run.id,
+            status: run.status,
+            kind: run.kind,
+            coalesced,
+        }),
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", operation_id = "deploy", tag = "runs", params(EnvPath), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Deploy).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A destroy run, queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", operation_id = "destroy", tag = "runs", params(EnvPath), responses((status = 202, description = "A destroy run, queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Destroy).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A preview run (plan only), queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", operation_id = "preview", tag = "runs", params(EnvPath), responses((status = 202, description = "A preview run (plan only), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Preview).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 202, description = "A refresh run (drift check), queued", body = Object), CommonErrors, (status = 409, description = "The tenant is not trusted yet (`not_trusted`)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", operation_id = "refresh", tag = "runs", params(EnvPath), responses((status = 202, description = "A refresh run (drift check), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Refresh).await
 }
 
 /// Outputs worth showing at a glance: ids and endpoints, by resource.
 const SHOWN_OUTPUTS: &[&str] = &["id", "name", "arn", "endpoint", "oidc_issuer", "public_ip"];
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/status", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Stack status, last run, resource counts, outputs, drift", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/status", operation_id = "environment_status", tag = "environments", params(EnvPath), responses((status = 200, description = "Stack status, last run, resource counts, outputs, drift", body = EnvironmentStatus), CommonErrors), security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<Json<EnvironmentStatus>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let db = state.db();
     let mut status = db.stack_status(&stack).await?;
@@ -167,95 +185,117 @@ pub async fn status(
         Some(run) => caller.present(&state, vec![run]).await?.pop(),
         None => None,
     };
-    let mut outputs = Map::new();
-    for r in db.resources(&stack).await? {
-        let shown: Map<String, Value> = SHOWN_OUTPUTS
-            .iter()
-            .filter_map(|k| Some((k.to_string(), r.outputs.get(*k)?.clone())))
-            .filter(|(_, v)| !v.is_null())
-            .collect();
-        if !shown.is_empty() {
-            outputs.insert(r.key, Value::Object(shown));
-        }
-    }
+    let outputs = db
+        .resources(&stack)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let shown: std::collections::BTreeMap<String, Value> = SHOWN_OUTPUTS
+                .iter()
+                .filter_map(|k| Some((k.to_string(), r.outputs.get(*k)?.clone())))
+                .filter(|(_, v)| !v.is_null())
+                .collect();
+            (!shown.is_empty()).then_some((r.key, shown))
+        })
+        .collect();
     // The last refresh says whether the cloud still matches the state.
     let drift = db
         .latest_run(&stack, RunKind::Refresh, byoc_model::RunStatus::Succeeded)
         .await?
-        .map(|r| json!({"run_id": r.id, "checked_at": r.finished_at, "drift": r.summary.and_then(|s| s.get("drift").cloned())}));
-    Ok(Json(
-        json!({"status": status, "outputs": outputs, "drift": drift}),
-    ))
+        .map(|r| DriftCheck {
+            drift: r.summary.and_then(|s| s.get("drift").cloned()),
+            run_id: r.id,
+            checked_at: r.finished_at,
+        });
+    Ok(Json(EnvironmentStatus {
+        status,
+        outputs,
+        drift,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "Every recorded resource", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state", operation_id = "environment_state", tag = "environments", params(EnvPath), responses((status = 200, description = "Every recorded resource", body = StateView), CommonErrors), security(("bearer" = [])))]
 pub async fn state_of(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<Json<StateView>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
-    Ok(Json(
-        json!({"stack": stack, "resources": state.db().resources(&stack).await?}),
-    ))
+    let resources = state.db().resources(&stack).await?;
+    Ok(Json(StateView { stack, resources }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", tag = "runs", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "The stack's runs, newest first", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", operation_id = "environment_runs", tag = "runs", params(EnvPath), responses((status = 200, description = "The stack's runs, newest first", body = RunList, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/runs/0/id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn runs(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<Json<RunList>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let mut runs = state.db().runs_of(&stack).await?;
     runs.sort_by_key(|r| std::cmp::Reverse(r.seq));
-    Ok(Json(json!({"runs": caller.present(&state, runs).await?})))
+    Ok(Json(RunList {
+        runs: caller.present(&state, runs).await?,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name")), responses((status = 200, description = "State versions, newest first", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", operation_id = "state_history", tag = "environments", params(EnvPath), responses((status = 200, description = "State versions, newest first", body = HistoryView), CommonErrors), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+) -> Result<Json<HistoryView>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
-    Ok(Json(
-        json!({"stack": stack, "versions": state.db().state_history(&stack).await?}),
-    ))
+    let versions = state.db().state_history(&stack).await?;
+    Ok(Json(HistoryView { stack, versions }))
+}
+
+/// How the graph is written.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphFormat {
+    #[default]
+    Json,
+    /// Graphviz.
+    Dot,
+    Mermaid,
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct GraphFormat {
-    format: Option<String>,
+pub struct GraphQuery {
+    #[param(inline)]
+    format: Option<GraphFormat>,
 }
 
 /// The recorded resources and their dependencies: JSON, Graphviz (`?format=dot`) or Mermaid
 /// (`?format=mermaid`).
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/graph", tag = "environments", params(("slug" = String, Path, description = "Tenant slug"), ("env" = String, Path, description = "Environment name"), GraphFormat), responses((status = 200, description = "Nodes and edges (JSON), or Graphviz / Mermaid text", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/graph", operation_id = "environment_graph", tag = "environments", params(EnvPath, GraphQuery), responses((status = 200, description = "Nodes and edges (JSON), or Graphviz (`format=dot`) or Mermaid (`format=mermaid`) text", content((GraphView = "application/json"), (String = "text/plain"))), CommonErrors), security(("bearer" = [])))]
 pub async fn graph(
     State(state): State<AppState>,
     caller: Caller,
-    Path((slug, env)): Path<(String, String)>,
-    query: Result<axum::extract::Query<GraphFormat>, axum::extract::rejection::QueryRejection>,
+    Path(EnvPath { slug, env }): Path<EnvPath>,
+    query: Result<axum::extract::Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let axum::extract::Query(q) = query?;
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
-    state.db().stack_status(&stack).await?;
     let snapshot = state
         .db()
         .snapshot(&stack)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let nodes: Vec<(&String, &str, &str)> = snapshot
+    let nodes: Vec<GraphNode> = snapshot
         .resources
         .iter()
-        .map(|(name, r)| (name, r.kind.as_str(), r.physical_id.as_str()))
+        .map(|(name, r)| GraphNode {
+            id: name.clone(),
+            kind: r.kind.clone(),
+            physical_id: r.physical_id.clone(),
+        })
         .collect();
-    let index = |name: &str| nodes.iter().position(|(n, _, _)| n.as_str() == name);
-    // An edge runs from a dependency to what depends on it (the order of creation).
+    let index = |name: &str| nodes.iter().position(|n| n.id == name);
     let edges: Vec<(usize, usize)> = snapshot
         .resources
         .values()
@@ -265,37 +305,56 @@ pub async fn graph(
                 .filter_map(move |d| Some((index(d)?, index(&r.name)?)))
         })
         .collect();
-    let text = |body: String, kind: &'static str| {
-        ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
+    let text = |body: String| {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
     };
-    match q.format.as_deref() {
-        None | Some("json") => Ok(Json(json!({
-            "stack": stack,
-            "nodes": nodes.iter().map(|(n, k, p)| json!({"id": n, "kind": k, "physical_id": p})).collect::<Vec<_>>(),
-            "edges": edges.iter().map(|(a, b)| json!({"from": nodes[*a].0, "to": nodes[*b].0})).collect::<Vec<_>>(),
-        }))
-        .into_response()),
-        Some("dot") => {
+    match q.format.unwrap_or_default() {
+        GraphFormat::Json => {
+            let edges = edges
+                .iter()
+                .map(|(a, b)| GraphEdge {
+                    from: nodes[*a].id.clone(),
+                    to: nodes[*b].id.clone(),
+                })
+                .collect();
+            Ok(Json(GraphView {
+                stack,
+                nodes,
+                edges,
+            })
+            .into_response())
+        }
+        GraphFormat::Dot => {
             let mut out = format!("digraph {stack:?} {{\n  rankdir=LR;\n");
-            for (n, k, _) in &nodes {
-                out.push_str(&format!("  {n:?} [label={:?}];\n", format!("{n}\n{k}")));
+            for n in &nodes {
+                out.push_str(&format!(
+                    "  {:?} [label={:?}];\n",
+                    n.id,
+                    format!("{}\n{}", n.id, n.kind)
+                ));
             }
             for (a, b) in &edges {
-                out.push_str(&format!("  {:?} -> {:?};\n", nodes[*a].0, nodes[*b].0));
+                out.push_str(&format!("  {:?} -> {:?};\n", nodes[*a].id, nodes[*b].id));
             }
             out.push_str("}\n");
-            Ok(text(out, "text/vnd.graphviz; charset=utf-8"))
+            Ok(text(out))
         }
-        Some("mermaid") => {
+        GraphFormat::Mermaid => {
             let mut out = String::from("graph LR\n");
-            for (i, (n, k, _)) in nodes.iter().enumerate() {
-                out.push_str(&format!("  n{i}[\"{n}<br/>{k}\"]\n"));
+            for (i, n) in nodes.iter().enumerate() {
+                out.push_str(&format!("  n{i}[\"{}<br/>{}\"]\n", n.id, n.kind));
             }
             for (a, b) in &edges {
                 out.push_str(&format!("  n{a} --> n{b}\n"));
             }
-            Ok(text(out, "text/plain; charset=utf-8"))
+            Ok(text(out))
         }
-        Some(other) => Err(ApiError::invalid(Some("format"), format!("unknown format {other:?}: use json, dot or mermaid"))),
     }
 }

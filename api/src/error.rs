@@ -7,8 +7,8 @@ use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use byoc_model::ConfigError;
+pub use byoc_model::api::ErrorBody;
 use byoc_stacks::DbError;
-use serde::Serialize;
 
 /// Every error the API answers with: a status and a JSON body `{error, message, field?}`.
 /// Server faults (5xx) say nothing of their cause: it is logged under the request id, which
@@ -63,9 +63,18 @@ pub enum CommonErrors {
     /// No valid token
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// Needs an admin token
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// Not found (or another tenant's)
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// Conflicts with the current state: `conflict`, `stack_name_taken`, `not_trusted`
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Body too large
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
     /// Invalid input; `field` names what is wrong
     #[response(status = 422)]
     Invalid(ErrorBody),
@@ -78,20 +87,6 @@ pub enum CommonErrors {
     /// The database or queue is unavailable; retry after `Retry-After` seconds
     #[response(status = 503)]
     Unavailable(ErrorBody),
-}
-
-/// The body of every error response.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// A machine-readable code: `invalid`, `not_found`, `conflict`, ...
-    error: String,
-    message: String,
-    /// The field a validation error is about.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    /// The request's `x-request-id`, on server faults: the logs say more under it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
 }
 
 /// A 5xx response, for [`request_id_on_faults`] to give the request id, and what it hides
@@ -237,30 +232,29 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::TooLarge(format!("request body too large: {}", b.body_text()))
             }
-            // Valid JSON of the wrong shape: a validation error, naming the field.
-            JsonRejection::JsonDataError(data) => {
-                let mut cause = std::error::Error::source(&data);
-                let mut path = None;
-                while let Some(e) = cause {
-                    if let Some(e) =
-                        e.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>()
-                    {
-                        path = Some((e.path().to_string(), e.inner().to_string()));
-                        break;
-                    }
-                    cause = e.source();
-                }
-                match path {
-                    Some((path, message)) if path != "." => {
-                        ApiError::invalid(Some(&path), format!("{path}: {message}"))
-                    }
-                    Some((_, message)) => ApiError::invalid(None, message),
-                    None => ApiError::invalid(None, data.body_text()),
-                }
-            }
+            // Bodies are read as JSON values and then decoded ([`decode`]), which names the
+            // field; a typed body would land here.
+            JsonRejection::JsonDataError(data) => ApiError::invalid(None, data.body_text()),
             other => ApiError::Malformed(other.body_text()),
         }
     }
+}
+
+/// A request body as the type `T` names it: a JSON object (serde would also take an array
+/// for a struct), every error naming the field it is about.
+pub fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid(None, "the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        if path == "." {
+            ApiError::invalid(None, message)
+        } else {
+            ApiError::invalid(Some(&path), format!("{path}: {message}"))
+        }
+    })
 }
 
 impl From<PathRejection> for ApiError {

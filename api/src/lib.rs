@@ -9,6 +9,7 @@ mod environments;
 mod error;
 mod health;
 mod metrics;
+mod params;
 mod runs;
 mod tenants;
 mod tokens;
@@ -25,7 +26,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use axum::routing::get;
-use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer, Tenant};
+use byoc_model::Tenant;
+use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use tokio::sync::{OnceCell, watch};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::OpenApi;
@@ -216,15 +218,49 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The OpenAPI 3.1 description of the API, as served at `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+pub fn openapi() -> serde_json::Value {
+    openapi_json(&api().1)
+}
+
+/// The document as JSON. utoipa 5 writes a link's fields in snake case (`operation_id`);
+/// OpenAPI spells them in camel case, and clients follow links only by those names.
+fn openapi_json(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::Value;
+    fn mend(value: &mut Value, in_links: bool) {
+        match value {
+            Value::Object(map) => {
+                if in_links {
+                    for link in map.values_mut().filter_map(Value::as_object_mut) {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(v) = link.remove(from) {
+                                link.insert(to.into(), v);
+                            }
+                        }
+                    }
+                    return;
+                }
+                for (key, v) in map.iter_mut() {
+                    mend(v, key == "links");
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| mend(v, false)),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    mend(&mut json, false);
+    json
 }
 
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let api = api.layer(DefaultBodyLimit::max(BODY_LIMIT));
     let request_id = HeaderName::from_static("x-request-id");
-    let spec = Arc::new(openapi.clone());
+    let spec = Arc::new(openapi_json(&openapi));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -10,13 +10,15 @@ use axum::http::HeaderMap;
 use axum::http::header::ACCEPT;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use byoc_stacks::Run;
+use byoc_model::Run;
+use byoc_model::api::{EventPage, PlanView, RunDetail, RunView};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::CommonErrors;
+use crate::params::RunPath;
 use crate::{ApiError, AppState};
 
 /// The run, if the caller may see its tenant (404 otherwise).
@@ -38,46 +40,59 @@ async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run,
         .expect("one run in, one out"))
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "The run with its plan and summary", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}", operation_id = "show_run", tag = "runs", params(RunPath), responses((status = 200, description = "The run with its plan and summary", body = RunDetail), CommonErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(RunPath { id }): Path<RunPath>,
+) -> Result<Json<RunDetail>, ApiError> {
     let run = visible_run(&state, &caller, &id).await?;
-    let plan = state.db().run_plan(&id).await?;
-    Ok(Json(json!({"run": run, "plan": plan})))
+    let plan = state
+        .db()
+        .run_plan(&id)
+        .await?
+        .map(|p| PlanView::from_stored(&p))
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("stored plan of run {id}: {e}")))?;
+    Ok(Json(RunDetail { run, plan }))
 }
 
-#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")), responses((status = 200, description = "Cancelled (queued) or flagged (running)", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", operation_id = "cancel_run", tag = "runs", params(RunPath), responses((status = 200, description = "Cancelled (queued) or flagged (running)", body = RunView), CommonErrors), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(RunPath { id }): Path<RunPath>,
+) -> Result<Json<RunView>, ApiError> {
     visible_run(&state, &caller, &id).await?;
     let run = state.db().request_cancel(&id, &caller.actor()).await?;
-    Ok(Json(
-        json!({"run": caller.present(&state, vec![run]).await?.pop()}),
-    ))
+    let run = caller
+        .present(&state, vec![run])
+        .await?
+        .pop()
+        .expect("one run in, one out");
+    Ok(Json(RunView { run }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct After {
+    /// Events after this seq (the last one seen).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// At most this many, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// A JSON list, or with `Accept: text/event-stream` a live SSE stream (one event per run
 /// event, its id the event's seq) that ends when the run does and resumes after
 /// `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path, description = "Run id"), After), responses((status = 200, description = "Events as JSON; with Accept: text/event-stream a live SSE stream", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", operation_id = "run_events", tag = "runs", params(RunPath, After), responses((status = 200, description = "Events as JSON; with `Accept: text/event-stream` a live SSE stream of `event` events (data: a RunEvent) that ends with an `end` event", content((EventPage = "application/json"), (String = "text/event-stream"))), CommonErrors), security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(RunPath { id }): Path<RunPath>,
     headers: HeaderMap,
     query: Result<Query<After>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -85,6 +100,12 @@ pub async fn events(
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(Some("limit"), "limit is 1 to 1000"));
+    }
+    if q.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::invalid(
+            Some("after"),
+            "after is an event seq: 0 or more",
+        ));
     }
     let run = visible_run(&state, &caller, &id).await?;
     let wants_stream = headers
@@ -96,9 +117,12 @@ pub async fn events(
             .db()
             .run_events(&id, q.after.unwrap_or(0), limit)
             .await?;
-        return Ok(
-            Json(json!({"run_id": id, "status": run.status, "events": events})).into_response(),
-        );
+        return Ok(Json(EventPage {
+            run_id: id,
+            status: run.status,
+            events,
+        })
+        .into_response());
     }
     let resume = headers
         .get("last-event-id")

@@ -1,48 +1,32 @@
 //! Tenants: created with an external id shown once, listed, shown, deleted, rotated.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use byoc_model::{TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION, facts};
-use byoc_stacks::{NewTenant, Tenant, TrustLocation};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use byoc_model::api::{
+    CreateTenant, ExternalIdRotated, RunAccepted, TenantCreated, TenantDetail, TenantPage,
+    TrustInfo, TrustParameters, TrustTemplate, VerifyTrust,
+};
+use byoc_model::{TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION, Tenant, facts};
+use byoc_stacks::{NewTenant, TrustLocation};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::{CommonErrors, ErrorBody};
+use crate::error::{CommonErrors, decode};
+use crate::params::TenantPath;
 use crate::{ApiError, AppState};
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenant {
-    name: String,
-    slug: String,
-    aws_account_id: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-/// What the customer needs to launch the trust stack.
-#[derive(Serialize)]
-struct Trust {
-    role_name: String,
-    external_id: String,
-    /// The account the role trusts; known once a worker has recorded it (or from config).
-    platform_account_id: Option<String>,
-    template_url: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created; the external id is shown this once", body = Object), CommonErrors, (status = 409, description = "The slug is taken", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants", operation_id = "create_tenant", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created; the external id is shown this once", body = TenantCreated, links(("ShowTenant" = (operation_id = "show_tenant", parameters(("slug" = "$response.body#/tenant/slug")))), ("TrustTemplate" = (operation_id = "trust_template", parameters(("slug" = "$response.body#/tenant/slug")))), ("VerifyTrust" = (operation_id = "verify_trust", parameters(("slug" = "$response.body#/tenant/slug")))), ("SetConfig" = (operation_id = "set_config", parameters(("slug" = "$response.body#/tenant/slug"), ("env" = "dev")))), ("DeleteTenant" = (operation_id = "delete_tenant", parameters(("slug" = "$response.body#/tenant/slug")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     caller.require_admin()?;
     let Json(body) = body?;
+    let body: CreateTenant = decode(body)?;
     crate::validate::slug(&body.slug)?;
     crate::validate::display_name("name", &body.name, byoc_stacks::TENANT_NAME_MAX)?;
     crate::validate::account_id(&body.aws_account_id)?;
@@ -57,7 +41,7 @@ pub async fn create(
         .db()
         .create_tenant(state.sealer(), &new, &caller.actor())
         .await?;
-    let trust = Trust {
+    let trust = TrustInfo {
         role_name: trust_role_name(&state).await?,
         platform_account_id: state.db().fact(facts::PLATFORM_ACCOUNT_ID).await?,
         template_url: format!("/api/v1/tenants/{}/trust-template", tenant.slug),
@@ -65,7 +49,11 @@ pub async fn create(
     };
     Ok((
         StatusCode::CREATED,
-        Json(json!({"tenant": tenant, "external_id": external_id, "trust": trust})),
+        Json(TenantCreated {
+            tenant,
+            external_id,
+            trust,
+        }),
     ))
 }
 
@@ -73,16 +61,19 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
+    /// The slug after which the page starts (the previous page's `next`).
     after: Option<String>,
+    /// Tenants per page, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(Page), responses((status = 200, description = "A page of tenants", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", operation_id = "list_tenants", tag = "tenants", params(Page), responses((status = 200, description = "A page of tenants", body = TenantPage), CommonErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantPage>, ApiError> {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -103,26 +94,28 @@ pub async fn list(
     let next = (tenants.len() == limit as usize)
         .then(|| tenants.last().map(|t| t.slug.clone()))
         .flatten();
-    Ok(Json(json!({"tenants": tenants, "next": next})))
+    Ok(Json(TenantPage { tenants, next }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The tenant and its environments", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", operation_id = "show_tenant", tag = "tenants", params(TenantPath), responses((status = 200, description = "The tenant and its environments", body = TenantDetail), CommonErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(TenantPath { slug }): Path<TenantPath>,
+) -> Result<Json<TenantDetail>, ApiError> {
     let tenant = state.visible_tenant(&caller, &slug).await?;
     let environments = state.db().configs(&tenant.id).await?;
-    let envs: Vec<&str> = environments.iter().map(|e| e.env.as_str()).collect();
-    Ok(Json(json!({"tenant": tenant, "environments": envs})))
+    Ok(Json(TenantDetail {
+        tenant,
+        environments: environments.into_iter().map(|e| e.env).collect(),
+    }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 204, description = "Deleted"), CommonErrors, (status = 409, description = "An environment is not destroyed", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}", operation_id = "delete_tenant", tag = "tenants", params(TenantPath), responses((status = 204, description = "Deleted"), CommonErrors), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(slug): Path<String>,
+    Path(TenantPath { slug }): Path<TenantPath>,
 ) -> Result<StatusCode, ApiError> {
     // Another tenant's is 404 like one that does not exist; only then: may this caller?
     state.visible_tenant(&caller, &slug).await?;
@@ -131,22 +124,22 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/external-id/rotate", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The new external id, shown this once", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/external-id/rotate", operation_id = "rotate_external_id", tag = "tenants", params(TenantPath), responses((status = 200, description = "The new external id, shown this once", body = ExternalIdRotated), CommonErrors), security(("bearer" = [])))]
 pub async fn rotate_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(TenantPath { slug }): Path<TenantPath>,
+) -> Result<Json<ExternalIdRotated>, ApiError> {
     state.visible_tenant(&caller, &slug).await?;
     caller.require_admin()?;
     let external_id = state
         .db()
         .rotate_external_id(state.sealer(), &slug, &caller.actor())
         .await?;
-    Ok(Json(json!({
-        "external_id": external_id,
-        "note": "update the ExternalId parameter of the customer's trust stack, then verify",
-    })))
+    Ok(Json(ExternalIdRotated {
+        external_id,
+        note: "update the ExternalId parameter of the customer's trust stack, then verify".into(),
+    }))
 }
 
 /// The role the workers assume in tenant accounts: what they recorded, else the template's
@@ -162,12 +155,12 @@ async fn trust_role_name(state: &AppState) -> Result<String, ApiError> {
 /// The customer trust template, as shipped in `cfn-templates/`.
 const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role.yaml");
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/trust-template", operation_id = "trust_template", tag = "tenants", params(TenantPath), responses((status = 200, description = "The template, the parameters to launch it with (the external id went out once, at creation) and a console quick-create link", body = TrustTemplate), CommonErrors), security(("bearer" = [])))]
 pub async fn trust_template(
     State(state): State<AppState>,
     caller: Caller,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(TenantPath { slug }): Path<TenantPath>,
+) -> Result<Json<TrustTemplate>, ApiError> {
     let tenant = state.visible_tenant(&caller, &slug).await?;
     let platform = state.db().fact(facts::PLATFORM_ACCOUNT_ID).await?;
     let role_name = trust_role_name(&state).await?;
@@ -180,44 +173,37 @@ pub async fn trust_template(
         )),
         _ => None,
     };
-    Ok(Json(json!({
-        "tenant": tenant.slug,
-        "account_id": tenant.aws_account_id,
-        "template_version": TRUST_TEMPLATE_VERSION,
-        "stack_name": tenant.trust_stack_name,
-        "template": TRUST_TEMPLATE,
-        "parameters": {
-            "TrustedAccountId": platform,
-            "RoleName": role_name,
-            "ExternalId": "(the external id shown when the tenant was created, or by its last rotation)",
+    Ok(Json(TrustTemplate {
+        template_version: TRUST_TEMPLATE_VERSION.into(),
+        template: TRUST_TEMPLATE.into(),
+        parameters: TrustParameters {
+            trusted_account_id: platform,
+            role_name,
+            external_id:
+                "(the external id shown when the tenant was created, or by its last rotation)"
+                    .into(),
         },
-        "quick_create_url": quick_create,
-    })))
+        quick_create_url: quick_create,
+        tenant: tenant.slug,
+        account_id: tenant.aws_account_id,
+        stack_name: tenant.trust_stack_name,
+    }))
 }
 
-/// Where the customer launched the trust stack; what is left out keeps the tenant's recorded
-/// location (at first: stack `byoc-trust` in the workers' default region).
-#[derive(Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyTrust {
-    /// The region the trust stack is in, e.g. `eu-west-1`.
-    region: Option<String>,
-    /// The trust stack's name.
-    stack_name: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/verify", tag = "tenants", params(("slug" = String, Path, description = "Tenant slug")), request_body(content = VerifyTrust, description = "Optional: where the trust stack is"), responses((status = 202, description = "A verify run, queued: a worker assumes the tenant's role and reads its trust stack; the tenant's onboarding status shows the outcome", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/verify", operation_id = "verify_trust", tag = "tenants", params(TenantPath), request_body(content = Option<VerifyTrust>, description = "Optional: where the trust stack is"), responses((status = 202, description = "A verify run, queued: a worker assumes the tenant's role and reads its trust stack; the tenant's onboarding status shows the outcome", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    Path(slug): Path<String>,
-    body: Result<Json<VerifyTrust>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(TenantPath { slug }): Path<TenantPath>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     state.visible_tenant(&caller, &slug).await?;
     let body = match body {
-        Ok(Json(body)) => body,
-        // No body at all: verify where the tenant's trust stack is recorded to be.
-        Err(JsonRejection::MissingJsonContentType(_)) => VerifyTrust::default(),
+        // No body (or `null`): verify where the tenant's trust stack is recorded to be.
+        Ok(Json(Value::Null)) | Err(JsonRejection::MissingJsonContentType(_)) => {
+            VerifyTrust::default()
+        }
+        Ok(Json(body)) => decode::<VerifyTrust>(body)?,
         Err(e) => return Err(e.into()),
     };
     if let Some(region) = &body.region
@@ -239,6 +225,11 @@ pub async fn verify(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"run_id": run.id, "status": run.status, "kind": run.kind})),
+        Json(RunAccepted {
+            run_id: run.id,
+            status: run.status,
+            kind: run.kind,
+            coalesced: false,
+        }),
     ))
 }

@@ -4,29 +4,22 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use byoc_model::api::{CreateToken, TokenCreated, TokenList, TokenView};
 
 use crate::auth::Caller;
-use crate::error::CommonErrors;
+use crate::error::{CommonErrors, decode};
+use crate::params::TokenPath;
 use crate::{ApiError, AppState};
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    name: String,
-    /// A tenant slug: the token acts on that tenant only. Absent: an admin token.
-    tenant: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "The token; its secret shown this once", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "create_token", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "The token; its secret shown this once", body = TokenCreated, links(("RevokeToken" = (operation_id = "revoke_token", parameters(("id" = "$response.body#/token/id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateToken>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     caller.require_admin()?;
     let Json(body) = body?;
+    let body: CreateToken = decode(body)?;
     crate::validate::display_name("name", &body.name, byoc_stacks::TOKEN_NAME_MAX)?;
     let tenant_id = match &body.tenant {
         Some(slug) => {
@@ -41,26 +34,33 @@ pub async fn create(
         .db()
         .create_token(&body.name, tenant_id.as_deref(), &caller.actor())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"token": token, "secret": secret})),
-    ))
+    Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, description = "Every token", body = Object), CommonErrors), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", tag = "tokens", responses((status = 200, description = "Every token", body = TokenList), CommonErrors), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TokenList>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(json!({"tokens": state.db().tokens(None).await?})))
+    Ok(Json(TokenList {
+        tokens: state.db().tokens(None).await?,
+    }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "Token id")), responses((status = 200, description = "Revoked", body = Object), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", tag = "tokens", params(TokenPath), responses((status = 200, description = "Revoked", body = TokenView), CommonErrors), security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(TokenPath { id }): Path<TokenPath>,
+) -> Result<Json<TokenView>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        json!({"token": state.db().revoke_token(&id, &caller.actor()).await?}),
-    ))
+    if id == caller.0.id {
+        return Err(ApiError::Conflict(
+            "a token cannot revoke itself: revoke it with another admin token".into(),
+        ));
+    }
+    Ok(Json(TokenView {
+        token: state.db().revoke_token(&id, &caller.actor()).await?,
+    }))
 }

@@ -1,11 +1,12 @@
 //! The API against a real server on 127.0.0.1, on SQLite and on Postgres.
 
+mod common;
+
 use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
-use byoc_model::{RunStatus, TrustStackReport, Verdict};
-use byoc_stacks::{Begin, Database, Sealer, migrate_url, schema_fingerprint};
+use byoc_stacks::{Database, migrate_url, schema_fingerprint};
 use byoc_testkit::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ impl Api {
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
         // Kept alive by the router's state for the test's life.
         std::mem::forget(_tx);
-        let sealer = Sealer::from_hex(&"ab".repeat(32))?;
+        let sealer = common::sealer();
         let (_, admin) = db.create_token("test admin", None, "test").await?;
         let state = AppState::with_rate(db.clone(), schema, sealer, rate)
             .with_template_url(Some(
@@ -117,29 +118,7 @@ impl Api {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert_eq!(body["kind"], "verify");
         let run = body["run_id"].as_str().context("run_id")?;
-        let Begin::Started(lease) = self
-            .db
-            .begin_run(run, "test-worker", Duration::from_secs(60))
-            .await?
-        else {
-            anyhow::bail!("the verify run did not start");
-        };
-        let role = "arn:aws:iam::111111111111:role/byoc-deployer".to_string();
-        let report = TrustStackReport {
-            region: "eu-west-1".into(),
-            stack_name: "byoc-trust".into(),
-            assumed_role_arn: role.clone(),
-            status: "CREATE_COMPLETE".into(),
-            role_arn: Some(role),
-            template_version: Some(byoc_model::TRUST_TEMPLATE_VERSION.into()),
-        };
-        let sealed = self.db.sealed_external_id(slug).await?;
-        let verdict = Verdict::of_report(&report, slug);
-        anyhow::ensure!(self.db.record_verdict(&lease, &sealed, &verdict).await?);
-        self.db
-            .finish_run(run, &lease, RunStatus::Succeeded, None, None)
-            .await?;
-        Ok(())
+        common::complete_verification(&self.db, slug, run).await
     }
 }
 
@@ -237,6 +216,12 @@ async fn auth_matrix() -> anyhow::Result<()> {
         let (_, body) = api.admin(Method::GET, "/api/v1/tenants", None).await?;
         assert_eq!(body["tenants"].as_array().unwrap().len(), 2);
 
+        // A token cannot revoke itself (nor the last admin token go).
+        let admin_id = api.admin.split('_').nth(1).unwrap().to_string();
+        let (status, body) = api
+            .admin(Method::DELETE, &format!("/api/v1/tokens/{admin_id}"), None)
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
         // A revoked token is refused.
         let (status, _) = api
             .admin(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), None)

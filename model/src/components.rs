@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::config::{ConfigError, EksMode, invalid};
 
 /// What the environment config says about one component.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Listed components are on unless this says `false`.
@@ -42,7 +42,7 @@ fn is_on(enabled: &bool) -> bool {
     *enabled
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Components {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,16 +12,25 @@ use crate::components::Components;
 use crate::names::{MAX_LABELS, label_key_problem, label_value_problem};
 
 /// One tenant environment: its network, its cluster and its nodes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
-    /// AWS region, e.g. `eu-west-1`.
+    /// AWS region, e.g. `eu-west-1`; default: the server's `--default-region`.
+    #[schema(
+        required = false,
+        pattern = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eusc|eusc-[a-z]{2})-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?$"
+    )]
     pub region: String,
     /// IPv4 CIDR of the VPC, prefix /16 to /24 (it is split into the subnets).
     #[serde(default = "default_vpc_cidr")]
+    #[schema(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(1[6-9]|2[0-4])$",
+        default = "10.0.0.0/16"
+    )]
     pub vpc_cidr: String,
     /// Availability zones used, 2 or 3.
     #[serde(default = "default_az_count")]
+    #[schema(minimum = 2, maximum = 3, default = 2)]
     pub az_count: u8,
     /// Explicit zone names (default: the region's `a`, `b`, `c`); as many as `az_count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,13 +41,15 @@ pub struct EnvironmentConfig {
     pub eks_mode: EksMode,
     /// `1.NN`.
     #[serde(default = "default_kubernetes_version")]
+    #[schema(pattern = r"^1\.[0-9]{1,3}$", default = "1.32")]
     pub kubernetes_version: String,
     #[serde(default)]
     pub endpoint_access: EndpointAccess,
     /// The managed node group (`eks_mode: managed`; EKS Auto Mode manages its own nodes).
     #[serde(default)]
     pub node_group_config: NodeGroupConfig,
-    /// Extra tags on every resource.
+    /// Extra tags on every resource (AWS's rules: keys 1 to 128 characters, values up to
+    /// 256; `aws:` and `byoc:` are reserved).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Bootstrap components (Helm releases); none unless listed.
@@ -50,7 +61,7 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NatMode {
     /// One NAT gateway for every zone: cheaper, one zone's outage cuts egress.
@@ -59,7 +70,7 @@ pub enum NatMode {
     PerAz,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EksMode {
     /// EKS Auto Mode: AWS runs compute, block storage and load balancing.
@@ -69,12 +80,13 @@ pub enum EksMode {
     Managed,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointAccess {
     pub public: bool,
     pub private: bool,
-    /// Who may reach the public endpoint.
+    /// Who may reach the public endpoint (at most 40, EKS's limit).
+    #[schema(max_items = 40)]
     pub public_cidrs: Vec<String>,
 }
 
@@ -88,7 +100,7 @@ impl Default for EndpointAccess {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CapacityType {
     #[default]
@@ -97,17 +109,30 @@ pub enum CapacityType {
 }
 
 /// Every field may be left out on input (defaults fill them); it is always stored whole.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(from = "NodeGroupInput")]
 pub struct NodeGroupConfig {
+    /// Default 2, within the given bounds.
+    #[schema(required = false, maximum = 450)]
     pub desired_size: u32,
+    /// Default 1 (0 when `desired_size` is 0).
+    #[schema(required = false, maximum = 450)]
     pub min_size: u32,
+    /// Default: at least 3 and `desired_size`.
+    #[schema(required = false, minimum = 1, maximum = 450)]
     pub max_size: u32,
+    /// Default `m6i.large`.
+    #[schema(required = false, min_items = 1, max_items = 20)]
     pub instance_types: Vec<String>,
+    #[schema(required = false)]
     pub capacity_type: CapacityType,
-    /// Root volume, GiB.
+    /// Root volume, GiB; default 50.
+    #[schema(required = false, minimum = 20, maximum = 16384)]
     pub disk_size: u32,
+    /// Kubernetes node labels (at most 50; `kubernetes.io/` and `k8s.io/` are reserved).
+    #[schema(required = false)]
     pub labels: BTreeMap<String, String>,
+    #[schema(required = false, max_items = 50)]
     pub taints: Vec<Taint>,
 }
 
@@ -161,7 +186,7 @@ impl Default for NodeGroupConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Taint {
     pub key: String,
@@ -170,7 +195,7 @@ pub struct Taint {
     pub effect: TaintEffect,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaintEffect {
     NoSchedule,

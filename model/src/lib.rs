@@ -4,9 +4,11 @@
 //!
 //! Invariant: no I/O. No SQL, queue, AWS SDK or HTTP crate is a dependency.
 
+pub mod api;
 mod components;
 mod config;
 mod names;
+mod records;
 mod trust;
 
 pub use components::{ChartSource, Component, ComponentConfig, Components, merge_values};
@@ -15,6 +17,10 @@ pub use config::{
     NodeGroupConfig, SubnetPlan, Taint, TaintEffect,
 };
 pub use names::*;
+pub use records::{
+    ApiToken, AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, Run, RunEvent,
+    StackStatus, Tenant,
+};
 pub use trust::{
     DEFAULT_TRUST_STACK, MIN_TRUST_TEMPLATE_VERSION, TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION,
     TrustProblem, TrustStackReport, Verdict, facts,

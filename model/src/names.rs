@@ -55,6 +55,18 @@ pub fn validate_account_id(id: &str) -> Result<(), Invalid> {
     }
 }
 
+/// [`validate_slug`] as an ECMA-262 pattern, for the API's schema.
+pub const SLUG_PATTERN: &str = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$";
+
+/// [`validate_env`] as an ECMA-262 pattern.
+pub const ENV_PATTERN: &str = r"^[a-z][a-z0-9-]{0,20}$";
+
+/// [`validate_account_id`] as an ECMA-262 pattern.
+pub const ACCOUNT_ID_PATTERN: &str = r"^[0-9]{12}$";
+
+/// [`is_region`] as an ECMA-262 pattern, for the API's schema.
+pub const REGION_PATTERN: &str = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eusc|eusc-[a-z]{2})-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?$";
+
 /// An AWS region name such as `eu-west-1`, `us-gov-west-1` or `eusc-de-east-1`.
 pub fn is_region(name: &str) -> bool {
     const AREAS: [&str; 14] = [
@@ -174,7 +186,13 @@ pub fn label_value_problem(value: &str) -> Option<String> {
     }
 }
 
-/// A tenant's labels, held to the rules of Kubernetes labels.
+/// [`validate_labels`]' rule for a key (a Kubernetes label name, no prefix) as an ECMA-262
+/// pattern; a value is the same or empty.
+pub const LABEL_NAME_PATTERN: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+
+/// A tenant's labels: at most 50, each key a Kubernetes label name (no `prefix/`: tenant
+/// labels select tenants, they are not put on Kubernetes objects) and each value a label
+/// value.
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     if labels.len() > MAX_LABELS {
         return Err(Invalid(format!(
@@ -183,7 +201,12 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid>
         )));
     }
     for (key, value) in labels {
-        if let Some(problem) = label_key_problem(key).or_else(|| label_value_problem(value)) {
+        let key_problem = (!is_label_name(key)).then(|| {
+            format!(
+                "key {key:?} is invalid: use 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+            )
+        });
+        if let Some(problem) = key_problem.or_else(|| label_value_problem(value)) {
             return Err(Invalid(format!("labels.{key}: {problem}")));
         }
     }
@@ -208,7 +231,7 @@ pub fn trust_stack_name(slug: &str) -> String {
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),* }
 
@@ -419,6 +442,8 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(message(labels(&[("team!", "core")])).starts_with("labels.team!: "));
+        assert!(message(labels(&[("", "core")])).starts_with("labels.: "));
+        assert!(message(labels(&[("acme.io/team", "core")])).starts_with("labels.acme.io/team: "));
         assert!(message(labels(&[("team", "core team")])).starts_with("labels.team: "));
         let full: BTreeMap<String, String> = (0..MAX_LABELS)
             .map(|i| (format!("k{i}"), "v".into()))

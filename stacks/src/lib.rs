@@ -18,13 +18,11 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
-pub use runs::{Begin, Lease, Run, RunEvent};
-pub use stacks::{
-    AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, RunMetrics, StackStatus,
-};
+pub use runs::{Begin, Lease};
+pub use stacks::{RunMetrics, StoredConfig};
 pub use state_store::RunStore;
-pub use tenants::{NewTenant, TENANT_NAME_MAX, Tenant, TrustLocation};
-pub use tokens::{ApiToken, TOKEN_NAME_MAX};
+pub use tenants::{NewTenant, TENANT_NAME_MAX, TrustLocation};
+pub use tokens::TOKEN_NAME_MAX;
 
 /// Now, in Unix milliseconds: how every time is stored.
 pub fn now_ms() -> i64 {

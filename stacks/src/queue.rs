@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::db::Pool;
-use crate::runs::Run;
 use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
+use byoc_model::Run;
 use byoc_model::RunKind;
 
 /// The apalis queue byoc's runs go through.

@@ -3,29 +3,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use byoc_model::{Run, RunEvent};
 use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::{Database, DbError, now_ms};
 use byoc_model::{RunKind, RunStatus};
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Run {
-    pub id: String,
-    pub seq: i64,
-    pub stack: String,
-    pub kind: RunKind,
-    pub status: RunStatus,
-    pub requested_by: String,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub error: Option<String>,
-    pub summary: Option<Value>,
-    pub cancel_requested: bool,
-}
 
 pub(crate) type RunRow = (
     String,
@@ -73,17 +57,6 @@ pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
         cancel_requested: cancel,
     })
-}
-
-/// One entry of a run's event stream.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunEvent {
-    pub seq: i64,
-    pub at: i64,
-    pub level: String,
-    pub resource: Option<String>,
-    pub message: String,
-    pub data: Option<Value>,
 }
 
 /// Creates the stack record `$name` of the tenant `$tenant`'s environment `$env` on the
@@ -556,8 +529,8 @@ impl Database {
             .transpose()
     }
 
-    /// Saves an environment's config (JSON), creating its stack record; returns the new
-    /// version (1 for the first save). The config is kept as given.
+    /// Saves an environment's config (JSON: the blueprint reads it), creating its stack
+    /// record; returns the new version (1 for the first save). The config is kept as given.
     pub async fn save_config(
         &self,
         tenant_id: &str,

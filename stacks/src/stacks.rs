@@ -1,53 +1,15 @@
 //! Environments as operators see them: their configs, their stacks' status and recorded
 //! resources, and removing what is no longer deployed.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+use byoc_model::{AuditEntry, HistoryEntry, ResourceRecord, StackStatus};
 use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
-use crate::runs::{RUN_COLUMNS, Run, RunRow, run_from_row};
-use crate::{Database, DbError, Tenant, now_ms};
+use crate::runs::{RUN_COLUMNS, RunRow, run_from_row};
+use crate::{Database, DbError, now_ms};
+use byoc_model::Tenant;
 use byoc_model::{TRUST_ENV, stack_name};
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EnvironmentRecord {
-    pub env: String,
-    /// The effective config: what was saved, with every default filled in when it was saved
-    /// (a later change of byoc's defaults never moves a live environment).
-    pub config: Value,
-    /// The config as the caller sent it.
-    pub raw: Value,
-    pub version: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StackStatus {
-    pub stack: String,
-    /// `empty` (never deployed), `deployed`, `destroyed`, or `incomplete` (the last deploy or
-    /// destroy failed or was cancelled).
-    pub status: String,
-    pub state_version: i64,
-    pub generation: i64,
-    pub lease_holder: Option<String>,
-    /// resources.status -> count
-    pub resources: BTreeMap<String, i64>,
-    pub last_run: Option<Run>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ResourceRecord {
-    pub key: String,
-    pub kind: String,
-    pub physical_id: String,
-    pub status: String,
-    pub inputs: Value,
-    pub outputs: Value,
-    pub updated_at: i64,
-}
 
 /// The stacks of tenant `$1`, only environment `$2` unless it is NULL.
 macro_rules! stacks_of {
@@ -113,25 +75,6 @@ pub(crate) fn refuse_if_in_use(slug: &str, stacks: &[StackUse]) -> Result<(), Db
     Ok(())
 }
 
-/// One version of a stack's state: the run that made it and what it changed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HistoryEntry {
-    pub version: i64,
-    pub run_id: String,
-    pub at: i64,
-    pub changes: Value,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub at: i64,
-    pub details: Value,
-}
-
 fn parse_json(what: impl FnOnce() -> String, text: &str) -> Result<Value, DbError> {
     serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("stored {}: {e}", what())))
 }
@@ -140,10 +83,22 @@ type ConfigRow = (String, String, Option<String>, i64, i64);
 
 const CONFIG_COLUMNS: &str = "env, config, raw, version, updated_at";
 
-fn record_from_row(row: ConfigRow) -> Result<EnvironmentRecord, DbError> {
+/// An environment's config as stored: JSON, which the workers' blueprint reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredConfig {
+    pub env: String,
+    /// The effective config (defaults filled in when it was saved).
+    pub config: Value,
+    /// The config as the caller sent it.
+    pub raw: Value,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+fn record_from_row(row: ConfigRow) -> Result<StoredConfig, DbError> {
     let (env, config, raw, version, updated_at) = row;
     let config = parse_json(|| format!("config of environment {env:?}"), &config)?;
-    Ok(EnvironmentRecord {
+    Ok(StoredConfig {
         // Saved before the raw form was kept: it is the effective one.
         raw: match raw {
             Some(raw) => parse_json(|| format!("raw config of environment {env:?}"), &raw)?,
@@ -158,7 +113,7 @@ fn record_from_row(row: ConfigRow) -> Result<EnvironmentRecord, DbError> {
 
 impl Database {
     /// NotFound names the tenant and environment.
-    pub async fn config(&self, tenant: &Tenant, env: &str) -> Result<EnvironmentRecord, DbError> {
+    pub async fn config(&self, tenant: &Tenant, env: &str) -> Result<StoredConfig, DbError> {
         let sql = format!(
             "SELECT {CONFIG_COLUMNS} FROM environment_configs WHERE tenant_id = $1 AND env = $2"
         );
@@ -197,7 +152,7 @@ impl Database {
     }
 
     /// Every environment config of a tenant, by env name.
-    pub async fn configs(&self, tenant_id: &str) -> Result<Vec<EnvironmentRecord>, DbError> {
+    pub async fn configs(&self, tenant_id: &str) -> Result<Vec<StoredConfig>, DbError> {
         let sql = format!("SELECT {CONFIG_COLUMNS} FROM environment_configs WHERE tenant_id = $1");
         let rows: Vec<ConfigRow> = with_pool!(self, p => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))

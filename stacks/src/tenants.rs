@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use byoc_model::Tenant;
+use serde::Deserialize;
 
 use crate::crypto::{Sealer, random_bytes};
 use crate::db::BeginWrite;
@@ -26,25 +27,6 @@ pub struct NewTenant {
     pub aws_account_id: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Tenant {
-    pub id: String,
-    pub slug: String,
-    pub name: String,
-    pub aws_account_id: String,
-    pub labels: BTreeMap<String, String>,
-    pub onboarding_status: OnboardingStatus,
-    pub onboarding_message: Option<String>,
-    /// Where the customer launched the trust stack; a NULL region means the workers' default.
-    pub trust_stack_name: String,
-    pub trust_region: Option<String>,
-    /// The trust stack's template version at the last verification that read it.
-    pub trust_template_version: Option<String>,
-    pub verified_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, slug, name, aws_account_id, labels, onboarding_status, onboarding_message, trust_stack_name, trust_region, trust_template_version, verified_at, created_at, updated_at";

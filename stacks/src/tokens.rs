@@ -2,7 +2,6 @@
 //! names the token in lists and the audit log); only the SHA-256 of the secret is stored, so
 //! the database never holds a usable token.
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -10,18 +9,7 @@ use crate::crypto::random_bytes;
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::{Database, DbError, now_ms};
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ApiToken {
-    pub id: String,
-    pub name: String,
-    /// None: an admin token.
-    pub tenant_id: Option<String>,
-    pub created_at: i64,
-    pub created_by: String,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
+use byoc_model::ApiToken;
 
 const ID_HEX: usize = 16;
 const SECRET_HEX: usize = 64;
@@ -318,6 +306,19 @@ impl Database {
                 .rows_affected();
             if n == 0 {
                 return Err(DbError::NotFound(format!("token {id:?}")));
+            }
+            // Nobody could call the API again (a restart makes a new admin token only on an
+            // empty table): the last admin token stays.
+            let admins_left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_tokens WHERE tenant_id IS NULL AND revoked_at IS NULL",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            if admins_left == 0 {
+                return Err(DbError::Conflict(format!(
+                    "token {id} is the last admin token: create another admin token first"
+                )));
             }
             audit!(&mut *tx, actor, "token.revoke", id, now).map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use byoc_model::Tenant;
 use byoc_model::{
     OnboardingStatus, RunKind, RunStatus, TRUST_TEMPLATE_VERSION, TrustStackReport, Verdict,
 };
 use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, Sealer, Tenant, TrustLocation, migrate_url,
-    schema_fingerprint,
+    Begin, Database, DbError, NewTenant, Sealer, TrustLocation, migrate_url, schema_fingerprint,
 };
 use byoc_testkit::TestDb;
 use serde_json::json;
@@ -783,6 +783,27 @@ async fn a_stack_name_belongs_to_one_environment() -> anyhow::Result<()> {
         db.save_config(&co1_prod.id, "co1-prod", "eu", &json!({"v": 2}), "test")
             .await?;
         assert_eq!(db.stack_of(&co1_prod, "eu").await?, "co1-prod-eu");
+    }
+    Ok(())
+}
+
+/// Revoking the last admin token would leave nobody able to call the API.
+#[tokio::test]
+async fn the_last_admin_token_is_not_revoked() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (first, _) = db.create_token("first", None, "test").await?;
+        let err = db.revoke_token(&first.id, "test").await.unwrap_err();
+        assert!(
+            matches!(&err, DbError::Conflict(m) if m.contains("last admin token")),
+            "{err}"
+        );
+        assert!(db.token(&first.id).await?.revoked_at.is_none());
+        let (second, _) = db.create_token("second", None, "test").await?;
+        db.revoke_token(&first.id, "test").await?;
+        assert!(matches!(
+            db.revoke_token(&second.id, "test").await,
+            Err(DbError::Conflict(_))
+        ));
     }
     Ok(())
 }

@@ -10,8 +10,9 @@ use byoc_engine::{
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
+use byoc_model::Tenant;
 use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport, Verdict};
-use byoc_stacks::{Begin, Database, DbError, Lease, RunStore, Sealer, Tenant};
+use byoc_stacks::{Begin, Database, DbError, Lease, RunStore, Sealer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};

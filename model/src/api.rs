@@ -1,0 +1,523 @@
+//! The HTTP contract: every request and response body of `/api/v1`, shared by the API (which
+//! serves and documents them in `/openapi.json`) and the CLI (which decodes them).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::names::LABEL_NAME_PATTERN;
+use crate::{
+    ApiToken, AuditEntry, EnvironmentConfig, EnvironmentRecord, HistoryEntry, ResourceRecord, Run,
+    RunEvent, RunKind, RunStatus, StackStatus, Tenant,
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// A person's name for the tenant: 1 to 200 characters, no control characters, no
+    /// leading or trailing whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
+    pub name: String,
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
+    pub slug: String,
+    /// The customer's AWS account.
+    #[schema(pattern = r"^[0-9]{12}$")]
+    pub aws_account_id: String,
+    /// At most 50; keys and values are Kubernetes label names (values may be empty).
+    #[serde(default)]
+    #[schema(schema_with = labels_schema)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The schema of tenant labels: [`crate::validate_labels`]' rules.
+fn labels_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let name = |pattern: String| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .build()
+    };
+    let value_pattern = format!(
+        "^({})?$",
+        LABEL_NAME_PATTERN
+            .trim_start_matches('^')
+            .trim_end_matches('$')
+    );
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(name(LABEL_NAME_PATTERN.to_string())))
+        .additional_properties(Some(utoipa::openapi::schema::Schema::Object(name(
+            value_pattern,
+        ))))
+        .max_properties(Some(crate::MAX_LABELS))
+        .build()
+}
+
+/// What the customer needs to launch the trust stack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrustInfo {
+    /// The role the customer's trust stack creates and the workers assume.
+    pub role_name: String,
+    pub external_id: String,
+    /// The account the role trusts; known once a worker has recorded it (or from config).
+    pub platform_account_id: Option<String>,
+    /// Where the trust template is served.
+    pub template_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TenantCreated {
+    pub tenant: Tenant,
+    /// Shown this once; byoc keeps it sealed.
+    pub external_id: String,
+    pub trust: TrustInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TenantPage {
+    pub tenants: Vec<Tenant>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TenantDetail {
+    pub tenant: Tenant,
+    /// The tenant's environments (those with a saved config).
+    pub environments: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalIdRotated {
+    /// Shown this once.
+    pub external_id: String,
+    pub note: String,
+}
+
+/// The parameters to launch the trust template with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrustParameters {
+    pub trusted_account_id: Option<String>,
+    pub role_name: String,
+    /// A reminder: the external id is shown only at creation and rotation.
+    pub external_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrustTemplate {
+    pub tenant: String,
+    pub account_id: String,
+    pub template_version: String,
+    pub stack_name: String,
+    /// The CloudFormation template (YAML).
+    pub template: String,
+    pub parameters: TrustParameters,
+    /// An AWS console quick-create link, when the template is published.
+    pub quick_create_url: Option<String>,
+}
+
+/// Where the customer launched the trust stack; what is left out keeps the tenant's recorded
+/// location (at first: stack `byoc-trust` in the workers' default region).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyTrust {
+    /// The region the trust stack is in, e.g. `eu-west-1`.
+    #[schema(
+        pattern = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eusc|eusc-[a-z]{2})-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?$"
+    )]
+    pub region: Option<String>,
+    /// The trust stack's name (CloudFormation's rule: a letter, then letters, digits, '-').
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9-]{0,127}$")]
+    pub stack_name: Option<String>,
+}
+
+/// A run recorded and queued.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunAccepted {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub kind: RunKind,
+    /// A deploy joined the one already queued for the stack (same run id).
+    #[serde(default)]
+    pub coalesced: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConfigSaved {
+    pub env: String,
+    pub version: i64,
+    /// The effective config: what was sent with every default filled in.
+    pub config: EnvironmentConfig,
+}
+
+/// The config of an environment, as saved.
+pub type ConfigView = EnvironmentRecord;
+
+/// What the last refresh found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DriftCheck {
+    pub run_id: String,
+    pub checked_at: Option<i64>,
+    /// The refresh's drift report (changed fields and deletions by resource).
+    pub drift: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentStatus {
+    pub status: StackStatus,
+    /// Outputs worth a glance (ids, ARNs, endpoints), by resource.
+    pub outputs: BTreeMap<String, BTreeMap<String, Value>>,
+    pub drift: Option<DriftCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StateView {
+    pub stack: String,
+    pub resources: Vec<ResourceRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<Run>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HistoryView {
+    pub stack: String,
+    /// Newest first.
+    pub versions: Vec<HistoryEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GraphNode {
+    pub id: String,
+    pub kind: String,
+    pub physical_id: String,
+}
+
+/// From a dependency to what depends on it (the order of creation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GraphEdge {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GraphView {
+    pub stack: String,
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// What a plan does to a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanAction {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldChange {
+    /// Dotted path of the input, e.g. `scaling.desired_size`.
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    /// `{"$unknown": ...}` where the value is known only after apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+    #[serde(default)]
+    pub forces_replacement: bool,
+}
+
+/// One step of a plan. A replacement is two steps (a create and a delete) sharing
+/// `action: replace`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanStep {
+    pub id: usize,
+    pub action: PlanAction,
+    /// The state key acted on.
+    pub resource: String,
+    pub kind: String,
+    pub reason: String,
+    #[serde(default)]
+    pub diff: Vec<FieldChange>,
+    /// Ids of the steps that finish before this one starts.
+    #[serde(default)]
+    pub after: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlanCounts {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+/// A run's plan as it was made: a stable view, whatever the engine keeps internally.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    pub destroy: bool,
+    pub steps: Vec<PlanStep>,
+    pub counts: PlanCounts,
+}
+
+impl PlanView {
+    /// The view of a plan stored as the engine's JSON (its other fields are left out).
+    pub fn from_stored(plan: &Value) -> Result<PlanView, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Stored {
+            #[serde(default)]
+            destroy: bool,
+            steps: Vec<PlanStep>,
+        }
+        let stored: Stored = serde_json::from_value(plan.clone())?;
+        let mut counts = PlanCounts::default();
+        // A replacement is two steps: count the resource once.
+        let mut replaced = std::collections::BTreeSet::new();
+        for step in &stored.steps {
+            match step.action {
+                PlanAction::Create => counts.create += 1,
+                PlanAction::Update => counts.update += 1,
+                PlanAction::Delete => counts.delete += 1,
+                PlanAction::NoOp => counts.unchanged += 1,
+                PlanAction::Replace => {
+                    let base = step.resource.split('~').next().unwrap_or(&step.resource);
+                    if replaced.insert(base.to_string()) {
+                        counts.replace += 1;
+                    }
+                }
+            }
+        }
+        Ok(PlanView {
+            destroy: stored.destroy,
+            steps: stored.steps,
+            counts,
+        })
+    }
+
+    /// Steps that change something.
+    pub fn changes(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.action != PlanAction::NoOp)
+            .count()
+    }
+
+    /// The plan as terraform-like text: a line per resource changed (`+` create, `~` update,
+    /// `-/+` replace, `+/-` replace with the new object first, `-` delete) with its field
+    /// changes, then a summary line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut steps: Vec<&PlanStep> = self
+            .steps
+            .iter()
+            .filter(|s| s.action != PlanAction::NoOp)
+            .collect();
+        steps.sort_by_key(|s| (Self::base_name(&s.resource), s.id));
+        let mut replaced = std::collections::BTreeSet::new();
+        for step in steps {
+            let name = Self::base_name(&step.resource);
+            let (sign, shown) = match step.action {
+                PlanAction::Create => ("+", step),
+                PlanAction::Update => ("~", step),
+                PlanAction::Delete => ("-", step),
+                PlanAction::NoOp => continue,
+                PlanAction::Replace => {
+                    if !replaced.insert(name) {
+                        continue; // its other step is shown already
+                    }
+                    self.replacement(name)
+                }
+            };
+            out.push_str(&format!(
+                "  {sign} {} ({}): {}\n",
+                shown.resource, shown.kind, shown.reason
+            ));
+            for change in &shown.diff {
+                let (old, new) = (change.old.as_ref(), change.new.as_ref());
+                Self::render_change(&change.field, old, new, change.forces_replacement, &mut out);
+            }
+        }
+        let c = &self.counts;
+        if c.create + c.update + c.replace + c.delete == 0 {
+            out.push_str(&format!("No changes. {} unchanged.\n", c.unchanged));
+        } else {
+            out.push_str(&format!(
+                "\nPlan: {} to create, {} to update, {} to replace, {} to delete.\n",
+                c.create, c.update, c.replace, c.delete
+            ));
+        }
+        out
+    }
+
+    /// A replaced resource's sign and the step that tells why: the create of the new object,
+    /// which carries the diff. With the old object kept as `{name}~deposed` until the new
+    /// one exists, the replacement goes new-first (`+/-`).
+    fn replacement(&self, name: &str) -> (&'static str, &PlanStep) {
+        let steps = || {
+            self.steps
+                .iter()
+                .filter(|s| s.action == PlanAction::Replace)
+        };
+        let new_first = steps().any(|s| s.resource == format!("{name}~deposed"));
+        let of_name = || steps().filter(|s| s.resource == name);
+        let shown = of_name()
+            .find(|s| !s.diff.is_empty())
+            .or_else(|| of_name().next())
+            .or_else(|| steps().find(|s| Self::base_name(&s.resource) == name))
+            .expect("a replacement has a step of its resource");
+        (if new_first { "+/-" } else { "-/+" }, shown)
+    }
+
+    /// A state key without its `~deposed` / `~orphan` suffix.
+    fn base_name(key: &str) -> &str {
+        key.split('~').next().unwrap_or(key)
+    }
+
+    /// A field's change as a line; a changed object as a line per changed field inside it
+    /// (`~ scaling.desired_size = 2 -> 3`).
+    fn render_change(
+        field: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        forces_replacement: bool,
+        out: &mut String,
+    ) {
+        let forces = if forces_replacement {
+            "  # forces replacement"
+        } else {
+            ""
+        };
+        match (old, new) {
+            (Some(Value::Object(old)), Some(Value::Object(new)))
+                if !old.contains_key("$unknown") && !new.contains_key("$unknown") =>
+            {
+                let keys: std::collections::BTreeSet<&String> =
+                    old.keys().chain(new.keys()).collect();
+                for key in keys {
+                    let (old, new) = (old.get(key), new.get(key));
+                    if old != new {
+                        let field = format!("{field}.{key}");
+                        Self::render_change(&field, old, new, forces_replacement, out);
+                    }
+                }
+            }
+            (None, Some(new)) => out.push_str(&format!("      + {field} = {}\n", Self::show(new))),
+            (Some(old), None) => {
+                out.push_str(&format!("      - {field} = {}{forces}\n", Self::show(old)))
+            }
+            (Some(old), Some(new)) => out.push_str(&format!(
+                "      ~ {field} = {} -> {}{forces}\n",
+                Self::show(old),
+                Self::show(new)
+            )),
+            (None, None) => {}
+        }
+    }
+
+    /// A value as JSON text, `{"$unknown": ...}` read as "(known after apply)".
+    fn show(value: &Value) -> String {
+        const UNKNOWN: &str = "(known after apply)";
+        fn known(v: &Value) -> Value {
+            match v {
+                Value::Object(o) if o.contains_key("$unknown") => UNKNOWN.into(),
+                Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), known(v))).collect(),
+                Value::Array(items) => items.iter().map(known).collect(),
+                other => other.clone(),
+            }
+        }
+        match known(value) {
+            Value::String(s) if s == UNKNOWN => s,
+            other => other.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunDetail {
+    pub run: Run,
+    /// The plan, once the run has made it.
+    pub plan: Option<PlanView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunView {
+    pub run: Run,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub events: Vec<RunEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// 1 to 64 characters, no control characters, no leading or trailing whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
+    pub name: String,
+    /// A tenant slug: the token acts on that tenant only. Absent: an admin token.
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
+    pub tenant: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    pub token: ApiToken,
+    /// `byoc_{id}_{secret}`, shown this once.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<ApiToken>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub token: ApiToken,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+    /// The cursor of the next page (`?before=`).
+    pub next_before: Option<i64>,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code: `invalid`, `malformed`, `not_found`, `conflict`,
+    /// `stack_name_taken`, `not_trusted`, `unavailable`, `internal`, ...
+    pub error: String,
+    pub message: String,
+    /// The field a validation error is about (a dotted path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The request's `x-request-id`, on server faults: the logs say more under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
