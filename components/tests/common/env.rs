@@ -269,6 +269,10 @@ pub struct CrashAfterCreate {
 
 #[async_trait]
 impl Provider for CrashAfterCreate {
+    fn check(&self, inputs: &Value) -> Result<(), String> {
+        self.inner.check(inputs)
+    }
+
     fn diff(&self, old: &Value, new: &Value) -> Diff {
         self.inner.diff(old, new)
     }
