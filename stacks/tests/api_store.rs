@@ -177,8 +177,14 @@ async fn tokens_authenticate_until_revoked() -> anyhow::Result<()> {
         assert_eq!(db.authenticate(&text).await?, None, "revoked");
         assert_eq!(db.tokens(None).await?.len(), 2, "revoked tokens are listed");
         assert!(audited(t.url(), "token.revoke", &user.id).await? >= 1);
+        // The last admin token stays; with another one, it can go.
+        assert!(matches!(
+            db.revoke_token(&admin.id, "alice").await,
+            Err(DbError::Conflict(_))
+        ));
+        db.create_token("second admin", None, "alice").await?;
         db.revoke_token(&admin.id, "alice").await?;
-        assert!(!db.has_admin_token().await?);
+        assert!(db.has_admin_token().await?);
         assert!(db.authenticate(&admin_text).await?.is_none());
 
         assert!(matches!(

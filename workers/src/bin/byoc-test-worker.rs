@@ -173,6 +173,10 @@ impl CrashAt {
 
 #[async_trait]
 impl Provider for CrashAt {
+    fn check(&self, inputs: &Value) -> Result<(), String> {
+        self.inner.check(inputs)
+    }
+
     fn diff(&self, old: &Value, new: &Value) -> byoc_engine::Diff {
         self.inner.diff(old, new)
     }
