@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use byoc_stacks::{Begin, Database, migrate_url};
-use byoc_testkit::{TestDb, workspace_root};
+use byoc_testkit::TestDb;
 use serde_json::json;
 
 const CREATE_AND_CONFIGURE: &str = r#"
@@ -60,29 +60,21 @@ print(f"{step.resource} {step.action.value} {step.diff[0].field}")
 
 /// Runs one of the scripts with the generated package importable; returns its output.
 fn python(scratch: &Path, script: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(workspace_root().join(".venv/bin/python"))
+    let mut command = Command::new(common::venv_tool("python")?);
+    command
         .arg("-c")
         .arg(script)
         .args(args)
-        .env("PYTHONPATH", scratch)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "the generated client failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+        .env("PYTHONPATH", scratch);
+    Ok(common::output_of(&mut command, "the generated client")?
+        .trim()
+        .to_string())
 }
 
 // Multi-threaded: the scripts block this thread while the server answers them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_generated_from_the_schema_works() -> anyhow::Result<()> {
-    let generator = workspace_root().join(".venv/bin/openapi-python-client");
-    if !generator.exists() {
-        bail!("{} is missing: run tools/setup.sh", generator.display());
-    }
+    let generator = common::venv_tool("openapi-python-client")?;
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
     let db = Database::connect(t.url()).await?;
@@ -95,18 +87,13 @@ async fn a_client_generated_from_the_schema_works() -> anyhow::Result<()> {
         .text()
         .await?;
     std::fs::write(scratch.path().join("openapi.json"), spec)?;
-    let generated = Command::new(&generator)
-        .args(["generate", "--path", "openapi.json", "--meta", "none"])
-        .args(["--output-path", "byoc_client", "--overwrite"])
-        .current_dir(scratch.path())
-        .output()?;
-    if !generated.status.success() {
-        bail!(
-            "generating the client failed:\n{}{}",
-            String::from_utf8_lossy(&generated.stdout),
-            String::from_utf8_lossy(&generated.stderr)
-        );
-    }
+    common::output_of(
+        Command::new(&generator)
+            .args(["generate", "--path", "openapi.json", "--meta", "none"])
+            .args(["--output-path", "byoc_client", "--overwrite"])
+            .current_dir(scratch.path()),
+        "generating the client",
+    )?;
     let args = [base.as_str(), admin.as_str()];
 
     let verify_run = python(scratch.path(), CREATE_AND_CONFIGURE, &args)?;

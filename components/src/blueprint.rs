@@ -709,18 +709,9 @@ mod tests {
             "karpenter": {}, "argocd": {}, "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]},
             "external_secrets": {}, "ingress_nginx": {}
         }});
-        let providers = crate::resources::tests::offline_providers();
         for extra in [all, json!({})] {
-            let graph = Graph::new(environment("acme-dev", &config(extra)).unwrap()).unwrap();
-            byoc_engine::plan(
-                "acme-dev",
-                "r1",
-                &graph,
-                &Default::default(),
-                &providers,
-                None,
-            )
-            .expect("the blueprint's inputs pass");
+            crate::resources::tests::plan_offline(environment("acme-dev", &config(extra)).unwrap())
+                .expect("the blueprint's inputs pass");
         }
     }
 

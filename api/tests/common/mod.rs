@@ -2,12 +2,36 @@
 //! (no worker runs in these tests). Each test binary uses a part of it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::bail;
 use byoc_api::{AppState, SchemaState};
 use byoc_model::{RunStatus, TRUST_TEMPLATE_VERSION, TrustStackReport, Verdict};
 use byoc_stacks::{Begin, Database, Sealer};
+
+/// A tool of the pinned venv (`tools/setup.sh` installs it).
+pub fn venv_tool(name: &str) -> anyhow::Result<PathBuf> {
+    let path = byoc_testkit::workspace_root().join(".venv/bin").join(name);
+    if !path.exists() {
+        bail!("{} is missing: run tools/setup.sh", path.display());
+    }
+    Ok(path)
+}
+
+/// Runs `command`; its standard output, or an error with everything it printed.
+pub fn output_of(command: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = command.output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!(
+            "{what} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
+}
 
 pub fn sealer() -> Sealer {
     Sealer::from_hex(&"ab".repeat(32)).expect("a valid key")

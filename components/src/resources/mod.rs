@@ -420,6 +420,22 @@ pub(crate) mod tests {
         }))
     }
 
+    /// The plan of `resources` as stack `acme-dev` with nothing recorded, offline.
+    pub fn plan_offline(
+        resources: Vec<byoc_engine::Resource>,
+    ) -> Result<byoc_engine::Plan, byoc_engine::PlanError> {
+        let graph = byoc_engine::Graph::new(resources).expect("a valid graph");
+        let providers = offline_providers();
+        byoc_engine::plan(
+            "acme-dev",
+            "r1",
+            &graph,
+            &Default::default(),
+            &providers,
+            None,
+        )
+    }
+
     /// A release's inputs flatten its `Release`: a misspelled field is still refused.
     #[test]
     fn misspelled_release_inputs_fail_at_plan_time() {
@@ -466,21 +482,9 @@ pub(crate) mod tests {
                 "map_public_ip_on_launch": true,
             }),
         );
-        let providers = offline_providers();
-        let plan = |resources: Vec<byoc_engine::Resource>| {
-            let graph = byoc_engine::Graph::new(resources).unwrap();
-            byoc_engine::plan(
-                "acme-dev",
-                "r1",
-                &graph,
-                &Default::default(),
-                &providers,
-                None,
-            )
-        };
-        plan(vec![vpc.clone(), subnet.clone()]).expect("valid inputs plan");
+        plan_offline(vec![vpc.clone(), subnet.clone()]).expect("valid inputs plan");
         vpc.inputs["enable_dns_hostname"] = json!(true);
-        let err = plan(vec![vpc, subnet]).unwrap_err().to_string();
+        let err = plan_offline(vec![vpc, subnet]).unwrap_err().to_string();
         assert!(
             err.starts_with(
                 "resource vpc (aws:ec2:Vpc): invalid input `enable_dns_hostname`: unknown field"
