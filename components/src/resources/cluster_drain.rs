@@ -13,8 +13,8 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Sweeper;
 use super::helm_release::Cluster;
+use super::{ResourceKind, Sweeper};
 use crate::aws::{self, Aws};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
@@ -98,12 +98,14 @@ impl ClusterDrain {
     }
 }
 
-#[async_trait]
-impl Sweeper for ClusterDrain {
+impl ResourceKind for ClusterDrain {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &[];
+}
 
+#[async_trait]
+impl Sweeper for ClusterDrain {
     fn recorded(inputs: &Inputs) -> Created {
         Created {
             physical_id: inputs.cluster.name.clone(),

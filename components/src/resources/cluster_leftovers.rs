@@ -15,7 +15,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Sweeper, absent, ec2_tag_map};
+use super::{ResourceKind, Sweeper, absent, ec2_tag_map};
 use crate::aws::{Aws, TAG_STACK, tag_map};
 use crate::limiter::Service::{Ec2, Elb};
 
@@ -273,12 +273,14 @@ impl ClusterLeftovers {
     }
 }
 
-#[async_trait]
-impl Sweeper for ClusterLeftovers {
+impl ResourceKind for ClusterLeftovers {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["cluster_name", "vpc_id"];
+}
 
+#[async_trait]
+impl Sweeper for ClusterLeftovers {
     fn recorded(inputs: &Inputs) -> Created {
         Created {
             physical_id: inputs.cluster_name.clone(),

@@ -16,7 +16,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, absent, eks_retag, required};
+use super::{ResourceKind, Seen, TypedProvider, absent, eks_retag, required};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -117,8 +117,7 @@ impl EksCluster {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EksCluster {
+impl ResourceKind for EksCluster {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name", "role_arn", "subnet_ids", "auto_mode"];
@@ -134,7 +133,10 @@ impl TypedProvider for EksCluster {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for EksCluster {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();

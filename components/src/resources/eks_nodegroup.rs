@@ -14,7 +14,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, absent, eks_retag, not_found, removed_keys};
+use super::{ResourceKind, Seen, TypedProvider, absent, eks_retag, not_found, removed_keys};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -160,8 +160,7 @@ impl EksNodegroup {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EksNodegroup {
+impl ResourceKind for EksNodegroup {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &[
@@ -191,7 +190,10 @@ impl TypedProvider for EksNodegroup {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for EksNodegroup {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();

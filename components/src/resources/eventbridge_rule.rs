@@ -11,7 +11,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, absent, retag};
+use super::{ResourceKind, Seen, TypedProvider, absent, retag};
 use crate::aws::{Aws, tag_map, user_tags};
 use crate::limiter::Service::Events;
 
@@ -163,8 +163,7 @@ impl EventbridgeRule {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EventbridgeRule {
+impl ResourceKind for EventbridgeRule {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
@@ -175,7 +174,10 @@ impl TypedProvider for EventbridgeRule {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for EventbridgeRule {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let arn = self.put(ctx, inputs).await?;
         self.retag(ctx, &arn, &BTreeMap::new(), inputs).await?;

@@ -9,7 +9,7 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider};
+use super::{ResourceKind, Seen, TypedProvider};
 use crate::aws::{self, Aws};
 use crate::helm::{Helm, HelmError, Listed, Release};
 use crate::kube::{ClusterAccess, eks_token};
@@ -145,8 +145,7 @@ fn is_transient(message: &str) -> bool {
     .any(|m| message.contains(m))
 }
 
-#[async_trait]
-impl TypedProvider for HelmRelease {
+impl ResourceKind for HelmRelease {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     /// A new name or namespace is another release; chart, version, values and the cluster's
@@ -159,7 +158,10 @@ impl TypedProvider for HelmRelease {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for HelmRelease {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         self.apply(ctx, inputs).await
     }

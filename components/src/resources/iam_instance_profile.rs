@@ -8,7 +8,10 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{IamObject, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags, required};
+use super::{
+    IamObject, ResourceKind, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
+    required,
+};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -93,12 +96,14 @@ impl IamInstanceProfile {
     }
 }
 
-#[async_trait]
-impl TypedProvider for IamInstanceProfile {
+impl ResourceKind for IamInstanceProfile {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+}
 
+#[async_trait]
+impl TypedProvider for IamInstanceProfile {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws

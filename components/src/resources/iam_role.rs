@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    IamObject, Seen, StringSet, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
-    policy_json, required,
+    IamObject, ResourceKind, Seen, StringSet, TypedProvider, absent, iam_retag, iam_tag_map,
+    iam_tags, policy_json, required,
 };
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
@@ -233,8 +233,7 @@ impl IamRole {
     }
 }
 
-#[async_trait]
-impl TypedProvider for IamRole {
+impl ResourceKind for IamRole {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
@@ -246,7 +245,10 @@ impl TypedProvider for IamRole {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for IamRole {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();

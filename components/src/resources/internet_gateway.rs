@@ -3,17 +3,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{
-    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
-    with_id,
-};
-use crate::aws::{Aws, user_tags};
+use super::ec2::{Ec2Object, Tags};
+use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGateway";
@@ -27,35 +23,31 @@ pub struct Inputs {
 
 pub struct InternetGateway(pub Arc<Aws>);
 
-impl InternetGateway {
-    ec2_describe!(
-        InternetGateway,
-        "DescribeInternetGateways",
-        describe_internet_gateways,
-        set_internet_gateway_ids,
-        internet_gateways
-    );
-}
-
-#[async_trait]
-impl TypedProvider for InternetGateway {
+impl ResourceKind for InternetGateway {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &[];
+}
+
+impl Ec2Object for InternetGateway {
+    type Object = aws_sdk_ec2::types::InternetGateway;
+    const WHAT: &'static str = "internet gateway";
+
+    fn aws(&self) -> &Aws {
+        &self.0
+    }
+
+    fn tags(inputs: &Inputs) -> &Tags {
+        &inputs.tags
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
+        let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
             .call(Ec2, "CreateInternetGateway", &ctx.cancel, || {
-                aws.ec2
-                    .create_internet_gateway()
-                    .tag_specifications(ec2_tags(
-                        aws,
-                        ctx,
-                        ResourceType::InternetGateway,
-                        &inputs.tags,
-                    ))
-                    .send()
+                let request = aws.ec2.create_internet_gateway();
+                request.tag_specifications(tags.clone()).send()
             })
             .await?;
         let id = super::required(
@@ -65,47 +57,28 @@ impl TypedProvider for InternetGateway {
         Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let g = self
-            .describe(ctx, Ec2Find::Id(id))
-            .await?
-            .ok_or_else(|| not_found("internet gateway", id))?;
-        Ok(Seen {
-            inputs: Inputs {
-                tags: user_tags(&ec2_tag_map(g.tags())),
-            },
-            outputs: with_id(id).outputs,
-        })
+    ec2_describe!(
+        InternetGateway,
+        "DescribeInternetGateways",
+        describe_internet_gateways,
+        set_internet_gateway_ids,
+        internet_gateways
+    );
+
+    async fn inputs(&self, _: &Ctx, _: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+        Ok(Inputs { tags })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(with_id(id).outputs)
-    }
-
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DeleteInternetGateway", &ctx.cancel, || {
+        let send = || {
             aws.ec2
                 .delete_internet_gateway()
                 .internet_gateway_id(id)
                 .send()
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Made).await?;
-        Ok(found
-            .as_ref()
-            .and_then(|g| g.internet_gateway_id())
-            .map(with_id))
+        };
+        aws.call(Ec2, "DeleteInternetGateway", &ctx.cancel, send)
+            .await
+            .map(drop)
     }
 }

@@ -7,7 +7,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, not_found};
+use super::{ResourceKind, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
@@ -62,12 +62,14 @@ fn split(id: &str) -> Result<Inputs, ProviderError> {
     })
 }
 
-#[async_trait]
-impl TypedProvider for InternetGatewayAttachment {
+impl ResourceKind for InternetGatewayAttachment {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["internet_gateway_id", "vpc_id"];
+}
 
+#[async_trait]
+impl TypedProvider for InternetGatewayAttachment {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "AttachInternetGateway", &ctx.cancel, || {

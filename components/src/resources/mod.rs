@@ -17,6 +17,7 @@ use crate::limiter::Service;
 
 pub mod cluster_drain;
 pub mod cluster_leftovers;
+pub mod ec2;
 pub mod eks_cluster;
 pub mod eks_nodegroup;
 pub mod elastic_ip;
@@ -36,19 +37,20 @@ pub mod subnet;
 pub mod typed;
 pub mod vpc;
 
-pub use typed::{Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
+use ec2::Ec2;
+pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
 
 /// Every provider, over one session.
 pub fn providers(aws: &Arc<Aws>) -> Providers {
     let aws = || aws.clone();
     Providers::new()
-        .typed(vpc::Vpc(aws()))
-        .typed(subnet::Subnet(aws()))
-        .typed(internet_gateway::InternetGateway(aws()))
+        .typed(Ec2(vpc::Vpc(aws())))
+        .typed(Ec2(subnet::Subnet(aws())))
+        .typed(Ec2(internet_gateway::InternetGateway(aws())))
         .typed(internet_gateway_attachment::InternetGatewayAttachment(aws()))
-        .typed(elastic_ip::ElasticIp(aws()))
-        .typed(nat_gateway::NatGateway(aws()))
-        .typed(route_table::RouteTable(aws()))
+        .typed(Ec2(elastic_ip::ElasticIp(aws())))
+        .typed(Ec2(nat_gateway::NatGateway(aws())))
+        .typed(Ec2(route_table::RouteTable(aws())))
         .typed(route::Route(aws()))
         .typed(route_table_association::RouteTableAssociation(aws()))
         .typed(iam_role::IamRole(aws()))

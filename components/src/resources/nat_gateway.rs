@@ -5,16 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{
-    Ec2Find, Seen, TypedProvider, absent, ec2_retag, ec2_tag_map, ec2_tags, not_found, with_id,
-};
-use crate::aws::{Aws, user_tags};
+use super::ec2::{Ec2Object, Tags};
+use super::{Ec2Find, ResourceKind, absent, ec2_tags, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:NatGateway";
@@ -35,37 +32,9 @@ pub struct Inputs {
 pub struct NatGateway(pub Arc<Aws>);
 
 impl NatGateway {
-    /// The gateways found; by id, one that is deleted is none (AWS lists deleted ones for an
-    /// hour).
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        find: Ec2Find<'_>,
-    ) -> Result<Vec<aws_sdk_ec2::types::NatGateway>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
-                aws.ec2
-                    .describe_nat_gateways()
-                    .set_nat_gateway_ids(find.ids())
-                    .set_filter(find.filters(aws, ctx))
-                    .send()
-            })
-            .await;
-        Ok(absent(out)?.map_or_else(Vec::new, |out| out.nat_gateways().to_vec()))
-    }
-
     /// The gateway `id`, or `None` once it is deleted.
-    async fn get(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-    ) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Id(id)).await?;
-        Ok(found
-            .into_iter()
-            .next()
-            .filter(|g| g.state() != Some(&NatGatewayState::Deleted)))
+    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Option<Gateway>, ProviderError> {
+        self.describe(ctx, Ec2Find::Id(id)).await
     }
 
     async fn wait_available(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
@@ -96,11 +65,25 @@ impl NatGateway {
     }
 }
 
-#[async_trait]
-impl TypedProvider for NatGateway {
+type Gateway = aws_sdk_ec2::types::NatGateway;
+
+impl ResourceKind for NatGateway {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["subnet_id", "allocation_id"];
+}
+
+impl Ec2Object for NatGateway {
+    type Object = Gateway;
+    const WHAT: &'static str = "NAT gateway";
+
+    fn aws(&self) -> &Aws {
+        &self.0
+    }
+
+    fn tags(inputs: &Inputs) -> &Tags {
+        &inputs.tags
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -123,63 +106,70 @@ impl TypedProvider for NatGateway {
         Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let g = self
-            .get(ctx, id)
-            .await?
-            .ok_or_else(|| not_found("NAT gateway", id))?;
-        Ok(Seen {
-            inputs: Inputs {
-                subnet_id: g.subnet_id().unwrap_or_default().to_string(),
-                allocation_id: g
-                    .nat_gateway_addresses()
-                    .first()
-                    .and_then(|a| a.allocation_id())
-                    .unwrap_or_default()
-                    .to_string(),
-                tags: user_tags(&ec2_tag_map(g.tags())),
-            },
-            outputs: with_id(id).outputs,
+    /// By id, one that is deleted is none (AWS lists deleted ones for an hour); of those an
+    /// interrupted create made, the one not failed or going.
+    async fn describe(
+        &self,
+        ctx: &Ctx,
+        find: Ec2Find<'_>,
+    ) -> Result<Option<Gateway>, ProviderError> {
+        let aws = &self.0;
+        let out = aws
+            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
+                aws.ec2
+                    .describe_nat_gateways()
+                    .set_nat_gateway_ids(find.ids())
+                    .set_filter(find.filters(aws, ctx))
+                    .send()
+            })
+            .await;
+        let found = absent(out)?.map_or_else(Vec::new, |out| out.nat_gateways().to_vec());
+        let gone: &[NatGatewayState] = match find {
+            Ec2Find::Id(_) => &[NatGatewayState::Deleted],
+            Ec2Find::Made => &[
+                NatGatewayState::Deleted,
+                NatGatewayState::Deleting,
+                NatGatewayState::Failed,
+            ],
+        };
+        Ok(found
+            .into_iter()
+            .find(|g| g.state().is_none_or(|s| !gone.contains(s))))
+    }
+
+    async fn inputs(&self, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs, ProviderError> {
+        let address = g.nat_gateway_addresses().first();
+        Ok(Inputs {
+            subnet_id: g.subnet_id().unwrap_or_default().to_string(),
+            allocation_id: address
+                .and_then(|a| a.allocation_id())
+                .unwrap_or_default()
+                .to_string(),
+            tags,
         })
     }
 
-    async fn update(
+    /// An interrupted create may not have waited for the gateway.
+    async fn settle(
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(with_id(id).outputs)
+        old: Option<&Inputs>,
+        _: &Inputs,
+    ) -> Result<(), ProviderError> {
+        match old {
+            None => self.wait_available(ctx, id).await,
+            Some(_) => Ok(()),
+        }
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DeleteNatGateway", &ctx.cancel, || {
-            aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()
-        })
-        .await?;
+        let send = || aws.ec2.delete_nat_gateway().nat_gateway_id(id).send();
+        aws.call(Ec2, "DeleteNatGateway", &ctx.cancel, send).await?;
         // Its Elastic IP and subnet cannot go before it has.
         let name = format!("NAT gateway {id}");
         aws.wait_gone(ctx, &name, TIMEOUT, || self.get(ctx, id))
             .await
-    }
-
-    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Made).await?;
-        let live = found.iter().find(|g| {
-            !matches!(
-                g.state(),
-                Some(
-                    NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed
-                )
-            )
-        });
-        let Some(id) = live.and_then(|g| g.nat_gateway_id()) else {
-            return Ok(None);
-        };
-        self.wait_available(ctx, id).await?;
-        Ok(Some(with_id(id)))
     }
 }

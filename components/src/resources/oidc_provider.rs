@@ -9,7 +9,10 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{IamObject, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags, required};
+use super::{
+    IamObject, ResourceKind, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
+    required,
+};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -131,12 +134,14 @@ impl OidcProvider {
     }
 }
 
-#[async_trait]
-impl TypedProvider for OidcProvider {
+impl ResourceKind for OidcProvider {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["url"];
+}
 
+#[async_trait]
+impl TypedProvider for OidcProvider {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws

@@ -8,7 +8,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, not_found};
+use super::{ResourceKind, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
@@ -75,8 +75,7 @@ fn split(id: &str) -> Result<(&str, &str), ProviderError> {
         .ok_or_else(|| ProviderError::new(format!("{id:?} is not a route id (table_destination)")))
 }
 
-#[async_trait]
-impl TypedProvider for Route {
+impl ResourceKind for Route {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["route_table_id", "destination_cidr_block"];
@@ -88,7 +87,10 @@ impl TypedProvider for Route {
             _ => Err("a route needs one target: gateway_id or nat_gateway_id".into()),
         }
     }
+}
 
+#[async_trait]
+impl TypedProvider for Route {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         aws.call(Ec2, "CreateRoute", &ctx.cancel, || {

@@ -3,17 +3,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{
-    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
-    with_id,
-};
-use crate::aws::{Aws, user_tags};
+use super::ec2::{Ec2Object, Tags};
+use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:RouteTable";
@@ -28,21 +24,23 @@ pub struct Inputs {
 
 pub struct RouteTable(pub Arc<Aws>);
 
-impl RouteTable {
-    ec2_describe!(
-        RouteTable,
-        "DescribeRouteTables",
-        describe_route_tables,
-        set_route_table_ids,
-        route_tables
-    );
-}
-
-#[async_trait]
-impl TypedProvider for RouteTable {
+impl ResourceKind for RouteTable {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["vpc_id"];
+}
+
+impl Ec2Object for RouteTable {
+    type Object = aws_sdk_ec2::types::RouteTable;
+    const WHAT: &'static str = "route table";
+
+    fn aws(&self) -> &Aws {
+        &self.0
+    }
+
+    fn tags(inputs: &Inputs) -> &Tags {
+        &inputs.tags
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -55,49 +53,28 @@ impl TypedProvider for RouteTable {
                     .send()
             })
             .await?;
-        let id = super::required(
-            out.route_table().and_then(|t| t.route_table_id()),
-            "route table id",
-        )?;
-        Ok(with_id(id))
+        let table = out.route_table().and_then(|t| t.route_table_id());
+        Ok(with_id(super::required(table, "route table id")?))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let t = self
-            .describe(ctx, Ec2Find::Id(id))
-            .await?
-            .ok_or_else(|| not_found("route table", id))?;
-        Ok(Seen {
-            inputs: Inputs {
-                vpc_id: t.vpc_id().unwrap_or_default().to_string(),
-                tags: user_tags(&ec2_tag_map(t.tags())),
-            },
-            outputs: with_id(id).outputs,
-        })
+    ec2_describe!(
+        RouteTable,
+        "DescribeRouteTables",
+        describe_route_tables,
+        set_route_table_ids,
+        route_tables
+    );
+
+    async fn inputs(&self, _: &Ctx, t: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+        let vpc_id = t.vpc_id().unwrap_or_default().to_string();
+        Ok(Inputs { vpc_id, tags })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(with_id(id).outputs)
-    }
-
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DeleteRouteTable", &ctx.cancel, || {
-            aws.ec2.delete_route_table().route_table_id(id).send()
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn find_existing(&self, ctx: &Ctx, _: &Inputs) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Made).await?;
-        Ok(found.as_ref().and_then(|t| t.route_table_id()).map(with_id))
+        let send = || aws.ec2.delete_route_table().route_table_id(id).send();
+        aws.call(Ec2, "DeleteRouteTable", &ctx.cancel, send)
+            .await
+            .map(drop)
     }
 }

@@ -7,7 +7,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Seen, TypedProvider, not_found, with_id};
+use super::{ResourceKind, Seen, TypedProvider, not_found, with_id};
 use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
@@ -59,12 +59,14 @@ impl RouteTableAssociation {
     }
 }
 
-#[async_trait]
-impl TypedProvider for RouteTableAssociation {
+impl ResourceKind for RouteTableAssociation {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["route_table_id", "subnet_id"];
+}
 
+#[async_trait]
+impl TypedProvider for RouteTableAssociation {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws

@@ -11,7 +11,7 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Seen, TypedProvider, retag};
+use super::{ResourceKind, Seen, TypedProvider, retag};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Sqs;
 
@@ -193,8 +193,7 @@ fn is_missing(error: &ProviderError) -> bool {
     )
 }
 
-#[async_trait]
-impl TypedProvider for SqsQueue {
+impl ResourceKind for SqsQueue {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
@@ -209,7 +208,10 @@ impl TypedProvider for SqsQueue {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TypedProvider for SqsQueue {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();

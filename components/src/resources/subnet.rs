@@ -3,16 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
-};
-use crate::aws::{Aws, user_tags};
+use super::ec2::{Ec2Object, Tags};
+use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:Subnet";
@@ -44,32 +42,25 @@ impl Subnet {
         .await?;
         Ok(())
     }
-
-    ec2_describe!(
-        Subnet,
-        "DescribeSubnets",
-        describe_subnets,
-        set_subnet_ids,
-        subnets
-    );
-
-    fn created(id: &str, inputs: &Inputs) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({
-                "id": id,
-                "availability_zone": inputs.availability_zone,
-                "cidr_block": inputs.cidr_block,
-            }),
-        }
-    }
 }
 
-#[async_trait]
-impl TypedProvider for Subnet {
+impl ResourceKind for Subnet {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["vpc_id", "cidr_block", "availability_zone"];
+}
+
+impl Ec2Object for Subnet {
+    type Object = aws_sdk_ec2::types::Subnet;
+    const WHAT: &'static str = "subnet";
+
+    fn aws(&self) -> &Aws {
+        &self.0
+    }
+
+    fn tags(inputs: &Inputs) -> &Tags {
+        &inputs.tags
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -88,62 +79,55 @@ impl TypedProvider for Subnet {
         if inputs.map_public_ip_on_launch {
             self.set_public(ctx, id, true).await?;
         }
-        Ok(Subnet::created(id, inputs))
+        Ok(Created {
+            outputs: Subnet::outputs(id, inputs, None),
+            ..with_id(id)
+        })
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let s = self
-            .describe(ctx, Ec2Find::Id(id))
-            .await?
-            .ok_or_else(|| not_found("subnet", id))?;
-        let inputs = Inputs {
+    ec2_describe!(
+        Subnet,
+        "DescribeSubnets",
+        describe_subnets,
+        set_subnet_ids,
+        subnets
+    );
+
+    fn outputs(id: &str, inputs: &Inputs, _: Option<&Self::Object>) -> Value {
+        let (zone, cidr) = (&inputs.availability_zone, &inputs.cidr_block);
+        json!({"id": id, "availability_zone": zone, "cidr_block": cidr})
+    }
+
+    async fn inputs(&self, _: &Ctx, s: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+        Ok(Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             cidr_block: s.cidr_block().unwrap_or_default().to_string(),
             availability_zone: s.availability_zone().unwrap_or_default().to_string(),
             map_public_ip_on_launch: s.map_public_ip_on_launch().unwrap_or(false),
-            tags: user_tags(&ec2_tag_map(s.tags())),
-        };
-        Ok(Seen {
-            outputs: Subnet::created(id, &inputs).outputs,
-            inputs,
+            tags,
         })
     }
 
-    async fn update(
+    /// A create that died may not have made the subnet public yet.
+    async fn settle(
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Inputs,
+        old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        if old.map_public_ip_on_launch != new.map_public_ip_on_launch {
+    ) -> Result<(), ProviderError> {
+        if old.is_none_or(|o| o.map_public_ip_on_launch != new.map_public_ip_on_launch) {
             self.set_public(ctx, id, new.map_public_ip_on_launch)
                 .await?;
         }
-        ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(Subnet::created(id, new).outputs)
-    }
-
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
-        let aws = &self.0;
-        aws.call(Ec2, "DeleteSubnet", &ctx.cancel, || {
-            aws.ec2.delete_subnet().subnet_id(id).send()
-        })
-        .await?;
         Ok(())
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Made).await?;
-        let Some(id) = found.as_ref().and_then(|s| s.subnet_id()) else {
-            return Ok(None);
-        };
-        self.set_public(ctx, id, inputs.map_public_ip_on_launch)
-            .await?;
-        Ok(Some(Subnet::created(id, inputs)))
+    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let send = || aws.ec2.delete_subnet().subnet_id(id).send();
+        aws.call(Ec2, "DeleteSubnet", &ctx.cancel, send)
+            .await
+            .map(drop)
     }
 }

@@ -32,10 +32,8 @@ pub struct Seen<I> {
     pub outputs: Value,
 }
 
-/// One resource type over typed inputs. Every operation must be idempotent (see
-/// [`Provider`]); [`Typed`] makes it the engine's provider.
-#[async_trait]
-pub trait TypedProvider: Send + Sync + 'static {
+/// A resource type: its kind, the inputs it takes and the rules they follow.
+pub trait ResourceKind: Send + Sync + 'static {
     /// The resource type, e.g. `aws:ec2:Vpc`.
     const KIND: &'static str;
     /// What the blueprint gives, the planner diffs (in its canonical form: parsed and
@@ -52,7 +50,12 @@ pub trait TypedProvider: Send + Sync + 'static {
     fn check(_inputs: &Self::Inputs) -> Result<(), String> {
         Ok(())
     }
+}
 
+/// One resource type's operations over typed inputs. Every operation must be idempotent (see
+/// [`Provider`]); [`Typed`] makes it the engine's provider.
+#[async_trait]
+pub trait TypedProvider: ResourceKind {
     async fn create(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<Created, ProviderError>;
 
     /// The object as it is now (a `NotFound`-class error if it is gone); `recorded` are the
@@ -95,11 +98,7 @@ pub trait TypedProvider: Send + Sync + 'static {
 /// A type that makes nothing in the cloud and acts only when it goes: its create records its
 /// inputs, and its delete sweeps (the drain of a cluster, what a cluster left in AWS).
 #[async_trait]
-pub trait Sweeper: Send + Sync + 'static {
-    const KIND: &'static str;
-    type Inputs: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync;
-    const REPLACE_ON: &'static [&'static str];
-
+pub trait Sweeper: ResourceKind {
     /// What it is recorded as: an id and outputs.
     fn recorded(inputs: &Self::Inputs) -> Created;
 
@@ -112,10 +111,6 @@ pub trait Sweeper: Send + Sync + 'static {
 
 #[async_trait]
 impl<S: Sweeper> TypedProvider for S {
-    const KIND: &'static str = S::KIND;
-    type Inputs = S::Inputs;
-    const REPLACE_ON: &'static [&'static str] = S::REPLACE_ON;
-
     async fn create(&self, _: &Ctx, inputs: &S::Inputs) -> Result<Created, ProviderError> {
         Ok(S::recorded(inputs))
     }
@@ -560,7 +555,7 @@ pub fn output(resource: &str, path: &str) -> String {
 ///
 /// # Panics
 /// If an [`output`] string was made part of another string (a bug of the blueprint).
-pub fn resource<P: TypedProvider>(name: impl Into<String>, inputs: &P::Inputs) -> Resource {
+pub fn resource<P: ResourceKind>(name: impl Into<String>, inputs: &P::Inputs) -> Resource {
     Resource::new(P::KIND, name, references(to_json(inputs)))
 }
 
@@ -624,8 +619,7 @@ mod tests {
     /// A type whose calls are never made: planning only.
     struct Disk;
 
-    #[async_trait]
-    impl TypedProvider for Disk {
+    impl ResourceKind for Disk {
         const KIND: &'static str = "test:Disk";
         type Inputs = DiskInputs;
         const REPLACE_ON: &'static [&'static str] = &["name", "zones"];
@@ -636,7 +630,10 @@ mod tests {
             }
             Ok(())
         }
+    }
 
+    #[async_trait]
+    impl TypedProvider for Disk {
         async fn create(&self, _: &Ctx, _: &DiskInputs) -> Result<Created, ProviderError> {
             unreachable!()
         }

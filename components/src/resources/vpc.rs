@@ -3,16 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    Ec2Find, Seen, TypedProvider, ec2_describe, ec2_retag, ec2_tag_map, ec2_tags, not_found,
-};
-use crate::aws::{Aws, user_tags};
+use super::ec2::{Ec2Object, Tags};
+use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use crate::aws::Aws;
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:Vpc";
@@ -63,8 +61,6 @@ impl Vpc {
         Ok(())
     }
 
-    ec2_describe!(Vpc, "DescribeVpcs", describe_vpcs, set_vpc_ids, vpcs);
-
     async fn attribute(
         &self,
         ctx: &Ctx,
@@ -87,20 +83,25 @@ impl Vpc {
         };
         Ok(value.and_then(|v| v.value()).unwrap_or(false))
     }
-
-    fn created(id: &str, inputs: &Inputs) -> Created {
-        Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id, "cidr_block": inputs.cidr_block}),
-        }
-    }
 }
 
-#[async_trait]
-impl TypedProvider for Vpc {
+impl ResourceKind for Vpc {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["cidr_block"];
+}
+
+impl Ec2Object for Vpc {
+    type Object = aws_sdk_ec2::types::Vpc;
+    const WHAT: &'static str = "VPC";
+
+    fn aws(&self) -> &Aws {
+        &self.0
+    }
+
+    fn tags(inputs: &Inputs) -> &Tags {
+        &inputs.tags
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -115,15 +116,26 @@ impl TypedProvider for Vpc {
             .await?;
         let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
         self.set_attributes(ctx, id, None, inputs).await?;
-        Ok(Vpc::created(id, inputs))
+        Ok(Created {
+            outputs: Vpc::outputs(id, inputs, None),
+            ..with_id(id)
+        })
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let vpc = self
-            .describe(ctx, Ec2Find::Id(id))
-            .await?
-            .ok_or_else(|| not_found("VPC", id))?;
-        let inputs = Inputs {
+    ec2_describe!(Vpc, "DescribeVpcs", describe_vpcs, set_vpc_ids, vpcs);
+
+    fn outputs(id: &str, inputs: &Inputs, _: Option<&Self::Object>) -> Value {
+        json!({"id": id, "cidr_block": inputs.cidr_block})
+    }
+
+    async fn inputs(
+        &self,
+        ctx: &Ctx,
+        vpc: &Self::Object,
+        tags: Tags,
+    ) -> Result<Inputs, ProviderError> {
+        let id = vpc.vpc_id().unwrap_or_default();
+        Ok(Inputs {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
             enable_dns_support: self
                 .attribute(ctx, id, VpcAttributeName::EnableDnsSupport)
@@ -131,46 +143,26 @@ impl TypedProvider for Vpc {
             enable_dns_hostnames: self
                 .attribute(ctx, id, VpcAttributeName::EnableDnsHostnames)
                 .await?,
-            tags: user_tags(&ec2_tag_map(vpc.tags())),
-        };
-        Ok(Seen {
-            outputs: Vpc::created(id, &inputs).outputs,
-            inputs,
+            tags,
         })
     }
 
-    async fn update(
+    /// The create may have died between CreateVpc and the attributes.
+    async fn settle(
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Inputs,
+        old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        self.set_attributes(ctx, id, Some(old), new).await?;
-        ec2_retag(&self.0, ctx, id, &old.tags, &new.tags).await?;
-        Ok(Vpc::created(id, new).outputs)
+    ) -> Result<(), ProviderError> {
+        self.set_attributes(ctx, id, old, new).await
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DeleteVpc", &ctx.cancel, || {
-            aws.ec2.delete_vpc().vpc_id(id).send()
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, Ec2Find::Made).await?;
-        let Some(id) = found.as_ref().and_then(|v| v.vpc_id()) else {
-            return Ok(None);
-        };
-        // The create may have died between CreateVpc and the attributes.
-        self.set_attributes(ctx, id, None, inputs).await?;
-        Ok(Some(Vpc::created(id, inputs)))
+        let send = || aws.ec2.delete_vpc().vpc_id(id).send();
+        aws.call(Ec2, "DeleteVpc", &ctx.cancel, send)
+            .await
+            .map(drop)
     }
 }

@@ -1,0 +1,181 @@
+//! The shape every tagged EC2 type shares: an object made with byoc's tags, read back by its
+//! id, found after an interrupted create by those tags (`Ec2Find::Made`), its user tags
+//! changed in place, deleted with one call. A type says only what is its own
+//! ([`Ec2Object`]); [`Ec2`] makes it a [`TypedProvider`].
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::Tag;
+use byoc_engine::{Created, Ctx, ProviderError};
+use serde_json::{Value, json};
+
+use super::{Ec2Find, ResourceKind, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found};
+use crate::aws::{Aws, user_tags};
+
+/// User tags.
+pub type Tags = BTreeMap<String, String>;
+
+/// One EC2 type's own part. Its futures are `Send` for the engine's tasks.
+pub trait Ec2Object: ResourceKind {
+    /// The SDK's description of one object.
+    type Object: Described;
+    /// What a not-found error calls it, e.g. `VPC`.
+    const WHAT: &'static str;
+
+    fn aws(&self) -> &Aws;
+
+    /// The user tags among `inputs`.
+    fn tags(inputs: &Self::Inputs) -> &Tags;
+
+    fn create(
+        &self,
+        ctx: &Ctx,
+        inputs: &Self::Inputs,
+    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+
+    /// The object `find` finds, if any (`ec2_describe!` writes it).
+    fn describe(
+        &self,
+        ctx: &Ctx,
+        find: Ec2Find<'_>,
+    ) -> impl Future<Output = Result<Option<Self::Object>, ProviderError>> + Send;
+
+    /// The inputs `object` shows; `tags` are its user tags.
+    fn inputs(
+        &self,
+        ctx: &Ctx,
+        object: &Self::Object,
+        tags: Tags,
+    ) -> impl Future<Output = Result<Self::Inputs, ProviderError>> + Send;
+
+    /// Whether its outputs hold what only AWS knows (an address): then an update describes
+    /// the object again for them.
+    const OUTPUTS_FROM_AWS: bool = false;
+
+    /// Its outputs with `inputs` applied (`object`: as described, when it was): its id,
+    /// unless the type has more.
+    fn outputs(id: &str, _inputs: &Self::Inputs, _object: Option<&Self::Object>) -> Value {
+        json!({"id": id})
+    }
+
+    /// Sets what the create request cannot set (attributes, or waits for the object to be
+    /// ready): what changed from `old`, or with `old` none all of it, for an interrupted
+    /// create. By default there is nothing of the kind.
+    fn settle(
+        &self,
+        _ctx: &Ctx,
+        _id: &str,
+        _old: Option<&Self::Inputs>,
+        _new: &Self::Inputs,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        async { Ok(()) }
+    }
+
+    fn delete(&self, ctx: &Ctx, id: &str)
+    -> impl Future<Output = Result<(), ProviderError>> + Send;
+}
+
+/// What every described EC2 object has: its id and its tags.
+pub trait Described: Send + Sync {
+    fn id(&self) -> Option<&str>;
+    fn tags(&self) -> &[Tag];
+}
+
+/// [`Described`] for SDK types, by the name of their id's getter (they share no trait).
+macro_rules! described {
+    ($($object:ident => $id:ident),* $(,)?) => {$(
+        impl Described for aws_sdk_ec2::types::$object {
+            fn id(&self) -> Option<&str> {
+                self.$id()
+            }
+
+            fn tags(&self) -> &[Tag] {
+                aws_sdk_ec2::types::$object::tags(self)
+            }
+        }
+    )*};
+}
+
+described! {
+    Vpc => vpc_id,
+    Subnet => subnet_id,
+    InternetGateway => internet_gateway_id,
+    RouteTable => route_table_id,
+    Address => allocation_id,
+    NatGateway => nat_gateway_id,
+}
+
+/// The engine's typed provider for an [`Ec2Object`].
+pub struct Ec2<T>(pub T);
+
+impl<T: Ec2Object> ResourceKind for Ec2<T> {
+    const KIND: &'static str = T::KIND;
+    type Inputs = T::Inputs;
+    const REPLACE_ON: &'static [&'static str] = T::REPLACE_ON;
+
+    fn check(inputs: &T::Inputs) -> Result<(), String> {
+        T::check(inputs)
+    }
+}
+
+#[async_trait]
+impl<T: Ec2Object> TypedProvider for Ec2<T> {
+    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
+        self.0.create(ctx, inputs).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        _: &T::Inputs,
+    ) -> Result<Seen<T::Inputs>, ProviderError> {
+        let object = self.0.describe(ctx, Ec2Find::Id(id)).await?;
+        let object = object.ok_or_else(|| not_found(T::WHAT, id))?;
+        let tags = user_tags(&ec2_tag_map(object.tags()));
+        let inputs = self.0.inputs(ctx, &object, tags).await?;
+        Ok(Seen {
+            outputs: T::outputs(id, &inputs, Some(&object)),
+            inputs,
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &T::Inputs,
+        new: &T::Inputs,
+    ) -> Result<Value, ProviderError> {
+        self.0.settle(ctx, id, Some(old), new).await?;
+        ec2_retag(self.0.aws(), ctx, id, T::tags(old), T::tags(new)).await?;
+        let object = if T::OUTPUTS_FROM_AWS {
+            let object = self.0.describe(ctx, Ec2Find::Id(id)).await?;
+            Some(object.ok_or_else(|| not_found(T::WHAT, id))?)
+        } else {
+            None
+        };
+        Ok(T::outputs(id, new, object.as_ref()))
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<(), ProviderError> {
+        self.0.delete(ctx, id).await
+    }
+
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &T::Inputs,
+    ) -> Result<Option<Created>, ProviderError> {
+        let found = self.0.describe(ctx, Ec2Find::Made).await?;
+        let Some((object, id)) = found.as_ref().and_then(|o| Some((o, o.id()?))) else {
+            return Ok(None);
+        };
+        self.0.settle(ctx, id, None, inputs).await?;
+        Ok(Some(Created {
+            physical_id: id.to_string(),
+            outputs: T::outputs(id, inputs, Some(object)),
+        }))
+    }
+}
