@@ -5,6 +5,7 @@ mod migrate;
 mod serve;
 mod worker;
 
+use byoc_model::{EnvName, RunId, TenantSlug};
 use clap::{Parser, Subcommand};
 
 /// Control plane for bring-your-own-cloud deployments.
@@ -31,35 +32,35 @@ enum Command {
     Env(client::EnvCmd),
     /// Deploy an environment's config.
     Deploy {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
         /// Follow the run to its end.
         #[arg(long)]
         watch: bool,
     },
     /// Destroy an environment's resources.
     Destroy {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
         #[arg(long)]
         watch: bool,
     },
     /// Show what a deploy would change.
-    Preview { slug: String, env: String },
+    Preview { slug: TenantSlug, env: EnvName },
     /// Compare the recorded state with the cloud.
     Refresh {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
         #[arg(long)]
         watch: bool,
     },
     /// An environment's status and outputs.
-    Status { slug: String, env: String },
+    Status { slug: TenantSlug, env: EnvName },
     /// Runs.
     #[command(subcommand)]
     Runs(client::RunsCmd),
     /// Follow a run's events to its end.
-    Watch { run: String },
+    Watch { run: RunId },
     /// API tokens.
     #[command(subcommand)]
     Token(client::TokenCmd),

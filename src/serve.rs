@@ -52,16 +52,10 @@ pub struct Args {
     /// The region of environment configs saved without one (e.g. eu-west-1). Without it,
     /// a config must name its region.
     #[arg(long, env = "BYOC_DEFAULT_REGION")]
-    default_region: Option<String>,
+    default_region: Option<byoc_model::Region>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(region) = &args.default_region {
-        anyhow::ensure!(
-            byoc_model::is_region(region),
-            "--default-region {region:?} is not an AWS region name such as eu-west-1"
-        );
-    }
     let db = Database::connect(&args.database.database_url).await?;
     // Checked at start-up, so a missing key fails here rather than at the first tenant.
     let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
@@ -111,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (args.api_rate, args.api_rate.saturating_mul(2)),
         )
         .with_template_url(args.template_url)
-        .with_default_region(args.default_region),
+        .with_default_region(args.default_region.map(String::from)),
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

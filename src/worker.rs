@@ -46,7 +46,7 @@ pub struct WorkerArgs {
 }
 
 fn account_id(text: &str) -> Result<String, String> {
-    byoc_model::validate_account_id(text).map_err(|e| e.to_string())?;
+    byoc_model::AccountId::new(text).map_err(|e| e.to_string())?;
     Ok(text.to_string())
 }
 

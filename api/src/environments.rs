@@ -1,14 +1,16 @@
 //! A tenant's environments: config, runs (deploy, destroy, preview, refresh), status, state.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use byoc_model::api::{
     ConfigSaved, ConfigView, DriftCheck, EnvironmentStatus, GraphEdge, GraphNode, GraphView,
     HistoryView, RunAccepted, RunList, StateView,
 };
-use byoc_model::{EnvironmentConfig, OnboardingStatus, RunKind, Tenant};
+use byoc_model::{
+    EnvName, EnvironmentConfig, OnboardingStatus, RunKind, StackName, Tenant, TenantSlug,
+};
 use serde_json::Value;
 
 use crate::auth::Caller;
@@ -16,27 +18,16 @@ use crate::error::CommonErrors;
 use crate::params::EnvPath;
 use crate::{ApiError, AppState};
 
-/// The tenant of `/tenants/{slug}/environments/{env}`, if the caller may see it.
-async fn tenant_of(
-    state: &AppState,
-    caller: &Caller,
-    slug: &str,
-    env: &str,
-) -> Result<Tenant, ApiError> {
-    crate::validate::env(env)?;
-    state.visible_tenant(caller, slug).await
-}
-
 /// The tenant and the name of the stack of `/tenants/{slug}/environments/{env}`, if the
 /// caller may see them. The stack is found from the (tenant, environment) pair; NotFound
 /// until the environment's config is first saved.
 async fn environment(
     state: &AppState,
     caller: &Caller,
-    slug: &str,
-    env: &str,
-) -> Result<(Tenant, String), ApiError> {
-    let tenant = tenant_of(state, caller, slug, env).await?;
+    slug: &TenantSlug,
+    env: &EnvName,
+) -> Result<(Tenant, StackName), ApiError> {
+    let tenant = state.visible_tenant(caller, slug).await?;
     let stack = state.db().stack_of(&tenant, env).await?;
     Ok((tenant, stack))
 }
@@ -45,10 +36,10 @@ async fn environment(
 pub async fn set_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<ConfigSaved>, ApiError> {
-    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
+    let tenant = state.visible_tenant(&caller, &slug).await?;
     let Json(raw) = body?;
     let config = EnvironmentConfig::resolve(&raw, state.default_region())?;
     let effective = serde_json::to_value(&config).expect("configs serialize");
@@ -67,9 +58,9 @@ pub async fn set_config(
 pub async fn get_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<ConfigView>, ApiError> {
-    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
+    let tenant = state.visible_tenant(&caller, &slug).await?;
     let stored = state.db().config(&tenant, &env).await?;
     let config = serde_json::from_value(stored.config)
         .map_err(|e| ApiError::Internal(format!("stored config of {env} of tenant {slug}: {e}")))?;
@@ -86,9 +77,9 @@ pub async fn get_config(
 pub async fn delete_config(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = tenant_of(&state, &caller, &slug, &env).await?;
+    let tenant = state.visible_tenant(&caller, &slug).await?;
     state
         .db()
         .delete_config(&tenant.id, &slug, &env, &caller.actor())
@@ -100,11 +91,11 @@ pub async fn delete_config(
 async fn request(
     state: &AppState,
     caller: &Caller,
-    slug: &str,
-    env: &str,
+    slug: &TenantSlug,
+    env: &EnvName,
     kind: RunKind,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
-    let tenant = tenant_of(state, caller, slug, env).await?;
+    let tenant = state.visible_tenant(caller, slug).await?;
     // A run needs a config: the blueprint is built from it, a destroy's providers too.
     state.db().config(&tenant, env).await?;
     let stack = state.db().stack_of(&tenant, env).await?;
@@ -137,7 +128,7 @@ async fn request(
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Deploy).await
 }
@@ -146,7 +137,7 @@ pub async fn deploy(
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Destroy).await
 }
@@ -155,7 +146,7 @@ pub async fn destroy(
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Preview).await
 }
@@ -164,7 +155,7 @@ pub async fn preview(
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     request(&state, &caller, &slug, &env, RunKind::Refresh).await
 }
@@ -176,7 +167,7 @@ const SHOWN_OUTPUTS: &[&str] = &["id", "name", "arn", "endpoint", "oidc_issuer",
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<EnvironmentStatus>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let db = state.db();
@@ -218,7 +209,7 @@ pub async fn status(
 pub async fn state_of(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<StateView>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let resources = state.db().resources(&stack).await?;
@@ -229,7 +220,7 @@ pub async fn state_of(
 pub async fn runs(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<RunList>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let mut runs = state.db().runs_of(&stack).await?;
@@ -243,7 +234,7 @@ pub async fn runs(
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<HistoryView>, ApiError> {
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let versions = state.db().state_history(&stack).await?;
@@ -275,7 +266,7 @@ pub struct GraphQuery {
 pub async fn graph(
     State(state): State<AppState>,
     caller: Caller,
-    Path(EnvPath { slug, env }): Path<EnvPath>,
+    EnvPath { slug, env }: EnvPath,
     query: Result<axum::extract::Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;

@@ -26,7 +26,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use axum::routing::get;
-use byoc_model::Tenant;
+use byoc_model::{Tenant, TenantSlug};
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use tokio::sync::{OnceCell, watch};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -156,8 +156,7 @@ impl AppState {
     }
 
     /// The tenant `slug`, if `caller` may see it; 404 otherwise.
-    async fn visible_tenant(&self, caller: &Caller, slug: &str) -> Result<Tenant, ApiError> {
-        validate::slug(slug)?;
+    async fn visible_tenant(&self, caller: &Caller, slug: &TenantSlug) -> Result<Tenant, ApiError> {
         let tenant = self.db().tenant(slug).await?;
         caller.may_see(tenant)
     }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::ACCEPT;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use byoc_model::Run;
 use byoc_model::api::{EventPage, PlanView, RunDetail, RunView};
+use byoc_model::{Run, RunId};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -44,7 +44,7 @@ async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run,
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(RunPath { id }): Path<RunPath>,
+    RunPath { id }: RunPath,
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = visible_run(&state, &caller, &id).await?;
     let plan = state
@@ -61,7 +61,7 @@ pub async fn show(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(RunPath { id }): Path<RunPath>,
+    RunPath { id }: RunPath,
 ) -> Result<Json<RunView>, ApiError> {
     visible_run(&state, &caller, &id).await?;
     let run = state.db().request_cancel(&id, &caller.actor()).await?;
@@ -92,7 +92,7 @@ pub struct After {
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(RunPath { id }): Path<RunPath>,
+    RunPath { id }: RunPath,
     headers: HeaderMap,
     query: Result<Query<After>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -156,12 +156,12 @@ const POLL: Duration = Duration::from_millis(200);
 /// status.
 fn live(
     state: AppState,
-    run_id: String,
+    run_id: RunId,
     after: i64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     struct Cursor {
         state: AppState,
-        run_id: String,
+        run_id: RunId,
         after: i64,
         pending: std::collections::VecDeque<SseEvent>,
         done: bool,

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use byoc_model::api::{
     CreateTenant, ExternalIdRotated, RunAccepted, TenantCreated, TenantDetail, TenantPage,
@@ -27,14 +27,12 @@ pub async fn create(
     caller.require_admin()?;
     let Json(body) = body?;
     let body: CreateTenant = decode(body)?;
-    crate::validate::slug(&body.slug)?;
     crate::validate::display_name("name", &body.name, byoc_stacks::TENANT_NAME_MAX)?;
-    crate::validate::account_id(&body.aws_account_id)?;
     crate::validate::labels(&body.labels)?;
     let new = NewTenant {
-        slug: body.slug,
+        slug: body.slug.into(),
         name: body.name,
-        aws_account_id: body.aws_account_id,
+        aws_account_id: body.aws_account_id.into(),
         labels: body.labels,
     };
     let (tenant, external_id) = state
@@ -92,7 +90,7 @@ pub async fn list(
         }
     };
     let next = (tenants.len() == limit as usize)
-        .then(|| tenants.last().map(|t| t.slug.clone()))
+        .then(|| tenants.last().map(|t| t.slug.to_string()))
         .flatten();
     Ok(Json(TenantPage { tenants, next }))
 }
@@ -101,7 +99,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(TenantPath { slug }): Path<TenantPath>,
+    TenantPath { slug }: TenantPath,
 ) -> Result<Json<TenantDetail>, ApiError> {
     let tenant = state.visible_tenant(&caller, &slug).await?;
     let environments = state.db().configs(&tenant.id).await?;
@@ -115,7 +113,7 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(TenantPath { slug }): Path<TenantPath>,
+    TenantPath { slug }: TenantPath,
 ) -> Result<StatusCode, ApiError> {
     // Another tenant's is 404 like one that does not exist; only then: may this caller?
     state.visible_tenant(&caller, &slug).await?;
@@ -128,7 +126,7 @@ pub async fn delete(
 pub async fn rotate_external_id(
     State(state): State<AppState>,
     caller: Caller,
-    Path(TenantPath { slug }): Path<TenantPath>,
+    TenantPath { slug }: TenantPath,
 ) -> Result<Json<ExternalIdRotated>, ApiError> {
     state.visible_tenant(&caller, &slug).await?;
     caller.require_admin()?;
@@ -159,7 +157,7 @@ const TRUST_TEMPLATE: &str = include_str!("../../cfn-templates/customer-iam-role
 pub async fn trust_template(
     State(state): State<AppState>,
     caller: Caller,
-    Path(TenantPath { slug }): Path<TenantPath>,
+    TenantPath { slug }: TenantPath,
 ) -> Result<Json<TrustTemplate>, ApiError> {
     let tenant = state.visible_tenant(&caller, &slug).await?;
     let platform = state.db().fact(facts::PLATFORM_ACCOUNT_ID).await?;
@@ -194,7 +192,7 @@ pub async fn trust_template(
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
-    Path(TenantPath { slug }): Path<TenantPath>,
+    TenantPath { slug }: TenantPath,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     state.visible_tenant(&caller, &slug).await?;
@@ -206,14 +204,6 @@ pub async fn verify(
         Ok(Json(body)) => decode::<VerifyTrust>(body)?,
         Err(e) => return Err(e.into()),
     };
-    if let Some(region) = &body.region
-        && !byoc_model::is_region(region)
-    {
-        return Err(ApiError::invalid(
-            Some("region"),
-            format!("{region:?} is not an AWS region name such as eu-west-1"),
-        ));
-    }
     let location = TrustLocation {
         region: body.region,
         stack_name: body.stack_name,

@@ -1,4 +1,5 @@
-//! Path and body fields checked with the model's rules, errors naming the field.
+//! Body fields checked with the model's rules, errors naming the field (identities are
+//! checked as they are decoded: `byoc_model::TenantSlug` and the others).
 
 use byoc_model::Invalid;
 
@@ -6,18 +7,6 @@ use crate::ApiError;
 
 fn field(name: &str, result: Result<(), Invalid>) -> Result<(), ApiError> {
     result.map_err(|Invalid(m)| ApiError::invalid(Some(name), m))
-}
-
-pub fn slug(value: &str) -> Result<(), ApiError> {
-    field("slug", byoc_model::validate_slug(value))
-}
-
-pub fn env(value: &str) -> Result<(), ApiError> {
-    field("env", byoc_model::validate_env(value))
-}
-
-pub fn account_id(value: &str) -> Result<(), ApiError> {
-    field("aws_account_id", byoc_model::validate_account_id(value))
 }
 
 /// A name a person types (a tenant's, a token's): `max` characters, no control characters.

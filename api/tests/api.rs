@@ -367,6 +367,23 @@ async fn validation_errors_name_the_field() -> anyhow::Result<()> {
             (status, resp["field"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("env"))
         );
+        // A path's identities are checked as the path is read: 422 naming the parameter.
+        for (path, field) in [
+            ("/api/v1/tenants/Acme", "slug"),
+            ("/api/v1/tenants/acme-/environments/dev/status", "slug"),
+            ("/api/v1/runs/not-a-uuid", "id"),
+        ] {
+            let (status, resp) = api.admin(Method::GET, path, None).await?;
+            assert_eq!(
+                (status, resp["error"].as_str(), resp["field"].as_str()),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("invalid"),
+                    Some(field)
+                ),
+                "{path}: {resp}"
+            );
+        }
         let huge = json!({"region": "us-east-1", "tags": {"k": "v".repeat(300 * 1024)}});
         let (status, _) = api.admin(Method::POST, path, Some(huge)).await?;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -40,10 +40,10 @@ async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
     };
     let (tenant, _) = db.create_tenant(&common::sealer(), &new, "test").await?;
     let location = TrustLocation {
-        region: Some("eu-west-1".into()),
+        region: Some("eu-west-1".parse()?),
         stack_name: None,
     };
-    let stack = db.prepare_verification("acme", &location).await?;
+    let stack = db.prepare_verification(&tenant.slug, &location).await?;
     let (run, _) = db.request_run(&stack, RunKind::Verify, "test").await?;
     common::complete_verification(db, "acme", &run.id).await?;
     let config = serde_json::json!({"region": "us-east-1", "eks_mode": "managed"});

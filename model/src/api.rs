@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 
 use crate::names::LABEL_NAME_PATTERN;
 use crate::{
-    ApiToken, AuditEntry, EnvironmentConfig, EnvironmentRecord, HistoryEntry, ResourceRecord, Run,
-    RunEvent, RunKind, RunStatus, StackStatus, Tenant,
+    AccountId, ApiToken, AuditEntry, EnvName, EnvironmentConfig, EnvironmentRecord, HistoryEntry,
+    Region, ResourceRecord, Run, RunEvent, RunId, RunKind, RunStatus, StackName, StackStatus,
+    Tenant, TenantSlug,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -24,11 +25,9 @@ pub struct CreateTenant {
         pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
     )]
     pub name: String,
-    #[schema(pattern = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
-    pub slug: String,
+    pub slug: TenantSlug,
     /// The customer's AWS account.
-    #[schema(pattern = r"^[0-9]{12}$")]
-    pub aws_account_id: String,
+    pub aws_account_id: AccountId,
     /// At most 50; keys and values are Kubernetes label names (values may be empty).
     #[serde(default)]
     #[schema(schema_with = labels_schema)]
@@ -91,7 +90,7 @@ pub struct TenantPage {
 pub struct TenantDetail {
     pub tenant: Tenant,
     /// The tenant's environments (those with a saved config).
-    pub environments: Vec<String>,
+    pub environments: Vec<EnvName>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -113,8 +112,8 @@ pub struct TrustParameters {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrustTemplate {
-    pub tenant: String,
-    pub account_id: String,
+    pub tenant: TenantSlug,
+    pub account_id: AccountId,
     pub template_version: String,
     pub stack_name: String,
     /// The CloudFormation template (YAML).
@@ -130,10 +129,7 @@ pub struct TrustTemplate {
 #[serde(deny_unknown_fields)]
 pub struct VerifyTrust {
     /// The region the trust stack is in, e.g. `eu-west-1`.
-    #[schema(
-        pattern = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eusc|eusc-[a-z]{2})-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?$"
-    )]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// The trust stack's name (CloudFormation's rule: a letter, then letters, digits, '-').
     #[schema(pattern = r"^[A-Za-z][A-Za-z0-9-]{0,127}$")]
     pub stack_name: Option<String>,
@@ -142,7 +138,7 @@ pub struct VerifyTrust {
 /// A run recorded and queued.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunAccepted {
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: RunStatus,
     pub kind: RunKind,
     /// A deploy joined the one already queued for the stack (same run id).
@@ -152,7 +148,7 @@ pub struct RunAccepted {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConfigSaved {
-    pub env: String,
+    pub env: EnvName,
     pub version: i64,
     /// The effective config: what was sent with every default filled in.
     pub config: EnvironmentConfig,
@@ -164,7 +160,7 @@ pub type ConfigView = EnvironmentRecord;
 /// What the last refresh found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DriftCheck {
-    pub run_id: String,
+    pub run_id: RunId,
     pub checked_at: Option<i64>,
     /// The refresh's drift report (changed fields and deletions by resource).
     pub drift: Option<Value>,
@@ -180,7 +176,7 @@ pub struct EnvironmentStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StateView {
-    pub stack: String,
+    pub stack: StackName,
     pub resources: Vec<ResourceRecord>,
 }
 
@@ -192,7 +188,7 @@ pub struct RunList {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryView {
-    pub stack: String,
+    pub stack: StackName,
     /// Newest first.
     pub versions: Vec<HistoryEntry>,
 }
@@ -213,7 +209,7 @@ pub struct GraphEdge {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GraphView {
-    pub stack: String,
+    pub stack: StackName,
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
 }
@@ -462,7 +458,7 @@ pub struct RunView {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventPage {
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: RunStatus,
     pub events: Vec<RunEvent>,
 }
@@ -478,8 +474,7 @@ pub struct CreateToken {
     )]
     pub name: String,
     /// A tenant slug: the token acts on that tenant only. Absent: an admin token.
-    #[schema(pattern = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantSlug>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

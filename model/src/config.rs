@@ -281,14 +281,8 @@ impl EnvironmentConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !crate::names::is_region(&self.region) {
-            return Err(invalid(
-                "region",
-                format!(
-                    "{:?} is not an AWS region name such as eu-west-1",
-                    self.region
-                ),
-            ));
+        if let Err(crate::Invalid(message)) = crate::Region::new(self.region.as_str()) {
+            return Err(invalid("region", message));
         }
         let vpc = self.vpc()?;
         if !(16..=24).contains(&vpc.prefix_len()) {

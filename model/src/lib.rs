@@ -7,6 +7,7 @@
 pub mod api;
 mod components;
 mod config;
+mod ids;
 mod names;
 mod records;
 mod trust;
@@ -16,6 +17,7 @@ pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
     NodeGroupConfig, SubnetPlan, Taint, TaintEffect,
 };
+pub use ids::{AccountId, EnvName, Region, RunId, StackName, TRUST_ENV, TenantSlug};
 pub use names::*;
 pub use records::{
     ApiToken, AuditEntry, EnvironmentRecord, HistoryEntry, ResourceRecord, Run, RunEvent,

@@ -1,106 +1,11 @@
-//! The stack model: names and their validation, run kinds and states.
+//! Names people type (a tenant's, a token's, labels) and their validation; run kinds and
+//! states. The identities are in `ids.rs`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Invalid;
-
-/// Lowercase letters, digits and '-', starting with a letter, `min..=max` long, and (for
-/// slugs) not ending with '-'.
-fn validate_name(
-    what: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-    dash_end: bool,
-) -> Result<(), Invalid> {
-    let ok = (min..=max).contains(&value.len())
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && (dash_end || !value.ends_with('-'))
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        let end = if dash_end {
-            ""
-        } else {
-            " and not ending with '-'"
-        };
-        Err(Invalid(format!(
-            "{what} {value:?} is invalid: use {min} to {max} lowercase letters, digits and '-', starting with a letter{end}"
-        )))
-    }
-}
-
-/// `^[a-z][a-z0-9-]{1,38}[a-z0-9]$`
-pub fn validate_slug(slug: &str) -> Result<(), Invalid> {
-    validate_name("tenant slug", slug, 3, 40, false)
-}
-
-/// `^[a-z][a-z0-9-]{0,20}$`
-pub fn validate_env(env: &str) -> Result<(), Invalid> {
-    validate_name("environment name", env, 1, 21, true)
-}
-
-pub fn validate_account_id(id: &str) -> Result<(), Invalid> {
-    if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(Invalid(format!(
-            "AWS account id {id:?} is invalid: it has exactly 12 digits"
-        )))
-    }
-}
-
-/// [`validate_slug`] as an ECMA-262 pattern, for the API's schema.
-pub const SLUG_PATTERN: &str = r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$";
-
-/// [`validate_env`] as an ECMA-262 pattern.
-pub const ENV_PATTERN: &str = r"^[a-z][a-z0-9-]{0,20}$";
-
-/// [`validate_account_id`] as an ECMA-262 pattern.
-pub const ACCOUNT_ID_PATTERN: &str = r"^[0-9]{12}$";
-
-/// [`is_region`] as an ECMA-262 pattern, for the API's schema.
-pub const REGION_PATTERN: &str = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|eusc|eusc-[a-z]{2})-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?$";
-
-/// An AWS region name such as `eu-west-1`, `us-gov-west-1` or `eusc-de-east-1`.
-pub fn is_region(name: &str) -> bool {
-    const AREAS: [&str; 14] = [
-        "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "us-gov", "us-iso", "us-isob",
-        "eusc",
-    ];
-    const DIRECTIONS: [&str; 9] = [
-        "north",
-        "south",
-        "east",
-        "west",
-        "central",
-        "northeast",
-        "northwest",
-        "southeast",
-        "southwest",
-    ];
-    let Some((rest, number)) = name.rsplit_once('-') else {
-        return false;
-    };
-    let Some((area, direction)) = rest.rsplit_once('-') else {
-        return false;
-    };
-    let number_ok = matches!(
-        number.as_bytes(),
-        [b'1'..=b'9'] | [b'1'..=b'9', b'0'..=b'9']
-    );
-    // The European Sovereign Cloud names a country as well: `eusc-de-east-1`.
-    let area_ok = AREAS.contains(&area)
-        || area
-            .strip_prefix("eusc-")
-            .is_some_and(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_lowercase()));
-    number_ok && area_ok && DIRECTIONS.contains(&direction)
-}
 
 /// A free-text name (a tenant's, a token's): 1 to `max` characters, no control characters,
 /// no leading or trailing whitespace.
@@ -213,21 +118,6 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), Invalid>
     Ok(())
 }
 
-/// The stack of a tenant's environment.
-pub fn stack_name(slug: &str, env: &str) -> String {
-    format!("{slug}-{env}")
-}
-
-/// The environment name of the stack record a tenant's trust verifications run under: runs
-/// are serialised per stack, and `.` is in no slug or environment name, so `{slug}.trust`
-/// never collides with a `{slug}-{env}`.
-pub const TRUST_ENV: &str = ".trust";
-
-/// The stack record of a tenant's trust verifications.
-pub fn trust_stack_name(slug: &str) -> String {
-    format!("{slug}{TRUST_ENV}")
-}
-
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$meta])*
@@ -289,73 +179,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert!(validate_slug("acme").is_ok());
-        assert!(validate_slug("acme-2").is_ok());
-        for bad in [
-            "",
-            "Acme",
-            "2acme",
-            "acme-",
-            "ac_me",
-            "ab",
-            "a-tenant-slug-that-is-longer-than-forty-characters",
-        ] {
-            let err = validate_slug(bad).unwrap_err().to_string();
-            assert!(err.contains("tenant slug"), "{err}");
-        }
-        assert!(validate_env("prod").is_ok());
-        assert!(validate_account_id("111111111111").is_ok());
-        assert!(validate_account_id("11111111111a").is_err());
-        assert_eq!(stack_name("acme", "dev"), "acme-dev");
+    fn run_kinds() {
         assert_eq!("deploy".parse::<RunKind>().unwrap(), RunKind::Deploy);
         assert_eq!(
             "nope".parse::<RunKind>().unwrap_err().to_string(),
             "unknown RunKind \"nope\""
         );
-    }
-
-    #[test]
-    fn regions() {
-        for good in [
-            "eu-west-1",
-            "us-east-1",
-            "us-gov-west-1",
-            "us-iso-east-1",
-            "us-isob-east-1",
-            "ap-southeast-5",
-            "ap-northeast-3",
-            "il-central-1",
-            "mx-central-1",
-            "cn-northwest-1",
-            "eusc-de-east-1",
-            "eusc-east-1",
-            "ca-west-1",
-            "us-east-10",
-            "us-east-99",
-        ] {
-            assert!(is_region(good), "{good}");
-        }
-        for bad in [
-            "",
-            "Mars",
-            "mars-north-1",
-            "eu-west-0",
-            "eu-west-01",
-            "eu-west-100",
-            "eu-west",
-            "eu-west-",
-            "EU-WEST-1",
-            "eu-up-1",
-            "eu-west-1a",
-            "us-gov-1",
-            "eusc-d-east-1",
-            "eusc-deu-east-1",
-            "eu-de-east-1",
-            " eu-west-1",
-        ] {
-            assert!(!is_region(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -7,16 +7,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::{EnvironmentConfig, OnboardingStatus, RunKind, RunStatus};
+use crate::{
+    AccountId, EnvName, EnvironmentConfig, OnboardingStatus, Region, RunId, RunKind, RunStatus,
+    StackName, TenantSlug,
+};
 
 /// A run: a deploy, destroy, refresh, preview or trust verification of one stack. Times are
 /// Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Run {
-    pub id: String,
+    pub id: RunId,
     /// Request order, across all stacks.
     pub seq: i64,
-    pub stack: String,
+    pub stack: StackName,
     pub kind: RunKind,
     pub status: RunStatus,
     /// Who asked: `token:{id} ({name})`, or `operator` when a tenant token reads a run the
@@ -49,7 +52,7 @@ pub struct RunEvent {
 /// An environment's config as saved. Times are Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EnvironmentRecord {
-    pub env: String,
+    pub env: EnvName,
     /// The effective config: what was saved, with every default filled in when it was saved
     /// (a later change of byoc's defaults never moves a live environment).
     pub config: EnvironmentConfig,
@@ -61,7 +64,7 @@ pub struct EnvironmentRecord {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StackStatus {
-    pub stack: String,
+    pub stack: StackName,
     /// `empty` (never deployed), `deployed`, `destroyed`, or `incomplete` (the last deploy or
     /// destroy failed or was cancelled).
     pub status: String,
@@ -93,7 +96,7 @@ pub struct ResourceRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     pub version: i64,
-    pub run_id: String,
+    pub run_id: RunId,
     pub at: i64,
     /// Resource keys created, updated, replaced and deleted.
     pub changes: Value,
@@ -112,15 +115,15 @@ pub struct AuditEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Tenant {
     pub id: String,
-    pub slug: String,
+    pub slug: TenantSlug,
     pub name: String,
-    pub aws_account_id: String,
+    pub aws_account_id: AccountId,
     pub labels: BTreeMap<String, String>,
     pub onboarding_status: OnboardingStatus,
     pub onboarding_message: Option<String>,
     /// Where the customer launched the trust stack; a NULL region means the workers' default.
     pub trust_stack_name: String,
-    pub trust_region: Option<String>,
+    pub trust_region: Option<Region>,
     /// The trust stack's template version at the last verification that read it.
     pub trust_template_version: Option<String>,
     pub verified_at: Option<i64>,

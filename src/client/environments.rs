@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use byoc_model::api::{ConfigSaved, ConfigView};
+use byoc_model::{EnvName, TenantSlug};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -22,18 +23,18 @@ pub enum EnvCmd {
 pub enum ConfigCmd {
     /// Save a config from a YAML or JSON file.
     Set {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
     Show {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
     },
     Delete {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
     },
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use byoc_model::api::{EnvironmentStatus, RunAccepted, RunDetail, RunList, RunView};
-use byoc_model::{RunKind, RunStatus};
+use byoc_model::{EnvName, RunId, RunKind, RunStatus, TenantSlug};
 use reqwest::Method;
 
 use super::transport::{NO_BODY, Streamed};
@@ -15,9 +15,9 @@ use super::{Client, Output, env_path, run_path};
 
 #[derive(clap::Subcommand)]
 pub enum RunsCmd {
-    List { slug: String, env: String },
-    Show { run: String },
-    Cancel { run: String },
+    List { slug: TenantSlug, env: EnvName },
+    Show { run: RunId },
+    Cancel { run: RunId },
 }
 
 /// How often a run is looked at while waiting for it.
@@ -112,7 +112,7 @@ impl Client {
                     let mut rows = vec![header(&["RUN", "KIND", "STATUS", "BY", "ERROR"])];
                     rows.extend(l.runs.iter().map(|r| {
                         vec![
-                            r.id.clone(),
+                            r.id.to_string(),
                             r.kind.to_string(),
                             r.status.to_string(),
                             r.requested_by.clone(),

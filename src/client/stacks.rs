@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use byoc_model::api::{GraphView, HistoryView, PlanAction, StateView};
+use byoc_model::{EnvName, TenantSlug};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,13 +13,13 @@ use super::{Client, env_path};
 #[derive(clap::Subcommand)]
 pub enum StackCmd {
     /// Every recorded resource of a tenant's environment.
-    Show { slug: String, env: String },
+    Show { slug: TenantSlug, env: EnvName },
     /// The environment's state versions.
-    History { slug: String, env: String },
+    History { slug: TenantSlug, env: EnvName },
     /// The environment's resources and dependencies.
     Graph {
-        slug: String,
-        env: String,
+        slug: TenantSlug,
+        env: EnvName,
         #[arg(long, value_parser = ["mermaid", "dot", "json"], default_value = "mermaid")]
         format: String,
     },
@@ -52,7 +53,7 @@ impl Client {
                     rows.extend(h.versions.iter().map(|v| {
                         vec![
                             v.version.to_string(),
-                            v.run_id.clone(),
+                            v.run_id.to_string(),
                             v.at.to_string(),
                             changes(&v.changes),
                         ]

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use byoc_model::RunStatus;
 use byoc_model::api::{
     CreateTenant, ExternalIdRotated, RunAccepted, TenantCreated, TenantDetail, TenantPage,
     TrustTemplate, VerifyTrust,
 };
+use byoc_model::{AccountId, Region, RunStatus, TenantSlug};
 use reqwest::Method;
 
 use super::Client;
@@ -20,28 +20,28 @@ pub enum TenantCmd {
     /// Create a tenant; its external id is shown this once.
     Create {
         #[arg(long)]
-        slug: String,
+        slug: TenantSlug,
         #[arg(long)]
         name: String,
         #[arg(long)]
-        account: String,
+        account: AccountId,
         /// KEY=VALUE, repeatable.
         #[arg(long = "label")]
         labels: Vec<String>,
     },
     List,
     Show {
-        slug: String,
+        slug: TenantSlug,
     },
     Delete {
-        slug: String,
+        slug: TenantSlug,
     },
     RotateExternalId {
-        slug: String,
+        slug: TenantSlug,
     },
     /// The trust template to give the customer, with the parameters to launch it with.
     TrustTemplate {
-        slug: String,
+        slug: TenantSlug,
         /// Write the template (YAML) here instead of printing the launch details.
         #[arg(short = 'o', long = "output-file")]
         file: Option<PathBuf>,
@@ -49,11 +49,11 @@ pub enum TenantCmd {
     /// Check that the tenant's account trusts byoc: a worker assumes the tenant's role and
     /// reads the trust stack. Fails unless the tenant ends up trusted.
     Verify {
-        slug: String,
+        slug: TenantSlug,
         /// The region the customer launched the trust stack in (default: as recorded, at
         /// first the workers' region).
         #[arg(long)]
-        region: Option<String>,
+        region: Option<Region>,
         /// The trust stack's name (default: as recorded, at first `byoc-trust`).
         #[arg(long)]
         stack_name: Option<String>,
@@ -97,9 +97,9 @@ impl Client {
                     let mut rows = vec![header(&["SLUG", "NAME", "ACCOUNT", "ONBOARDING"])];
                     rows.extend(p.tenants.iter().map(|t| {
                         vec![
-                            t.slug.clone(),
+                            t.slug.to_string(),
                             t.name.clone(),
-                            t.aws_account_id.clone(),
+                            t.aws_account_id.to_string(),
                             t.onboarding_status.to_string(),
                         ]
                     }));

@@ -14,7 +14,7 @@ pub enum TokenCmd {
         name: String,
         /// Scope it to one tenant (default: an admin token).
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<byoc_model::TenantSlug>,
     },
     List,
     Revoke {

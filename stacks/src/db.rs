@@ -140,13 +140,14 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// Appends to the audit log on `$conn` (inside the caller's transaction).
+/// Appends to the audit log on `$conn` (inside the caller's transaction); the target is
+/// text or an identity (a slug, a stack name).
 macro_rules! audit {
     ($conn:expr, $actor:expr, $action:expr, $target:expr, $at:expr) => {
         sqlx::query("INSERT INTO audit_log (actor, action, target, at) VALUES ($1, $2, $3, $4)")
             .bind($actor)
             .bind($action)
-            .bind($target)
+            .bind(AsRef::<str>::as_ref($target))
             .bind($at)
             .execute($conn)
             .await

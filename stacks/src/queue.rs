@@ -11,7 +11,7 @@ use crate::db::Pool;
 use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
 use byoc_model::Run;
-use byoc_model::RunKind;
+use byoc_model::{RunKind, TenantSlug};
 
 /// The apalis queue byoc's runs go through.
 pub const QUEUE: &str = "byoc-runs";
@@ -131,7 +131,7 @@ impl JobQueue {
     pub async fn verify(
         &self,
         db: &Database,
-        slug: &str,
+        slug: &TenantSlug,
         location: &TrustLocation,
         requested_by: &str,
     ) -> Result<Run, DbError> {

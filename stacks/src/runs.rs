@@ -44,9 +44,9 @@ pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         cancel,
     ) = row;
     Ok(Run {
-        id,
+        id: crate::db::stored(&id)?,
         seq,
-        stack,
+        stack: crate::db::stored(&stack)?,
         kind: crate::db::stored(&kind)?,
         status: crate::db::stored(&status)?,
         requested_by,
@@ -555,8 +555,12 @@ impl Database {
         raw: &Value,
         actor: &str,
     ) -> Result<i64, DbError> {
-        byoc_model::validate_env(env)?;
-        let stack = byoc_model::stack_name(slug, env);
+        let (slug, env) = (
+            byoc_model::TenantSlug::new(slug)?,
+            byoc_model::EnvName::new(env)?,
+        );
+        let stack = byoc_model::StackName::of(&slug, &env).to_string();
+        let env = env.as_str();
         let now = now_ms();
         let text = config.to_string();
         let raw = raw.to_string();

@@ -8,8 +8,7 @@ use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::runs::{RUN_COLUMNS, RunRow, run_from_row};
 use crate::{Database, DbError, now_ms};
-use byoc_model::Tenant;
-use byoc_model::{TRUST_ENV, stack_name};
+use byoc_model::{EnvName, StackName, TRUST_ENV, Tenant, TenantSlug};
 
 /// The stacks of tenant `$1`, only environment `$2` unless it is NULL.
 macro_rules! stacks_of {
@@ -86,7 +85,7 @@ const CONFIG_COLUMNS: &str = "env, config, raw, version, updated_at";
 /// An environment's config as stored: JSON, which the workers' blueprint reads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredConfig {
-    pub env: String,
+    pub env: EnvName,
     /// The effective config (defaults filled in when it was saved).
     pub config: Value,
     /// The config as the caller sent it.
@@ -97,6 +96,7 @@ pub struct StoredConfig {
 
 fn record_from_row(row: ConfigRow) -> Result<StoredConfig, DbError> {
     let (env, config, raw, version, updated_at) = row;
+    let env: EnvName = crate::db::stored(&env)?;
     let config = parse_json(|| format!("config of environment {env:?}"), &config)?;
     Ok(StoredConfig {
         // Saved before the raw form was kept: it is the effective one.
@@ -113,14 +113,14 @@ fn record_from_row(row: ConfigRow) -> Result<StoredConfig, DbError> {
 
 impl Database {
     /// NotFound names the tenant and environment.
-    pub async fn config(&self, tenant: &Tenant, env: &str) -> Result<StoredConfig, DbError> {
+    pub async fn config(&self, tenant: &Tenant, env: &EnvName) -> Result<StoredConfig, DbError> {
         let sql = format!(
             "SELECT {CONFIG_COLUMNS} FROM environment_configs WHERE tenant_id = $1 AND env = $2"
         );
         let row: Option<ConfigRow> = with_pool!(self, p => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&tenant.id)
-            .bind(env)
+            .bind(env.as_str())
             .fetch_optional(p)
             .await
             .map_err(|e| self.query_error(e))?
@@ -137,18 +137,19 @@ impl Database {
     /// records starts here, from the (tenant, environment) pair, never from a name built
     /// from strings: a name someone else holds is never reached. NotFound until the
     /// environment's config is first saved.
-    pub async fn stack_of(&self, tenant: &Tenant, env: &str) -> Result<String, DbError> {
+    pub async fn stack_of(&self, tenant: &Tenant, env: &EnvName) -> Result<StackName, DbError> {
         let name: Option<String> = with_pool!(self, p => {
             sqlx::query_scalar("SELECT name FROM stacks WHERE tenant_id = $1 AND env = $2")
                 .bind(&tenant.id)
-                .bind(env)
+                .bind(env.as_str())
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?
         });
-        name.ok_or_else(|| {
+        let name = name.ok_or_else(|| {
             DbError::NotFound(format!("environment {env:?} of tenant {:?}", tenant.slug))
-        })
+        })?;
+        crate::db::stored(&name)
     }
 
     /// Every environment config of a tenant, by env name.
@@ -176,8 +177,8 @@ impl Database {
     pub async fn delete_config(
         &self,
         tenant_id: &str,
-        slug: &str,
-        env: &str,
+        slug: &TenantSlug,
+        env: &EnvName,
         actor: &str,
     ) -> Result<(), DbError> {
         let now = now_ms();
@@ -188,7 +189,7 @@ impl Database {
                 "SELECT COUNT(*) FROM environment_configs WHERE tenant_id = $1 AND env = $2",
             )
             .bind(tenant_id)
-            .bind(env)
+            .bind(env.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
@@ -197,7 +198,7 @@ impl Database {
             }
             let busy: Vec<StackUse> = sqlx::query_as(STACK_USE)
                 .bind(tenant_id)
-                .bind(env)
+                .bind(env.as_str())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(e))?;
@@ -205,12 +206,12 @@ impl Database {
             for sql in PURGE_STACKS {
                 sqlx::query(sql)
                     .bind(tenant_id)
-                    .bind(env)
+                    .bind(env.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.purge_error(&what, e))?;
             }
-            audit!(&mut *tx, actor, "config.delete", &stack_name(slug, env), now)
+            audit!(&mut *tx, actor, "config.delete", StackName::of(slug, env).as_str(), now)
                 .map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))
         })
@@ -227,7 +228,7 @@ impl Database {
         }
     }
 
-    pub async fn stack_status(&self, stack: &str) -> Result<StackStatus, DbError> {
+    pub async fn stack_status(&self, stack: &StackName) -> Result<StackStatus, DbError> {
         let sql =
             format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq DESC LIMIT 1");
         // Three reads, no transaction: on Postgres (READ COMMITTED) one would not give them a
@@ -237,17 +238,17 @@ impl Database {
             let row: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
                 "SELECT status, state_version, generation, lease_holder FROM stacks WHERE name = $1",
             )
-            .bind(stack)
+            .bind(stack.as_str())
             .fetch_optional(p)
             .await
             .map_err(|e| self.query_error(e))?;
             let counts = sqlx::query_as("SELECT status, COUNT(*) FROM resources WHERE stack = $1 GROUP BY status")
-                .bind(stack)
+                .bind(stack.as_str())
                 .fetch_all(p)
                 .await
                 .map_err(|e| self.query_error(e))?;
             let last = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(stack)
+                .bind(stack.as_str())
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?;
@@ -256,7 +257,7 @@ impl Database {
         let (status, state_version, generation, lease_holder) =
             row.ok_or_else(|| DbError::NotFound(format!("stack {stack}")))?;
         Ok(StackStatus {
-            stack: stack.to_string(),
+            stack: stack.clone(),
             status,
             state_version,
             generation,
@@ -268,13 +269,13 @@ impl Database {
 
     /// The stack's recorded resources, by key. NotFound for an unknown stack (an existing one
     /// may have none).
-    pub async fn resources(&self, stack: &str) -> Result<Vec<ResourceRecord>, DbError> {
+    pub async fn resources(&self, stack: &StackName) -> Result<Vec<ResourceRecord>, DbError> {
         type Row = (String, String, String, String, String, String, i64);
         let rows: Vec<Row> = with_pool!(self, p => {
             sqlx::query_as(
                 "SELECT key, kind, physical_id, status, inputs, outputs, updated_at FROM resources WHERE stack = $1",
             )
-            .bind(stack)
+            .bind(stack.as_str())
             .fetch_all(p)
             .await
             .map_err(|e| self.query_error(e))?
@@ -283,7 +284,7 @@ impl Database {
             // An empty stack or none at all: asked only when there is nothing to list.
             let n: i64 = with_pool!(self, p => {
                 sqlx::query_scalar("SELECT COUNT(*) FROM stacks WHERE name = $1")
-                    .bind(stack)
+                    .bind(stack.as_str())
                     .fetch_one(p)
                     .await
                     .map_err(|e| self.query_error(e))?
@@ -316,13 +317,13 @@ impl Database {
 
 impl Database {
     /// The stack's state versions, newest first.
-    pub async fn state_history(&self, stack: &str) -> Result<Vec<HistoryEntry>, DbError> {
+    pub async fn state_history(&self, stack: &StackName) -> Result<Vec<HistoryEntry>, DbError> {
         self.stack_status(stack).await?;
         let rows: Vec<(i64, String, i64, String)> = with_pool!(self, p => {
             sqlx::query_as(
                 "SELECT version, run_id, at, changes FROM state_history WHERE stack = $1 ORDER BY version DESC",
             )
-            .bind(stack)
+            .bind(stack.as_str())
             .fetch_all(p)
             .await
             .map_err(|e| self.query_error(e))?
@@ -332,7 +333,7 @@ impl Database {
                 Ok(HistoryEntry {
                     changes: parse_json(|| format!("history {version} of {stack}"), &changes)?,
                     version,
-                    run_id,
+                    run_id: crate::db::stored(&run_id)?,
                     at,
                 })
             })

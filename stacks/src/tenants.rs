@@ -13,13 +13,15 @@ use crate::stacks::{PURGE_STACKS, STACK_USE, StackUse, refuse_if_in_use};
 use crate::{Database, DbError, now_ms};
 use byoc_model::Verdict;
 use byoc_model::{
-    OnboardingStatus, TRUST_ENV, is_region, trust_stack_name, validate_account_id,
-    validate_display_name, validate_labels, validate_slug,
+    AccountId, OnboardingStatus, Region, StackName, TRUST_ENV, TenantSlug, validate_display_name,
+    validate_labels,
 };
 
 /// The longest tenant name, in characters.
 pub const TENANT_NAME_MAX: usize = 200;
 
+/// A tenant to create; [`Database::create_tenant`] checks the slug and account id (with
+/// [`TenantSlug::new`] and [`AccountId::new`]) along with the name and labels.
 #[derive(Clone, Debug, Deserialize)]
 pub struct NewTenant {
     pub slug: String,
@@ -67,14 +69,14 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
         .map_err(|e| DbError::Corrupt(format!("labels of tenant {slug}: {e}")))?;
     Ok(Tenant {
         id,
-        slug,
+        slug: crate::db::stored(&slug)?,
         name,
-        aws_account_id,
+        aws_account_id: crate::db::stored(&aws_account_id)?,
         labels,
         onboarding_status: crate::db::stored(&status)?,
         onboarding_message,
         trust_stack_name,
-        trust_region,
+        trust_region: trust_region.as_deref().map(crate::db::stored).transpose()?,
         trust_template_version,
         verified_at,
         created_at,
@@ -99,8 +101,8 @@ impl Database {
         new: &NewTenant,
         actor: &str,
     ) -> Result<(Tenant, String), DbError> {
-        validate_slug(&new.slug)?;
-        validate_account_id(&new.aws_account_id)?;
+        let slug = TenantSlug::new(new.slug.as_str())?;
+        let account_id = AccountId::new(new.aws_account_id.as_str())?;
         validate_display_name("tenant name", &new.name, TENANT_NAME_MAX)?;
         validate_labels(&new.labels)?;
         let (external_id, sealed) = new_external_id(sealer);
@@ -114,9 +116,9 @@ impl Database {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
             .bind(&id)
-            .bind(&new.slug)
+            .bind(slug.as_str())
             .bind(&new.name)
-            .bind(&new.aws_account_id)
+            .bind(account_id.as_str())
             .bind(&labels)
             .bind(&sealed)
             .bind(now)
@@ -124,15 +126,15 @@ impl Database {
             .await;
             match inserted {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(DbError::Conflict(format!("a tenant with slug {:?} exists", new.slug)));
+                    return Err(DbError::Conflict(format!("a tenant with slug {:?} exists", slug.as_str())));
                 }
                 other => other.map_err(|e| self.query_error(e))?,
             };
-            audit!(&mut *tx, actor, "tenant.create", &new.slug, now).map_err(|e| self.query_error(e))?;
+            audit!(&mut *tx, actor, "tenant.create", &slug, now).map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))
         });
         result?;
-        Ok((self.tenant(&new.slug).await?, external_id))
+        Ok((self.tenant(&slug).await?, external_id))
     }
 
     /// Tenants ordered by slug, `limit` (1..=500) after the slug cursor `after`.
@@ -159,12 +161,12 @@ impl Database {
     /// journal, history, its tokens); the audit log keeps what was done. Conflict while any
     /// of its stacks has resources, an unsettled operation or an unfinished run: deleting
     /// then would forget cloud objects that still exist.
-    pub async fn delete_tenant(&self, slug: &str, actor: &str) -> Result<(), DbError> {
+    pub async fn delete_tenant(&self, slug: &TenantSlug, actor: &str) -> Result<(), DbError> {
         let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             let id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
-                .bind(slug)
+                .bind(slug.as_str())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(e))?
@@ -205,7 +207,7 @@ impl Database {
     pub async fn rotate_external_id(
         &self,
         sealer: &Sealer,
-        slug: &str,
+        slug: &TenantSlug,
         actor: &str,
     ) -> Result<String, DbError> {
         let (external_id, sealed) = new_external_id(sealer);
@@ -219,7 +221,7 @@ impl Database {
             .bind(&sealed)
             .bind(OnboardingStatus::PendingTrust.as_str())
             .bind(now)
-            .bind(slug)
+            .bind(slug.as_str())
             .execute(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?
@@ -234,7 +236,7 @@ impl Database {
         Ok(external_id)
     }
 
-    pub async fn tenant(&self, slug: &str) -> Result<Tenant, DbError> {
+    pub async fn tenant(&self, slug: &TenantSlug) -> Result<Tenant, DbError> {
         self.tenant_where("slug = $1", slug, &format!("tenant {slug:?}"))
             .await
     }
@@ -245,7 +247,7 @@ impl Database {
     }
 
     /// The tenant a stack belongs to.
-    pub async fn stack_tenant(&self, stack: &str) -> Result<Tenant, DbError> {
+    pub async fn stack_tenant(&self, stack: &StackName) -> Result<Tenant, DbError> {
         self.tenant_where(
             "id = (SELECT tenant_id FROM stacks WHERE name = $1)",
             stack,
@@ -268,15 +270,19 @@ impl Database {
     }
 
     /// The tenant's external id, opened: only a worker assuming the tenant's role needs it.
-    pub async fn tenant_external_id(&self, sealer: &Sealer, slug: &str) -> Result<String, DbError> {
+    pub async fn tenant_external_id(
+        &self,
+        sealer: &Sealer,
+        slug: &TenantSlug,
+    ) -> Result<String, DbError> {
         sealer.open(&self.sealed_external_id(slug).await?)
     }
 
     /// The tenant's external id as stored (sealed).
-    pub async fn sealed_external_id(&self, slug: &str) -> Result<Vec<u8>, DbError> {
+    pub async fn sealed_external_id(&self, slug: &TenantSlug) -> Result<Vec<u8>, DbError> {
         with_pool!(self, p => {
             sqlx::query_scalar("SELECT external_id_sealed FROM tenants WHERE slug = $1")
-                .bind(slug)
+                .bind(slug.as_str())
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.query_error(e))?
@@ -289,11 +295,11 @@ impl Database {
     /// name.
     pub async fn prepare_verification(
         &self,
-        slug: &str,
+        slug: &TenantSlug,
         location: &TrustLocation,
-    ) -> Result<String, DbError> {
+    ) -> Result<StackName, DbError> {
         location.validate()?;
-        let stack = trust_stack_name(slug);
+        let stack = StackName::trust(slug);
         let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
@@ -302,15 +308,15 @@ impl Database {
                  trust_stack_name = COALESCE($2, trust_stack_name), updated_at = $3
                  WHERE slug = $4 RETURNING id",
             )
-            .bind(&location.region)
+            .bind(location.region.as_deref())
             .bind(&location.stack_name)
             .bind(now)
-            .bind(slug)
+            .bind(slug.as_str())
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?
             .ok_or_else(|| DbError::NotFound(format!("tenant {slug:?}")))?;
-            claim_stack!(self, tx, &stack, &id, TRUST_ENV, now).await?;
+            claim_stack!(self, tx, stack.as_str(), &id, TRUST_ENV, now).await?;
             tx.commit().await.map_err(|e| self.query_error(e))
         })?;
         Ok(stack)
@@ -368,19 +374,12 @@ impl Database {
 /// Where to look for a tenant's trust stack; what is left out keeps its recorded value.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct TrustLocation {
-    pub region: Option<String>,
+    pub region: Option<Region>,
     pub stack_name: Option<String>,
 }
 
 impl TrustLocation {
     fn validate(&self) -> Result<(), DbError> {
-        if let Some(region) = &self.region
-            && !is_region(region)
-        {
-            return Err(DbError::Invalid(format!(
-                "region {region:?} is not an AWS region name such as eu-west-1"
-            )));
-        }
         // CloudFormation's rule for stack names.
         if let Some(name) = &self.stack_name {
             let ok = (1..=128).contains(&name.len())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use byoc_model::Tenant;
+use byoc_model::{EnvName, StackName, Tenant, TenantSlug};
 use byoc_model::{
     OnboardingStatus, RunKind, RunStatus, TRUST_TEMPLATE_VERSION, TrustStackReport, Verdict,
 };
@@ -29,6 +29,18 @@ async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
 
 fn sealer() -> Sealer {
     Sealer::from_hex(&"ab".repeat(32)).unwrap()
+}
+
+fn slug(text: &str) -> TenantSlug {
+    text.parse().unwrap()
+}
+
+fn env(text: &str) -> EnvName {
+    text.parse().unwrap()
+}
+
+fn stack(text: &str) -> StackName {
+    text.parse().unwrap()
 }
 
 async fn tenant(db: &Database, slug: &str) -> anyhow::Result<Tenant> {
@@ -103,7 +115,7 @@ async fn finished_run(db: &Database, stack: &str, events: usize) -> anyhow::Resu
     }
     db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
         .await?;
-    Ok(run.id)
+    Ok(run.id.to_string())
 }
 
 #[tokio::test]
@@ -301,7 +313,7 @@ async fn a_tenant_is_deleted_only_when_nothing_of_it_is_deployed() -> anyhow::Re
         let (_, other_text) = db.create_token("ci", Some(&other.id), "alice").await?;
         exec(t.url(), &resource_row("acme-prod", "vpc", "ready")).await?;
 
-        let err = db.delete_tenant("acme", "alice").await.unwrap_err();
+        let err = db.delete_tenant(&slug("acme"), "alice").await.unwrap_err();
         assert!(
             matches!(&err, DbError::Conflict(m) if m.contains("environment \"prod\"") && m.contains("1 resources")),
             "{err}"
@@ -311,18 +323,21 @@ async fn a_tenant_is_deleted_only_when_nothing_of_it_is_deployed() -> anyhow::Re
 
         // An unfinished run blocks it too.
         let (queued, _) = db.request_run("acme-dev", RunKind::Deploy, "alice").await?;
-        let err = db.delete_tenant("acme", "alice").await.unwrap_err();
+        let err = db.delete_tenant(&slug("acme"), "alice").await.unwrap_err();
         assert!(
             matches!(&err, DbError::Conflict(m) if m.contains("environment \"dev\"") && m.contains("unfinished")),
             "{err}"
         );
         db.request_cancel(&queued.id, "alice").await?;
 
-        db.delete_tenant("acme", "alice").await?;
-        assert!(matches!(db.tenant("acme").await, Err(DbError::NotFound(_))));
+        db.delete_tenant(&slug("acme"), "alice").await?;
+        assert!(matches!(
+            db.tenant(&slug("acme")).await,
+            Err(DbError::NotFound(_))
+        ));
         assert!(matches!(db.run(&run).await, Err(DbError::NotFound(_))));
         assert!(matches!(
-            db.stack_status("acme-dev").await,
+            db.stack_status(&stack("acme-dev")).await,
             Err(DbError::NotFound(_))
         ));
         assert!(db.configs(&acme.id).await?.is_empty());
@@ -336,7 +351,7 @@ async fn a_tenant_is_deleted_only_when_nothing_of_it_is_deployed() -> anyhow::Re
         );
         assert_eq!(audited(t.url(), "tenant.delete", "acme").await?, 1);
         assert!(matches!(
-            db.delete_tenant("acme", "alice").await,
+            db.delete_tenant(&slug("acme"), "alice").await,
             Err(DbError::NotFound(_))
         ));
 
@@ -381,19 +396,25 @@ async fn rotating_the_external_id_requires_trust_again() -> anyhow::Result<()> {
         };
         let before = sealed(t.url().to_string()).await?;
 
-        let second = db.rotate_external_id(&sealer(), "acme", "alice").await?;
+        let second = db
+            .rotate_external_id(&sealer(), &slug("acme"), "alice")
+            .await?;
         assert_ne!(second, first);
         assert_eq!(second.len(), 64);
         assert_ne!(sealed(t.url().to_string()).await?, before);
-        assert_eq!(db.tenant_external_id(&sealer(), "acme").await?, second);
-        let acme = db.tenant("acme").await?;
+        assert_eq!(
+            db.tenant_external_id(&sealer(), &slug("acme")).await?,
+            second
+        );
+        let acme = db.tenant(&slug("acme")).await?;
         assert_eq!(acme.onboarding_status, OnboardingStatus::PendingTrust);
         assert_eq!(
             audited(t.url(), "tenant.rotate_external_id", "acme").await?,
             1
         );
         assert!(matches!(
-            db.rotate_external_id(&sealer(), "nobody", "alice").await,
+            db.rotate_external_id(&sealer(), &slug("nobody"), "alice")
+                .await,
             Err(DbError::NotFound(_))
         ));
     }
@@ -419,31 +440,28 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
     let ttl = Duration::from_secs(60);
     for (t, db) in databases().await? {
         tenant(&db, "acme").await?;
-        for bad in [
-            TrustLocation {
-                region: Some("Mars".into()),
-                stack_name: None,
-            },
-            TrustLocation {
-                region: None,
-                stack_name: Some("1-trust".into()),
-            },
-        ] {
-            let err = db.prepare_verification("acme", &bad).await.unwrap_err();
+        for bad in [TrustLocation {
+            region: None,
+            stack_name: Some("1-trust".into()),
+        }] {
+            let err = db
+                .prepare_verification(&slug("acme"), &bad)
+                .await
+                .unwrap_err();
             assert!(matches!(err, DbError::Invalid(_)), "{err}");
         }
         assert!(matches!(
-            db.prepare_verification("nobody", &TrustLocation::default())
+            db.prepare_verification(&slug("nobody"), &TrustLocation::default())
                 .await,
             Err(DbError::NotFound(_))
         ));
         let location = TrustLocation {
-            region: Some("eu-west-1".into()),
+            region: Some("eu-west-1".parse()?),
             stack_name: Some("customer-trust".into()),
         };
-        let stack = db.prepare_verification("acme", &location).await?;
+        let stack = db.prepare_verification(&slug("acme"), &location).await?;
         assert_eq!(stack, "acme.trust");
-        let acme = db.tenant("acme").await?;
+        let acme = db.tenant(&slug("acme")).await?;
         assert_eq!(
             (acme.trust_region.as_deref(), acme.trust_stack_name.as_str()),
             (Some("eu-west-1"), "customer-trust")
@@ -451,7 +469,7 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
 
         // A queued verification keeps the tenant from being deleted.
         let (run, _) = db.request_run(&stack, RunKind::Verify, "alice").await?;
-        let err = db.delete_tenant("acme", "alice").await.unwrap_err();
+        let err = db.delete_tenant(&slug("acme"), "alice").await.unwrap_err();
         assert!(
             err.to_string().contains("the trust verification of tenant"),
             "{err}"
@@ -460,12 +478,12 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
         let Begin::Started(lease) = db.begin_run(&run.id, "worker-1", ttl).await? else {
             panic!("the verification should start");
         };
-        let sealed = db.sealed_external_id("acme").await?;
+        let sealed = db.sealed_external_id(&slug("acme")).await?;
         let trusted = Verdict::of_report(&report(TRUST_TEMPLATE_VERSION), "acme");
         assert!(db.record_verdict(&lease, &sealed, &trusted).await?);
         db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
             .await?;
-        let acme = db.tenant("acme").await?;
+        let acme = db.tenant(&slug("acme")).await?;
         assert_eq!(acme.onboarding_status, OnboardingStatus::Trusted);
         assert_eq!(
             acme.trust_template_version.as_deref(),
@@ -483,16 +501,17 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
         let Begin::Started(lease) = db.begin_run(&run.id, "worker-1", ttl).await? else {
             panic!("the verification should start");
         };
-        let sealed = db.sealed_external_id("acme").await?;
-        db.rotate_external_id(&sealer(), "acme", "alice").await?;
+        let sealed = db.sealed_external_id(&slug("acme")).await?;
+        db.rotate_external_id(&sealer(), &slug("acme"), "alice")
+            .await?;
         assert!(!db.record_verdict(&lease, &sealed, &trusted).await?);
         assert_eq!(
-            db.tenant("acme").await?.onboarding_status,
+            db.tenant(&slug("acme")).await?.onboarding_status,
             OnboardingStatus::PendingTrust
         );
         // A worker that lost the lease records nothing.
         db.force_unlock(&stack, "operator").await?;
-        let sealed = db.sealed_external_id("acme").await?;
+        let sealed = db.sealed_external_id(&slug("acme")).await?;
         assert!(matches!(
             db.record_verdict(&lease, &sealed, &trusted).await,
             Err(DbError::Fenced(_))
@@ -510,7 +529,7 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
             None,
         )
         .await?;
-        let acme = db.tenant("acme").await?;
+        let acme = db.tenant(&slug("acme")).await?;
         assert_eq!(acme.onboarding_status, OnboardingStatus::TrustFailed);
         assert!(
             acme.onboarding_message
@@ -519,7 +538,7 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
         );
 
         // Deleting the tenant removes its verification records too.
-        db.delete_tenant("acme", "alice").await?;
+        db.delete_tenant(&slug("acme"), "alice").await?;
         let left = texts(t.url(), "SELECT id FROM runs WHERE stack = 'acme.trust'").await?;
         assert!(left.is_empty(), "{left:?}");
     }
@@ -536,17 +555,17 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
             .await?;
         db.save_config(&acme.id, "acme", "dev", &json!({"v": 2}), "test")
             .await?;
-        let dev = db.config(&acme, "dev").await?;
+        let dev = db.config(&acme, &env("dev")).await?;
         assert_eq!((dev.env.as_str(), dev.version), ("dev", 2));
         assert_eq!(dev.config, json!({"v": 2}));
         let envs: Vec<_> = db
             .configs(&acme.id)
             .await?
             .into_iter()
-            .map(|c| (c.env, c.version))
+            .map(|c| (c.env.to_string(), c.version))
             .collect();
         assert_eq!(envs, [("dev".to_string(), 2), ("prod".to_string(), 1)]);
-        let err = db.config(&acme, "qa").await.unwrap_err();
+        let err = db.config(&acme, &env("qa")).await.unwrap_err();
         assert!(
             matches!(&err, DbError::NotFound(m) if m.contains("\"qa\"") && m.contains("\"acme\"") && !m.contains(&acme.id)),
             "{err}"
@@ -554,7 +573,7 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
 
         exec(t.url(), &resource_row("acme-dev", "vpc", "ready")).await?;
         let err = db
-            .delete_config(&acme.id, "acme", "dev", "alice")
+            .delete_config(&acme.id, &slug("acme"), &env("dev"), "alice")
             .await
             .unwrap_err();
         assert!(
@@ -562,24 +581,29 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
             "{err}"
         );
         assert!(matches!(
-            db.delete_config(&acme.id, "acme", "qa", "alice").await,
+            db.delete_config(&acme.id, &slug("acme"), &env("qa"), "alice")
+                .await,
             Err(DbError::NotFound(_))
         ));
 
         // prod has only finished runs: its stack records go with its config.
         let run = finished_run(&db, "acme-prod", 3).await?;
-        db.delete_config(&acme.id, "acme", "prod", "alice").await?;
+        db.delete_config(&acme.id, &slug("acme"), &env("prod"), "alice")
+            .await?;
         assert!(matches!(
-            db.config(&acme, "prod").await,
+            db.config(&acme, &env("prod")).await,
             Err(DbError::NotFound(_))
         ));
         assert!(matches!(
-            db.stack_status("acme-prod").await,
+            db.stack_status(&stack("acme-prod")).await,
             Err(DbError::NotFound(_))
         ));
         assert!(matches!(db.run(&run).await, Err(DbError::NotFound(_))));
         assert_eq!(audited(t.url(), "config.delete", "acme-prod").await?, 1);
-        assert!(db.config(&acme, "dev").await.is_ok(), "dev is untouched");
+        assert!(
+            db.config(&acme, &env("dev")).await.is_ok(),
+            "dev is untouched"
+        );
 
         exec(t.url(), "DELETE FROM resources").await?;
         // An operation of unknown outcome may have left a cloud object: still refused.
@@ -590,7 +614,7 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
         )
         .await?;
         let err = db
-            .delete_config(&acme.id, "acme", "dev", "alice")
+            .delete_config(&acme.id, &slug("acme"), &env("dev"), "alice")
             .await
             .unwrap_err();
         assert!(
@@ -598,7 +622,8 @@ async fn configs_are_read_and_deleted_while_nothing_is_deployed() -> anyhow::Res
             "{err}"
         );
         exec(t.url(), "UPDATE journal SET phase = 'failed'").await?;
-        db.delete_config(&acme.id, "acme", "dev", "alice").await?;
+        db.delete_config(&acme.id, &slug("acme"), &env("dev"), "alice")
+            .await?;
         assert!(db.configs(&acme.id).await?.is_empty());
         // The environment can be configured again from scratch.
         assert_eq!(
@@ -616,13 +641,13 @@ async fn stack_status_counts_resources_and_shows_the_last_run() -> anyhow::Resul
         let acme = tenant(&db, "acme").await?;
         db.save_config(&acme.id, "acme", "dev", &json!({}), "test")
             .await?;
-        let empty = db.stack_status("acme-dev").await?;
+        let empty = db.stack_status(&stack("acme-dev")).await?;
         assert_eq!(
             (empty.status.as_str(), empty.generation, empty.last_run),
             ("empty", 0, None)
         );
         assert!(empty.resources.is_empty());
-        assert!(db.resources("acme-dev").await?.is_empty());
+        assert!(db.resources(&stack("acme-dev")).await?.is_empty());
 
         for (key, status) in [("vpc", "ready"), ("b", "ready"), ("a", "failed")] {
             exec(t.url(), &resource_row("acme-dev", key, status)).await?;
@@ -635,7 +660,7 @@ async fn stack_status_counts_resources_and_shows_the_last_run() -> anyhow::Resul
             Begin::Started(_)
         ));
 
-        let status = db.stack_status("acme-dev").await?;
+        let status = db.stack_status(&stack("acme-dev")).await?;
         assert_eq!(status.stack, "acme-dev");
         assert_eq!(
             status.resources,
@@ -647,13 +672,13 @@ async fn stack_status_counts_resources_and_shows_the_last_run() -> anyhow::Resul
         assert_eq!((last.id, last.status), (running.id, RunStatus::Running));
 
         let keys: Vec<_> = db
-            .resources("acme-dev")
+            .resources(&stack("acme-dev"))
             .await?
             .into_iter()
             .map(|r| r.key)
             .collect();
         assert_eq!(keys, ["a", "b", "vpc"]);
-        let vpc = db.resources("acme-dev").await?.pop().unwrap();
+        let vpc = db.resources(&stack("acme-dev")).await?.pop().unwrap();
         assert_eq!(
             (
                 vpc.kind.as_str(),
@@ -666,8 +691,8 @@ async fn stack_status_counts_resources_and_shows_the_last_run() -> anyhow::Resul
         assert_eq!(vpc.outputs, json!({}));
 
         for missing in [
-            db.stack_status("nope-dev").await.map(drop),
-            db.resources("nope-dev").await.map(drop),
+            db.stack_status(&stack("nope-dev")).await.map(drop),
+            db.resources(&stack("nope-dev")).await.map(drop),
         ] {
             assert!(matches!(missing, Err(DbError::NotFound(_))), "{missing:?}");
         }
@@ -755,14 +780,14 @@ async fn a_stack_name_belongs_to_one_environment() -> anyhow::Result<()> {
             "{err}"
         );
         assert!(matches!(
-            db.config(&co1_prod, "eu").await,
+            db.config(&co1_prod, &env("eu")).await,
             Err(DbError::NotFound(_))
         ));
         assert!(matches!(
-            db.stack_of(&co1_prod, "eu").await,
+            db.stack_of(&co1_prod, &env("eu")).await,
             Err(DbError::NotFound(_))
         ));
-        assert_eq!(db.stack_of(&co1, "prod-eu").await?, "co1-prod-eu");
+        assert_eq!(db.stack_of(&co1, &env("prod-eu")).await?, "co1-prod-eu");
         let owners = texts(
             t.url(),
             "SELECT tenant_id, env FROM stacks WHERE name = 'co1-prod-eu'",
@@ -785,10 +810,11 @@ async fn a_stack_name_belongs_to_one_environment() -> anyhow::Result<()> {
             Err(DbError::StackNameTaken(_))
         ));
         // Once the first tenant's environment is gone, the name is free again.
-        db.delete_config(&co1.id, "co1", "prod-eu", "test").await?;
+        db.delete_config(&co1.id, &slug("co1"), &env("prod-eu"), "test")
+            .await?;
         db.save_config(&co1_prod.id, "co1-prod", "eu", &json!({"v": 2}), "test")
             .await?;
-        assert_eq!(db.stack_of(&co1_prod, "eu").await?, "co1-prod-eu");
+        assert_eq!(db.stack_of(&co1_prod, &env("eu")).await?, "co1-prod-eu");
     }
     Ok(())
 }

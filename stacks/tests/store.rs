@@ -62,7 +62,7 @@ async fn migrations_go_up_down_and_up_again() -> anyhow::Result<()> {
         );
         while db.migrate_down().await?.is_some() {}
         assert!(db.migration_status().await?.iter().all(|m| !m.applied));
-        let err = db.tenant("acme").await.unwrap_err();
+        let err = db.tenant(&"acme".parse()?).await.unwrap_err();
         assert!(
             matches!(err, DbError::Query { .. }),
             "tables are gone: {err}"
@@ -92,9 +92,12 @@ async fn external_ids_are_stored_sealed() -> anyhow::Result<()> {
                 .any(|w| external_id.as_bytes().windows(16).any(|e| e == w)),
             "plaintext stored"
         );
-        assert_eq!(db.tenant_external_id(&sealer(), "acme").await?, external_id);
+        assert_eq!(
+            db.tenant_external_id(&sealer(), &tenant.slug).await?,
+            external_id
+        );
         assert!(
-            db.tenant_external_id(&Sealer::from_hex(&"cd".repeat(32))?, "acme")
+            db.tenant_external_id(&Sealer::from_hex(&"cd".repeat(32))?, &tenant.slug)
                 .await
                 .is_err()
         );
@@ -249,7 +252,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_write() -> anyhow::Result<()
 
         let stale = RunStore::new(db.clone(), &run.id, old.clone());
         let intent = byoc_engine::Intent {
-            run_id: run.id.clone(),
+            run_id: run.id.to_string(),
             resource: "vpc".into(),
             kind: "vpc".into(),
             operation: byoc_engine::Operation::Create,

@@ -47,7 +47,7 @@ async fn byoc_queue(db: &Database) -> anyhow::Result<(f64, f64, f64)> {
     let mut latencies = Vec::new();
     for stack in stacks.iter().take(LATENCY_RUNS) {
         let (run, _) = queue.request(db, stack, RunKind::Deploy, "bench").await?;
-        latencies.extend(wait_finished(db, &[run.id]).await?);
+        latencies.extend(wait_finished(db, &[run.id.to_string()]).await?);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     latencies.sort_by(f64::total_cmp);
@@ -61,7 +61,8 @@ async fn byoc_queue(db: &Database) -> anyhow::Result<(f64, f64, f64)> {
                 .request(db, stack, RunKind::Deploy, "bench")
                 .await?
                 .0
-                .id,
+                .id
+                .to_string(),
         );
     }
     wait_finished(db, &ids).await?;

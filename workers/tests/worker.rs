@@ -119,7 +119,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
         assert_eq!(state.resources.len(), 3);
         let run = db.run(&run.id).await?;
         assert_eq!(run.summary.as_ref().unwrap()["create"], 3);
-        assert_eq!(db.stack_status(&stack).await?.status, "deployed");
+        assert_eq!(db.stack_status(&stack.parse()?).await?.status, "deployed");
         assert!(run.finished_at.is_some());
 
         // An unchanged config previews as empty.
@@ -136,7 +136,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
         );
 
         // A changed size is one in-place update.
-        let tenant = db.tenant("acme").await?;
+        let tenant = db.tenant(&"acme".parse()?).await?;
         db.save_config(&tenant.id, "acme", "dev", &config(2), "test")
             .await?;
         let (update, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
@@ -147,7 +147,7 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
         let (destroy, _) = db.request_run(&stack, RunKind::Destroy, "alice").await?;
         assert_eq!(worker.execute(&destroy.id).await?, RunStatus::Succeeded);
         assert!(cloud.objects().is_empty());
-        assert_eq!(db.stack_status(&stack).await?.status, "destroyed");
+        assert_eq!(db.stack_status(&stack.parse()?).await?.status, "destroyed");
         assert!(
             db.snapshot(&stack)
                 .await
@@ -320,7 +320,7 @@ async fn a_verify_run_records_the_verdict_unless_nothing_was_learnt() -> anyhow:
     for (_t, db) in databases().await? {
         let (_, _, _) = setup(&db).await?;
         let location = TrustLocation {
-            region: Some("eu-west-1".into()),
+            region: Some("eu-west-1".parse()?),
             stack_name: None,
         };
         for (read, run_status, onboarding) in cases.clone() {
@@ -331,10 +331,10 @@ async fn a_verify_run_records_the_verdict_unless_nothing_was_learnt() -> anyhow:
                 WorkerConfig::new("test-worker"),
                 CancellationToken::new(),
             );
-            let stack = db.prepare_verification("acme", &location).await?;
+            let stack = db.prepare_verification(&"acme".parse()?, &location).await?;
             let (run, _) = db.request_run(&stack, RunKind::Verify, "alice").await?;
             assert_eq!(worker.execute(&run.id).await?, run_status, "{read:?}");
-            let tenant = db.tenant("acme").await?;
+            let tenant = db.tenant(&"acme".parse()?).await?;
             assert_eq!(tenant.onboarding_status, onboarding, "{read:?}");
             let run = db.run(&run.id).await?;
             let events = db.run_events(&run.id, 0, 100).await?;

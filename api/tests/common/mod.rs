@@ -68,7 +68,7 @@ pub async fn complete_verification(db: &Database, slug: &str, run_id: &str) -> a
         role_arn: Some(role),
         template_version: Some(TRUST_TEMPLATE_VERSION.into()),
     };
-    let sealed = db.sealed_external_id(slug).await?;
+    let sealed = db.sealed_external_id(&slug.parse()?).await?;
     anyhow::ensure!(
         db.record_verdict(&lease, &sealed, &Verdict::of_report(&report, slug))
             .await?
