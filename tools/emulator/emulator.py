@@ -10,6 +10,11 @@ GET/POST /_emulator/config with a JSON body of the same names):
   create_seconds_by_kind
                    per-kind overrides of create_seconds: {"nat_gateway": 2, "eks_cluster": 4,
                    "eks_nodegroup": 3}.
+  update_seconds   after an EKS update (UpdateClusterVersion, UpdateClusterConfig,
+                   UpdateNodegroupVersion, UpdateNodegroupConfig) the cluster or node group
+                   reports UPDATING and the update InProgress for this long, then the change
+                   shows with ACTIVE and the update Successful. null (the default): the kind's
+                   create delay.
   delete_seconds   after a delete, EKS clusters and node groups report DELETING (then are
                    gone: 404), NAT gateways `deleting` (then `deleted`), for this long.
   latency_ms       extra delay before each AWS request: "200" (fixed) or "50-300" (uniform).
@@ -20,6 +25,10 @@ GET/POST /_emulator/config with a JSON body of the same names):
   deny_assume_role role ARNs whose sts:AssumeRole is answered with AccessDenied, as AWS does
                    when the trust policy or the ExternalId does not match (moto checks
                    neither).
+
+EKS updates are refused as AWS refuses them: a Kubernetes version more than one minor ahead
+(or not ahead), a node group version above the cluster's, an update while the resource is not
+ACTIVE or another update is in progress. DescribeUpdate and ListUpdates follow them.
 
 GET /_emulator/requests lists the last 2000 AWS requests (service, method, path, body), so a
 test can check what was sent where moto ignores a field; ?service=eks narrows the list.
@@ -38,17 +47,28 @@ import argparse
 import collections
 import io
 import json
+import math
 import os
 import random
 import re
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Callable
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
+import moto.eks.models as eks_models  # noqa: E402
+import moto.eks.urls as eks_urls  # noqa: E402
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.core.utils import utcnow  # noqa: E402
 from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend  # noqa: E402
+from moto.eks.exceptions import (  # noqa: E402
+    InvalidParameterException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
 from moto.eks.models import Cluster, EKSBackend, Nodegroup  # noqa: E402
 from moto.eks.responses import EKSResponse  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
@@ -64,6 +84,7 @@ class Knobs:
         self.lock = threading.Lock()
         self.create_seconds = 0.0
         self.create_seconds_by_kind: dict[str, float] = {}
+        self.update_seconds: float | None = None
         self.delete_seconds = 0.0
         self.latency = (0.0, 0.0)  # seconds, uniform between the two
         self.throttle_rate = 0.0
@@ -75,8 +96,8 @@ class Knobs:
 
     def update(self, cfg: dict[str, Any]) -> None:
         unknown = set(cfg) - {
-            "create_seconds", "create_seconds_by_kind", "delete_seconds", "latency_ms", "throttle_rate",
-            "seed", "deny_assume_role",
+            "create_seconds", "create_seconds_by_kind", "update_seconds", "delete_seconds", "latency_ms",
+            "throttle_rate", "seed", "deny_assume_role",
         }
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -91,6 +112,9 @@ class Knobs:
                 self.create_seconds_by_kind = {
                     k: _non_negative(f"create_seconds_by_kind.{k}", v) for k, v in by_kind.items()
                 }
+            if "update_seconds" in cfg:
+                v = cfg["update_seconds"]
+                self.update_seconds = None if v is None else _non_negative("update_seconds", v)
             if "delete_seconds" in cfg:
                 self.delete_seconds = _non_negative("delete_seconds", cfg["delete_seconds"])
             if "latency_ms" in cfg:
@@ -114,11 +138,17 @@ class Knobs:
         return {
             "create_seconds": self.create_seconds,
             "create_seconds_by_kind": self.create_seconds_by_kind,
+            "update_seconds": self.update_seconds,
             "delete_seconds": self.delete_seconds,
             "latency_ms": latency,
             "throttle_rate": self.throttle_rate,
             "deny_assume_role": self.deny_assume_role,
         }
+
+    def update_delay(self, kind: str) -> float:
+        if self.update_seconds is not None:
+            return self.update_seconds
+        return self.create_seconds_by_kind.get(kind, self.create_seconds)
 
     def draw(self) -> tuple[float, bool]:
         """The delay and the throttling decision for one AWS request."""
@@ -153,7 +183,7 @@ def _latency(spec: str) -> tuple[float, float]:
 KINDS = ("nat_gateway", "eks_cluster", "eks_nodegroup")
 KNOBS = Knobs()
 
-# Deletions that complete later: (due time, action). Run before each request is served, so a
+# Deletions and updates that complete later: (due time, action). Run before each request is served, so a
 # client can only ever observe the state it would see at that moment.
 _due: list[tuple[float, Callable[[], None]]] = []
 _due_lock = threading.Lock()
@@ -204,6 +234,16 @@ class Timed:
         with _due_lock:
             _due.append((until, then))
         return True
+
+    def hold(self, obj: Any, label: str) -> None:
+        """Shows `label` until `release`: an update ends in a due action that changes the
+        resource and its status in one step, so no client sees ACTIVE with the old values."""
+        obj.__dict__[self.key] = (obj.__dict__[self.key][0], label, math.inf)
+
+    def release(self, obj: Any, label: str) -> None:
+        value, current, _ = obj.__dict__[self.key]
+        if current == label:  # not deleted meanwhile
+            obj.__dict__[self.key] = (value, None, 0.0)
 
 
 def _patch_moto() -> None:
@@ -278,9 +318,290 @@ def _patch_moto() -> None:
     Cluster.__init__ = cluster_init_own_issuer
     EKSResponse.create_cluster = eks_create_cluster
     EKSBackend.update_cluster_config = eks_update_cluster_config
+    _patch_eks_updates(cluster_status, nodegroup_status)
     EKSBackend.delete_cluster = eks_delete_cluster
     EKSBackend.delete_nodegroup = eks_delete_nodegroup
     NatGatewayBackend.delete_nat_gateway = ec2_delete_nat_gateway
+
+
+# moto's defaults are Kubernetes 1.19 for clusters and node groups alike; AWS creates a cluster
+# at a current version and a node group at its cluster's, with that version's AMI release.
+DEFAULT_KUBERNETES_VERSION = "1.32"
+AMI_RELEASE_DATE = "20250715"
+
+
+def _release_version(version: str) -> str:
+    return f"{version}.0-{AMI_RELEASE_DATE}"
+
+
+def _minor(version: Any) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)\.(\d+)", str(version))
+    if not m:
+        raise InvalidParameterException(message=f"Unsupported Kubernetes version {version}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _refuse_above_cluster(version: str, cluster: Cluster, **names: str) -> None:
+    if _minor(version) > _minor(cluster.version):
+        raise InvalidParameterException(
+            message=f"Requested Nodegroup Kubernetes version {version} is greater than the cluster version "
+            f"{cluster.version}",
+            **names,
+        )
+
+
+def _updates(obj: Any) -> list[dict[str, Any]]:
+    return obj.__dict__.setdefault("_emulator_updates", [])
+
+
+def _refuse_busy(obj: Any, what: str, **names: str) -> None:
+    """AWS runs one update at a time per cluster or node group, and none before it is ACTIVE."""
+    if any(u["status"] == "InProgress" for u in _updates(obj)):
+        raise ResourceInUseException(message=f"{what} has an update in progress", **names)
+    if obj.status != "ACTIVE":
+        raise ResourceInUseException(message=f"{what} is in {obj.status} status", **names)
+
+
+def _start_update(
+    obj: Any, status: Timed, kind: str, update_type: str, params: list[dict[str, str]], apply: Callable[[], None]
+) -> dict[str, Any]:
+    """Records an update, shows UPDATING for the kind's update delay, then applies it; gives
+    back the update as the request answers it (InProgress, even without a delay, as AWS)."""
+    update: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "status": "InProgress", "type": update_type, "params": params,
+        "createdAt": utcnow(), "errors": [],
+    }
+    answer = dict(update)
+    _updates(obj).append(update)
+
+    def finish() -> None:
+        apply()
+        update["status"] = "Successful"
+        status.release(obj, "UPDATING")
+
+    delay = KNOBS.update_delay(kind)
+    if delay <= 0:
+        finish()
+    else:
+        status.hold(obj, "UPDATING")
+        with _due_lock:
+            _due.append((time.monotonic() + delay, finish))
+    return answer
+
+
+def _param(kind: str, value: Any) -> dict[str, str]:
+    return {"type": kind, "value": value if isinstance(value, str) else json.dumps(value)}
+
+
+# UpdateClusterConfig: the update type of each request field (AWS takes one type per call).
+_CLUSTER_CONFIG_TYPES = {
+    "resourcesVpcConfig": "EndpointAccessUpdate", "logging": "LoggingUpdate", "accessConfig": "AccessConfigUpdate",
+    "upgradePolicy": "UpgradePolicyUpdate", "zonalShiftConfig": "ZonalShiftConfigUpdate",
+    "computeConfig": "AutoModeUpdate", "storageConfig": "AutoModeUpdate", "kubernetesNetworkConfig": "AutoModeUpdate",
+    "remoteNetworkConfig": "RemoteNetworkConfigUpdate", "deletionProtection": "DeletionProtectionUpdate",
+}
+_VPC_PARAMS = {
+    "endpointPublicAccess": "EndpointPublicAccess", "endpointPrivateAccess": "EndpointPrivateAccess",
+    "publicAccessCidrs": "PublicAccessCidrs", "subnetIds": "Subnets", "securityGroupIds": "SecurityGroups",
+}
+_SCALING_PARAMS = {"minSize": "MinSize", "maxSize": "MaxSize", "desiredSize": "DesiredSize"}
+
+
+def _patch_eks_updates(cluster_status: Timed, nodegroup_status: Timed) -> None:
+    """EKS updates as AWS runs them. moto has no UpdateClusterVersion, UpdateNodegroupVersion,
+    DescribeUpdate or ListUpdates; its UpdateNodegroupConfig and UpdateClusterConfig apply at
+    once and are never in progress, and UpdateClusterConfig answers the cluster, not an update."""
+    eks_models.DEFAULT_KUBERNETES_VERSION = DEFAULT_KUBERNETES_VERSION
+    eks_urls.url_paths.update({
+        "{0}/clusters/(?P<name>[^/]+)/updates$": eks_urls.response.dispatch,
+        "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$": eks_urls.response.dispatch,
+        "{0}/clusters/(?P<name>[^/]+)/node-groups/(?P<nodegroupName>[^/]+)/update-version$": eks_urls.response.dispatch,
+    })
+
+    def nodegroup_of(cluster: Cluster, name: str) -> Nodegroup:
+        nodegroup = cluster.nodegroups.get(name)
+        if nodegroup is None:
+            raise ResourceNotFoundException(
+                clusterName=cluster.name, nodegroupName=name, message=f"No node group found for name: {name}."
+            )
+        return nodegroup
+
+    create_nodegroup = EKSBackend.create_nodegroup
+
+    def eks_create_nodegroup(
+        self: EKSBackend, cluster_name: str, *args: Any, version: str | None = None,
+        release_version: str | None = None, **kwargs: Any,
+    ) -> Nodegroup:
+        cluster = self.clusters.get(cluster_name)
+        if cluster is not None:
+            if version is not None:
+                _refuse_above_cluster(version, cluster, clusterName=cluster_name)
+            version = version or cluster.version
+            release_version = release_version or _release_version(version)
+        return create_nodegroup(self, cluster_name, *args, version=version, release_version=release_version, **kwargs)
+
+    def update_cluster_version(self: EKSResponse) -> ActionResult:
+        name = self._get_param("name")
+        version = str(self._get_param("version"))
+        cluster = self.eks_backend.describe_cluster(name=name)  # moto's 404
+        current = cluster.version
+        (major, minor), (new_major, new_minor) = _minor(current), _minor(version)
+        if (new_major, new_minor) != (major, minor + 1):
+            raise InvalidParameterException(
+                clusterName=name, message=f"Unsupported Kubernetes minor version update from {current} to {version}"
+            )
+        _refuse_busy(cluster, f"Cluster {name}", clusterName=name)
+        platform = "eks.1"  # the first platform version of each new minor
+
+        def apply() -> None:
+            cluster.version = version
+            cluster.platformVersion = platform
+
+        params = [_param("Version", version), _param("PlatformVersion", platform)]
+        update = _start_update(cluster, cluster_status, "eks_cluster", "VersionUpdate", params, apply)
+        return ActionResult({"update": update})
+
+    def update_cluster_config(self: EKSResponse) -> ActionResult:
+        name = self._get_param("name")
+        cluster = self.eks_backend.describe_cluster(name=name)
+        given = {k: self._get_param(k) for k in _CLUSTER_CONFIG_TYPES if self._get_param(k) is not None}
+        vpc = given.get("resourcesVpcConfig") or {}
+        types = {
+            "VpcConfigUpdate" if k == "resourcesVpcConfig" and ({"subnetIds", "securityGroupIds"} & set(vpc))
+            else _CLUSTER_CONFIG_TYPES[k]
+            for k in given
+        }
+        if len(types) != 1:
+            raise InvalidParameterException(
+                clusterName=name, message="Only one type of update can be allowed." if types else "No changes needed"
+            )
+        _refuse_busy(cluster, f"Cluster {name}", clusterName=name)
+        params = [_param(p, vpc[k]) for k, p in _VPC_PARAMS.items() if k in vpc]
+        for k, v in given.items():
+            if k == "accessConfig":
+                params += [_param("AuthenticationMode", v["authenticationMode"])] if "authenticationMode" in v else []
+            elif k != "resourcesVpcConfig":
+                params.append(_param("ClusterLogging" if k == "logging" else k[0].upper() + k[1:], v))
+        backend = self.eks_backend
+
+        def apply() -> None:
+            backend.update_cluster_config(
+                name=name, resources_vpc_config=given.get("resourcesVpcConfig"), logging=given.get("logging"),
+                kubernetes_network_config=given.get("kubernetesNetworkConfig"),
+                remote_network_config=given.get("remoteNetworkConfig"),
+            )
+            # Auto Mode's configs are kept at creation (eks_create_cluster), so at an update too.
+            for param, attr in (("computeConfig", "compute_config"), ("storageConfig", "storage_config")):
+                if param in given:
+                    setattr(cluster, attr, given[param])
+
+        update = _start_update(cluster, cluster_status, "eks_cluster", types.pop(), params, apply)
+        return ActionResult({"update": update})
+
+    def update_nodegroup_version(self: EKSResponse) -> ActionResult:
+        name = self._get_param("name")
+        cluster = self.eks_backend.describe_cluster(name=name)
+        ng_name = self._get_param("nodegroupName")
+        nodegroup = nodegroup_of(cluster, ng_name)
+        version = str(self._get_param("version") or cluster.version)
+        _refuse_above_cluster(version, cluster, clusterName=name, nodegroupName=ng_name)
+        if _minor(version) < _minor(nodegroup.version):
+            raise InvalidParameterException(
+                clusterName=name, nodegroupName=ng_name,
+                message=f"Requested Nodegroup Kubernetes version {version} is lower than {nodegroup.version}",
+            )
+        _refuse_busy(cluster, f"Cluster {name}", clusterName=name)
+        _refuse_busy(nodegroup, f"Nodegroup {ng_name}", clusterName=name, nodegroupName=ng_name)
+        release = str(self._get_param("releaseVersion") or _release_version(version))
+        template = self._get_param("launchTemplate")
+        params = [_param("Version", version), _param("ReleaseVersion", release)]
+        if template:
+            params += [
+                _param("LaunchTemplateName", template.get("name") or template.get("id")),
+                _param("LaunchTemplateVersion", str(template.get("version", "$Default"))),
+            ]
+
+        def apply() -> None:
+            nodegroup.version, nodegroup.release_version, nodegroup.modified_at = version, release, utcnow()
+            if template:
+                nodegroup.launch_template = {**(nodegroup.launch_template or {}), **template}
+
+        update = _start_update(nodegroup, nodegroup_status, "eks_nodegroup", "VersionUpdate", params, apply)
+        return ActionResult({"update": update})
+
+    moto_update_nodegroup_config = EKSBackend.update_nodegroup_config
+
+    def update_nodegroup_config(self: EKSResponse) -> ActionResult:
+        name = self._get_param("name")
+        cluster = self.eks_backend.describe_cluster(name=name)
+        ng_name = self._get_param("nodegroupName")
+        nodegroup = nodegroup_of(cluster, ng_name)
+        scaling = self._get_param("scalingConfig") or {}
+        labels = self._get_param("labels") or {}
+        taints = self._get_param("taints") or {}
+        update_config = self._get_param("updateConfig")
+        repair = self._get_param("nodeRepairConfig")
+        merged = {**nodegroup.scaling_config, **scaling}
+        lo, want, hi = merged.get("minSize", 0), merged.get("desiredSize", 0), merged.get("maxSize", 1)
+        if hi < 1 or lo > hi or not lo <= want <= hi:
+            raise InvalidParameterException(
+                clusterName=name, nodegroupName=ng_name,
+                message=f"Desired size {want} must be between the minimum size {lo} and the maximum size {hi} (>= 1)",
+            )
+        _refuse_busy(nodegroup, f"Nodegroup {ng_name}", clusterName=name, nodegroupName=ng_name)
+        params = [_param(p, str(scaling[k])) for k, p in _SCALING_PARAMS.items() if k in scaling]
+        for key, kind in (("addOrUpdateLabels", "LabelsToAdd"), ("removeLabels", "LabelsToRemove")):
+            if labels.get(key):
+                params.append(_param(kind, labels[key]))
+        for key, kind in (("addOrUpdateTaints", "TaintsToAdd"), ("removeTaints", "TaintsToRemove")):
+            if taints.get(key):
+                params.append(_param(kind, taints[key]))
+        for key in ("maxUnavailable", "maxUnavailablePercentage"):
+            if (update_config or {}).get(key) is not None:
+                params.append(_param(key[0].upper() + key[1:], str(update_config[key])))
+        if repair is not None:
+            params.append(_param("NodeRepairEnabled", json.dumps(bool(repair.get("enabled")))))
+        backend = self.eks_backend
+
+        def apply() -> None:
+            # A fresh dict: moto's update() would change its shared default scaling config.
+            nodegroup.scaling_config = merged
+            moto_update_nodegroup_config(
+                backend, name, ng_name, labels=labels, taints=taints, update_config=update_config,
+                node_repair_config=repair,
+            )
+
+        update = _start_update(nodegroup, nodegroup_status, "eks_nodegroup", "ConfigUpdate", params, apply)
+        return ActionResult({"update": update})
+
+    def updates_of(self: EKSResponse) -> tuple[str, Any]:
+        name = self._get_param("name")
+        cluster = self.eks_backend.describe_cluster(name=name)
+        ng_name = self._get_param("nodegroupName")
+        return name, nodegroup_of(cluster, ng_name) if ng_name else cluster
+
+    def describe_update(self: EKSResponse) -> ActionResult:
+        name, obj = updates_of(self)
+        update_id = self._get_param("updateId")
+        for update in _updates(obj):
+            if update["id"] == update_id:
+                return ActionResult({"update": update})
+        raise ResourceNotFoundException(clusterName=name, message=f"No update found for ID: {update_id}")
+
+    def list_updates(self: EKSResponse) -> ActionResult:
+        _, obj = updates_of(self)
+        ids = [u["id"] for u in _updates(obj)]
+        start = int(self._get_param("nextToken") or 0)
+        end = start + int(self._get_param("maxResults") or 100)
+        return ActionResult({"updateIds": ids[start:end], "nextToken": str(end) if end < len(ids) else None})
+
+    EKSBackend.create_nodegroup = eks_create_nodegroup
+    EKSResponse.update_cluster_version = update_cluster_version
+    EKSResponse.update_cluster_config = update_cluster_config
+    EKSResponse.update_nodegroup_version = update_nodegroup_version
+    EKSResponse.update_nodegroup_config = update_nodegroup_config
+    EKSResponse.describe_update = describe_update
+    EKSResponse.list_updates = list_updates
 
 
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
@@ -418,6 +739,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000, help="0 picks a free port")
     p.add_argument("--create-seconds", type=float, default=0.0)
+    p.add_argument("--update-seconds", type=float, help="default: the kind's create delay")
     p.add_argument("--delete-seconds", type=float, default=0.0)
     p.add_argument("--latency-ms", default="0", help="N or MIN-MAX")
     p.add_argument("--throttle-rate", type=float, default=0.0)
@@ -428,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
         KNOBS.update(
             {
                 "create_seconds": args.create_seconds,
+                "update_seconds": args.update_seconds,
                 "delete_seconds": args.delete_seconds,
                 "latency_ms": args.latency_ms,
                 "throttle_rate": args.throttle_rate,
