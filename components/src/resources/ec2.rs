@@ -1,9 +1,11 @@
 //! The shape every tagged EC2 type shares: an object made with byoc's tags, read back by its
 //! id, found after an interrupted create by those tags (`Ec2Find::Made`), its user tags
 //! changed in place, deleted with one call. A type says only what is its own
-//! ([`Ec2Object`]); [`Ec2`] makes it a [`TypedProvider`].
+//! ([`Ec2Object`]: associated functions over the session, which [`Ec2`] holds); [`Ec2`]
+//! makes it a [`TypedProvider`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Tag;
@@ -17,33 +19,29 @@ use crate::aws::{Aws, user_tags};
 pub type Tags = BTreeMap<String, String>;
 
 /// One EC2 type's own part. Its futures are `Send` for the engine's tasks.
-pub trait Ec2Object: ResourceKind {
+pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
     /// The SDK's description of one object.
     type Object: Described;
     /// What a not-found error calls it, e.g. `VPC`.
     const WHAT: &'static str;
 
-    fn aws(&self) -> &Aws;
-
-    /// The user tags among `inputs`.
-    fn tags(inputs: &Self::Inputs) -> &Tags;
-
+    /// Makes the object, tagged with byoc's tags and the user's (`ec2_tags`).
     fn create(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         inputs: &Self::Inputs,
     ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
 
     /// The object `find` finds, if any (`ec2_describe!` writes it).
     fn describe(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         find: Ec2Find<'_>,
     ) -> impl Future<Output = Result<Option<Self::Object>, ProviderError>> + Send;
 
     /// The inputs `object` shows; `tags` are its user tags.
     fn inputs(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         object: &Self::Object,
         tags: Tags,
@@ -63,7 +61,7 @@ pub trait Ec2Object: ResourceKind {
     /// ready): what changed from `old`, or with `old` none all of it, for an interrupted
     /// create. By default there is nothing of the kind.
     fn settle(
-        &self,
+        _aws: &Aws,
         _ctx: &Ctx,
         _id: &str,
         _old: Option<&Self::Inputs>,
@@ -72,8 +70,36 @@ pub trait Ec2Object: ResourceKind {
         async { Ok(()) }
     }
 
-    fn delete(&self, ctx: &Ctx, id: &str)
-    -> impl Future<Output = Result<(), ProviderError>> + Send;
+    fn delete(
+        aws: &Aws,
+        ctx: &Ctx,
+        id: &str,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}
+
+/// Inputs with user tags (every EC2 type's have a `tags` field).
+pub trait Tagged {
+    fn tags(&self) -> &Tags;
+}
+
+/// [`Tagged`] for the EC2 types' inputs: Rust cannot name a field generically.
+macro_rules! tagged {
+    ($($inputs:path),* $(,)?) => {$(
+        impl Tagged for $inputs {
+            fn tags(&self) -> &Tags {
+                &self.tags
+            }
+        }
+    )*};
+}
+
+tagged! {
+    super::vpc::Inputs,
+    super::subnet::Inputs,
+    super::internet_gateway::Inputs,
+    super::route_table::Inputs,
+    super::elastic_ip::Inputs,
+    super::nat_gateway::Inputs,
 }
 
 /// What every described EC2 object has: its id and its tags.
@@ -106,8 +132,8 @@ described! {
     NatGateway => nat_gateway_id,
 }
 
-/// The engine's typed provider for an [`Ec2Object`].
-pub struct Ec2<T>(pub T);
+/// The engine's typed provider for an [`Ec2Object`] (a unit type), over a session.
+pub struct Ec2<T>(pub T, pub Arc<Aws>);
 
 impl<T: Ec2Object> ResourceKind for Ec2<T> {
     const KIND: &'static str = T::KIND;
@@ -122,7 +148,7 @@ impl<T: Ec2Object> ResourceKind for Ec2<T> {
 #[async_trait]
 impl<T: Ec2Object> TypedProvider for Ec2<T> {
     async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
-        self.0.create(ctx, inputs).await
+        T::create(&self.1, ctx, inputs).await
     }
 
     async fn read(
@@ -131,10 +157,10 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         id: &str,
         _: &T::Inputs,
     ) -> Result<Seen<T::Inputs>, ProviderError> {
-        let object = self.0.describe(ctx, Ec2Find::Id(id)).await?;
+        let object = T::describe(&self.1, ctx, Ec2Find::Id(id)).await?;
         let object = object.ok_or_else(|| not_found(T::WHAT, id))?;
         let tags = user_tags(&ec2_tag_map(object.tags()));
-        let inputs = self.0.inputs(ctx, &object, tags).await?;
+        let inputs = T::inputs(&self.1, ctx, &object, tags).await?;
         Ok(Seen {
             outputs: T::outputs(id, &inputs, Some(&object)),
             inputs,
@@ -148,10 +174,10 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         old: &T::Inputs,
         new: &T::Inputs,
     ) -> Result<Value, ProviderError> {
-        self.0.settle(ctx, id, Some(old), new).await?;
-        ec2_retag(self.0.aws(), ctx, id, T::tags(old), T::tags(new)).await?;
+        T::settle(&self.1, ctx, id, Some(old), new).await?;
+        ec2_retag(&self.1, ctx, id, old.tags(), new.tags()).await?;
         let object = if T::OUTPUTS_FROM_AWS {
-            let object = self.0.describe(ctx, Ec2Find::Id(id)).await?;
+            let object = T::describe(&self.1, ctx, Ec2Find::Id(id)).await?;
             Some(object.ok_or_else(|| not_found(T::WHAT, id))?)
         } else {
             None
@@ -160,7 +186,7 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<(), ProviderError> {
-        self.0.delete(ctx, id).await
+        T::delete(&self.1, ctx, id).await
     }
 
     async fn find_existing(
@@ -168,11 +194,11 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         ctx: &Ctx,
         inputs: &T::Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let found = self.0.describe(ctx, Ec2Find::Made).await?;
+        let found = T::describe(&self.1, ctx, Ec2Find::Made).await?;
         let Some((object, id)) = found.as_ref().and_then(|o| Some((o, o.id()?))) else {
             return Ok(None);
         };
-        self.0.settle(ctx, id, None, inputs).await?;
+        T::settle(&self.1, ctx, id, None, inputs).await?;
         Ok(Some(Created {
             physical_id: id.to_string(),
             outputs: T::outputs(id, inputs, Some(object)),

@@ -16,7 +16,9 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, absent, eks_retag, required};
+use super::{
+    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, eks_tag_map, required, retag,
+};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -202,8 +204,6 @@ impl TypedProvider for EksCluster {
             .ok_or_else(|| super::not_found("EKS cluster", name))?;
         let vpc = required(c.resources_vpc_config(), "cluster VPC config")?;
         let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
-        let tags: BTreeMap<String, String> =
-            c.tags().cloned().unwrap_or_default().into_iter().collect();
         let inputs = Inputs {
             name: name.to_string(),
             version: c.version().unwrap_or_default().to_string(),
@@ -222,7 +222,7 @@ impl TypedProvider for EksCluster {
                 node_role_arn: cc.node_role_arn().unwrap_or_default().to_string(),
                 node_pools: cc.node_pools().to_vec(),
             }),
-            tags: user_tags(&tags),
+            tags: user_tags(&eks_tag_map(c.tags())),
         };
         Ok(Seen {
             outputs: outputs(&c),
@@ -286,7 +286,7 @@ impl TypedProvider for EksCluster {
         let cluster = self.wait_active(ctx, name).await?;
         if old.tags != new.tags {
             let arn = required(cluster.arn(), "cluster ARN")?;
-            eks_retag(aws, ctx, arn, &old.tags, &new.tags).await?;
+            retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
         }
         Ok(outputs(&cluster))
     }
@@ -307,15 +307,19 @@ impl TypedProvider for EksCluster {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some(c) = self.describe(ctx, &inputs.name).await? else {
-            return Ok(None);
-        };
-        let tags: BTreeMap<String, String> =
-            c.tags().cloned().unwrap_or_default().into_iter().collect();
-        if !self.0.owns(ctx, &tags, false) || c.status() == Some(&ClusterStatus::Deleting) {
-            return Ok(None);
-        }
-        let cluster = self.wait_active(ctx, &inputs.name).await?;
-        Ok(Some(EksCluster::created(&cluster)))
+        let found = self.describe(ctx, &inputs.name).await?;
+        let found = found.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
+        let found = found.map(|c| (eks_tag_map(c.tags()), c));
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(tags, _)| tags,
+            |_| async {
+                let cluster = self.wait_active(ctx, &inputs.name).await?;
+                Ok(EksCluster::created(&cluster))
+            },
+        )
+        .await
     }
 }

@@ -14,7 +14,10 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, absent, eks_retag, not_found, removed_keys};
+use super::{
+    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, eks_tag_map, not_found,
+    removed_keys, retag,
+};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -235,8 +238,6 @@ impl TypedProvider for EksNodegroup {
             .filter(|g| g.status() != Some(&NodegroupStatus::Deleting))
             .ok_or_else(|| not_found("node group", id))?;
         let s = g.scaling_config();
-        let tags: BTreeMap<String, String> =
-            g.tags().cloned().unwrap_or_default().into_iter().collect();
         let inputs = Inputs {
             cluster_name: cluster.to_string(),
             name: name.to_string(),
@@ -275,7 +276,7 @@ impl TypedProvider for EksNodegroup {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            tags: user_tags(&tags),
+            tags: user_tags(&eks_tag_map(g.tags())),
         };
         Ok(Seen {
             outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
@@ -331,7 +332,7 @@ impl TypedProvider for EksNodegroup {
         let g = self.wait_active(ctx, cluster, name).await?;
         if old.tags != new.tags {
             let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
-            eks_retag(aws, ctx, arn, &old.tags, &new.tags).await?;
+            retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
         }
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
     }
@@ -357,24 +358,20 @@ impl TypedProvider for EksNodegroup {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some(g) = self
-            .describe(ctx, &inputs.cluster_name, &inputs.name)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let tags: BTreeMap<String, String> =
-            g.tags().cloned().unwrap_or_default().into_iter().collect();
-        if !self.0.owns(ctx, &tags, false) || g.status() == Some(&NodegroupStatus::Deleting) {
-            return Ok(None);
-        }
-        let g = self
-            .wait_active(ctx, &inputs.cluster_name, &inputs.name)
-            .await?;
-        Ok(Some(EksNodegroup::created(
-            &inputs.cluster_name,
-            &inputs.name,
-            g.nodegroup_arn(),
-        )))
+        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
+        let found = self.describe(ctx, cluster, name).await?;
+        let found = found.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
+        let found = found.map(|g| (eks_tag_map(g.tags()), g));
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(tags, _)| tags,
+            |_| async {
+                let g = self.wait_active(ctx, cluster, name).await?;
+                Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
+            },
+        )
+        .await
     }
 }

@@ -1,7 +1,6 @@
 //! An Elastic IP address (for a NAT gateway).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -22,7 +21,7 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct ElasticIp(pub Arc<Aws>);
+pub struct ElasticIp;
 
 impl ResourceKind for ElasticIp {
     const KIND: &'static str = KIND;
@@ -34,16 +33,7 @@ impl Ec2Object for ElasticIp {
     type Object = Address;
     const WHAT: &'static str = "Elastic IP";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
             .call(Ec2, "AllocateAddress", &ctx.cancel, || {
                 aws.ec2
@@ -68,7 +58,7 @@ impl Ec2Object for ElasticIp {
         addresses
     );
 
-    async fn inputs(&self, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs, ProviderError> {
         Ok(Inputs { tags })
     }
 
@@ -79,8 +69,7 @@ impl Ec2Object for ElasticIp {
         json!({"id": id, "public_ip": address.and_then(|a| a.public_ip())})
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || aws.ec2.release_address().allocation_id(id).send();
         aws.call(Ec2, "ReleaseAddress", &ctx.cancel, send)
             .await

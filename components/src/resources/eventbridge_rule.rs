@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use aws_sdk_eventbridge::types::{RuleState, Target};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, absent, retag};
+use super::{ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, retag};
 use crate::aws::{Aws, tag_map, user_tags};
 use crate::limiter::Service::Events;
 
@@ -85,20 +85,6 @@ impl EventbridgeRule {
         Ok(Some((inputs, arn, tags)))
     }
 
-    fn tags(&self, ctx: &Ctx, user: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
-        self.0
-            .tags(ctx, user)
-            .into_iter()
-            .map(|(k, v)| {
-                Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(|e| ProviderError::new(format!("rule tag: {e}")))
-            })
-            .collect()
-    }
-
     /// Writes the rule (PutRule is an upsert) and its target; returns the rule's ARN.
     async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String, ProviderError> {
         let aws = &self.0;
@@ -129,37 +115,18 @@ impl EventbridgeRule {
         Ok(super::required(out.rule_arn(), "rule ARN")?.to_string())
     }
 
-    /// Brings the rule's tags from `current` (all of them) to `desired`'s.
-    async fn retag(
+    /// Writes the rule and its target, and brings its tags from `current` (all of them) to
+    /// `desired`'s; returns the rule's ARN.
+    async fn converge(
         &self,
         ctx: &Ctx,
-        arn: &str,
         current: &BTreeMap<String, String>,
         desired: &Inputs,
-    ) -> Result<(), ProviderError> {
-        let aws = &self.0;
-        let tags = self.tags(ctx, &desired.tags)?;
-        retag(
-            &user_tags(current),
-            &desired.tags,
-            |keys| {
-                aws.call(Events, "UntagResource", &ctx.cancel, move || {
-                    aws.events
-                        .untag_resource()
-                        .resource_arn(arn)
-                        .set_tag_keys(Some(keys.clone()))
-                        .send()
-                })
-            },
-            aws.call(Events, "TagResource", &ctx.cancel, || {
-                aws.events
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            }),
-        )
-        .await
+    ) -> Result<String, ProviderError> {
+        let arn = self.put(ctx, desired).await?;
+        let rule = Tagging::Rule(&arn);
+        retag(&self.0, ctx, rule, &user_tags(current), &desired.tags).await?;
+        Ok(arn)
     }
 }
 
@@ -179,8 +146,7 @@ impl ResourceKind for EventbridgeRule {
 #[async_trait]
 impl TypedProvider for EventbridgeRule {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let arn = self.put(ctx, inputs).await?;
-        self.retag(ctx, &arn, &BTreeMap::new(), inputs).await?;
+        let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
         Ok(EventbridgeRule::created(&inputs.name, &arn))
     }
 
@@ -206,8 +172,7 @@ impl TypedProvider for EventbridgeRule {
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("EventBridge rule", name))?;
-        let arn = self.put(ctx, new).await?;
-        self.retag(ctx, &arn, &tags, new).await?;
+        let arn = self.converge(ctx, &tags, new).await?;
         Ok(EventbridgeRule::created(name, &arn).outputs)
     }
 
@@ -234,14 +199,17 @@ impl TypedProvider for EventbridgeRule {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some((_, _, tags)) = self.describe(ctx, &inputs.name).await? else {
-            return Ok(None);
-        };
-        if !self.0.owns(ctx, &tags, false) {
-            return Ok(None);
-        }
-        let arn = self.put(ctx, inputs).await?;
-        self.retag(ctx, &arn, &tags, inputs).await?;
-        Ok(Some(EventbridgeRule::created(&inputs.name, &arn)))
+        let found = self.describe(ctx, &inputs.name).await?;
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(_, _, tags)| tags,
+            |(_, _, tags)| async move {
+                let arn = self.converge(ctx, &tags, inputs).await?;
+                Ok(EventbridgeRule::created(&inputs.name, &arn))
+            },
+        )
+        .await
     }
 }

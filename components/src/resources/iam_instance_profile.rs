@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    IamObject, ResourceKind, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
-    required,
+    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags, required,
+    retag,
 };
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
@@ -155,8 +155,8 @@ impl TypedProvider for IamInstanceProfile {
             )
             .await?;
         }
-        let profile = IamObject::InstanceProfile(name);
-        iam_retag(aws, ctx, profile, &old.tags, &new.tags).await?;
+        let profile = Tagging::InstanceProfile(name);
+        retag(aws, ctx, profile, &old.tags, &new.tags).await?;
         let arn = format!("arn:aws:iam::{}:instance-profile/{name}", aws.account_id);
         Ok(IamInstanceProfile::created(name, &arn).outputs)
     }
@@ -191,14 +191,18 @@ impl TypedProvider for IamInstanceProfile {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some((roles, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
-            return Ok(None);
-        };
-        if !self.0.owns(ctx, &tags, false) {
-            return Ok(None);
-        }
-        self.set_role(ctx, &inputs.name, &roles, &inputs.role_name)
-            .await?;
-        Ok(Some(IamInstanceProfile::created(&inputs.name, &arn)))
+        let found = self.describe(ctx, &inputs.name).await?;
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(_, _, tags)| tags,
+            |(roles, arn, _)| async move {
+                let name = &inputs.name;
+                self.set_role(ctx, name, &roles, &inputs.role_name).await?;
+                Ok(IamInstanceProfile::created(name, &arn))
+            },
+        )
+        .await
     }
 }

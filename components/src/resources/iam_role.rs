@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    IamObject, ResourceKind, Seen, StringSet, TypedProvider, absent, iam_retag, iam_tag_map,
-    iam_tags, policy_json, required,
+    ResourceKind, Seen, StringSet, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags,
+    policy_json, required, retag,
 };
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
@@ -222,14 +222,7 @@ impl IamRole {
                 .await?;
             }
         }
-        iam_retag(
-            aws,
-            ctx,
-            IamObject::Role(name),
-            &current.tags,
-            &desired.tags,
-        )
-        .await
+        retag(aws, ctx, Tagging::Role(name), &current.tags, &desired.tags).await
     }
 }
 
@@ -333,13 +326,17 @@ impl TypedProvider for IamRole {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some((current, arn, tags)) = self.describe(ctx, &inputs.name).await? else {
-            return Ok(None);
-        };
-        if !self.0.owns(ctx, &tags, false) {
-            return Ok(None);
-        }
-        self.converge(ctx, &current, inputs).await?;
-        Ok(Some(IamRole::created(inputs, &arn)))
+        let found = self.describe(ctx, &inputs.name).await?;
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(_, _, tags)| tags,
+            |(current, arn, _)| async move {
+                self.converge(ctx, &current, inputs).await?;
+                Ok(IamRole::created(inputs, &arn))
+            },
+        )
+        .await
     }
 }

@@ -1,7 +1,6 @@
 //! An internet gateway (attached to its VPC by an `InternetGatewayAttachment`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_sdk_ec2::types::ResourceType;
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -21,7 +20,7 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct InternetGateway(pub Arc<Aws>);
+pub struct InternetGateway;
 
 impl ResourceKind for InternetGateway {
     const KIND: &'static str = KIND;
@@ -33,16 +32,7 @@ impl Ec2Object for InternetGateway {
     type Object = aws_sdk_ec2::types::InternetGateway;
     const WHAT: &'static str = "internet gateway";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
             .call(Ec2, "CreateInternetGateway", &ctx.cancel, || {
@@ -65,12 +55,16 @@ impl Ec2Object for InternetGateway {
         internet_gateways
     );
 
-    async fn inputs(&self, _: &Ctx, _: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(
+        _: &Aws,
+        _: &Ctx,
+        _: &Self::Object,
+        tags: Tags,
+    ) -> Result<Inputs, ProviderError> {
         Ok(Inputs { tags })
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || {
             aws.ec2
                 .delete_internet_gateway()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ResourceKind, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
@@ -96,16 +96,6 @@ impl TypedProvider for InternetGatewayAttachment {
             outputs: InternetGatewayAttachment::created(&inputs).outputs,
             inputs,
         })
-    }
-
-    async fn update(
-        &self,
-        _: &Ctx,
-        id: &str,
-        _: &Inputs,
-        _: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        Ok(InternetGatewayAttachment::created(&split(id)?).outputs)
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {

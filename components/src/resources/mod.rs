@@ -1,13 +1,16 @@
-//! One file per resource type, all of the same shape: a `KIND`, the `Inputs` it takes (what
-//! the blueprint builds, the planner diffs and a read reports back), and a [`TypedProvider`]
-//! over an [`Aws`] session whose `find_existing` adopts what an interrupted create made (by
-//! tags on EC2, by deterministic name on IAM and EKS). [`Typed`] makes each the engine's
-//! provider: parsing, diffing and classifying are done there once. Below: helpers the types
-//! share (tags, lookups).
+//! One file per resource type, all of the same shape: a [`ResourceKind`] (`KIND`, the
+//! `Inputs` it takes: what the blueprint builds, the planner diffs and a read reports back),
+//! and its calls over an [`Aws`] session: an [`ec2::Ec2Object`], which [`ec2::Ec2`] makes a
+//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), or a
+//! [`TypedProvider`] itself (the others, adopted by deterministic name: [`adopt`]).
+//! [`Typed`] makes each the engine's provider: parsing, diffing and classifying are done
+//! there once. Below: helpers the types share (adoption, tags, lookups).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError, Providers};
 use serde_json::{Value, json};
@@ -44,13 +47,13 @@ pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, ou
 pub fn providers(aws: &Arc<Aws>) -> Providers {
     let aws = || aws.clone();
     Providers::new()
-        .typed(Ec2(vpc::Vpc(aws())))
-        .typed(Ec2(subnet::Subnet(aws())))
-        .typed(Ec2(internet_gateway::InternetGateway(aws())))
+        .typed(Ec2(vpc::Vpc, aws()))
+        .typed(Ec2(subnet::Subnet, aws()))
+        .typed(Ec2(internet_gateway::InternetGateway, aws()))
         .typed(internet_gateway_attachment::InternetGatewayAttachment(aws()))
-        .typed(Ec2(elastic_ip::ElasticIp(aws())))
-        .typed(Ec2(nat_gateway::NatGateway(aws())))
-        .typed(Ec2(route_table::RouteTable(aws())))
+        .typed(Ec2(elastic_ip::ElasticIp, aws()))
+        .typed(Ec2(nat_gateway::NatGateway, aws()))
+        .typed(Ec2(route_table::RouteTable, aws()))
         .typed(route::Route(aws()))
         .typed(route_table_association::RouteTableAssociation(aws()))
         .typed(iam_role::IamRole(aws()))
@@ -73,6 +76,25 @@ trait WithTyped {
 impl WithTyped for Providers {
     fn typed<P: TypedProvider>(self, provider: P) -> Providers {
         self.with(P::KIND, Arc::new(Typed(provider)))
+    }
+}
+
+/// `find_existing` of a type known by a deterministic name: the object `found` by that name
+/// is adopted only if its `tags` (all of them) say it is this stack's and this resource's;
+/// `complete` then does what the create may not have, and says what the create made.
+pub async fn adopt<O, F>(
+    aws: &Aws,
+    ctx: &Ctx,
+    found: Option<O>,
+    tags: impl FnOnce(&O) -> &BTreeMap<String, String>,
+    complete: impl FnOnce(O) -> F,
+) -> Result<Option<Created>, ProviderError>
+where
+    F: Future<Output = Result<Created, ProviderError>>,
+{
+    match found {
+        Some(object) if aws.owns(ctx, tags(&object), false) => complete(object).await.map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -144,17 +166,16 @@ impl Ec2Find<'_> {
     }
 }
 
-/// `async fn describe(&self, ctx, find: Ec2Find) -> Result<Option<$object>, ProviderError>`
-/// for a provider over `Arc<Aws>`: the first EC2 object of one type that `find` finds (the
+/// `async fn describe(aws, ctx, find: Ec2Find) -> Result<Option<$object>, ProviderError>`
+/// of an [`ec2::Ec2Object`]: the first EC2 object of one type that `find` finds (the
 /// SDK's types share no trait to write it once as a function).
 macro_rules! ec2_describe {
     ($object:ident, $operation:literal, $describe:ident, $set_ids:ident, $list:ident) => {
         async fn describe(
-            &self,
+            aws: &$crate::aws::Aws,
             ctx: &byoc_engine::Ctx,
             find: $crate::resources::Ec2Find<'_>,
         ) -> Result<Option<aws_sdk_ec2::types::$object>, byoc_engine::ProviderError> {
-            let aws = &self.0;
             let send = || {
                 aws.ec2
                     .$describe()
@@ -231,136 +252,189 @@ pub async fn ec2_retag(
     Ok(())
 }
 
-/// Brings an object's user tags from `old` to `new` through its API's two calls: `untag` the
-/// keys that went (when some went), then `tag`. (EC2 sets only what changed:
-/// [`ec2_retag`].)
-pub async fn retag<U, A, B>(
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-    untag: impl FnOnce(Vec<String>) -> U,
-    tag: impl Future<Output = Result<B, ProviderError>>,
-) -> Result<(), ProviderError>
-where
-    U: Future<Output = Result<A, ProviderError>>,
-{
-    let gone = removed_keys(old, new);
-    if !gone.is_empty() {
-        untag(gone).await?;
-    }
-    tag.await?;
-    Ok(())
-}
-
-/// Brings an EKS cluster's or node group's user tags from `old` to `new`.
-pub async fn eks_retag(
-    aws: &Aws,
-    ctx: &Ctx,
-    arn: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
-    if old == new {
-        return Ok(());
-    }
-    let tags: std::collections::HashMap<String, String> = new.clone().into_iter().collect();
-    retag(
-        old,
-        new,
-        |keys| {
-            aws.call(Service::Eks, "UntagResource", &ctx.cancel, move || {
-                aws.eks
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(keys.clone()))
-                    .send()
-            })
-        },
-        aws.call(Service::Eks, "TagResource", &ctx.cancel, || {
-            aws.eks
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(tags.clone()))
-                .send()
-        }),
-    )
-    .await
-}
-
-/// An IAM object that takes tags, by the name (or ARN) its API knows it by.
+/// An object tagged through its API's tag and untag calls, by what that API knows it by.
+/// (EC2 sets only the tags that changed: [`ec2_retag`].)
 #[derive(Clone, Copy, Debug)]
-pub enum IamObject<'a> {
+pub enum Tagging<'a> {
     Role(&'a str),
     InstanceProfile(&'a str),
     OidcProvider(&'a str),
+    /// An EKS cluster or node group, by ARN.
+    Eks(&'a str),
+    /// An SQS queue, by URL.
+    Queue(&'a str),
+    /// An EventBridge rule, by ARN.
+    Rule(&'a str),
 }
 
-/// Brings an IAM object's user tags from `old` to `new` (byoc's own set again with them).
-pub async fn iam_retag(
+/// Brings an object's user tags from `old` to `new`: untags the keys that went (when some
+/// went), then tags with `new` (and byoc's own, but on EKS, whose create's stay). IAM and EKS
+/// objects are left alone when their user tags are unchanged; a queue's and a rule's are
+/// written every time.
+pub async fn retag(
     aws: &Aws,
     ctx: &Ctx,
-    object: IamObject<'_>,
+    object: Tagging<'_>,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
-    use IamObject::{InstanceProfile, OidcProvider, Role};
-    if old == new {
+    use Service::{Eks, Events, Iam, Sqs};
+    use Tagging::{InstanceProfile, OidcProvider, Queue, Role, Rule};
+    if old == new && !matches!(object, Queue(_) | Rule(_)) {
         return Ok(());
     }
-    let (iam, cancel) = (&aws.iam, &ctx.cancel);
-    let untag = |keys: Vec<String>| async move {
-        let keys = Some(keys);
-        match object {
-            Role(name) => aws
-                .call(Service::Iam, "UntagRole", cancel, || {
-                    let request = iam.untag_role().role_name(name);
-                    request.set_tag_keys(keys.clone()).send()
-                })
-                .await
-                .map(drop),
-            InstanceProfile(name) => aws
-                .call(Service::Iam, "UntagInstanceProfile", cancel, || {
-                    let request = iam.untag_instance_profile().instance_profile_name(name);
-                    request.set_tag_keys(keys.clone()).send()
-                })
-                .await
-                .map(drop),
-            OidcProvider(arn) => aws
-                .call(Service::Iam, "UntagOpenIDConnectProvider", cancel, || {
-                    let request = iam.untag_open_id_connect_provider();
-                    let request = request.open_id_connect_provider_arn(arn);
-                    request.set_tag_keys(keys.clone()).send()
-                })
-                .await
-                .map(drop),
+    let gone = &removed_keys(old, new);
+    let all = || -> HashMap<String, String> { aws.tags(ctx, new).into_iter().collect() };
+    let (iam, eks, sqs, events) = (&aws.iam, &aws.eks, &aws.sqs, &aws.events);
+    match object {
+        Role(name) => {
+            let tags = Some(iam_tags(aws, ctx, new));
+            let untag = |keys| {
+                iam.untag_role()
+                    .role_name(name)
+                    .set_tag_keys(Some(keys))
+                    .send()
+            };
+            let tag = || iam.tag_role().role_name(name).set_tags(tags.clone()).send();
+            tag_calls(aws, ctx, Iam, gone, ("UntagRole", untag), ("TagRole", tag)).await
         }
-    };
-    let tags = Some(iam_tags(aws, ctx, new));
-    let tag = async {
-        match object {
-            Role(name) => aws
-                .call(Service::Iam, "TagRole", cancel, || {
-                    iam.tag_role().role_name(name).set_tags(tags.clone()).send()
-                })
-                .await
-                .map(drop),
-            InstanceProfile(name) => aws
-                .call(Service::Iam, "TagInstanceProfile", cancel, || {
-                    let request = iam.tag_instance_profile().instance_profile_name(name);
-                    request.set_tags(tags.clone()).send()
-                })
-                .await
-                .map(drop),
-            OidcProvider(arn) => aws
-                .call(Service::Iam, "TagOpenIDConnectProvider", cancel, || {
-                    let request = iam.tag_open_id_connect_provider();
-                    let request = request.open_id_connect_provider_arn(arn);
-                    request.set_tags(tags.clone()).send()
-                })
-                .await
-                .map(drop),
+        InstanceProfile(name) => {
+            let tags = Some(iam_tags(aws, ctx, new));
+            let untag = |keys| {
+                let request = iam.untag_instance_profile().instance_profile_name(name);
+                request.set_tag_keys(Some(keys)).send()
+            };
+            let tag = || {
+                let request = iam.tag_instance_profile().instance_profile_name(name);
+                request.set_tags(tags.clone()).send()
+            };
+            let (untag, tag) = (("UntagInstanceProfile", untag), ("TagInstanceProfile", tag));
+            tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
-    };
-    retag(old, new, untag, tag).await
+        OidcProvider(arn) => {
+            let tags = Some(iam_tags(aws, ctx, new));
+            let untag = |keys| {
+                let request = iam.untag_open_id_connect_provider();
+                let request = request.open_id_connect_provider_arn(arn);
+                request.set_tag_keys(Some(keys)).send()
+            };
+            let tag = || {
+                let request = iam.tag_open_id_connect_provider();
+                let request = request.open_id_connect_provider_arn(arn);
+                request.set_tags(tags.clone()).send()
+            };
+            let untag = ("UntagOpenIDConnectProvider", untag);
+            tag_calls(
+                aws,
+                ctx,
+                Iam,
+                gone,
+                untag,
+                ("TagOpenIDConnectProvider", tag),
+            )
+            .await
+        }
+        Tagging::Eks(arn) => {
+            let tags = Some(new.clone().into_iter().collect());
+            let untag = |keys| {
+                let request = eks.untag_resource().resource_arn(arn);
+                request.set_tag_keys(Some(keys)).send()
+            };
+            let tag = || {
+                eks.tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(tags.clone())
+                    .send()
+            };
+            tag_calls(
+                aws,
+                ctx,
+                Eks,
+                gone,
+                ("UntagResource", untag),
+                ("TagResource", tag),
+            )
+            .await
+        }
+        Queue(url) => {
+            let tags = Some(all());
+            let untag = |keys| {
+                sqs.untag_queue()
+                    .queue_url(url)
+                    .set_tag_keys(Some(keys))
+                    .send()
+            };
+            let tag = || sqs.tag_queue().queue_url(url).set_tags(tags.clone()).send();
+            tag_calls(
+                aws,
+                ctx,
+                Sqs,
+                gone,
+                ("UntagQueue", untag),
+                ("TagQueue", tag),
+            )
+            .await
+        }
+        Rule(arn) => {
+            let tags = all()
+                .into_iter()
+                .map(|(k, v)| {
+                    aws_sdk_eventbridge::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ProviderError::new(format!("rule tag: {e}")))?;
+            let tags = Some(tags);
+            let untag = |keys| {
+                let request = events.untag_resource().resource_arn(arn);
+                request.set_tag_keys(Some(keys)).send()
+            };
+            let tag = || {
+                events
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(tags.clone())
+                    .send()
+            };
+            let (untag, tag) = (("UntagResource", untag), ("TagResource", tag));
+            tag_calls(aws, ctx, Events, gone, untag, tag).await
+        }
+    }
+}
+
+/// An API's two tagging calls, each `(operation, request)`: `untag` the keys of `gone` (when
+/// there are any), then `tag`. Requests are made anew for each attempt.
+async fn tag_calls<A, B, E, F, U, T>(
+    aws: &Aws,
+    ctx: &Ctx,
+    service: Service,
+    gone: &[String],
+    (untag_operation, untag): (&str, impl Fn(Vec<String>) -> U),
+    (tag_operation, tag): (&str, impl Fn() -> T),
+) -> Result<(), ProviderError>
+where
+    U: Future<Output = Result<A, SdkError<E, HttpResponse>>>,
+    T: Future<Output = Result<B, SdkError<F, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    F: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if !gone.is_empty() {
+        let untag = || untag(gone.to_vec());
+        aws.call(service, untag_operation, &ctx.cancel, untag)
+            .await?;
+    }
+    aws.call(service, tag_operation, &ctx.cancel, tag).await?;
+    Ok(())
+}
+
+/// EKS tags (a cluster's or a node group's) as a map.
+pub fn eks_tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// IAM tags of a create.

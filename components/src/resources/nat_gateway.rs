@@ -2,7 +2,6 @@
 //! wait for the gateway to be `available` / `deleted` (a few minutes on AWS).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
@@ -29,39 +28,38 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct NatGateway(pub Arc<Aws>);
+pub struct NatGateway;
 
 impl NatGateway {
     /// The gateway `id`, or `None` once it is deleted.
-    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Option<Gateway>, ProviderError> {
-        self.describe(ctx, Ec2Find::Id(id)).await
+    async fn get(aws: &Aws, ctx: &Ctx, id: &str) -> Result<Option<Gateway>, ProviderError> {
+        NatGateway::describe(aws, ctx, Ec2Find::Id(id)).await
     }
 
-    async fn wait_available(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
+    async fn wait_available(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let name = format!("NAT gateway {id}");
-        self.0
-            .wait_ready(
-                ctx,
-                &name,
-                "available",
-                TIMEOUT,
-                || self.get(ctx, id),
-                |g| match g.state() {
-                    Some(NatGatewayState::Available) => Ok(true),
-                    Some(NatGatewayState::Failed | NatGatewayState::Deleting) => {
-                        Err(ProviderError::with_code(
-                            "NatGatewayFailed",
-                            format!(
-                                "{name} failed: {}",
-                                g.failure_message().unwrap_or("no reason given")
-                            ),
-                        ))
-                    }
-                    _ => Ok(false),
-                },
-            )
-            .await
-            .map(drop)
+        aws.wait_ready(
+            ctx,
+            &name,
+            "available",
+            TIMEOUT,
+            || NatGateway::get(aws, ctx, id),
+            |g| match g.state() {
+                Some(NatGatewayState::Available) => Ok(true),
+                Some(NatGatewayState::Failed | NatGatewayState::Deleting) => {
+                    Err(ProviderError::with_code(
+                        "NatGatewayFailed",
+                        format!(
+                            "{name} failed: {}",
+                            g.failure_message().unwrap_or("no reason given")
+                        ),
+                    ))
+                }
+                _ => Ok(false),
+            },
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -77,16 +75,7 @@ impl Ec2Object for NatGateway {
     type Object = Gateway;
     const WHAT: &'static str = "NAT gateway";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
             .call(Ec2, "CreateNatGateway", &ctx.cancel, || {
                 aws.ec2
@@ -102,18 +91,17 @@ impl Ec2Object for NatGateway {
             out.nat_gateway().and_then(|g| g.nat_gateway_id()),
             "NAT gateway id",
         )?;
-        self.wait_available(ctx, id).await?;
+        NatGateway::wait_available(aws, ctx, id).await?;
         Ok(with_id(id))
     }
 
     /// By id, one that is deleted is none (AWS lists deleted ones for an hour); of those an
     /// interrupted create made, the one not failed or going.
     async fn describe(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         find: Ec2Find<'_>,
     ) -> Result<Option<Gateway>, ProviderError> {
-        let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
                 aws.ec2
@@ -137,7 +125,7 @@ impl Ec2Object for NatGateway {
             .find(|g| g.state().is_none_or(|s| !gone.contains(s))))
     }
 
-    async fn inputs(&self, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs, ProviderError> {
         let address = g.nat_gateway_addresses().first();
         Ok(Inputs {
             subnet_id: g.subnet_id().unwrap_or_default().to_string(),
@@ -151,25 +139,24 @@ impl Ec2Object for NatGateway {
 
     /// An interrupted create may not have waited for the gateway.
     async fn settle(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         _: &Inputs,
     ) -> Result<(), ProviderError> {
         match old {
-            None => self.wait_available(ctx, id).await,
+            None => NatGateway::wait_available(aws, ctx, id).await,
             Some(_) => Ok(()),
         }
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || aws.ec2.delete_nat_gateway().nat_gateway_id(id).send();
         aws.call(Ec2, "DeleteNatGateway", &ctx.cancel, send).await?;
         // Its Elastic IP and subnet cannot go before it has.
         let name = format!("NAT gateway {id}");
-        aws.wait_gone(ctx, &name, TIMEOUT, || self.get(ctx, id))
+        aws.wait_gone(ctx, &name, TIMEOUT, || NatGateway::get(aws, ctx, id))
             .await
     }
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    IamObject, ResourceKind, Seen, TypedProvider, absent, iam_retag, iam_tag_map, iam_tags,
-    required,
+    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags, required,
+    retag,
 };
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
@@ -129,8 +129,8 @@ impl OidcProvider {
             )
             .await?;
         }
-        let provider = IamObject::OidcProvider(arn);
-        iam_retag(aws, ctx, provider, &current.tags, &desired.tags).await
+        let provider = Tagging::OidcProvider(arn);
+        retag(aws, ctx, provider, &current.tags, &desired.tags).await
     }
 }
 
@@ -199,13 +199,17 @@ impl TypedProvider for OidcProvider {
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
         let arn = self.arn(&inputs.url);
-        let Some((current, tags)) = self.describe(ctx, &arn).await? else {
-            return Ok(None);
-        };
-        if !self.0.owns(ctx, &tags, false) {
-            return Ok(None);
-        }
-        self.converge(ctx, &arn, &current, inputs).await?;
-        Ok(Some(OidcProvider::created(&arn, &inputs.url)))
+        let found = self.describe(ctx, &arn).await?;
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(_, tags)| tags,
+            |(current, _)| async move {
+                self.converge(ctx, &arn, &current, inputs).await?;
+                Ok(OidcProvider::created(&arn, &inputs.url))
+            },
+        )
+        .await
     }
 }

@@ -1,7 +1,6 @@
 //! A route table of a VPC (its routes and subnet associations are resources of their own).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_sdk_ec2::types::ResourceType;
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -22,7 +21,7 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct RouteTable(pub Arc<Aws>);
+pub struct RouteTable;
 
 impl ResourceKind for RouteTable {
     const KIND: &'static str = KIND;
@@ -34,16 +33,7 @@ impl Ec2Object for RouteTable {
     type Object = aws_sdk_ec2::types::RouteTable;
     const WHAT: &'static str = "route table";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
             .call(Ec2, "CreateRouteTable", &ctx.cancel, || {
                 aws.ec2
@@ -65,13 +55,17 @@ impl Ec2Object for RouteTable {
         route_tables
     );
 
-    async fn inputs(&self, _: &Ctx, t: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(
+        _: &Aws,
+        _: &Ctx,
+        t: &Self::Object,
+        tags: Tags,
+    ) -> Result<Inputs, ProviderError> {
         let vpc_id = t.vpc_id().unwrap_or_default().to_string();
         Ok(Inputs { vpc_id, tags })
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || aws.ec2.delete_route_table().route_table_id(id).send();
         aws.call(Ec2, "DeleteRouteTable", &ctx.cancel, send)
             .await

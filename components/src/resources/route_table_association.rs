@@ -5,7 +5,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{ResourceKind, Seen, TypedProvider, not_found, with_id};
 use crate::aws::Aws;
@@ -91,16 +90,6 @@ impl TypedProvider for RouteTableAssociation {
             inputs,
             outputs: with_id(id).outputs,
         })
-    }
-
-    async fn update(
-        &self,
-        _: &Ctx,
-        id: &str,
-        _: &Inputs,
-        _: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        Ok(with_id(id).outputs)
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {

@@ -11,7 +11,7 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, retag};
+use super::{ResourceKind, Seen, Tagging, TypedProvider, adopt, retag};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Sqs;
 
@@ -126,7 +126,19 @@ impl SqsQueue {
             .unwrap_or_default())
     }
 
-    /// Sets the queue's attributes and user tags to `desired`.
+    /// The queue's URL and all its tags, or `None` if there is no such queue.
+    async fn described(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>, ProviderError> {
+        let Some(url) = self.url(ctx, name).await? else {
+            return Ok(None);
+        };
+        let tags = self.tags(ctx, &url).await?;
+        Ok(Some((url, tags)))
+    }
+
     /// The attributes byoc sets, as CreateQueue and SetQueueAttributes take them.
     fn attributes_of(&self, inputs: &Inputs) -> HashMap<QueueAttributeName, String> {
         HashMap::from([
@@ -143,6 +155,7 @@ impl SqsQueue {
         ])
     }
 
+    /// Sets the queue's attributes and user tags to `desired`.
     async fn converge(
         &self,
         ctx: &Ctx,
@@ -160,28 +173,8 @@ impl SqsQueue {
                 .send()
         })
         .await?;
-        let tags: HashMap<String, String> = aws.tags(ctx, &desired.tags).into_iter().collect();
-        retag(
-            &user_tags(current_tags),
-            &desired.tags,
-            |keys| {
-                aws.call(Sqs, "UntagQueue", &ctx.cancel, move || {
-                    aws.sqs
-                        .untag_queue()
-                        .queue_url(url)
-                        .set_tag_keys(Some(keys.clone()))
-                        .send()
-                })
-            },
-            aws.call(Sqs, "TagQueue", &ctx.cancel, || {
-                aws.sqs
-                    .tag_queue()
-                    .queue_url(url)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            }),
-        )
-        .await
+        let queue = Tagging::Queue(url);
+        retag(aws, ctx, queue, &user_tags(current_tags), &desired.tags).await
     }
 }
 
@@ -268,11 +261,10 @@ impl TypedProvider for SqsQueue {
         _: &Inputs,
         new: &Inputs,
     ) -> Result<Value, ProviderError> {
-        let url = self
-            .url(ctx, name)
+        let (url, tags) = self
+            .described(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("SQS queue", name))?;
-        let tags = self.tags(ctx, &url).await?;
         self.converge(ctx, &url, &tags, new).await?;
         Ok(self.created(name, &url).outputs)
     }
@@ -298,15 +290,18 @@ impl TypedProvider for SqsQueue {
         ctx: &Ctx,
         inputs: &Inputs,
     ) -> Result<Option<Created>, ProviderError> {
-        let Some(url) = self.url(ctx, &inputs.name).await? else {
-            return Ok(None);
-        };
-        let tags = self.tags(ctx, &url).await?;
-        if !self.0.owns(ctx, &tags, false) {
-            return Ok(None);
-        }
-        self.converge(ctx, &url, &tags, inputs).await?;
-        Ok(Some(self.created(&inputs.name, &url)))
+        let found = self.described(ctx, &inputs.name).await?;
+        adopt(
+            &self.0,
+            ctx,
+            found,
+            |(_, tags)| tags,
+            |(url, tags)| async move {
+                self.converge(ctx, &url, &tags, inputs).await?;
+                Ok(self.created(&inputs.name, &url))
+            },
+        )
+        .await
     }
 
     fn classify(error: &ProviderError) -> ErrorClass {

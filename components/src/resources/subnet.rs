@@ -1,7 +1,6 @@
 //! A subnet in one availability zone; public ones give instances public addresses.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -27,11 +26,10 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct Subnet(pub Arc<Aws>);
+pub struct Subnet;
 
 impl Subnet {
-    async fn set_public(&self, ctx: &Ctx, id: &str, public: bool) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<(), ProviderError> {
         aws.call(Ec2, "ModifySubnetAttribute", &ctx.cancel, || {
             aws.ec2
                 .modify_subnet_attribute()
@@ -54,16 +52,7 @@ impl Ec2Object for Subnet {
     type Object = aws_sdk_ec2::types::Subnet;
     const WHAT: &'static str = "subnet";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
             .call(Ec2, "CreateSubnet", &ctx.cancel, || {
                 aws.ec2
@@ -77,7 +66,7 @@ impl Ec2Object for Subnet {
             .await?;
         let id = super::required(out.subnet().and_then(|s| s.subnet_id()), "subnet id")?;
         if inputs.map_public_ip_on_launch {
-            self.set_public(ctx, id, true).await?;
+            Subnet::set_public(aws, ctx, id, true).await?;
         }
         Ok(Created {
             outputs: Subnet::outputs(id, inputs, None),
@@ -98,7 +87,12 @@ impl Ec2Object for Subnet {
         json!({"id": id, "availability_zone": zone, "cidr_block": cidr})
     }
 
-    async fn inputs(&self, _: &Ctx, s: &Self::Object, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(
+        _: &Aws,
+        _: &Ctx,
+        s: &Self::Object,
+        tags: Tags,
+    ) -> Result<Inputs, ProviderError> {
         Ok(Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             cidr_block: s.cidr_block().unwrap_or_default().to_string(),
@@ -110,21 +104,19 @@ impl Ec2Object for Subnet {
 
     /// A create that died may not have made the subnet public yet.
     async fn settle(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<(), ProviderError> {
         if old.is_none_or(|o| o.map_public_ip_on_launch != new.map_public_ip_on_launch) {
-            self.set_public(ctx, id, new.map_public_ip_on_launch)
-                .await?;
+            Subnet::set_public(aws, ctx, id, new.map_public_ip_on_launch).await?;
         }
         Ok(())
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || aws.ec2.delete_subnet().subnet_id(id).send();
         aws.call(Ec2, "DeleteSubnet", &ctx.cancel, send)
             .await

@@ -67,14 +67,17 @@ pub trait TypedProvider: ResourceKind {
         recorded: &Self::Inputs,
     ) -> Result<Seen<Self::Inputs>, ProviderError>;
 
-    /// Applies `new` over `old` in place; the new outputs.
+    /// Applies `new` over `old` in place; the new outputs. By default a type changes nothing
+    /// in place (every input is in `REPLACE_ON`, so no update comes): its outputs read back.
     async fn update(
         &self,
         ctx: &Ctx,
         id: &str,
-        old: &Self::Inputs,
+        _old: &Self::Inputs,
         new: &Self::Inputs,
-    ) -> Result<Value, ProviderError>;
+    ) -> Result<Value, ProviderError> {
+        Ok(self.read(ctx, id, new).await?.outputs)
+    }
 
     async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Self::Inputs)
     -> Result<(), ProviderError>;

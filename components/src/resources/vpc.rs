@@ -1,7 +1,6 @@
 //! A VPC, with DNS support and DNS hostnames (EKS needs both).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -25,17 +24,16 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub struct Vpc(pub Arc<Aws>);
+pub struct Vpc;
 
 impl Vpc {
     async fn set_attributes(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<(), ProviderError> {
-        let aws = &self.0;
         let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
         // One attribute per call: the API refuses both at once.
         if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
@@ -62,12 +60,11 @@ impl Vpc {
     }
 
     async fn attribute(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         id: &str,
         name: VpcAttributeName,
     ) -> Result<bool, ProviderError> {
-        let aws = &self.0;
         let out = aws
             .call(Ec2, "DescribeVpcAttribute", &ctx.cancel, || {
                 aws.ec2
@@ -95,16 +92,7 @@ impl Ec2Object for Vpc {
     type Object = aws_sdk_ec2::types::Vpc;
     const WHAT: &'static str = "VPC";
 
-    fn aws(&self) -> &Aws {
-        &self.0
-    }
-
-    fn tags(inputs: &Inputs) -> &Tags {
-        &inputs.tags
-    }
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let aws = &self.0;
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
             .call(Ec2, "CreateVpc", &ctx.cancel, || {
                 aws.ec2
@@ -115,7 +103,7 @@ impl Ec2Object for Vpc {
             })
             .await?;
         let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
-        self.set_attributes(ctx, id, None, inputs).await?;
+        Vpc::set_attributes(aws, ctx, id, None, inputs).await?;
         Ok(Created {
             outputs: Vpc::outputs(id, inputs, None),
             ..with_id(id)
@@ -129,37 +117,33 @@ impl Ec2Object for Vpc {
     }
 
     async fn inputs(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         vpc: &Self::Object,
         tags: Tags,
     ) -> Result<Inputs, ProviderError> {
+        use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
         let id = vpc.vpc_id().unwrap_or_default();
         Ok(Inputs {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
-            enable_dns_support: self
-                .attribute(ctx, id, VpcAttributeName::EnableDnsSupport)
-                .await?,
-            enable_dns_hostnames: self
-                .attribute(ctx, id, VpcAttributeName::EnableDnsHostnames)
-                .await?,
+            enable_dns_support: Vpc::attribute(aws, ctx, id, EnableDnsSupport).await?,
+            enable_dns_hostnames: Vpc::attribute(aws, ctx, id, EnableDnsHostnames).await?,
             tags,
         })
     }
 
     /// The create may have died between CreateVpc and the attributes.
     async fn settle(
-        &self,
+        aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<(), ProviderError> {
-        self.set_attributes(ctx, id, old, new).await
+        Vpc::set_attributes(aws, ctx, id, old, new).await
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let aws = &self.0;
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
         let send = || aws.ec2.delete_vpc().vpc_id(id).send();
         aws.call(Ec2, "DeleteVpc", &ctx.cancel, send)
             .await
