@@ -307,6 +307,7 @@ impl Aws {
     /// `byoc:stack` tag says so. What the stack's state must account for, and what a destroy
     /// must leave none of. EC2 is asked type by type (DescribeTags may still list the tags
     /// of deleted objects).
+    #[cfg(feature = "testing")]
     pub async fn footprint(&self) -> Result<Vec<(String, String)>, ProviderError> {
         use aws_sdk_ec2::types::Filter;
         let cancel = CancellationToken::new();

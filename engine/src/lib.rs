@@ -17,6 +17,7 @@ mod plan;
 mod provider;
 mod refresh;
 mod state;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use exec::{
@@ -35,7 +36,7 @@ pub use plan::{
 pub use provider::{
     Created, Ctx, Diff, ErrorClass, Observed, Provider, ProviderError, Providers, changed_fields,
 };
-pub use refresh::{Drift, DriftKind, drift, refresh};
+pub use refresh::{Drift, DriftKind, RefreshError, drift, refresh};
 pub use state::{
     Intent, MemoryStore, Operation, Outcome, ResourceState, Snapshot, StateStore, StoreError,
     base_name, deposed_key, orphan_key,

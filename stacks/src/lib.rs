@@ -18,7 +18,7 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
-pub use runs::{Begin, Lease};
+pub use runs::{Begin, Lease, RunContext};
 pub use stacks::{RunMetrics, StoredConfig};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, TENANT_NAME_MAX, TrustLocation};

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::{Database, DbError, now_ms};
-use byoc_model::{RunKind, RunStatus};
+use byoc_model::{AccountId, Region, RunKind, RunStatus, StackName, TenantSlug};
 
 pub(crate) type RunRow = (
     String,
@@ -103,6 +103,21 @@ pub(crate) fn fenced(lease: &Lease) -> DbError {
         "{} no longer holds stack {} at generation {}",
         lease.holder, lease.stack, lease.generation
     ))
+}
+
+/// What a run acts on, read once when it starts ([`Database::run_context`]).
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    pub kind: RunKind,
+    pub stack: StackName,
+    pub tenant_slug: TenantSlug,
+    pub account_id: AccountId,
+    pub trust_stack_name: String,
+    /// Where the tenant's trust stack is; `None`: the workers' default region.
+    pub trust_region: Option<Region>,
+    pub sealed_external_id: Vec<u8>,
+    /// The environment's saved config, as stored.
+    pub config: Option<Value>,
 }
 
 /// A stack lease held by one worker for one run. Every write of the run carries its
@@ -589,23 +604,51 @@ impl Database {
         Ok(version)
     }
 
-    /// The saved config of a stack's environment, with its version.
-    pub async fn stack_config(&self, stack: &str) -> Result<(Value, i64), DbError> {
-        let row: Option<(String, i64)> = with_pool!(self, p => {
+    /// Everything a worker needs to start `run_id`, in one read: the run's kind and stack,
+    /// who it acts for, the tenant's external id as stored (sealed), and the environment's
+    /// saved config (`None` for a trust verification's stack, which has none).
+    pub async fn run_context(&self, run_id: &str) -> Result<RunContext, DbError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Vec<u8>,
+            Option<String>,
+        );
+        let row: Option<Row> = with_pool!(self, p => {
             sqlx::query_as(
-                "SELECT c.config, c.version FROM environment_configs c
-                 JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $1",
+                "SELECT r.kind, r.stack, t.slug, t.aws_account_id, t.trust_stack_name,
+                        t.trust_region, t.external_id_sealed, c.config
+                 FROM runs r
+                 JOIN stacks s ON s.name = r.stack
+                 JOIN tenants t ON t.id = s.tenant_id
+                 LEFT JOIN environment_configs c ON c.tenant_id = s.tenant_id AND c.env = s.env
+                 WHERE r.id = $1",
             )
-            .bind(stack)
+            .bind(run_id)
             .fetch_optional(p)
             .await
             .map_err(|e| self.query_error(e))?
         });
-        let (text, version) =
-            row.ok_or_else(|| DbError::NotFound(format!("config of stack {stack}")))?;
-        let config = serde_json::from_str(&text)
+        let (kind, stack, tenant_slug, account_id, trust_stack_name, trust_region, sealed, config) =
+            row.ok_or_else(|| DbError::NotFound(format!("run {run_id} or its tenant")))?;
+        let config = config
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
             .map_err(|e| DbError::Corrupt(format!("stored config of {stack}: {e}")))?;
-        Ok((config, version))
+        Ok(RunContext {
+            kind: crate::db::stored(&kind)?,
+            stack: crate::db::stored(&stack)?,
+            tenant_slug: crate::db::stored(&tenant_slug)?,
+            account_id: crate::db::stored(&account_id)?,
+            trust_stack_name,
+            trust_region: trust_region.as_deref().map(crate::db::stored).transpose()?,
+            sealed_external_id: sealed,
+            config,
+        })
     }
 
     /// Whether a cancel was requested for the run.

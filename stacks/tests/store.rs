@@ -208,6 +208,34 @@ async fn deploys_coalesce_and_runs_start_in_request_order() -> anyhow::Result<()
     Ok(())
 }
 
+/// A worker reads what a run acts on in one call: the run's kind, its stack, the tenant's
+/// account and sealed external id, and the environment's config (none until one is saved).
+#[tokio::test]
+async fn a_run_reads_its_context_in_one_call() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let (run, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        let context = db.run_context(run.id.as_str()).await?;
+        assert_eq!(context.kind, RunKind::Preview);
+        assert_eq!(context.stack, stack.as_str());
+        assert_eq!(context.tenant_slug, "acme");
+        assert_eq!(context.account_id, "111111111111");
+        assert_eq!(sealer().open(&context.sealed_external_id)?.len(), 64);
+        assert_eq!(context.config, None);
+
+        let tenant = db.tenant(&"acme".parse()?).await?;
+        let config = json!({"resources": []});
+        db.save_config(&tenant.id, "acme", "dev", &config, "alice")
+            .await?;
+        assert_eq!(db.run_context(run.id.as_str()).await?.config, Some(config));
+        assert!(matches!(
+            db.run_context("00000000-0000-4000-8000-000000000000").await,
+            Err(DbError::NotFound(_))
+        ));
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn cancelling_queued_and_running_runs() -> anyhow::Result<()> {
     let ttl = Duration::from_secs(60);

@@ -29,12 +29,12 @@ impl Blueprint for AwsBlueprint {
         config: &Value,
     ) -> Result<(Vec<Resource>, Providers), String> {
         let config = EnvironmentConfig::from_value(config).map_err(|e| e.to_string())?;
-        let resources = environment(&target.stack, &config).map_err(|e| e.to_string())?;
+        let resources = environment(target.stack.as_str(), &config).map_err(|e| e.to_string())?;
         let aws = self.platform.session(Target {
-            account_id: target.account_id.clone(),
+            account_id: target.account_id.to_string(),
             external_id: target.external_id.clone(),
             region: config.region.clone(),
-            stack: target.stack.clone(),
+            stack: target.stack.to_string(),
             run_id: target.run_id.clone(),
         });
         Ok((resources, providers(&aws)))
@@ -52,10 +52,10 @@ impl Blueprint for AwsBlueprint {
             )
         })?;
         let aws = self.platform.session(Target {
-            account_id: target.account_id.clone(),
+            account_id: target.account_id.to_string(),
             external_id: target.external_id.clone(),
             region: region.to_string(),
-            stack: target.stack.clone(),
+            stack: target.stack.to_string(),
             run_id: target.run_id.clone(),
         });
         read_trust_stack(&aws, stack_name).await

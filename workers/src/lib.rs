@@ -4,8 +4,10 @@
 
 mod aws;
 mod daemon;
+mod failure;
 mod run;
 
 pub use aws::AwsBlueprint;
 pub use daemon::run_daemon;
+pub use failure::RunFailure;
 pub use run::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, unique_worker_name};

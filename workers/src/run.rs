@@ -6,13 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use byoc_engine::{
-    CancellationToken, Event, EventSink, ExecError, ExecOptions, Executor, Graph, Plan, Providers,
+    CancellationToken, Event, EventSink, ExecError, ExecOptions, Executor, Graph, Providers,
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
-use byoc_model::Tenant;
-use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport, Verdict};
-use byoc_stacks::{Begin, Database, DbError, Lease, RunStore, Sealer};
+use byoc_model::{
+    AccountId, OnboardingStatus, RunKind, RunStatus, StackName, TenantSlug, TrustProblem,
+    TrustStackReport, Verdict,
+};
+use byoc_stacks::{Begin, Database, DbError, Lease, RunContext, RunStore, Sealer};
+
+use crate::RunFailure;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -48,10 +52,10 @@ pub trait Blueprint: Send + Sync {
 /// Who a run acts for, and where.
 #[derive(Clone)]
 pub struct RunTarget {
-    pub stack: String,
+    pub stack: StackName,
     pub run_id: String,
-    pub tenant_slug: String,
-    pub account_id: String,
+    pub tenant_slug: TenantSlug,
+    pub account_id: AccountId,
     /// Decrypted only in memory, for the run's AssumeRole; never logged.
     pub external_id: String,
 }
@@ -223,7 +227,7 @@ impl Worker {
         if fenced.load(Ordering::SeqCst) {
             return Err(lost("lease renewal refused".into()));
         }
-        let (status, error, summary) = match result {
+        let outcome = match result {
             Err(ExecError::Store(byoc_engine::StoreError::Fenced(reason))) => {
                 return Err(lost(reason));
             }
@@ -235,54 +239,55 @@ impl Worker {
                     reason: e.to_string(),
                 });
             }
-            Err(e) => (RunStatus::Failed, Some(e.to_string()), None),
+            Err(e) => Outcome::failed(e),
             Ok(outcome) => outcome,
         };
+        let error = outcome.failure.as_ref().map(ToString::to_string);
         match self
             .db
-            .finish_run(run_id, &lease, status, error.as_deref(), summary.as_ref())
+            .finish_run(
+                run_id,
+                &lease,
+                outcome.status,
+                error.as_deref(),
+                outcome.summary.as_ref(),
+            )
             .await
         {
             Err(DbError::Fenced(reason)) => return Err(lost(reason)),
             other => other?,
         }
-        tracing::info!(run = run_id, %status, "run finished");
-        Ok(status)
+        tracing::info!(run = run_id, status = %outcome.status, "run finished");
+        Ok(outcome.status)
     }
 
-    /// Who the run acts for: the target, its tenant, and the external id as stored (sealed).
-    async fn target(
-        &self,
-        run_id: &str,
-        stack: &str,
-    ) -> Result<(RunTarget, Tenant, Vec<u8>), DbError> {
-        let tenant = self.db.stack_tenant(stack).await?;
-        let sealed = self.db.sealed_external_id(&tenant.slug).await?;
-        let target = RunTarget {
-            stack: stack.to_string(),
+    /// Who the run acts for: its tenant's account, with the external id opened.
+    fn target(&self, run_id: &str, context: &RunContext) -> Result<RunTarget, DbError> {
+        Ok(RunTarget {
+            stack: context.stack.clone(),
             run_id: run_id.to_string(),
-            tenant_slug: tenant.slug.clone(),
-            account_id: tenant.aws_account_id.clone(),
-            external_id: self.sealer.open(&sealed)?,
-        };
-        Ok((target, tenant, sealed))
+            tenant_slug: context.tenant_slug.clone(),
+            account_id: context.account_id.clone(),
+            external_id: self.sealer.open(&context.sealed_external_id)?,
+        })
     }
 
     /// A verification run: reads the tenant's trust stack and records the verdict. The run
     /// succeeds when the tenant is trusted.
-    async fn verify(&self, run_id: &str, lease: &Lease) -> Result<Outcome, ExecError> {
-        let (target, tenant, sealed) = match self.target(run_id, &lease.stack).await {
-            Ok(found) => found,
-            Err(e) => return Ok(failed(e.to_string())),
-        };
-        let region = tenant.trust_region.as_deref();
+    async fn verify(
+        &self,
+        target: &RunTarget,
+        context: &RunContext,
+        lease: &Lease,
+    ) -> Result<Outcome, ExecError> {
+        let region = context.trust_region.as_deref();
         self.note(
-            run_id,
+            &target.run_id,
             "info",
             &format!(
                 "reading the trust stack {} in account {} ({}) through the tenant's role",
-                tenant.trust_stack_name,
-                tenant.aws_account_id,
+                context.trust_stack_name,
+                context.account_id,
                 region.unwrap_or("the workers' default region"),
             ),
             None,
@@ -290,35 +295,42 @@ impl Worker {
         .await;
         let read = self
             .blueprint
-            .read_trust_stack(&target, region, &tenant.trust_stack_name)
+            .read_trust_stack(target, region, &context.trust_stack_name)
             .await;
         let verdict = match &read {
-            Ok(report) => Verdict::of_report(report, &tenant.slug),
+            Ok(report) => Verdict::of_report(report, &context.tenant_slug),
             Err(problem) => match Verdict::of_problem(problem) {
                 Some(verdict) => verdict,
                 // Nothing learnt about the trust: the onboarding status stays as it was.
-                None => return Ok(failed(problem.to_string())),
+                None => {
+                    return Ok(Outcome::failed(RunFailure::TrustUnreadable(
+                        problem.clone(),
+                    )));
+                }
             },
         };
         if !self
             .db
-            .record_verdict(lease, &sealed, &verdict)
+            .record_verdict(lease, &context.sealed_external_id, &verdict)
             .await
             .map_err(exec_error)?
         {
-            return Ok(failed(
-                "the tenant's external id was rotated during the verification: verify again".into(),
-            ));
+            return Ok(Outcome::failed(RunFailure::ExternalIdRotated));
         }
         let data = json!({"verdict": verdict, "stack": read.as_ref().ok()});
         let trusted = verdict.status == OnboardingStatus::Trusted;
         let level = if trusted { "info" } else { "error" };
         let message = format!("{}: {}", verdict.status, verdict.message);
-        self.note(run_id, level, &message, Some(&data)).await;
-        Ok(if trusted {
-            (RunStatus::Succeeded, None, Some(data))
-        } else {
-            (RunStatus::Failed, Some(verdict.message), Some(data))
+        self.note(&target.run_id, level, &message, Some(&data))
+            .await;
+        Ok(Outcome {
+            status: if trusted {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            },
+            failure: (!trusted).then(|| RunFailure::Untrusted(verdict.message)),
+            summary: Some(data),
         })
     }
 
@@ -327,7 +339,8 @@ impl Worker {
         record_event(&self.db, run_id, level, None, message, data).await;
     }
 
-    /// Plans and applies according to the run's kind: (status, error, summary).
+    /// Plans and applies according to the run's kind. Failures the run reports (bad config,
+    /// failed steps) are an `Outcome`; `Err` only when the run could not be recorded.
     async fn apply(
         &self,
         run_id: &str,
@@ -335,74 +348,79 @@ impl Worker {
         cancel: CancellationToken,
         events: Arc<ChannelSink>,
     ) -> Result<Outcome, ExecError> {
-        let db = &self.db;
-        let run = match db.run(run_id).await {
-            Ok(run) => run,
-            Err(e) => return Ok(failed(e.to_string())),
+        let context = match self.db.run_context(run_id).await {
+            Ok(context) => context,
+            Err(e) if e.is_unavailable() => return Err(exec_error(e)),
+            Err(e) => return Ok(Outcome::failed(e)),
         };
-        if run.kind == RunKind::Verify {
-            return self.verify(run_id, lease).await;
+        let target = match self.target(run_id, &context) {
+            Ok(target) => target,
+            Err(e) => return Ok(Outcome::failed(e)),
+        };
+        if context.kind == RunKind::Verify {
+            return self.verify(&target, &context, lease).await;
         }
-        let store = Arc::new(RunStore::new(db.clone(), run_id, lease.clone()));
-        let snapshot = store.load().await?;
-        let target = match self.target(run_id, &lease.stack).await {
-            Ok((target, ..)) => target,
-            Err(e) => return Ok(failed(e.to_string())),
-        };
-        let (resources, providers) = match db.stack_config(&lease.stack).await {
-            Ok((config, _)) => match self.blueprint.build(&target, &config) {
-                Ok(built) => built,
-                Err(e) => {
-                    return Ok(failed(format!(
-                        "the environment config cannot be built: {e}"
-                    )));
-                }
-            },
-            Err(e) => return Ok(failed(e.to_string())),
-        };
-        if run.kind == RunKind::Refresh {
-            let observed = match refresh(
-                &lease.stack,
-                &snapshot,
+        match self
+            .plan_and_apply(&context, &target, lease, cancel, events)
+            .await
+        {
+            Ok(outcome) => Ok(outcome),
+            Err(RunFailure::Exec(e @ ExecError::Store(_))) => Err(e),
+            Err(failure) => Ok(Outcome::failed(failure)),
+        }
+    }
+
+    async fn plan_and_apply(
+        &self,
+        context: &RunContext,
+        target: &RunTarget,
+        lease: &Lease,
+        cancel: CancellationToken,
+        events: Arc<ChannelSink>,
+    ) -> Result<Outcome, RunFailure> {
+        let (run_id, stack) = (target.run_id.as_str(), context.stack.as_str());
+        let store = Arc::new(RunStore::new(self.db.clone(), run_id, lease.clone()));
+        let snapshot = &store.load().await.map_err(ExecError::Store)?;
+        let config = context
+            .config
+            .as_ref()
+            .ok_or_else(|| RunFailure::NoConfig(stack.to_string()))?;
+        let (resources, providers) = self
+            .blueprint
+            .build(target, config)
+            .map_err(RunFailure::Build)?;
+        if context.kind == RunKind::Refresh {
+            let observed = refresh(
+                stack,
+                snapshot,
                 &providers,
                 self.config.parallelism,
                 &self.config.retry,
                 &cancel,
             )
-            .await
-            {
-                Ok(o) => o,
-                Err(e) => return Ok(failed(e.to_string())),
-            };
-            let drifted = drift(&snapshot, &observed, &providers);
-            return Ok((
-                RunStatus::Succeeded,
-                None,
-                Some(json!({ "drift": drifted })),
-            ));
+            .await?;
+            let drifted = drift(snapshot, &observed, &providers);
+            return Ok(Outcome::succeeded(json!({ "drift": drifted })));
         }
-        let planned: Result<Plan, String> = match run.kind {
-            RunKind::Destroy => {
-                plan_destroy(&lease.stack, run_id, &snapshot).map_err(|e| e.to_string())
-            }
-            _ => Graph::new(resources)
-                .map_err(|e| e.to_string())
-                .and_then(|g| {
-                    plan(&lease.stack, run_id, &g, &snapshot, &providers, None)
-                        .map_err(|e| e.to_string())
-                }),
-        };
-        let p = match planned {
-            Ok(p) => p,
-            Err(e) => return Ok(failed(e)),
+        let p = match context.kind {
+            RunKind::Destroy => plan_destroy(stack, run_id, snapshot)?,
+            _ => plan(
+                stack,
+                run_id,
+                &Graph::new(resources)?,
+                snapshot,
+                &providers,
+                None,
+            )?,
         };
         let summary = serde_json::to_value(p.summary()).expect("summary serializes");
         let plan_json = serde_json::to_value(&p).expect("plan serializes");
-        db.record_plan(run_id, lease, &plan_json)
+        self.db
+            .record_plan(run_id, lease, &plan_json)
             .await
             .map_err(exec_error)?;
-        if run.kind == RunKind::Preview {
-            return Ok((RunStatus::Succeeded, None, Some(summary)));
+        if context.kind == RunKind::Preview {
+            return Ok(Outcome::succeeded(summary));
         }
         let options = ExecOptions {
             parallelism: self.config.parallelism,
@@ -410,7 +428,7 @@ impl Worker {
             cancel,
         };
         let executor = Executor::new(providers, store, events, options);
-        let report = executor.apply(&p, &snapshot).await?;
+        let report = executor.apply(&p, snapshot).await?;
         let changes: Vec<Value> = report
             .succeeded
             .iter()
@@ -420,32 +438,54 @@ impl Worker {
             .collect();
         if !changes.is_empty() {
             let changes = Value::Array(changes);
-            db.record_history(run_id, lease, &changes)
+            self.db
+                .record_history(run_id, lease, &changes)
                 .await
                 .map_err(exec_error)?;
         }
-        let error = (!report.failed.is_empty()).then(|| {
-            report
-                .failed
-                .iter()
-                .map(|(i, e)| format!("{}: {e}", p.steps[*i].resource))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
         let status = match report.status {
             EngineStatus::Succeeded => RunStatus::Succeeded,
             EngineStatus::Failed => RunStatus::Failed,
             EngineStatus::Cancelled => RunStatus::Cancelled,
         };
-        Ok((status, error, Some(summary)))
+        let failure = (!report.failed.is_empty()).then(|| RunFailure::Steps {
+            steps: report
+                .failed
+                .iter()
+                .map(|(i, e)| (p.steps[*i].resource.clone(), e.clone()))
+                .collect(),
+        });
+        Ok(Outcome {
+            status,
+            failure,
+            summary: Some(summary),
+        })
     }
 }
 
-/// How a run ended: its status, error and summary.
-type Outcome = (RunStatus, Option<String>, Option<Value>);
+/// How a run ended: its status, why it failed, and what it did.
+struct Outcome {
+    status: RunStatus,
+    failure: Option<RunFailure>,
+    summary: Option<Value>,
+}
 
-fn failed(error: String) -> Outcome {
-    (RunStatus::Failed, Some(error), None)
+impl Outcome {
+    fn succeeded(summary: Value) -> Outcome {
+        Outcome {
+            status: RunStatus::Succeeded,
+            failure: None,
+            summary: Some(summary),
+        }
+    }
+
+    fn failed(failure: impl Into<RunFailure>) -> Outcome {
+        Outcome {
+            status: RunStatus::Failed,
+            failure: Some(failure.into()),
+            summary: None,
+        }
+    }
 }
 
 /// A store failure during a run, reported as the engine reports journal failures.
