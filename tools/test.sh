@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
+# The emulator's own departures from moto, against boto3 (about 10 s).
+.venv/bin/python tools/emulator/test_emulator.py
 # Not --all-targets: benchmarks (harness = false) would run as tests. Clippy still builds them.
 exec cargo test --workspace "$@"
