@@ -514,6 +514,37 @@ impl Aws {
         }
     }
 
+    /// [`Aws::call`] as a resource operation makes it: cancelled with the step (`ctx`), the
+    /// request built from this session (`f(self)`, anew for each attempt).
+    pub async fn request<'a, T, E, Fut>(
+        &'a self,
+        service: Service,
+        operation: &str,
+        ctx: &Ctx,
+        f: impl Fn(&'a Aws) -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call(service, operation, &ctx.cancel, || f(self)).await
+    }
+
+    /// [`Aws::request`] of a call whose answer is not needed (a delete, a setting).
+    pub async fn perform<'a, T, E, Fut>(
+        &'a self,
+        service: Service,
+        operation: &str,
+        ctx: &Ctx,
+        f: impl Fn(&'a Aws) -> Fut,
+    ) -> Result<(), ProviderError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.request(service, operation, ctx, f).await.map(drop)
+    }
+
     /// The tags every object byoc creates carries, then the user's.
     pub fn tags(&self, ctx: &Ctx, user: &BTreeMap<String, String>) -> Vec<(String, String)> {
         let mut tags = vec![

@@ -54,7 +54,7 @@ impl ClusterLeftovers {
     async fn load_balancers(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Elb, "DescribeLoadBalancers", &ctx.cancel, || {
+            .request(Elb, "DescribeLoadBalancers", ctx, |aws| {
                 aws.elb.describe_load_balancers().send()
             })
             .await?;
@@ -66,13 +66,13 @@ impl ClusterLeftovers {
             .collect();
         let doomed = self.elb_made_by_cluster(ctx, inputs, arns).await?;
         for arn in &doomed {
-            aws.call(Elb, "DeleteLoadBalancer", &ctx.cancel, || {
+            aws.perform(Elb, "DeleteLoadBalancer", ctx, |aws| {
                 aws.elb.delete_load_balancer().load_balancer_arn(arn).send()
             })
             .await?;
         }
         let out = aws
-            .call(Elb, "DescribeTargetGroups", &ctx.cancel, || {
+            .request(Elb, "DescribeTargetGroups", ctx, |aws| {
                 aws.elb.describe_target_groups().send()
             })
             .await?;
@@ -84,7 +84,7 @@ impl ClusterLeftovers {
             .collect();
         let groups = self.elb_made_by_cluster(ctx, inputs, arns).await?;
         for arn in &groups {
-            aws.call(Elb, "DeleteTargetGroup", &ctx.cancel, || {
+            aws.perform(Elb, "DeleteTargetGroup", ctx, |aws| {
                 aws.elb.delete_target_group().target_group_arn(arn).send()
             })
             .await?;
@@ -104,7 +104,7 @@ impl ClusterLeftovers {
         // DescribeTags takes 20 ARNs at a time.
         for chunk in arns.chunks(20) {
             let out = aws
-                .call(Elb, "DescribeTags", &ctx.cancel, || {
+                .request(Elb, "DescribeTags", ctx, |aws| {
                     aws.elb
                         .describe_tags()
                         .set_resource_arns(Some(chunk.to_vec()))
@@ -128,7 +128,7 @@ impl ClusterLeftovers {
         let aws = &self.0;
         let live = || async {
             let out = aws
-                .call(Ec2, "DescribeInstances", &ctx.cancel, || {
+                .request(Ec2, "DescribeInstances", ctx, |aws| {
                     aws.ec2
                         .describe_instances()
                         .filters(vpc_filter(&inputs.vpc_id))
@@ -154,7 +154,7 @@ impl ClusterLeftovers {
         if ids.is_empty() {
             return Ok(0);
         }
-        aws.call(Ec2, "TerminateInstances", &ctx.cancel, || {
+        aws.perform(Ec2, "TerminateInstances", ctx, |aws| {
             aws.ec2
                 .terminate_instances()
                 .set_instance_ids(Some(ids.clone()))
@@ -180,7 +180,7 @@ impl ClusterLeftovers {
         let what = format!("the ENIs of cluster {} to be released", inputs.cluster_name);
         aws.wait_for(ctx, &what, TIMEOUT, || async {
             let out = aws
-                .call(Ec2, "DescribeNetworkInterfaces", &ctx.cancel, || {
+                .request(Ec2, "DescribeNetworkInterfaces", ctx, |aws| {
                     aws.ec2
                         .describe_network_interfaces()
                         .filters(vpc_filter(&inputs.vpc_id))
@@ -202,7 +202,7 @@ impl ClusterLeftovers {
                     continue;
                 }
                 let gone = aws
-                    .call(Ec2, "DeleteNetworkInterface", &ctx.cancel, || {
+                    .request(Ec2, "DeleteNetworkInterface", ctx, |aws| {
                         aws.ec2
                             .delete_network_interface()
                             .network_interface_id(id)
@@ -224,7 +224,7 @@ impl ClusterLeftovers {
     async fn security_groups(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Ec2, "DescribeSecurityGroups", &ctx.cancel, || {
+            .request(Ec2, "DescribeSecurityGroups", ctx, |aws| {
                 aws.ec2
                     .describe_security_groups()
                     .filters(vpc_filter(&inputs.vpc_id))
@@ -240,7 +240,7 @@ impl ClusterLeftovers {
         for g in &groups {
             let id = g.group_id().unwrap_or_default();
             if !g.ip_permissions().is_empty() {
-                aws.call(Ec2, "RevokeSecurityGroupIngress", &ctx.cancel, || {
+                aws.perform(Ec2, "RevokeSecurityGroupIngress", ctx, |aws| {
                     aws.ec2
                         .revoke_security_group_ingress()
                         .group_id(id)
@@ -250,7 +250,7 @@ impl ClusterLeftovers {
                 .await?;
             }
             if !g.ip_permissions_egress().is_empty() {
-                aws.call(Ec2, "RevokeSecurityGroupEgress", &ctx.cancel, || {
+                aws.perform(Ec2, "RevokeSecurityGroupEgress", ctx, |aws| {
                     aws.ec2
                         .revoke_security_group_egress()
                         .group_id(id)
@@ -263,7 +263,7 @@ impl ClusterLeftovers {
         for g in &groups {
             let id = g.group_id().unwrap_or_default();
             let gone = aws
-                .call(Ec2, "DeleteSecurityGroup", &ctx.cancel, || {
+                .request(Ec2, "DeleteSecurityGroup", ctx, |aws| {
                     aws.ec2.delete_security_group().group_id(id).send()
                 })
                 .await;

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
     CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
@@ -16,9 +15,8 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, eks_tag_map, required, retag,
-};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, required, retag};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -81,7 +79,7 @@ impl EksCluster {
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Eks, "DescribeCluster", &ctx.cancel, || {
+            .request(Eks, "DescribeCluster", ctx, |aws| {
                 aws.eks.describe_cluster().name(name).send()
             })
             .await;
@@ -137,12 +135,13 @@ impl ResourceKind for EksCluster {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EksCluster {
+impl NamedObject for EksCluster {
+    type Found = (BTreeMap<String, String>, Cluster);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
-        aws.call(Eks, "CreateCluster", &ctx.cancel, || {
+        aws.perform(Eks, "CreateCluster", ctx, |aws| {
             let mut request = aws
                 .eks
                 .create_cluster()
@@ -240,7 +239,7 @@ impl TypedProvider for EksCluster {
         let aws = &self.0;
         // EKS runs one update at a time: each waits for the cluster to be ACTIVE again.
         if old.version != new.version {
-            aws.call(Eks, "UpdateClusterVersion", &ctx.cancel, || {
+            aws.perform(Eks, "UpdateClusterVersion", ctx, |aws| {
                 aws.eks
                     .update_cluster_version()
                     .name(name)
@@ -259,7 +258,7 @@ impl TypedProvider for EksCluster {
                 .endpoint_private_access(new.endpoint_private_access)
                 .set_public_access_cidrs(Some(new.public_access_cidrs.clone()))
                 .build();
-            aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
+            aws.perform(Eks, "UpdateClusterConfig", ctx, |aws| {
                 aws.eks
                     .update_cluster_config()
                     .name(name)
@@ -273,7 +272,7 @@ impl TypedProvider for EksCluster {
             let access = aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
                 .authentication_mode(AuthenticationMode::from(new.authentication_mode.as_str()))
                 .build();
-            aws.call(Eks, "UpdateClusterConfig", &ctx.cancel, || {
+            aws.perform(Eks, "UpdateClusterConfig", ctx, |aws| {
                 aws.eks
                     .update_cluster_config()
                     .name(name)
@@ -293,7 +292,7 @@ impl TypedProvider for EksCluster {
 
     async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Eks, "DeleteCluster", &ctx.cancel, || {
+        aws.perform(Eks, "DeleteCluster", ctx, |aws| {
             aws.eks.delete_cluster().name(name).send()
         })
         .await?;
@@ -302,24 +301,23 @@ impl TypedProvider for EksCluster {
             .await
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        let found = self.describe(ctx, &inputs.name).await?;
+        let found = found.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
+        Ok(found.map(|c| (eks_tag_map(c.tags()), c)))
+    }
+
+    fn tags((tags, _): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, &inputs.name).await?;
-        let found = found.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
-        let found = found.map(|c| (eks_tag_map(c.tags()), c));
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(tags, _)| tags,
-            |_| async {
-                let cluster = self.wait_active(ctx, &inputs.name).await?;
-                Ok(EksCluster::created(&cluster))
-            },
-        )
-        .await
+        _: Self::Found,
+    ) -> Result<Created, ProviderError> {
+        let cluster = self.wait_active(ctx, &inputs.name).await?;
+        Ok(EksCluster::created(&cluster))
     }
 }

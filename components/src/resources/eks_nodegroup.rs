@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
     TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
@@ -14,10 +13,8 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, eks_tag_map, not_found,
-    removed_keys, retag,
-};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Eks;
 
@@ -108,7 +105,7 @@ impl EksNodegroup {
     ) -> Result<Option<Nodegroup>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Eks, "DescribeNodegroup", &ctx.cancel, || {
+            .request(Eks, "DescribeNodegroup", ctx, |aws| {
                 aws.eks
                     .describe_nodegroup()
                     .cluster_name(cluster)
@@ -195,13 +192,14 @@ impl ResourceKind for EksNodegroup {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EksNodegroup {
+impl NamedObject for EksNodegroup {
+    type Found = (BTreeMap<String, String>, Nodegroup);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
-        aws.call(Eks, "CreateNodegroup", &ctx.cancel, || {
+        aws.perform(Eks, "CreateNodegroup", ctx, |aws| {
             aws.eks
                 .create_nodegroup()
                 .cluster_name(&inputs.cluster_name)
@@ -312,7 +310,7 @@ impl TypedProvider for EksNodegroup {
                 .set_add_or_update_taints(Some(eks_taints(&new.taints)))
                 .set_remove_taints(Some(eks_taints(&gone)))
                 .build();
-            aws.call(Eks, "UpdateNodegroupConfig", &ctx.cancel, || {
+            aws.perform(Eks, "UpdateNodegroupConfig", ctx, |aws| {
                 let mut request = aws
                     .eks
                     .update_nodegroup_config()
@@ -340,7 +338,7 @@ impl TypedProvider for EksNodegroup {
     async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
-        aws.call(Eks, "DeleteNodegroup", &ctx.cancel, || {
+        aws.perform(Eks, "DeleteNodegroup", ctx, |aws| {
             aws.eks
                 .delete_nodegroup()
                 .cluster_name(cluster)
@@ -353,25 +351,25 @@ impl TypedProvider for EksNodegroup {
             .await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
         let (cluster, name) = (&inputs.cluster_name, &inputs.name);
         let found = self.describe(ctx, cluster, name).await?;
         let found = found.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
-        let found = found.map(|g| (eks_tag_map(g.tags()), g));
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(tags, _)| tags,
-            |_| async {
-                let g = self.wait_active(ctx, cluster, name).await?;
-                Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
-            },
-        )
-        .await
+        Ok(found.map(|g| (eks_tag_map(g.tags()), g)))
+    }
+
+    fn tags((tags, _): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        _: Self::Found,
+    ) -> Result<Created, ProviderError> {
+        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
+        let g = self.wait_active(ctx, cluster, name).await?;
+        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
     }
 }

@@ -35,7 +35,7 @@ impl Ec2Object for ElasticIp {
 
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
-            .call(Ec2, "AllocateAddress", &ctx.cancel, || {
+            .request(Ec2, "AllocateAddress", ctx, |aws| {
                 aws.ec2
                     .allocate_address()
                     .domain(DomainType::Vpc)
@@ -70,9 +70,9 @@ impl Ec2Object for ElasticIp {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || aws.ec2.release_address().allocation_id(id).send();
-        aws.call(Ec2, "ReleaseAddress", &ctx.cancel, send)
-            .await
-            .map(drop)
+        aws.perform(Ec2, "ReleaseAddress", ctx, |aws| {
+            aws.ec2.release_address().allocation_id(id).send()
+        })
+        .await
     }
 }

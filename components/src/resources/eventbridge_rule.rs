@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, retag};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, absent, retag};
 use crate::aws::{Aws, tag_map, user_tags};
 use crate::limiter::Service::Events;
 
@@ -46,7 +46,7 @@ impl EventbridgeRule {
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>, ProviderError> {
         let aws = &self.0;
         let rule = aws
-            .call(Events, "DescribeRule", &ctx.cancel, || {
+            .request(Events, "DescribeRule", ctx, |aws| {
                 aws.events.describe_rule().name(name).send()
             })
             .await;
@@ -55,12 +55,12 @@ impl EventbridgeRule {
         };
         let arn = super::required(rule.arn(), "rule ARN")?.to_string();
         let targets = aws
-            .call(Events, "ListTargetsByRule", &ctx.cancel, || {
+            .request(Events, "ListTargetsByRule", ctx, |aws| {
                 aws.events.list_targets_by_rule().rule(name).send()
             })
             .await?;
         let tags = aws
-            .call(Events, "ListTagsForResource", &ctx.cancel, || {
+            .request(Events, "ListTagsForResource", ctx, |aws| {
                 aws.events
                     .list_tags_for_resource()
                     .resource_arn(&arn)
@@ -90,7 +90,7 @@ impl EventbridgeRule {
         let aws = &self.0;
         let pattern = inputs.event_pattern.to_string();
         let out = aws
-            .call(Events, "PutRule", &ctx.cancel, || {
+            .request(Events, "PutRule", ctx, |aws| {
                 aws.events
                     .put_rule()
                     .name(&inputs.name)
@@ -104,7 +104,7 @@ impl EventbridgeRule {
             .arn(&inputs.target_arn)
             .build()
             .map_err(|e| ProviderError::new(format!("rule target: {e}")))?;
-        aws.call(Events, "PutTargets", &ctx.cancel, || {
+        aws.perform(Events, "PutTargets", ctx, |aws| {
             aws.events
                 .put_targets()
                 .rule(&inputs.name)
@@ -143,8 +143,9 @@ impl ResourceKind for EventbridgeRule {
     }
 }
 
-#[async_trait]
-impl TypedProvider for EventbridgeRule {
+impl NamedObject for EventbridgeRule {
+    type Found = Described;
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
         Ok(EventbridgeRule::created(&inputs.name, &arn))
@@ -182,34 +183,33 @@ impl TypedProvider for EventbridgeRule {
             return Ok(());
         }
         // A rule goes only once it has no targets.
-        aws.call(Events, "RemoveTargets", &ctx.cancel, || {
+        aws.perform(Events, "RemoveTargets", ctx, |aws| {
             aws.events.remove_targets().rule(name).ids(TARGET_ID).send()
         })
         .await?;
         let deleted = aws
-            .call(Events, "DeleteRule", &ctx.cancel, || {
+            .request(Events, "DeleteRule", ctx, |aws| {
                 aws.events.delete_rule().name(name).send()
             })
             .await;
         absent(deleted).map(drop)
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        self.describe(ctx, &inputs.name).await
+    }
+
+    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, &inputs.name).await?;
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(_, _, tags)| tags,
-            |(_, _, tags)| async move {
-                let arn = self.converge(ctx, &tags, inputs).await?;
-                Ok(EventbridgeRule::created(&inputs.name, &arn))
-            },
-        )
-        .await
+        (_, _, tags): Self::Found,
+    ) -> Result<Created, ProviderError> {
+        let arn = self.converge(ctx, &tags, inputs).await?;
+        Ok(EventbridgeRule::created(&inputs.name, &arn))
     }
 }

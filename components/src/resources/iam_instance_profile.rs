@@ -3,15 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags, required,
-    retag,
-};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -44,7 +41,7 @@ impl IamInstanceProfile {
     ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Iam, "GetInstanceProfile", &ctx.cancel, || {
+            .request(Iam, "GetInstanceProfile", ctx, |aws| {
                 aws.iam
                     .get_instance_profile()
                     .instance_profile_name(name)
@@ -73,7 +70,7 @@ impl IamInstanceProfile {
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
         for other in roles.iter().filter(|r| *r != role) {
-            aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
+            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
                 aws.iam
                     .remove_role_from_instance_profile()
                     .instance_profile_name(name)
@@ -83,7 +80,7 @@ impl IamInstanceProfile {
             .await?;
         }
         if !roles.iter().any(|r| r == role) {
-            aws.call(Iam, "AddRoleToInstanceProfile", &ctx.cancel, || {
+            aws.perform(Iam, "AddRoleToInstanceProfile", ctx, |aws| {
                 aws.iam
                     .add_role_to_instance_profile()
                     .instance_profile_name(name)
@@ -102,12 +99,13 @@ impl ResourceKind for IamInstanceProfile {
     const REPLACE_ON: &'static [&'static str] = &["name"];
 }
 
-#[async_trait]
-impl TypedProvider for IamInstanceProfile {
+impl NamedObject for IamInstanceProfile {
+    type Found = (Vec<String>, String, BTreeMap<String, String>);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Iam, "CreateInstanceProfile", &ctx.cancel, || {
+            .request(Iam, "CreateInstanceProfile", ctx, |aws| {
                 aws.iam
                     .create_instance_profile()
                     .instance_profile_name(&inputs.name)
@@ -167,7 +165,7 @@ impl TypedProvider for IamInstanceProfile {
             return Ok(());
         };
         for role in &roles {
-            aws.call(Iam, "RemoveRoleFromInstanceProfile", &ctx.cancel, || {
+            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
                 aws.iam
                     .remove_role_from_instance_profile()
                     .instance_profile_name(name)
@@ -176,33 +174,31 @@ impl TypedProvider for IamInstanceProfile {
             })
             .await?;
         }
-        aws.call(Iam, "DeleteInstanceProfile", &ctx.cancel, || {
+        aws.perform(Iam, "DeleteInstanceProfile", ctx, |aws| {
             aws.iam
                 .delete_instance_profile()
                 .instance_profile_name(name)
                 .send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        self.describe(ctx, &inputs.name).await
+    }
+
+    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, &inputs.name).await?;
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(_, _, tags)| tags,
-            |(roles, arn, _)| async move {
-                let name = &inputs.name;
-                self.set_role(ctx, name, &roles, &inputs.role_name).await?;
-                Ok(IamInstanceProfile::created(name, &arn))
-            },
-        )
-        .await
+        (roles, arn, _): Self::Found,
+    ) -> Result<Created, ProviderError> {
+        let name = &inputs.name;
+        self.set_role(ctx, name, &roles, &inputs.role_name).await?;
+        Ok(IamInstanceProfile::created(name, &arn))
     }
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::named::NamedObject;
 use super::{
-    ResourceKind, Seen, StringSet, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags,
-    policy_json, required, retag,
+    ResourceKind, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json, required,
+    retag,
 };
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
@@ -100,7 +100,7 @@ impl IamRole {
     ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let role = aws
-            .call(Iam, "GetRole", &ctx.cancel, || {
+            .request(Iam, "GetRole", ctx, |aws| {
                 aws.iam.get_role().role_name(name).send()
             })
             .await;
@@ -109,19 +109,19 @@ impl IamRole {
         };
         let role = required(role.role(), "role")?;
         let attached = aws
-            .call(Iam, "ListAttachedRolePolicies", &ctx.cancel, || {
+            .request(Iam, "ListAttachedRolePolicies", ctx, |aws| {
                 aws.iam.list_attached_role_policies().role_name(name).send()
             })
             .await?;
         let names = aws
-            .call(Iam, "ListRolePolicies", &ctx.cancel, || {
+            .request(Iam, "ListRolePolicies", ctx, |aws| {
                 aws.iam.list_role_policies().role_name(name).send()
             })
             .await?;
         let mut inline_policies = BTreeMap::new();
         for policy in names.policy_names() {
             let doc = aws
-                .call(Iam, "GetRolePolicy", &ctx.cancel, || {
+                .request(Iam, "GetRolePolicy", ctx, |aws| {
                     aws.iam
                         .get_role_policy()
                         .role_name(name)
@@ -161,7 +161,7 @@ impl IamRole {
         let name = desired.name.as_str();
         if current.trust() != desired.trust() {
             let doc = desired.trust().to_string();
-            aws.call(Iam, "UpdateAssumeRolePolicy", &ctx.cancel, || {
+            aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |aws| {
                 aws.iam
                     .update_assume_role_policy()
                     .role_name(name)
@@ -174,7 +174,7 @@ impl IamRole {
             .managed_policy_arns
             .without(&current.managed_policy_arns)
         {
-            aws.call(Iam, "AttachRolePolicy", &ctx.cancel, || {
+            aws.perform(Iam, "AttachRolePolicy", ctx, |aws| {
                 aws.iam
                     .attach_role_policy()
                     .role_name(name)
@@ -187,7 +187,7 @@ impl IamRole {
             .managed_policy_arns
             .without(&desired.managed_policy_arns)
         {
-            aws.call(Iam, "DetachRolePolicy", &ctx.cancel, || {
+            aws.perform(Iam, "DetachRolePolicy", ctx, |aws| {
                 aws.iam
                     .detach_role_policy()
                     .role_name(name)
@@ -199,7 +199,7 @@ impl IamRole {
         for (policy, doc) in &desired.inline_policies {
             if current.inline_policies.get(policy) != Some(doc) {
                 let doc = doc.to_string();
-                aws.call(Iam, "PutRolePolicy", &ctx.cancel, || {
+                aws.perform(Iam, "PutRolePolicy", ctx, |aws| {
                     aws.iam
                         .put_role_policy()
                         .role_name(name)
@@ -212,7 +212,7 @@ impl IamRole {
         }
         for policy in current.inline_policies.keys() {
             if !desired.inline_policies.contains_key(policy) {
-                aws.call(Iam, "DeleteRolePolicy", &ctx.cancel, || {
+                aws.perform(Iam, "DeleteRolePolicy", ctx, |aws| {
                     aws.iam
                         .delete_role_policy()
                         .role_name(name)
@@ -240,13 +240,14 @@ impl ResourceKind for IamRole {
     }
 }
 
-#[async_trait]
-impl TypedProvider for IamRole {
+impl NamedObject for IamRole {
+    type Found = (Inputs, String, BTreeMap<String, String>);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();
         let out = aws
-            .call(Iam, "CreateRole", &ctx.cancel, || {
+            .request(Iam, "CreateRole", ctx, |aws| {
                 aws.iam
                     .create_role()
                     .role_name(&inputs.name)
@@ -314,29 +315,27 @@ impl TypedProvider for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, &bare).await?;
-        aws.call(Iam, "DeleteRole", &ctx.cancel, || {
+        aws.perform(Iam, "DeleteRole", ctx, |aws| {
             aws.iam.delete_role().role_name(name).send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        self.describe(ctx, &inputs.name).await
+    }
+
+    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.describe(ctx, &inputs.name).await?;
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(_, _, tags)| tags,
-            |(current, arn, _)| async move {
-                self.converge(ctx, &current, inputs).await?;
-                Ok(IamRole::created(inputs, &arn))
-            },
-        )
-        .await
+        (current, arn, _): Self::Found,
+    ) -> Result<Created, ProviderError> {
+        self.converge(ctx, &current, inputs).await?;
+        Ok(IamRole::created(inputs, &arn))
     }
 }

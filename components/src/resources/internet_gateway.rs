@@ -35,7 +35,7 @@ impl Ec2Object for InternetGateway {
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
-            .call(Ec2, "CreateInternetGateway", &ctx.cancel, || {
+            .request(Ec2, "CreateInternetGateway", ctx, |aws| {
                 let request = aws.ec2.create_internet_gateway();
                 request.tag_specifications(tags.clone()).send()
             })
@@ -65,14 +65,12 @@ impl Ec2Object for InternetGateway {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || {
+        aws.perform(Ec2, "DeleteInternetGateway", ctx, |aws| {
             aws.ec2
                 .delete_internet_gateway()
                 .internet_gateway_id(id)
                 .send()
-        };
-        aws.call(Ec2, "DeleteInternetGateway", &ctx.cancel, send)
-            .await
-            .map(drop)
+        })
+        .await
     }
 }

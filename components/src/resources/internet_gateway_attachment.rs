@@ -34,7 +34,7 @@ impl InternetGatewayAttachment {
     async fn attached(&self, ctx: &Ctx, igw: &str) -> Result<Vec<String>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Ec2, "DescribeInternetGateways", &ctx.cancel, || {
+            .request(Ec2, "DescribeInternetGateways", ctx, |aws| {
                 aws.ec2
                     .describe_internet_gateways()
                     .internet_gateway_ids(igw)
@@ -72,7 +72,7 @@ impl ResourceKind for InternetGatewayAttachment {
 impl TypedProvider for InternetGatewayAttachment {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "AttachInternetGateway", &ctx.cancel, || {
+        aws.perform(Ec2, "AttachInternetGateway", ctx, |aws| {
             aws.ec2
                 .attach_internet_gateway()
                 .internet_gateway_id(&inputs.internet_gateway_id)
@@ -102,7 +102,7 @@ impl TypedProvider for InternetGatewayAttachment {
         let aws = &self.0;
         let inputs = split(id)?;
         match aws
-            .call(Ec2, "DetachInternetGateway", &ctx.cancel, || {
+            .perform(Ec2, "DetachInternetGateway", ctx, |aws| {
                 aws.ec2
                     .detach_internet_gateway()
                     .internet_gateway_id(&inputs.internet_gateway_id)
@@ -114,7 +114,7 @@ impl TypedProvider for InternetGatewayAttachment {
             // Detached already: a repeat of a detach whose outcome was not recorded (the
             // crash matrix found it).
             Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => Ok(()),
-            other => other.map(drop),
+            other => other,
         }
     }
 

@@ -1,10 +1,11 @@
 //! One file per resource type, all of the same shape: a [`ResourceKind`] (`KIND`, the
 //! `Inputs` it takes: what the blueprint builds, the planner diffs and a read reports back),
 //! and its calls over an [`Aws`] session: an [`ec2::Ec2Object`], which [`ec2::Ec2`] makes a
-//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), or a
-//! [`TypedProvider`] itself (the others, adopted by deterministic name: [`adopt`]).
+//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), a
+//! [`named::NamedObject`], which [`named::Named`] makes one (IAM, EKS, SQS, EventBridge:
+//! adopted by deterministic name), or a [`TypedProvider`] itself (the others).
 //! [`Typed`] makes each the engine's provider: parsing, diffing and classifying are done
-//! there once. Below: helpers the types share (adoption, tags, lookups).
+//! there once. Below: helpers the types share (tags, lookups).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub mod iam_instance_profile;
 pub mod iam_role;
 pub mod internet_gateway;
 pub mod internet_gateway_attachment;
+pub mod named;
 pub mod nat_gateway;
 pub mod oidc_provider;
 pub mod route;
@@ -41,6 +43,7 @@ pub mod typed;
 pub mod vpc;
 
 use ec2::Ec2;
+use named::Named;
 pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
 
 /// Every provider, over one session.
@@ -56,13 +59,16 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .typed(Ec2(route_table::RouteTable, aws()))
         .typed(route::Route(aws()))
         .typed(route_table_association::RouteTableAssociation(aws()))
-        .typed(iam_role::IamRole(aws()))
-        .typed(iam_instance_profile::IamInstanceProfile(aws()))
-        .typed(oidc_provider::OidcProvider(aws()))
-        .typed(eks_cluster::EksCluster(aws()))
-        .typed(eks_nodegroup::EksNodegroup(aws()))
-        .typed(sqs_queue::SqsQueue(aws()))
-        .typed(eventbridge_rule::EventbridgeRule(aws()))
+        .typed(Named(iam_role::IamRole(aws()), aws()))
+        .typed(Named(
+            iam_instance_profile::IamInstanceProfile(aws()),
+            aws(),
+        ))
+        .typed(Named(oidc_provider::OidcProvider(aws()), aws()))
+        .typed(Named(eks_cluster::EksCluster(aws()), aws()))
+        .typed(Named(eks_nodegroup::EksNodegroup(aws()), aws()))
+        .typed(Named(sqs_queue::SqsQueue(aws()), aws()))
+        .typed(Named(eventbridge_rule::EventbridgeRule(aws()), aws()))
         .typed(cluster_drain::ClusterDrain(aws()))
         .typed(cluster_leftovers::ClusterLeftovers(aws()))
         .typed(helm_release::HelmRelease(aws()))
@@ -76,25 +82,6 @@ trait WithTyped {
 impl WithTyped for Providers {
     fn typed<P: TypedProvider>(self, provider: P) -> Providers {
         self.with(P::KIND, Arc::new(Typed(provider)))
-    }
-}
-
-/// `find_existing` of a type known by a deterministic name: the object `found` by that name
-/// is adopted only if its `tags` (all of them) say it is this stack's and this resource's;
-/// `complete` then does what the create may not have, and says what the create made.
-pub async fn adopt<O, F>(
-    aws: &Aws,
-    ctx: &Ctx,
-    found: Option<O>,
-    tags: impl FnOnce(&O) -> &BTreeMap<String, String>,
-    complete: impl FnOnce(O) -> F,
-) -> Result<Option<Created>, ProviderError>
-where
-    F: Future<Output = Result<Created, ProviderError>>,
-{
-    match found {
-        Some(object) if aws.owns(ctx, tags(&object), false) => complete(object).await.map(Some),
-        _ => Ok(None),
     }
 }
 
@@ -176,7 +163,7 @@ macro_rules! ec2_describe {
             ctx: &byoc_engine::Ctx,
             find: $crate::resources::Ec2Find<'_>,
         ) -> Result<Option<aws_sdk_ec2::types::$object>, byoc_engine::ProviderError> {
-            let send = || {
+            let send = |aws: &$crate::aws::Aws| {
                 aws.ec2
                     .$describe()
                     .$set_ids(find.ids())
@@ -184,7 +171,7 @@ macro_rules! ec2_describe {
                     .send()
             };
             let service = $crate::limiter::Service::Ec2;
-            let out = aws.call(service, $operation, &ctx.cancel, send).await?;
+            let out = aws.request(service, $operation, ctx, send).await?;
             Ok(out.$list().first().cloned())
         }
     };
@@ -225,7 +212,7 @@ pub async fn ec2_retag(
         .map(|k| Tag::builder().key(k).build())
         .collect();
     if !gone.is_empty() {
-        aws.call(Service::Ec2, "DeleteTags", &ctx.cancel, || {
+        aws.perform(Service::Ec2, "DeleteTags", ctx, |aws| {
             aws.ec2
                 .delete_tags()
                 .resources(id)
@@ -240,7 +227,7 @@ pub async fn ec2_retag(
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     if !set.is_empty() {
-        aws.call(Service::Ec2, "CreateTags", &ctx.cancel, || {
+        aws.perform(Service::Ec2, "CreateTags", ctx, |aws| {
             aws.ec2
                 .create_tags()
                 .resources(id)
@@ -421,12 +408,10 @@ where
     F: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     if !gone.is_empty() {
-        let untag = || untag(gone.to_vec());
-        aws.call(service, untag_operation, &ctx.cancel, untag)
-            .await?;
+        let untag = |_| untag(gone.to_vec());
+        aws.perform(service, untag_operation, ctx, untag).await?;
     }
-    aws.call(service, tag_operation, &ctx.cancel, tag).await?;
-    Ok(())
+    aws.perform(service, tag_operation, ctx, |_| tag()).await
 }
 
 /// EKS tags (a cluster's or a node group's) as a map.

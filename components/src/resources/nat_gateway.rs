@@ -77,7 +77,7 @@ impl Ec2Object for NatGateway {
 
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
-            .call(Ec2, "CreateNatGateway", &ctx.cancel, || {
+            .request(Ec2, "CreateNatGateway", ctx, |aws| {
                 aws.ec2
                     .create_nat_gateway()
                     .subnet_id(&inputs.subnet_id)
@@ -103,7 +103,7 @@ impl Ec2Object for NatGateway {
         find: Ec2Find<'_>,
     ) -> Result<Option<Gateway>, ProviderError> {
         let out = aws
-            .call(Ec2, "DescribeNatGateways", &ctx.cancel, || {
+            .request(Ec2, "DescribeNatGateways", ctx, |aws| {
                 aws.ec2
                     .describe_nat_gateways()
                     .set_nat_gateway_ids(find.ids())
@@ -152,8 +152,10 @@ impl Ec2Object for NatGateway {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || aws.ec2.delete_nat_gateway().nat_gateway_id(id).send();
-        aws.call(Ec2, "DeleteNatGateway", &ctx.cancel, send).await?;
+        aws.perform(Ec2, "DeleteNatGateway", ctx, |aws| {
+            aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()
+        })
+        .await?;
         // Its Elastic IP and subnet cannot go before it has.
         let name = format!("NAT gateway {id}");
         aws.wait_gone(ctx, &name, TIMEOUT, || NatGateway::get(aws, ctx, id))

@@ -4,15 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    ResourceKind, Seen, Tagging, TypedProvider, absent, adopt, iam_tag_map, iam_tags, required,
-    retag,
-};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
 use crate::aws::{Aws, user_tags};
 use crate::limiter::Service::Iam;
 
@@ -55,7 +52,7 @@ impl OidcProvider {
     ) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Iam, "GetOpenIDConnectProvider", &ctx.cancel, || {
+            .request(Iam, "GetOpenIDConnectProvider", ctx, |aws| {
                 aws.iam
                     .get_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
@@ -85,48 +82,33 @@ impl OidcProvider {
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
         for id in desired.client_ids.difference(&current.client_ids) {
-            aws.call(
-                Iam,
-                "AddClientIDToOpenIDConnectProvider",
-                &ctx.cancel,
-                || {
-                    aws.iam
-                        .add_client_id_to_open_id_connect_provider()
-                        .open_id_connect_provider_arn(arn)
-                        .client_id(id)
-                        .send()
-                },
-            )
+            aws.perform(Iam, "AddClientIDToOpenIDConnectProvider", ctx, |aws| {
+                aws.iam
+                    .add_client_id_to_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .client_id(id)
+                    .send()
+            })
             .await?;
         }
         for id in current.client_ids.difference(&desired.client_ids) {
-            aws.call(
-                Iam,
-                "RemoveClientIDFromOpenIDConnectProvider",
-                &ctx.cancel,
-                || {
-                    aws.iam
-                        .remove_client_id_from_open_id_connect_provider()
-                        .open_id_connect_provider_arn(arn)
-                        .client_id(id)
-                        .send()
-                },
-            )
+            aws.perform(Iam, "RemoveClientIDFromOpenIDConnectProvider", ctx, |aws| {
+                aws.iam
+                    .remove_client_id_from_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .client_id(id)
+                    .send()
+            })
             .await?;
         }
         if current.thumbprints != desired.thumbprints {
-            aws.call(
-                Iam,
-                "UpdateOpenIDConnectProviderThumbprint",
-                &ctx.cancel,
-                || {
-                    aws.iam
-                        .update_open_id_connect_provider_thumbprint()
-                        .open_id_connect_provider_arn(arn)
-                        .set_thumbprint_list(Some(desired.thumbprints.clone()))
-                        .send()
-                },
-            )
+            aws.perform(Iam, "UpdateOpenIDConnectProviderThumbprint", ctx, |aws| {
+                aws.iam
+                    .update_open_id_connect_provider_thumbprint()
+                    .open_id_connect_provider_arn(arn)
+                    .set_thumbprint_list(Some(desired.thumbprints.clone()))
+                    .send()
+            })
             .await?;
         }
         let provider = Tagging::OidcProvider(arn);
@@ -140,12 +122,13 @@ impl ResourceKind for OidcProvider {
     const REPLACE_ON: &'static [&'static str] = &["url"];
 }
 
-#[async_trait]
-impl TypedProvider for OidcProvider {
+impl NamedObject for OidcProvider {
+    type Found = (Inputs, BTreeMap<String, String>);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Iam, "CreateOpenIDConnectProvider", &ctx.cancel, || {
+            .request(Iam, "CreateOpenIDConnectProvider", ctx, |aws| {
                 aws.iam
                     .create_open_id_connect_provider()
                     .url(&inputs.url)
@@ -183,33 +166,31 @@ impl TypedProvider for OidcProvider {
 
     async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Iam, "DeleteOpenIDConnectProvider", &ctx.cancel, || {
+        aws.perform(Iam, "DeleteOpenIDConnectProvider", ctx, |aws| {
             aws.iam
                 .delete_open_id_connect_provider()
                 .open_id_connect_provider_arn(arn)
                 .send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        self.describe(ctx, &self.arn(&inputs.url)).await
+    }
+
+    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+        (current, _): Self::Found,
+    ) -> Result<Created, ProviderError> {
         let arn = self.arn(&inputs.url);
-        let found = self.describe(ctx, &arn).await?;
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(_, tags)| tags,
-            |(current, _)| async move {
-                self.converge(ctx, &arn, &current, inputs).await?;
-                Ok(OidcProvider::created(&arn, &inputs.url))
-            },
-        )
-        .await
+        self.converge(ctx, &arn, &current, inputs).await?;
+        Ok(OidcProvider::created(&arn, &inputs.url))
     }
 }

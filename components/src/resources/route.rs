@@ -47,7 +47,7 @@ impl Route {
     ) -> Result<Option<Inputs>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
+            .request(Ec2, "DescribeRouteTables", ctx, |aws| {
                 aws.ec2
                     .describe_route_tables()
                     .route_table_ids(table)
@@ -93,7 +93,7 @@ impl ResourceKind for Route {
 impl TypedProvider for Route {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "CreateRoute", &ctx.cancel, || {
+        aws.perform(Ec2, "CreateRoute", ctx, |aws| {
             aws.ec2
                 .create_route()
                 .route_table_id(&inputs.route_table_id)
@@ -126,7 +126,7 @@ impl TypedProvider for Route {
         new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "ReplaceRoute", &ctx.cancel, || {
+        aws.perform(Ec2, "ReplaceRoute", ctx, |aws| {
             aws.ec2
                 .replace_route()
                 .route_table_id(&new.route_table_id)
@@ -142,15 +142,14 @@ impl TypedProvider for Route {
     async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
         let (table, destination) = split(id)?;
-        aws.call(Ec2, "DeleteRoute", &ctx.cancel, || {
+        aws.perform(Ec2, "DeleteRoute", ctx, |aws| {
             aws.ec2
                 .delete_route()
                 .route_table_id(table)
                 .destination_cidr_block(destination)
                 .send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn find_existing(

@@ -35,7 +35,7 @@ impl Ec2Object for RouteTable {
 
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
-            .call(Ec2, "CreateRouteTable", &ctx.cancel, || {
+            .request(Ec2, "CreateRouteTable", ctx, |aws| {
                 aws.ec2
                     .create_route_table()
                     .vpc_id(&inputs.vpc_id)
@@ -66,9 +66,9 @@ impl Ec2Object for RouteTable {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || aws.ec2.delete_route_table().route_table_id(id).send();
-        aws.call(Ec2, "DeleteRouteTable", &ctx.cancel, send)
-            .await
-            .map(drop)
+        aws.perform(Ec2, "DeleteRouteTable", ctx, |aws| {
+            aws.ec2.delete_route_table().route_table_id(id).send()
+        })
+        .await
     }
 }

@@ -34,7 +34,7 @@ impl RouteTableAssociation {
             .values(filter.1)
             .build();
         let out = aws
-            .call(Ec2, "DescribeRouteTables", &ctx.cancel, || {
+            .request(Ec2, "DescribeRouteTables", ctx, |aws| {
                 aws.ec2.describe_route_tables().filters(f.clone()).send()
             })
             .await?;
@@ -69,7 +69,7 @@ impl TypedProvider for RouteTableAssociation {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Ec2, "AssociateRouteTable", &ctx.cancel, || {
+            .request(Ec2, "AssociateRouteTable", ctx, |aws| {
                 aws.ec2
                     .associate_route_table()
                     .route_table_id(&inputs.route_table_id)
@@ -94,11 +94,10 @@ impl TypedProvider for RouteTableAssociation {
 
     async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
         let aws = &self.0;
-        aws.call(Ec2, "DisassociateRouteTable", &ctx.cancel, || {
+        aws.perform(Ec2, "DisassociateRouteTable", ctx, |aws| {
             aws.ec2.disassociate_route_table().association_id(id).send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn find_existing(

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, Tagging, TypedProvider, adopt, retag};
+use super::named::NamedObject;
+use super::{ResourceKind, Seen, Tagging, retag};
 use crate::aws::{self, Aws, user_tags};
 use crate::limiter::Service::Sqs;
 
@@ -79,7 +79,7 @@ impl SqsQueue {
     async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>, ProviderError> {
         let aws = &self.0;
         match aws
-            .call(Sqs, "GetQueueUrl", &ctx.cancel, || {
+            .request(Sqs, "GetQueueUrl", ctx, |aws| {
                 aws.sqs.get_queue_url().queue_name(name).send()
             })
             .await
@@ -92,7 +92,7 @@ impl SqsQueue {
     async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Sqs, "GetQueueAttributes", &ctx.cancel, || {
+            .request(Sqs, "GetQueueAttributes", ctx, |aws| {
                 aws.sqs
                     .get_queue_attributes()
                     .queue_url(url)
@@ -116,7 +116,7 @@ impl SqsQueue {
     async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>, ProviderError> {
         let aws = &self.0;
         let out = aws
-            .call(Sqs, "ListQueueTags", &ctx.cancel, || {
+            .request(Sqs, "ListQueueTags", ctx, |aws| {
                 aws.sqs.list_queue_tags().queue_url(url).send()
             })
             .await?;
@@ -165,7 +165,7 @@ impl SqsQueue {
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
         let attributes = self.attributes_of(desired);
-        aws.call(Sqs, "SetQueueAttributes", &ctx.cancel, || {
+        aws.perform(Sqs, "SetQueueAttributes", ctx, |aws| {
             aws.sqs
                 .set_queue_attributes()
                 .queue_url(url)
@@ -203,8 +203,9 @@ impl ResourceKind for SqsQueue {
     }
 }
 
-#[async_trait]
-impl TypedProvider for SqsQueue {
+impl NamedObject for SqsQueue {
+    type Found = (String, BTreeMap<String, String>);
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
@@ -213,7 +214,7 @@ impl TypedProvider for SqsQueue {
         attributes.retain(|_, value| !value.is_empty());
         attributes.insert(QueueAttributeName::SqsManagedSseEnabled, "true".into());
         let out = aws
-            .call(Sqs, "CreateQueue", &ctx.cancel, || {
+            .request(Sqs, "CreateQueue", ctx, |aws| {
                 aws.sqs
                     .create_queue()
                     .queue_name(&inputs.name)
@@ -275,33 +276,32 @@ impl TypedProvider for SqsQueue {
             return Ok(());
         };
         match aws
-            .call(Sqs, "DeleteQueue", &ctx.cancel, || {
+            .perform(Sqs, "DeleteQueue", ctx, |aws| {
                 aws.sqs.delete_queue().queue_url(&url).send()
             })
             .await
         {
             Err(e) if is_missing(&e) => Ok(()),
-            other => other.map(drop),
+            other => other,
         }
     }
 
-    async fn find_existing(
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+        self.described(ctx, &inputs.name).await
+    }
+
+    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
+        tags
+    }
+
+    async fn complete(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        let found = self.described(ctx, &inputs.name).await?;
-        adopt(
-            &self.0,
-            ctx,
-            found,
-            |(_, tags)| tags,
-            |(url, tags)| async move {
-                self.converge(ctx, &url, &tags, inputs).await?;
-                Ok(self.created(&inputs.name, &url))
-            },
-        )
-        .await
+        (url, tags): Self::Found,
+    ) -> Result<Created, ProviderError> {
+        self.converge(ctx, &url, &tags, inputs).await?;
+        Ok(self.created(&inputs.name, &url))
     }
 
     fn classify(error: &ProviderError) -> ErrorClass {

@@ -30,15 +30,14 @@ pub struct Subnet;
 
 impl Subnet {
     async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<(), ProviderError> {
-        aws.call(Ec2, "ModifySubnetAttribute", &ctx.cancel, || {
+        aws.perform(Ec2, "ModifySubnetAttribute", ctx, |aws| {
             aws.ec2
                 .modify_subnet_attribute()
                 .subnet_id(id)
                 .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
                 .send()
         })
-        .await?;
-        Ok(())
+        .await
     }
 }
 
@@ -54,7 +53,7 @@ impl Ec2Object for Subnet {
 
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
-            .call(Ec2, "CreateSubnet", &ctx.cancel, || {
+            .request(Ec2, "CreateSubnet", ctx, |aws| {
                 aws.ec2
                     .create_subnet()
                     .vpc_id(&inputs.vpc_id)
@@ -117,9 +116,9 @@ impl Ec2Object for Subnet {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || aws.ec2.delete_subnet().subnet_id(id).send();
-        aws.call(Ec2, "DeleteSubnet", &ctx.cancel, send)
-            .await
-            .map(drop)
+        aws.perform(Ec2, "DeleteSubnet", ctx, |aws| {
+            aws.ec2.delete_subnet().subnet_id(id).send()
+        })
+        .await
     }
 }

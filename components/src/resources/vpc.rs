@@ -37,7 +37,7 @@ impl Vpc {
         let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
         // One attribute per call: the API refuses both at once.
         if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
-            aws.call(Ec2, "ModifyVpcAttribute", &ctx.cancel, || {
+            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
                 aws.ec2
                     .modify_vpc_attribute()
                     .vpc_id(id)
@@ -47,7 +47,7 @@ impl Vpc {
             .await?;
         }
         if old.is_none_or(|o| o.enable_dns_hostnames != new.enable_dns_hostnames) {
-            aws.call(Ec2, "ModifyVpcAttribute", &ctx.cancel, || {
+            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
                 aws.ec2
                     .modify_vpc_attribute()
                     .vpc_id(id)
@@ -66,7 +66,7 @@ impl Vpc {
         name: VpcAttributeName,
     ) -> Result<bool, ProviderError> {
         let out = aws
-            .call(Ec2, "DescribeVpcAttribute", &ctx.cancel, || {
+            .request(Ec2, "DescribeVpcAttribute", ctx, |aws| {
                 aws.ec2
                     .describe_vpc_attribute()
                     .vpc_id(id)
@@ -94,7 +94,7 @@ impl Ec2Object for Vpc {
 
     async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let out = aws
-            .call(Ec2, "CreateVpc", &ctx.cancel, || {
+            .request(Ec2, "CreateVpc", ctx, |aws| {
                 aws.ec2
                     .create_vpc()
                     .cidr_block(&inputs.cidr_block)
@@ -144,9 +144,9 @@ impl Ec2Object for Vpc {
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        let send = || aws.ec2.delete_vpc().vpc_id(id).send();
-        aws.call(Ec2, "DeleteVpc", &ctx.cancel, send)
-            .await
-            .map(drop)
+        aws.perform(Ec2, "DeleteVpc", ctx, |aws| {
+            aws.ec2.delete_vpc().vpc_id(id).send()
+        })
+        .await
     }
 }

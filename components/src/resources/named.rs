@@ -1,0 +1,136 @@
+//! The shape every type named by its create shares (IAM, EKS, SQS, EventBridge): after an
+//! interrupted create its object is looked up by that name and adopted only if its tags (all
+//! of them) say it is this stack's and this resource's, then completed. A type says only
+//! what is its own ([`NamedObject`]); [`Named`] makes it a [`TypedProvider`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
+use serde_json::Value;
+
+use super::{ResourceKind, Seen, TypedProvider};
+use crate::aws::{self, Aws};
+
+/// One named type's own part: its operations, and what adopting its object needs. Its
+/// futures are `Send` for the engine's tasks.
+pub trait NamedObject: ResourceKind {
+    /// What a look-up by name sees of the object: its tags and what completing it needs.
+    type Found: Send;
+
+    /// The object named as the create of `inputs` names it, if there is one.
+    fn find(
+        &self,
+        ctx: &Ctx,
+        inputs: &Self::Inputs,
+    ) -> impl Future<Output = Result<Option<Self::Found>, ProviderError>> + Send;
+
+    /// All of the found object's tags.
+    fn tags(found: &Self::Found) -> &BTreeMap<String, String>;
+
+    /// Does what an interrupted create of `inputs` may not have done (policies, waits) to
+    /// the object found; what the create made.
+    fn complete(
+        &self,
+        ctx: &Ctx,
+        inputs: &Self::Inputs,
+        found: Self::Found,
+    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+
+    fn create(
+        &self,
+        ctx: &Ctx,
+        inputs: &Self::Inputs,
+    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+
+    /// As [`TypedProvider::read`].
+    fn read(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        recorded: &Self::Inputs,
+    ) -> impl Future<Output = Result<Seen<Self::Inputs>, ProviderError>> + Send;
+
+    fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &Self::Inputs,
+        new: &Self::Inputs,
+    ) -> impl Future<Output = Result<Value, ProviderError>> + Send;
+
+    fn delete(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    /// As [`TypedProvider::classify`].
+    fn classify(error: &ProviderError) -> ErrorClass {
+        aws::classify(error)
+    }
+}
+
+/// The engine's typed provider for a [`NamedObject`], over its session (the one whose stack
+/// an object must be tagged for to be adopted).
+pub struct Named<T>(pub T, pub Arc<Aws>);
+
+impl<T: NamedObject> ResourceKind for Named<T> {
+    const KIND: &'static str = T::KIND;
+    type Inputs = T::Inputs;
+    const REPLACE_ON: &'static [&'static str] = T::REPLACE_ON;
+
+    fn check(inputs: &T::Inputs) -> Result<(), String> {
+        T::check(inputs)
+    }
+}
+
+#[async_trait]
+impl<T: NamedObject> TypedProvider for Named<T> {
+    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
+        self.0.create(ctx, inputs).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        recorded: &T::Inputs,
+    ) -> Result<Seen<T::Inputs>, ProviderError> {
+        self.0.read(ctx, id, recorded).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        old: &T::Inputs,
+        new: &T::Inputs,
+    ) -> Result<Value, ProviderError> {
+        self.0.update(ctx, id, old, new).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &T::Inputs) -> Result<(), ProviderError> {
+        self.0.delete(ctx, id, inputs).await
+    }
+
+    /// Without the tags of this stack and this resource the object is another's: not adopted.
+    async fn find_existing(
+        &self,
+        ctx: &Ctx,
+        inputs: &T::Inputs,
+    ) -> Result<Option<Created>, ProviderError> {
+        match self.0.find(ctx, inputs).await? {
+            Some(found) if self.1.owns(ctx, T::tags(&found), false) => {
+                self.0.complete(ctx, inputs, found).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn classify(error: &ProviderError) -> ErrorClass {
+        T::classify(error)
+    }
+}
