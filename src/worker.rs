@@ -9,7 +9,8 @@ use byoc_components::helm::Helm;
 use byoc_components::{Platform, PlatformOptions, RateLimits};
 use byoc_model::facts;
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
-use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon, unique_worker_name};
+use byoc_workers::schedule::ScheduleConfig;
+use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon_with, unique_worker_name};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{DatabaseArgs, shutdown_signal};
@@ -43,6 +44,20 @@ pub struct WorkerArgs {
     /// credentials (STS GetCallerIdentity), which `byoc serve --no-workers` cannot ask.
     #[arg(long, env = "BYOC_PLATFORM_ACCOUNT_ID", value_parser = account_id)]
     pub platform_account_id: Option<String>,
+    /// How often environments without their own `drift_check` are checked for drift (a
+    /// refresh run, never a repair): `6h`, `90m`, `1d` (5 minutes to 7 days) or `off`. An
+    /// environment's `drift_check` wins: its `every_minutes` (this period when it sets
+    /// none), its `repair`, or `enabled: false` to never check it. Give every worker the same.
+    #[arg(long, env = "BYOC_DRIFT_CHECK_EVERY", default_value = "off", value_parser = drift_every)]
+    pub drift_check_every: DriftEvery,
+}
+
+/// A drift-check period in minutes; `None`: off.
+#[derive(Clone, Copy, Debug)]
+pub struct DriftEvery(pub Option<u32>);
+
+fn drift_every(text: &str) -> Result<DriftEvery, String> {
+    byoc_model::parse_every(text).map(DriftEvery)
 }
 
 fn account_id(text: &str) -> Result<String, String> {
@@ -127,6 +142,11 @@ pub async fn work(
         config,
         shutdown.clone(),
     );
-    run_daemon(db, queue, worker, args.concurrency.max(1), shutdown).await?;
+    let schedule = ScheduleConfig {
+        default_every_minutes: args.drift_check_every.0,
+        ..ScheduleConfig::default()
+    };
+    let concurrency = args.concurrency.max(1);
+    run_daemon_with(db, queue, worker, concurrency, schedule, shutdown).await?;
     Ok(())
 }

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use byoc_model::api::{
-    ConfigSaved, ConfigView, DriftCheck, EnvironmentStatus, GraphEdge, GraphNode, GraphView,
-    HistoryView, RunAccepted, RunList, StateView,
+    ConfigSaved, ConfigView, DriftCheck, DriftScheduleView, EnvironmentStatus, GraphEdge,
+    GraphNode, GraphView, HistoryView, RunAccepted, RunList, StateView,
 };
 use byoc_model::{
     EnvName, EnvironmentConfig, OnboardingStatus, RunKind, StackName, Tenant, TenantSlug,
@@ -169,7 +169,7 @@ pub async fn status(
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<EnvironmentStatus>, ApiError> {
-    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    let (tenant, stack) = environment(&state, &caller, &slug, &env).await?;
     let db = state.db();
     let mut status = db.stack_status(&stack).await?;
     status.last_run = match status.last_run.take() {
@@ -193,15 +193,49 @@ pub async fn status(
     let drift = db
         .latest_run(&stack, RunKind::Refresh, byoc_model::RunStatus::Succeeded)
         .await?
-        .map(|r| DriftCheck {
-            drift: r.summary.and_then(|s| s.get("drift").cloned()),
-            run_id: r.id,
-            checked_at: r.finished_at,
+        .map(|r| {
+            let drift = r.summary.and_then(|s| s.get("drift").cloned());
+            let drifted = drift.as_ref().and_then(Value::as_array).map_or(0, Vec::len);
+            DriftCheck {
+                drift,
+                drifted: u32::try_from(drifted).unwrap_or(u32::MAX),
+                scheduled: r.requested_by == byoc_model::SCHEDULER,
+                run_id: r.id,
+                checked_at: r.finished_at,
+            }
         });
+    let drift_schedule = drift_schedule(&state, &tenant, &env, &stack).await?;
     Ok(Json(EnvironmentStatus {
         status,
         outputs,
         drift,
+        drift_schedule,
+    }))
+}
+
+/// The environment's drift-check schedule under the workers' default period, and when its
+/// next check falls due.
+async fn drift_schedule(
+    state: &AppState,
+    tenant: &Tenant,
+    env: &EnvName,
+    stack: &StackName,
+) -> Result<Option<DriftScheduleView>, ApiError> {
+    let db = state.db();
+    let server = db
+        .fact(byoc_model::DRIFT_CHECK_EVERY_FACT)
+        .await?
+        .and_then(|minutes| minutes.parse::<u32>().ok());
+    let config = db.config(tenant, env).await?.config;
+    let Some(schedule) = byoc_model::DriftSchedule::of(&config, server) else {
+        return Ok(None);
+    };
+    let last_slot = db.last_schedule_slot(stack).await?;
+    Ok(Some(DriftScheduleView {
+        every_minutes: schedule.every_minutes,
+        repair: schedule.repair,
+        source: schedule.source,
+        next_due_at: schedule.next_due(stack.as_str(), last_slot, byoc_stacks::now_ms()),
     }))
 }
 

@@ -59,6 +59,7 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
     let m = state.db().run_metrics().await?;
+    let drifted = state.db().drifted_environments().await?;
     let mut out = handle().render();
     out.push_str("# HELP byoc_runs Runs recorded, by kind and status.\n# TYPE byoc_runs gauge\n");
     for (kind, status, n) in &m.runs {
@@ -72,6 +73,8 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
         .sum();
     out.push_str("# HELP byoc_queue_depth Runs waiting to start.\n# TYPE byoc_queue_depth gauge\n");
     let _ = writeln!(out, "byoc_queue_depth {queued}");
+    out.push_str("# HELP byoc_environments_drifted Environments whose last check found drift not repaired since.\n# TYPE byoc_environments_drifted gauge\n");
+    let _ = writeln!(out, "byoc_environments_drifted {drifted}");
     histogram(
         &mut out,
         "byoc_run_duration_seconds",

@@ -164,6 +164,24 @@ pub struct DriftCheck {
     pub checked_at: Option<i64>,
     /// The refresh's drift report (changed fields and deletions by resource).
     pub drift: Option<Value>,
+    /// How many resources drifted.
+    pub drifted: u32,
+    /// Whether the drift-check schedule requested it (`false`: someone did).
+    pub scheduled: bool,
+}
+
+/// An environment's drift-check schedule (its `drift_check`, or the server's
+/// `--drift-check-every`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DriftScheduleView {
+    #[schema(minimum = 5, maximum = 10080)]
+    pub every_minutes: u32,
+    /// A check that finds drift queues a deploy.
+    pub repair: bool,
+    pub source: crate::ScheduleSource,
+    /// When the next check falls due (Unix ms). Checks run while the environment is deployed
+    /// and its tenant trusted, and wait for a run queued or running to end.
+    pub next_due_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -171,7 +189,10 @@ pub struct EnvironmentStatus {
     pub status: StackStatus,
     /// Outputs worth a glance (ids, ARNs, endpoints), by resource.
     pub outputs: BTreeMap<String, BTreeMap<String, Value>>,
+    /// What the last refresh found.
     pub drift: Option<DriftCheck>,
+    /// The drift-check schedule; `None`: not checked on a schedule.
+    pub drift_schedule: Option<DriftScheduleView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

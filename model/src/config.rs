@@ -55,6 +55,11 @@ pub struct EnvironmentConfig {
     /// Bootstrap components (Helm releases); none unless listed.
     #[serde(default, skip_serializing_if = "is_default")]
     pub components: Components,
+    /// Scheduled drift checks (refresh runs by the workers). Left out: the server's
+    /// `--drift-check-every` (off unless set), without repair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub drift_check: Option<crate::DriftCheckConfig>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -283,6 +288,9 @@ impl EnvironmentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Err(crate::Invalid(message)) = crate::Region::new(self.region.as_str()) {
             return Err(invalid("region", message));
+        }
+        if let Some(Err(message)) = self.drift_check.as_ref().map(|d| d.validate()) {
+            return Err(invalid("drift_check.every_minutes", message));
         }
         let vpc = self.vpc()?;
         if !(16..=24).contains(&vpc.prefix_len()) {

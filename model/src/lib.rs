@@ -7,6 +7,7 @@
 pub mod api;
 mod components;
 mod config;
+mod drift;
 mod ids;
 mod names;
 mod records;
@@ -16,6 +17,10 @@ pub use components::{ChartSource, Component, ComponentConfig, Components, merge_
 pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
     NodeGroupConfig, SubnetPlan, Taint, TaintEffect,
+};
+pub use drift::{
+    DEFAULT_EVERY_MINUTES, DRIFT_CHECK_EVERY_FACT, DriftCheckConfig, DriftSchedule,
+    MAX_EVERY_MINUTES, MIN_EVERY_MINUTES, SCHEDULER, ScheduleSource, parse_every,
 };
 pub use ids::{AccountId, EnvName, Region, RunId, StackName, TRUST_ENV, TenantSlug};
 pub use names::*;

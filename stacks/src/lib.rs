@@ -8,6 +8,7 @@ mod crypto;
 mod db;
 mod queue;
 mod runs;
+mod schedule;
 mod stacks;
 mod state_store;
 mod tenants;
@@ -19,6 +20,7 @@ pub use db::{
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use runs::{Begin, Lease, RunContext};
+pub use schedule::{CheckCandidate, ScheduledCheck};
 pub use stacks::{RunMetrics, StoredConfig};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, TENANT_NAME_MAX, TrustLocation};

@@ -11,7 +11,7 @@ use crate::db::Pool;
 use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
 use byoc_model::Run;
-use byoc_model::{RunKind, TenantSlug};
+use byoc_model::{RunKind, StackName, TenantSlug};
 
 /// The apalis queue byoc's runs go through.
 pub const QUEUE: &str = "byoc-runs";
@@ -124,6 +124,40 @@ impl JobQueue {
             self.push(&run.id).await?;
         }
         Ok((run, coalesced))
+    }
+
+    /// A handle for pushing jobs (not consuming them) on a database whose queue was set up
+    /// ([`JobQueue::setup`], by this process or another): no migrations, no I/O.
+    pub fn attach(db: &Database) -> JobQueue {
+        match db.pool() {
+            Pool::Sqlite(pool) => JobQueue::Sqlite(
+                SqliteStorage::new(pool).with_config(apalis_sqlite::Config::default().queue(QUEUE)),
+            ),
+            Pool::Postgres(pool) => JobQueue::Postgres(
+                PostgresStorage::new(pool)
+                    .with_config(apalis_postgres::Config::default().queue(QUEUE)),
+            ),
+        }
+    }
+
+    /// Records the run of `stack`'s schedule slot `slot` and queues its job; `None` (nothing
+    /// queued) if the slot has its run already or the stack has a run queued or running
+    /// ([`Database::request_scheduled_run`]).
+    pub async fn request_scheduled(
+        &self,
+        db: &Database,
+        stack: &StackName,
+        kind: RunKind,
+        slot: i64,
+        requested_by: &str,
+    ) -> Result<Option<Run>, DbError> {
+        let run = db
+            .request_scheduled_run(stack, kind, slot, requested_by)
+            .await?;
+        if let Some(run) = &run {
+            self.push(&run.id).await?;
+        }
+        Ok(run)
     }
 
     /// Requests a verification of `slug`'s trust, looking for its trust stack where

@@ -10,6 +10,7 @@ use byoc_engine::CancellationToken;
 use byoc_stacks::{Database, JobQueue, Pool, QUEUE, RunJob};
 use futures::Stream;
 
+use crate::schedule::{ScheduleConfig, run_scheduler};
 use crate::{Worker, WorkerError};
 
 /// How often the queue is polled when no notification arrives (SQLite always; Postgres
@@ -78,6 +79,7 @@ async fn handle(job: RunJob, worker: Data<Worker>) -> Result<(), BoxDynError> {
 
 /// Runs `concurrency` run jobs at a time until `shutdown` fires; then takes no more jobs,
 /// lets runs waiting for their turn go back to the queue and finishes the runs in flight.
+/// Schedules the environments' own drift checks (no server-wide period).
 pub async fn run_daemon(
     db: Database,
     queue: JobQueue,
@@ -85,6 +87,25 @@ pub async fn run_daemon(
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    let schedule = ScheduleConfig::default();
+    run_daemon_with(db, queue, worker, concurrency, schedule, shutdown).await
+}
+
+/// [`run_daemon`], with the drift-check scheduler configured by `schedule`.
+pub async fn run_daemon_with(
+    db: Database,
+    queue: JobQueue,
+    worker: Worker,
+    concurrency: usize,
+    schedule: ScheduleConfig,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let scheduler = tokio::spawn(run_scheduler(
+        db.clone(),
+        queue.clone(),
+        schedule,
+        shutdown.clone(),
+    ));
     let sweeper = tokio::spawn({
         let (db, queue, shutdown) = (db.clone(), queue.clone(), shutdown.clone());
         async move {
@@ -130,6 +151,7 @@ pub async fn run_daemon(
         }
     };
     sweeper.abort();
+    scheduler.abort();
     tracing::info!(worker = %name, "worker stopped");
     result
 }

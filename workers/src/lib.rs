@@ -6,8 +6,9 @@ mod aws;
 mod daemon;
 mod failure;
 mod run;
+pub mod schedule;
 
 pub use aws::AwsBlueprint;
-pub use daemon::run_daemon;
+pub use daemon::{run_daemon, run_daemon_with};
 pub use failure::RunFailure;
 pub use run::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, unique_worker_name};

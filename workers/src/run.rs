@@ -258,6 +258,8 @@ impl Worker {
             other => other?,
         }
         tracing::info!(run = run_id, status = %outcome.status, "run finished");
+        // A scheduled drift check that found drift may queue its repair.
+        crate::schedule::after_run(&self.db, run_id, outcome.status).await;
         Ok(outcome.status)
     }
 
