@@ -341,6 +341,58 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
 
     let destroyed = server.ok(&["destroy", "acme", "dev", "--watch"])?;
     assert!(destroyed.contains("succeeded"), "{destroyed}");
+
+    // The state as the deploy left it (version 1), and what the destroy changed since.
+    let history = server.json(&["stack", "history", "acme", "dev"])?;
+    let latest = history["versions"][0]["version"].as_i64().unwrap();
+    assert!(latest >= 2, "{history}");
+    let deployed = server.ok(&["stack", "show", "acme", "dev", "--version", "1"])?;
+    assert!(
+        deployed.lines().next().unwrap().starts_with("RESOURCE")
+            && deployed.contains("aws:eks:Cluster")
+            && deployed.contains("vpc-"),
+        "{deployed}"
+    );
+    let deployed = server.json(&["stack", "show", "acme", "dev", "--version", "1"])?;
+    assert_eq!(deployed["resources"].as_array().map(Vec::len), Some(26));
+    let now = server.json(&[
+        "stack",
+        "show",
+        "acme",
+        "dev",
+        "--version",
+        &latest.to_string(),
+    ])?;
+    assert_eq!(now["resources"], serde_json::json!([]), "{now}");
+    let diff = server.ok(&["stack", "diff", "acme", "dev", "1", &latest.to_string()])?;
+    assert!(
+        diff.contains("  - vpc (")
+            && diff.ends_with("0 added, 26 removed, 0 changed, 0 unchanged.\n"),
+        "{diff}"
+    );
+    let diff = server.json(&["stack", "diff", "acme", "dev", "0", "1"])?;
+    assert_eq!(diff["counts"]["added"], 26, "{diff}");
+    let out = server.byoc(&["stack", "show", "acme", "dev", "--version", "99"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("404") && stderr.contains("state version 99"),
+        "{stderr}"
+    );
+
+    // Nothing holds the stack's lease now: there is nothing to unlock.
+    for args in [
+        &["env", "unlock", "acme", "dev"][..],
+        &["env", "unlock", "acme", "dev", "--force"][..],
+    ] {
+        let out = server.byoc(args)?;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr)?;
+        assert!(
+            stderr.contains("409") && stderr.contains("not locked"),
+            "{stderr}"
+        );
+    }
     server.ok(&["env", "config", "delete", "acme", "dev"])?;
     server.ok(&["tenant", "delete", "acme"])?;
     let out = server.byoc(&["tenant", "show", "acme"])?;

@@ -6,7 +6,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use byoc_model::api::{
     ConfigSaved, ConfigView, DriftCheck, DriftScheduleView, EnvironmentStatus, GraphEdge,
-    GraphNode, GraphView, HistoryView, RunAccepted, RunList, StateView,
+    GraphNode, GraphView, HistoryView, RunAccepted, RunList, StateDiff, StateVersionView,
+    StateView, UnlockRequest, Unlocked,
 };
 use byoc_model::{
     EnvName, EnvironmentConfig, OnboardingStatus, RunKind, StackName, Tenant, TenantSlug,
@@ -14,8 +15,8 @@ use byoc_model::{
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::CommonErrors;
-use crate::params::EnvPath;
+use crate::error::{CommonErrors, decode};
+use crate::params::{DiffQuery, EnvPath, StateVersionPath};
 use crate::{ApiError, AppState};
 
 /// The tenant and the name of the stack of `/tenants/{slug}/environments/{env}`, if the
@@ -273,6 +274,65 @@ pub async fn history(
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
     let versions = state.db().state_history(&stack).await?;
     Ok(Json(HistoryView { stack, versions }))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/versions/{version}", operation_id = "state_version", tag = "environments", params(StateVersionPath), responses((status = 200, description = "Every resource (inputs, outputs, physical id, kind, status) as of that state version", body = StateVersionView), CommonErrors), security(("bearer" = [])))]
+pub async fn state_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    StateVersionPath { slug, env, version }: StateVersionPath,
+) -> Result<Json<StateVersionView>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    Ok(Json(state.db().state_at(&stack, version).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/diff", operation_id = "state_diff", tag = "environments", params(EnvPath, DiffQuery), responses((status = 200, description = "The resources added, removed and changed from state version `from` to `to`, with the changed input and output fields and physical ids", body = StateDiff), CommonErrors), security(("bearer" = [])))]
+pub async fn state_diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    EnvPath { slug, env }: EnvPath,
+    DiffQuery { from, to }: DiffQuery,
+) -> Result<Json<StateDiff>, ApiError> {
+    let (_, stack) = environment(&state, &caller, &slug, &env).await?;
+    Ok(Json(state.db().state_diff(&stack, from, to).await?))
+}
+
+/// Breaks the environment's stack lease, like `terraform force-unlock`: for when the worker
+/// holding it is dead or stuck. Admin only. 409 when nothing holds the lease (there is nothing
+/// to unlock), and while the lease is live unless `force`. The holder is fenced out: its
+/// writes are refused from then on. Audited (`stack.force_unlock`).
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/unlock", operation_id = "force_unlock", tag = "environments", params(EnvPath), request_body(content = Option<UnlockRequest>, description = "Optional: `{\"force\": true}` breaks a lease that is still live"), responses((status = 200, description = "The lease broken: its holder, generation and run", body = Unlocked, links(("Status" = (operation_id = "environment_status", parameters(("slug" = "$request.path.slug"), ("env" = "$request.path.env")))))), CommonErrors), security(("bearer" = [])))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    EnvPath { slug, env }: EnvPath,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Unlocked>, ApiError> {
+    // Another tenant's is 404 like one that does not exist; only then: may this caller?
+    let tenant = state.visible_tenant(&caller, &slug).await?;
+    caller.require_admin()?;
+    let body = match body {
+        // No body (or `null`): break an expired lease only.
+        Ok(Json(Value::Null)) | Err(JsonRejection::MissingJsonContentType(_)) => {
+            UnlockRequest::default()
+        }
+        Ok(Json(body)) => decode::<UnlockRequest>(body)?,
+        Err(e) => return Err(e.into()),
+    };
+    let stack = state.db().stack_of(&tenant, &env).await?;
+    let broken = state
+        .db()
+        .force_unlock(&stack, &caller.actor(), body.force)
+        .await?;
+    Ok(Json(Unlocked {
+        stack,
+        holder: broken.holder,
+        generation: broken.generation,
+        new_generation: broken.new_generation,
+        expires_at: broken.expires_at,
+        was_live: broken.was_live,
+        run_id: broken.run_id,
+    }))
 }
 
 /// How the graph is written.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use byoc_model::{EnvName, Invalid, RunId, TenantSlug};
 use serde::Deserialize;
@@ -29,6 +29,84 @@ pub struct EnvPath {
     /// Environment name.
     #[param(inline)]
     pub env: EnvName,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct StateVersionPath {
+    /// Tenant slug.
+    #[param(inline)]
+    pub slug: TenantSlug,
+    /// Environment name.
+    #[param(inline)]
+    pub env: EnvName,
+    /// A state version (`state_version` of the status, versions of the history); 0 is the
+    /// empty state before the first recorded change.
+    #[param(minimum = 0)]
+    pub version: i64,
+}
+
+/// The two versions a state diff compares.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The state version to compare from (0: the empty state).
+    #[param(minimum = 0)]
+    pub from: i64,
+    /// The state version to compare to (0: the empty state).
+    #[param(minimum = 0)]
+    pub to: i64,
+}
+
+/// A state version parameter `name`: a whole number, 0 or more; anything else is a 422
+/// naming it.
+fn state_version(name: &str, text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+        ApiError::invalid(
+            Some(name),
+            format!("{name} must be a state version, a whole number 0 or more: got {text:?}"),
+        )
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DiffQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(raw) = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        let (mut from, mut to) = (None, None);
+        for (name, value) in &raw {
+            let slot = match name.as_str() {
+                "from" => &mut from,
+                "to" => &mut to,
+                other => {
+                    return Err(ApiError::invalid(
+                        Some(other),
+                        format!("unknown query parameter {other:?}: expected from and to"),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(ApiError::invalid(
+                    Some(name),
+                    format!("query parameter {name} is given twice"),
+                ));
+            }
+            *slot = Some(state_version(name, value)?);
+        }
+        let required = |name: &str, value: Option<i64>| {
+            value.ok_or_else(|| {
+                ApiError::invalid(
+                    Some(name),
+                    format!("query parameter {name} (a state version) is required"),
+                )
+            })
+        };
+        Ok(DiffQuery {
+            from: required("from", from)?,
+            to: required("to", to)?,
+        })
+    }
 }
 
 #[derive(IntoParams)]
@@ -87,6 +165,23 @@ impl<S: Send + Sync> FromRequestParts<S> for EnvPath {
         Ok(EnvPath {
             slug: params.get("slug")?,
             env: params.get("env")?,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StateVersionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = Params::of(parts, state).await?;
+        let version = params
+            .0
+            .get("version")
+            .ok_or_else(|| ApiError::Internal("the route has no parameter version".into()))?;
+        Ok(StateVersionPath {
+            slug: params.get("slug")?,
+            env: params.get("env")?,
+            version: state_version("version", version)?,
         })
     }
 }

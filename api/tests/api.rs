@@ -679,6 +679,9 @@ async fn openapi_describes_every_route_and_docs_are_served() -> anyhow::Result<(
         "/api/v1/tenants/{slug}/environments/{env}/deploy",
         "/api/v1/tenants/{slug}/environments/{env}/status",
         "/api/v1/tenants/{slug}/environments/{env}/graph",
+        "/api/v1/tenants/{slug}/environments/{env}/state/versions/{version}",
+        "/api/v1/tenants/{slug}/environments/{env}/state/diff",
+        "/api/v1/tenants/{slug}/environments/{env}/unlock",
         "/api/v1/runs/{id}/events",
         "/api/v1/tokens",
         "/api/v1/audit",
@@ -693,6 +696,21 @@ async fn openapi_describes_every_route_and_docs_are_served() -> anyhow::Result<(
         "bearer"
     );
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+    // The new bodies are described field by field.
+    let schemas = &spec["components"]["schemas"];
+    for (schema, field) in [
+        ("UnlockRequest", "force"),
+        ("Unlocked", "new_generation"),
+        ("StateVersionView", "resources"),
+        ("StateDiff", "counts"),
+        ("ResourceDiff", "physical_id_changed"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} missing: {}",
+            schemas[schema]
+        );
+    }
     let docs = api.client.get(format!("{}/docs", api.base)).send().await?;
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await?.contains("openapi"));
@@ -811,6 +829,28 @@ async fn tenants_are_isolated_on_every_route() -> anyhow::Result<()> {
                 s(200),
             ),
             (Method::GET, format!("{env}/graph"), None, s(200), s(200)),
+            (
+                Method::GET,
+                format!("{env}/state/versions/0"),
+                None,
+                s(200),
+                s(200),
+            ),
+            (
+                Method::GET,
+                format!("{env}/state/diff?from=0&to=0"),
+                None,
+                s(200),
+                s(200),
+            ),
+            // Admin only; nothing holds the lease here.
+            (
+                Method::POST,
+                format!("{env}/unlock"),
+                Some(json!({"force": true})),
+                s(403),
+                s(409),
+            ),
             (
                 Method::GET,
                 format!("/api/v1/runs/{run}"),
@@ -1051,6 +1091,360 @@ async fn faults_are_honest_and_say_nothing_internal() -> anyhow::Result<()> {
                 !text.contains("127.0.0.1") && !text.contains("sqlite"),
                 "{text}"
             );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sql` on the test's database (what a worker would have written).
+async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite") {
+        sqlx::query(sql)
+            .execute(&sqlx::SqlitePool::connect(url).await?)
+            .await?;
+    } else {
+        sqlx::query(sql)
+            .execute(&sqlx::PgPool::connect(url).await?)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Tenant `acme`, trusted, with environment `dev` and a deploy requested: its run id.
+async fn deploy_requested(api: &Api) -> anyhow::Result<String> {
+    api.tenant("acme").await?;
+    let env = "/api/v1/tenants/acme/environments/dev";
+    let (status, body) = api
+        .admin(Method::POST, &format!("{env}/config"), Some(config()))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.trust("acme").await?;
+    let (status, deploy) = api
+        .admin(Method::POST, &format!("{env}/deploy"), None)
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deploy}");
+    Ok(deploy["run_id"].as_str().context("run_id")?.to_string())
+}
+
+/// `POST .../unlock`, like `terraform force-unlock`: admin only, refused while the lease is
+/// live unless forced, 409 when nothing holds it, audited, and the holder fenced out.
+#[tokio::test]
+async fn force_unlock_is_admin_only_audited_and_fences_the_holder() -> anyhow::Result<()> {
+    for api in both().await? {
+        let run = deploy_requested(&api).await?;
+        let env = "/api/v1/tenants/acme/environments/dev";
+        let unlock = format!("{env}/unlock");
+        // A worker runs the deploy: it holds the stack's lease.
+        let byoc_stacks::Begin::Started(lease) = api
+            .db
+            .begin_run(&run, "worker-1", Duration::from_secs(60))
+            .await?
+        else {
+            panic!("the deploy should start");
+        };
+
+        // A tenant token gets what it gets on every admin-only route.
+        let (own, _) = tenant_token(&api, "acme ci", "acme").await?;
+        let (status, body) = api
+            .call(
+                Method::POST,
+                &unlock,
+                Some(&own),
+                Some(json!({"force": true})),
+            )
+            .await?;
+        let (audit_status, audit_body) = api
+            .call(Method::GET, "/api/v1/audit", Some(&own), None)
+            .await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!((status, &body), (audit_status, &audit_body));
+
+        // A live lease: refused without force, naming its holder and the way out.
+        for body in [None, Some(json!({})), Some(json!({"force": false}))] {
+            let (status, refused) = api.admin(Method::POST, &unlock, body).await?;
+            assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+            let message = refused["message"].as_str().unwrap();
+            assert!(
+                message.contains("worker-1")
+                    && message.contains("live")
+                    && message.contains("force"),
+                "{message}"
+            );
+        }
+        // Bad bodies name the field.
+        for (body, field) in [
+            (json!({"force": "yes"}), "force"),
+            (json!({"force": true, "holder": "x"}), ""),
+        ] {
+            let (status, refused) = api.admin(Method::POST, &unlock, Some(body)).await?;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+            if !field.is_empty() {
+                assert_eq!(refused["field"], field, "{refused}");
+            }
+        }
+        let (_, status_before) = api
+            .admin(Method::GET, &format!("{env}/status"), None)
+            .await?;
+        assert_eq!(status_before["status"]["lease_holder"], "worker-1");
+
+        // Forced: what was broken comes back.
+        let (status, unlocked) = api
+            .admin(Method::POST, &unlock, Some(json!({"force": true})))
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{unlocked}");
+        assert_eq!(unlocked["stack"], "acme-dev");
+        assert_eq!(unlocked["holder"], "worker-1");
+        assert_eq!(unlocked["generation"], lease.generation);
+        assert_eq!(unlocked["new_generation"], lease.generation + 1);
+        assert_eq!(unlocked["was_live"], true);
+        assert_eq!(unlocked["run_id"], run.as_str());
+        assert!(unlocked["expires_at"].as_i64().is_some(), "{unlocked}");
+        let (_, after) = api
+            .admin(Method::GET, &format!("{env}/status"), None)
+            .await?;
+        assert_eq!(after["status"]["lease_holder"], Value::Null, "{after}");
+        assert_eq!(after["status"]["generation"], lease.generation + 1);
+        // The old holder is fenced out.
+        assert!(matches!(
+            api.db.renew_lease(&lease, Duration::from_secs(60)).await,
+            Err(byoc_stacks::DbError::Fenced(_))
+        ));
+
+        // Nothing holds the lease now: nothing to unlock.
+        let (status, body) = api
+            .admin(Method::POST, &unlock, Some(json!({"force": true})))
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("not locked"),
+            "{body}"
+        );
+
+        // Audited once, with what was broken.
+        let (_, audit) = api.admin(Method::GET, "/api/v1/audit", None).await?;
+        let entries: Vec<&Value> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "stack.force_unlock")
+            .collect();
+        assert_eq!(entries.len(), 1, "{audit}");
+        assert_eq!(entries[0]["target"], "acme-dev");
+        assert_eq!(entries[0]["details"]["holder"], "worker-1");
+        assert_eq!(entries[0]["details"]["force"], true);
+        assert_eq!(entries[0]["details"]["run_id"], run.as_str());
+        let admin_id = api.admin.split('_').nth(1).unwrap();
+        assert!(entries[0]["actor"].as_str().unwrap().contains(admin_id));
+
+        // What does not exist is 404 naming it.
+        for (path, named) in [
+            ("/api/v1/tenants/acme/environments/nope/unlock", "nope"),
+            ("/api/v1/tenants/nope1/environments/dev/unlock", "nope1"),
+        ] {
+            let (status, body) = api.admin(Method::POST, path, None).await?;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+            assert!(body["message"].as_str().unwrap().contains(named), "{body}");
+        }
+    }
+    Ok(())
+}
+
+/// The full state at every state version and the diff between two, through the API.
+#[tokio::test]
+async fn state_versions_and_diffs_are_readable() -> anyhow::Result<()> {
+    for api in both().await? {
+        let run = deploy_requested(&api).await?;
+        let env = "/api/v1/tenants/acme/environments/dev";
+        let url = api._t.url().to_string();
+        let byoc_stacks::Begin::Started(lease) = api
+            .db
+            .begin_run(&run, "worker-1", Duration::from_secs(60))
+            .await?
+        else {
+            panic!("the deploy should start");
+        };
+        // What the run's steps would have recorded, then its versions.
+        let row = |key: &str, kind: &str, id: &str, inputs: &str, outputs: &str| {
+            format!(
+                "INSERT INTO resources (stack, key, kind, physical_id, inputs, outputs, depends_on, lifecycle, status, updated_at)
+                 VALUES ('acme-dev', '{key}', '{kind}', '{id}', '{inputs}', '{outputs}', '[]', '{{}}', 'ready', 1)"
+            )
+        };
+        exec(
+            &url,
+            &row(
+                "vpc",
+                "aws:ec2:Vpc",
+                "vpc-1",
+                r#"{"cidr": "10.0.0.0/16", "tags": {"team": "a"}}"#,
+                r#"{"id": "vpc-1"}"#,
+            ),
+        )
+        .await?;
+        exec(
+            &url,
+            &row(
+                "subnet",
+                "aws:ec2:Subnet",
+                "subnet-1",
+                r#"{"cidr": "10.0.1.0/24"}"#,
+                r#"{"id": "subnet-1"}"#,
+            ),
+        )
+        .await?;
+        let changes = json!([{"resource": "vpc", "action": "create"}, {"resource": "subnet", "action": "create"}]);
+        assert_eq!(api.db.record_history(&run, &lease, &changes).await?, 1);
+        exec(&url, r#"UPDATE resources SET inputs = '{"cidr": "10.0.0.0/16", "tags": {"team": "b"}}' WHERE key = 'vpc'"#).await?;
+        exec(&url, "DELETE FROM resources WHERE key = 'subnet'").await?;
+        exec(
+            &url,
+            &row(
+                "nat",
+                "aws:ec2:NatGateway",
+                "nat-1",
+                "{}",
+                r#"{"id": "nat-1"}"#,
+            ),
+        )
+        .await?;
+        assert_eq!(api.db.record_history(&run, &lease, &json!([])).await?, 2);
+        api.db
+            .finish_run(&run, &lease, byoc_model::RunStatus::Succeeded, None, None)
+            .await?;
+
+        // The state at each version.
+        let (status, v1) = api
+            .admin(Method::GET, &format!("{env}/state/versions/1"), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{v1}");
+        assert_eq!(v1["stack"], "acme-dev");
+        assert_eq!(v1["version"], 1);
+        assert_eq!(v1["run_id"], run.as_str());
+        let keys = |v: &Value| -> Vec<String> {
+            v["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(keys(&v1), ["subnet", "vpc"]);
+        assert_eq!(v1["resources"][1]["inputs"]["tags"]["team"], "a");
+        assert_eq!(v1["resources"][1]["outputs"]["id"], "vpc-1");
+        assert_eq!(v1["resources"][1]["physical_id"], "vpc-1");
+        assert_eq!(v1["resources"][1]["kind"], "aws:ec2:Vpc");
+        assert_eq!(v1["resources"][1]["status"], "ready");
+        let (_, v2) = api
+            .admin(Method::GET, &format!("{env}/state/versions/2"), None)
+            .await?;
+        assert_eq!(keys(&v2), ["nat", "vpc"]);
+        let (_, v0) = api
+            .admin(Method::GET, &format!("{env}/state/versions/0"), None)
+            .await?;
+        assert_eq!(
+            (v0["resources"].clone(), v0["run_id"].clone()),
+            (json!([]), Value::Null)
+        );
+        // The current state is as it was.
+        let (_, now) = api
+            .admin(Method::GET, &format!("{env}/state"), None)
+            .await?;
+        assert_eq!(keys(&now), ["nat", "vpc"]);
+        assert!(now.get("version").is_none(), "{now}");
+
+        // A version that does not exist: 404 naming it; a bad one: 422 naming the parameter.
+        let (status, body) = api
+            .admin(Method::GET, &format!("{env}/state/versions/3"), None)
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("state version 3"),
+            "{body}"
+        );
+        for bad in ["-1", "x", "1.5", "99999999999999999999"] {
+            let (status, body) = api
+                .admin(Method::GET, &format!("{env}/state/versions/{bad}"), None)
+                .await?;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+            assert_eq!(body["field"], "version", "{body}");
+        }
+
+        // The diff.
+        let (status, diff) = api
+            .admin(Method::GET, &format!("{env}/state/diff?from=1&to=2"), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{diff}");
+        assert_eq!(
+            (diff["from"].clone(), diff["to"].clone()),
+            (json!(1), json!(2))
+        );
+        assert_eq!(
+            diff["counts"],
+            json!({"added": 1, "removed": 1, "changed": 1, "unchanged": 0})
+        );
+        let by_key = |k: &str| {
+            diff["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["key"] == k)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(by_key("nat")["change"], "added");
+        assert_eq!(by_key("subnet")["change"], "removed");
+        assert_eq!(by_key("subnet")["old_physical_id"], "subnet-1");
+        let vpc = by_key("vpc");
+        assert_eq!(vpc["change"], "changed");
+        assert_eq!(vpc["physical_id_changed"], false);
+        assert_eq!(
+            vpc["inputs"],
+            json!([{"field": "tags.team", "old": "a", "new": "b"}])
+        );
+        assert_eq!(vpc["outputs"], json!([]));
+
+        for (query, field) in [
+            ("from=1", "to"),
+            ("to=1", "from"),
+            ("from=x&to=1", "from"),
+            ("from=1&to=-2", "to"),
+            ("from=1&to=2&at=3", "at"),
+            ("from=1&from=2&to=2", "from"),
+        ] {
+            let (status, body) = api
+                .admin(Method::GET, &format!("{env}/state/diff?{query}"), None)
+                .await?;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+            assert_eq!(body["field"], field, "{query}: {body}");
+        }
+        let (status, body) = api
+            .admin(Method::GET, &format!("{env}/state/diff?from=1&to=9"), None)
+            .await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("state version 9"),
+            "{body}"
+        );
+
+        // The tenant's own token reads them; another tenant's sees nothing there.
+        api.tenant("other").await?;
+        let (own, _) = tenant_token(&api, "acme ci", "acme").await?;
+        let (other, _) = tenant_token(&api, "other ci", "other").await?;
+        for path in [
+            format!("{env}/state/versions/1"),
+            format!("{env}/state/diff?from=1&to=2"),
+        ] {
+            let (status, _) = api.call(Method::GET, &path, Some(&own), None).await?;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            let (status, body) = api.call(Method::GET, &path, Some(&other), None).await?;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         }
     }
     Ok(())

@@ -19,6 +19,12 @@ const CONFIG: &str = r#"
 include-operation-id = "set_config"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
+# A state version that exists (the fixture's deploy recorded version 1); the route's bad
+# versions are api.rs's business.
+[[operations]]
+include-operation-id = "state_version"
+parameters = { "path.version" = 1 }
+
 # Tenant -> verify -> run takes three links.
 [phases.stateful]
 max-steps = 12
@@ -30,7 +36,8 @@ max-steps = 12
 "path.env" = "dev"
 "#;
 
-/// Tenant `acme`, trusted, with environment `dev` configured.
+/// Tenant `acme`, trusted, with environment `dev` configured and deployed once (state
+/// version 1).
 async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
     let new = NewTenant {
         slug: "acme".into(),
@@ -49,6 +56,24 @@ async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
     let config = serde_json::json!({"region": "us-east-1", "eks_mode": "managed"});
     db.save_config(&tenant.id, "acme", "dev", &config, "test")
         .await?;
+    // A deploy that recorded state version 1 (nothing to create: an empty state).
+    let (run, _) = db.request_run("acme-dev", RunKind::Deploy, "test").await?;
+    let byoc_stacks::Begin::Started(lease) = db
+        .begin_run(&run.id, "test-worker", std::time::Duration::from_secs(60))
+        .await?
+    else {
+        anyhow::bail!("the deploy did not start");
+    };
+    db.record_history(&run.id, &lease, &serde_json::json!([]))
+        .await?;
+    db.finish_run(
+        &run.id,
+        &lease,
+        byoc_model::RunStatus::Succeeded,
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }
 

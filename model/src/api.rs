@@ -214,6 +214,239 @@ pub struct HistoryView {
     pub versions: Vec<HistoryEntry>,
 }
 
+/// The state of a stack at one state version: every resource as the run that made the
+/// version left it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StateVersionView {
+    pub stack: StackName,
+    /// 0 is the empty state before the first recorded change.
+    pub version: i64,
+    /// The run that made this version (none for version 0).
+    pub run_id: Option<RunId>,
+    /// When it was recorded, Unix milliseconds (none for version 0).
+    pub at: Option<i64>,
+    /// By key.
+    pub resources: Vec<ResourceRecord>,
+}
+
+/// What happened to a resource between two state versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceChange {
+    /// In `to` only.
+    Added,
+    /// In `from` only.
+    Removed,
+    /// In both, with a different physical id, kind, status, input or output.
+    Changed,
+}
+
+/// A recorded value that differs between two versions; `old` or `new` is absent where the
+/// field is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ValueChange {
+    /// Dotted path, e.g. `scaling.desired_size` (an array is one value).
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// One resource that differs between two state versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceDiff {
+    /// The state key.
+    pub key: String,
+    pub change: ResourceChange,
+    /// The resource type in `to` (in `from` for a removed one).
+    pub kind: String,
+    /// The physical id in `from`; none for an added resource.
+    pub old_physical_id: Option<String>,
+    /// The physical id in `to`; none for a removed resource.
+    pub new_physical_id: Option<String>,
+    /// A changed resource got a new cloud object (a replacement).
+    pub physical_id_changed: bool,
+    /// Input fields that changed (a changed resource only).
+    pub inputs: Vec<ValueChange>,
+    /// Output fields that changed (a changed resource only).
+    pub outputs: Vec<ValueChange>,
+    /// `kind` or `status`, if they changed (a changed resource only).
+    pub attributes: Vec<ValueChange>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiffCounts {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+}
+
+/// How the state at version `to` differs from the state at version `from`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StateDiff {
+    pub stack: StackName,
+    pub from: i64,
+    pub to: i64,
+    /// The resources that differ, by key; unchanged ones are only counted.
+    pub resources: Vec<ResourceDiff>,
+    pub counts: DiffCounts,
+}
+
+impl StateDiff {
+    /// The difference from the state `from` to the state `to` (of the same stack).
+    pub fn between(from: &StateVersionView, to: &StateVersionView) -> StateDiff {
+        let old: BTreeMap<&str, &ResourceRecord> =
+            from.resources.iter().map(|r| (r.key.as_str(), r)).collect();
+        let new: BTreeMap<&str, &ResourceRecord> =
+            to.resources.iter().map(|r| (r.key.as_str(), r)).collect();
+        let keys: std::collections::BTreeSet<&str> =
+            old.keys().chain(new.keys()).copied().collect();
+        let mut counts = DiffCounts::default();
+        let mut resources = Vec::new();
+        for key in keys {
+            let diff = match (old.get(key), new.get(key)) {
+                (None, Some(n)) => {
+                    counts.added += 1;
+                    ResourceDiff {
+                        key: key.to_string(),
+                        change: ResourceChange::Added,
+                        kind: n.kind.clone(),
+                        old_physical_id: None,
+                        new_physical_id: Some(n.physical_id.clone()),
+                        physical_id_changed: false,
+                        inputs: vec![],
+                        outputs: vec![],
+                        attributes: vec![],
+                    }
+                }
+                (Some(o), None) => {
+                    counts.removed += 1;
+                    ResourceDiff {
+                        key: key.to_string(),
+                        change: ResourceChange::Removed,
+                        kind: o.kind.clone(),
+                        old_physical_id: Some(o.physical_id.clone()),
+                        new_physical_id: None,
+                        physical_id_changed: false,
+                        inputs: vec![],
+                        outputs: vec![],
+                        attributes: vec![],
+                    }
+                }
+                (Some(o), Some(n)) => {
+                    let mut inputs = Vec::new();
+                    value_changes("", Some(&o.inputs), Some(&n.inputs), &mut inputs);
+                    let mut outputs = Vec::new();
+                    value_changes("", Some(&o.outputs), Some(&n.outputs), &mut outputs);
+                    let mut attributes = Vec::new();
+                    for (field, a, b) in
+                        [("kind", &o.kind, &n.kind), ("status", &o.status, &n.status)]
+                    {
+                        if a != b {
+                            attributes.push(ValueChange {
+                                field: field.into(),
+                                old: Some(a.as_str().into()),
+                                new: Some(b.as_str().into()),
+                            });
+                        }
+                    }
+                    let physical_id_changed = o.physical_id != n.physical_id;
+                    if !physical_id_changed
+                        && inputs.is_empty()
+                        && outputs.is_empty()
+                        && attributes.is_empty()
+                    {
+                        counts.unchanged += 1;
+                        continue;
+                    }
+                    counts.changed += 1;
+                    ResourceDiff {
+                        key: key.to_string(),
+                        change: ResourceChange::Changed,
+                        kind: n.kind.clone(),
+                        old_physical_id: Some(o.physical_id.clone()),
+                        new_physical_id: Some(n.physical_id.clone()),
+                        physical_id_changed,
+                        inputs,
+                        outputs,
+                        attributes,
+                    }
+                }
+                (None, None) => continue,
+            };
+            resources.push(diff);
+        }
+        StateDiff {
+            stack: to.stack.clone(),
+            from: from.version,
+            to: to.version,
+            resources,
+            counts,
+        }
+    }
+}
+
+/// The fields under `path` that differ between `old` and `new`: objects are walked key by
+/// key, anything else (arrays included) compared whole.
+fn value_changes(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<ValueChange>) {
+    if old == new {
+        return;
+    }
+    match (old, new) {
+        (Some(Value::Object(o)), Some(Value::Object(n))) => {
+            let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+            for key in keys {
+                let field = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                value_changes(&field, o.get(key), n.get(key), out);
+            }
+        }
+        _ => out.push(ValueChange {
+            field: if path.is_empty() {
+                ".".into()
+            } else {
+                path.into()
+            },
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+/// `POST .../unlock`: what to break.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// Break the lease even while it is live (its holder renewed it recently): only when the
+    /// holder is known dead or stuck. Its writes are refused from then on either way.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The lease a force-unlock broke.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Unlocked {
+    pub stack: StackName,
+    /// The worker that held the lease.
+    pub holder: String,
+    /// The broken lease's generation: every write carrying it is refused from now on.
+    pub generation: i64,
+    /// The stack's generation now (the broken one + 1).
+    pub new_generation: i64,
+    /// When the broken lease was due to expire, Unix milliseconds.
+    pub expires_at: Option<i64>,
+    /// The lease was still live: broken only because `force` was given.
+    pub was_live: bool,
+    /// The run that was running under the lease: it stays `running` and resumes from its
+    /// journal when a worker picks its job up again; cancel it to stop it.
+    pub run_id: Option<RunId>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GraphNode {
     pub id: String,

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use byoc_model::api::{ConfigSaved, ConfigView};
+use byoc_model::api::{ConfigSaved, ConfigView, UnlockRequest, Unlocked};
 use byoc_model::{EnvName, TenantSlug};
 use reqwest::Method;
 use serde_json::Value;
 
 use super::transport::NO_BODY;
-use super::view::row;
+use super::view::{opt, row};
 use super::{Client, Output, env_path};
 
 #[derive(clap::Subcommand)]
@@ -17,6 +17,16 @@ pub enum EnvCmd {
     /// An environment's config.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Break the environment's stack lease when the worker holding it is dead or stuck, like
+    /// `terraform force-unlock` (admin token). Fails when nothing holds the lease, and while
+    /// the lease is live unless --force. The holder's writes are refused from then on.
+    Unlock {
+        slug: TenantSlug,
+        env: EnvName,
+        /// Break the lease even while it is live (its holder renewed it recently).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -40,7 +50,26 @@ pub enum ConfigCmd {
 
 impl Client {
     pub async fn env(&self, cmd: EnvCmd) -> anyhow::Result<()> {
-        let EnvCmd::Config(cmd) = cmd;
+        let cmd = match cmd {
+            EnvCmd::Config(cmd) => cmd,
+            EnvCmd::Unlock { slug, env, force } => {
+                let path = format!("{}/unlock", env_path(&slug, &env));
+                let body = UnlockRequest { force };
+                let unlocked: Unlocked = self.call(Method::POST, &path, Some(&body)).await?;
+                return self.print(&unlocked, |u| {
+                    vec![
+                        row("unlocked", &u.stack),
+                        row("holder", &u.holder),
+                        row(
+                            "generation",
+                            format!("{} -> {}", u.generation, u.new_generation),
+                        ),
+                        row("was live", u.was_live),
+                        row("run", opt(&u.run_id)),
+                    ]
+                });
+            }
+        };
         match cmd {
             ConfigCmd::Set { slug, env, file } => {
                 let source = std::fs::read_to_string(&file)

@@ -153,6 +153,19 @@ macro_rules! audit {
             .await
             .map(drop)
     };
+    ($conn:expr, $actor:expr, $action:expr, $target:expr, $at:expr, $details:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_log (actor, action, target, at, details) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($actor)
+        .bind($action)
+        .bind(AsRef::<str>::as_ref($target))
+        .bind($at)
+        .bind(serde_json::Value::to_string($details))
+        .execute($conn)
+        .await
+        .map(drop)
+    };
 }
 pub(crate) use audit;
 

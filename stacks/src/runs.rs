@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::db::BeginWrite;
 use crate::db::{audit, with_pool};
 use crate::{Database, DbError, now_ms};
-use byoc_model::{AccountId, Region, RunKind, RunStatus, StackName, TenantSlug};
+use byoc_model::{AccountId, Region, RunId, RunKind, RunStatus, StackName, TenantSlug};
 
 pub(crate) type RunRow = (
     String,
@@ -127,6 +127,23 @@ pub struct Lease {
     pub stack: String,
     pub holder: String,
     pub generation: i64,
+}
+
+/// A lease [`Database::force_unlock`] broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenLease {
+    /// The worker that held it.
+    pub holder: String,
+    /// Its generation, refused from now on.
+    pub generation: i64,
+    /// The stack's generation now.
+    pub new_generation: i64,
+    /// When it was due to expire (Unix ms).
+    pub expires_at: Option<i64>,
+    /// It had not expired: broken by force.
+    pub was_live: bool,
+    /// The run that was running under it.
+    pub run_id: Option<RunId>,
 }
 
 /// What [`Database::begin_run`] decided.
@@ -425,27 +442,85 @@ impl Database {
         self.run(run_id).await
     }
 
-    /// Releases a stack's lease whoever holds it, fencing the holder out (generation + 1).
-    /// For an operator when a holder is known dead; audited.
-    pub async fn force_unlock(&self, stack: &str, actor: &str) -> Result<(), DbError> {
+    /// Breaks a stack's lease, fencing its holder out (generation + 1: every write carrying
+    /// the old generation is refused), for an operator when the holder is known dead or stuck.
+    /// Conflict when no lease is held (nothing to unlock), and while the lease is live (not
+    /// expired) unless `force`. Audited with what was broken.
+    pub async fn force_unlock(
+        &self,
+        stack: &str,
+        actor: &str,
+        force: bool,
+    ) -> Result<BrokenLease, DbError> {
         let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            let n = sqlx::query(
+            let held: Option<(Option<String>, Option<i64>, i64)> = sqlx::query_as(
+                "SELECT lease_holder, lease_expires_at, generation FROM stacks WHERE name = $1",
+            )
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let Some((holder, expires_at, generation)) = held else {
+                return Err(DbError::NotFound(format!("stack {stack}")));
+            };
+            let Some(holder) = holder else {
+                return Err(DbError::Conflict(format!(
+                    "stack {stack} is not locked: no worker holds its lease, there is nothing to unlock"
+                )));
+            };
+            let run_id: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE stack = $1 AND status = 'running' ORDER BY seq LIMIT 1",
+            )
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let live = expires_at.is_some_and(|at| at >= now);
+            if live && !force {
+                let secs = (expires_at.unwrap_or(now) - now) / 1000;
+                let run = run_id.as_deref().map(|r| format!(", run {r}")).unwrap_or_default();
+                return Err(DbError::Conflict(format!(
+                    "stack {stack} is locked by {holder} (generation {generation}{run}), whose lease is live for another {secs}s: \
+                     its holder is renewing it, so it is probably still working. Break it with force only if that worker is dead or stuck"
+                )));
+            }
+            let broken = sqlx::query(
                 "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, generation = generation + 1, updated_at = $1
-                 WHERE name = $2",
+                 WHERE name = $2 AND generation = $3",
             )
             .bind(now)
             .bind(stack)
+            .bind(generation)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?
             .rows_affected();
-            if n == 0 {
-                return Err(DbError::NotFound(format!("stack {stack}")));
+            if broken != 1 {
+                return Err(DbError::Conflict(format!(
+                    "the lease of stack {stack} changed while it was being broken; look again"
+                )));
             }
-            audit!(&mut *tx, actor, "stack.force_unlock", stack, now).map_err(|e| self.query_error(e))?;
-            tx.commit().await.map_err(|e| self.query_error(e))
+            let details = serde_json::json!({
+                "holder": holder,
+                "generation": generation,
+                "expires_at": expires_at,
+                "was_live": live,
+                "force": force,
+                "run_id": run_id,
+            });
+            audit!(&mut *tx, actor, "stack.force_unlock", stack, now, &details)
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            Ok(BrokenLease {
+                holder,
+                generation,
+                new_generation: generation + 1,
+                expires_at,
+                was_live: live,
+                run_id: run_id.as_deref().map(crate::db::stored).transpose()?,
+            })
         })
     }
 
@@ -656,7 +731,8 @@ impl Database {
         Ok(self.run(run_id).await?.cancel_requested)
     }
 
-    /// Records a new state version for a finished run and what it changed.
+    /// Records a new state version for a finished run: what it changed, and the stack's
+    /// resources as they are now (the full state at that version).
     pub async fn record_history(
         &self,
         run_id: &str,
@@ -686,6 +762,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(e))?;
+            crate::stacks::record_state!(self, tx, &lease.stack, version).await?;
             tx.commit().await.map_err(|e| self.query_error(e))?;
             Ok(version)
         })

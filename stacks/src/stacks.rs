@@ -1,6 +1,7 @@
 //! Environments as operators see them: their configs, their stacks' status and recorded
 //! resources, and removing what is no longer deployed.
 
+use byoc_model::api::{StateDiff, StateVersionView};
 use byoc_model::{AuditEntry, HistoryEntry, ResourceRecord, StackStatus};
 use serde_json::Value;
 
@@ -31,11 +32,16 @@ pub(crate) type StackUse = (String, i64, i64, i64);
 /// Deletes the records of the stacks chosen like [`stacks_of`] and their configs, in foreign
 /// key order. Resources are not deleted: [`refuse_if_in_use`] has made sure there are none,
 /// and if one appeared since, the stack's delete fails instead of forgetting it.
-pub(crate) const PURGE_STACKS: [&str; 6] = [
+pub(crate) const PURGE_STACKS: [&str; 7] = [
     concat!(
         "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE stack IN (",
         stacks_of!(),
         "))"
+    ),
+    concat!(
+        "DELETE FROM state_versions WHERE stack IN (",
+        stacks_of!(),
+        ")"
     ),
     concat!("DELETE FROM runs WHERE stack IN (", stacks_of!(), ")"),
     concat!("DELETE FROM journal WHERE stack IN (", stacks_of!(), ")"),
@@ -73,6 +79,69 @@ pub(crate) fn refuse_if_in_use(slug: &str, stacks: &[StackUse]) -> Result<(), Db
     }
     Ok(())
 }
+
+/// A row of `resources`, as [`RESOURCE_COLUMNS`] selects it.
+type ResourceRow = (String, String, String, String, String, String, i64);
+
+pub(crate) const RESOURCE_COLUMNS: &str =
+    "key, kind, physical_id, status, inputs, outputs, updated_at";
+
+/// The records of a stack's resource rows, by key (byte order on both engines, like
+/// [`Database::configs`]).
+pub(crate) fn resource_records(
+    stack: &str,
+    rows: Vec<ResourceRow>,
+) -> Result<Vec<ResourceRecord>, DbError> {
+    let mut records = rows
+        .into_iter()
+        .map(
+            |(key, kind, physical_id, status, inputs, outputs, updated_at)| {
+                Ok(ResourceRecord {
+                    inputs: parse_json(|| format!("inputs of {stack}/{key}"), &inputs)?,
+                    outputs: parse_json(|| format!("outputs of {stack}/{key}"), &outputs)?,
+                    key,
+                    kind,
+                    physical_id,
+                    status,
+                    updated_at,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, DbError>>()?;
+    records.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(records)
+}
+
+/// Keeps the stack `$stack`'s resources as they are now as the full state of its version
+/// `$version`, inside the transaction `$tx` that records the version.
+macro_rules! record_state {
+    ($db:expr, $tx:expr, $stack:expr, $version:expr) => {
+        async {
+            let sql = format!(
+                "SELECT {} FROM resources WHERE stack = $1",
+                $crate::stacks::RESOURCE_COLUMNS
+            );
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind($stack)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(|e| $db.query_error(e))?;
+            let records = $crate::stacks::resource_records($stack, rows)?;
+            let text = serde_json::to_string(&records).expect("records serialize");
+            sqlx::query(
+                "INSERT INTO state_versions (stack, version, resources) VALUES ($1, $2, $3)",
+            )
+            .bind($stack)
+            .bind($version)
+            .bind(text)
+            .execute(&mut *$tx)
+            .await
+            .map_err(|e| $db.query_error(e))?;
+            Ok::<(), DbError>(())
+        }
+    };
+}
+pub(crate) use record_state;
 
 fn parse_json(what: impl FnOnce() -> String, text: &str) -> Result<Value, DbError> {
     serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("stored {}: {e}", what())))
@@ -270,11 +339,9 @@ impl Database {
     /// The stack's recorded resources, by key. NotFound for an unknown stack (an existing one
     /// may have none).
     pub async fn resources(&self, stack: &StackName) -> Result<Vec<ResourceRecord>, DbError> {
-        type Row = (String, String, String, String, String, String, i64);
-        let rows: Vec<Row> = with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT key, kind, physical_id, status, inputs, outputs, updated_at FROM resources WHERE stack = $1",
-            )
+        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = $1");
+        let rows: Vec<ResourceRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(stack.as_str())
             .fetch_all(p)
             .await
@@ -293,25 +360,7 @@ impl Database {
                 return Err(DbError::NotFound(format!("stack {stack}")));
             }
         }
-        let mut records = rows
-            .into_iter()
-            .map(
-                |(key, kind, physical_id, status, inputs, outputs, updated_at)| {
-                    Ok(ResourceRecord {
-                        inputs: parse_json(|| format!("inputs of {stack}/{key}"), &inputs)?,
-                        outputs: parse_json(|| format!("outputs of {stack}/{key}"), &outputs)?,
-                        key,
-                        kind,
-                        physical_id,
-                        status,
-                        updated_at,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>, DbError>>()?;
-        // Byte order on both engines, like [`Database::configs`].
-        records.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(records)
+        resource_records(stack.as_str(), rows)
     }
 }
 
@@ -338,6 +387,77 @@ impl Database {
                 })
             })
             .collect()
+    }
+
+    /// The full state of the stack at state `version`: 0 is the empty state before the first
+    /// recorded change. NotFound names the version when the stack has no such version, or
+    /// kept only what it changed (versions recorded before full states were kept).
+    pub async fn state_at(
+        &self,
+        stack: &StackName,
+        version: i64,
+    ) -> Result<StateVersionView, DbError> {
+        if version < 0 {
+            return Err(DbError::Invalid(format!(
+                "state version {version}: versions are 0 or more"
+            )));
+        }
+        let status = self.stack_status(stack).await?;
+        if version == 0 {
+            return Ok(StateVersionView {
+                stack: stack.clone(),
+                version,
+                run_id: None,
+                at: None,
+                resources: vec![],
+            });
+        }
+        let row: Option<(String, i64, Option<String>)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT h.run_id, h.at, v.resources FROM state_history h
+                 LEFT JOIN state_versions v ON v.stack = h.stack AND v.version = h.version
+                 WHERE h.stack = $1 AND h.version = $2",
+            )
+            .bind(stack.as_str())
+            .bind(version)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        let Some((run_id, at, resources)) = row else {
+            return Err(DbError::NotFound(format!(
+                "state version {version} of stack {stack} (its versions are 0 to {})",
+                status.state_version
+            )));
+        };
+        let Some(resources) = resources else {
+            return Err(DbError::NotFound(format!(
+                "the full state of version {version} of stack {stack} (recorded before byoc kept full states: only what it changed is in the history)"
+            )));
+        };
+        let resources = serde_json::from_str(&resources).map_err(|e| {
+            DbError::Corrupt(format!("stored state version {version} of {stack}: {e}"))
+        })?;
+        Ok(StateVersionView {
+            stack: stack.clone(),
+            version,
+            run_id: Some(crate::db::stored(&run_id)?),
+            at: Some(at),
+            resources,
+        })
+    }
+
+    /// How the state at version `to` differs from the state at version `from` (either may
+    /// be the older one).
+    pub async fn state_diff(
+        &self,
+        stack: &StackName,
+        from: i64,
+        to: i64,
+    ) -> Result<StateDiff, DbError> {
+        let old = self.state_at(stack, from).await?;
+        let new = self.state_at(stack, to).await?;
+        Ok(StateDiff::between(&old, &new))
     }
 
     /// Audit entries, newest first, with an id below `before` (a page cursor), at most

@@ -510,7 +510,7 @@ async fn verdicts_are_recorded_under_the_lease_for_the_external_id_they_used() -
             OnboardingStatus::PendingTrust
         );
         // A worker that lost the lease records nothing.
-        db.force_unlock(&stack, "operator").await?;
+        db.force_unlock(&stack, "operator", true).await?;
         let sealed = db.sealed_external_id(&slug("acme")).await?;
         assert!(matches!(
             db.record_verdict(&lease, &sealed, &trusted).await,

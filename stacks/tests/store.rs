@@ -315,7 +315,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_write() -> anyhow::Result<()
         );
 
         // An operator's force-unlock fences the current holder too.
-        db.force_unlock(&stack, "admin").await?;
+        db.force_unlock(&stack, "admin", true).await?;
         assert!(matches!(
             current.record_outcome(&intent, &outcome).await,
             Err(StoreError::Fenced(_))
