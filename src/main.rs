@@ -34,6 +34,10 @@ enum Command {
     Deploy {
         slug: TenantSlug,
         env: EnvName,
+        /// Apply exactly the plan of this preview run (`byoc preview` prints it); needed to
+        /// replace or delete a cluster, VPC, node group or OIDC provider.
+        #[arg(long = "plan", value_name = "PREVIEW_RUN_ID")]
+        plan: Option<RunId>,
         /// Follow the run to its end.
         #[arg(long)]
         watch: bool,
@@ -101,14 +105,22 @@ fn main() -> anyhow::Result<()> {
                 match client_command {
                     Command::Tenant(cmd) => c.tenant(cmd).await,
                     Command::Env(cmd) => c.env(cmd).await,
-                    Command::Deploy { slug, env, watch } => {
-                        c.request_run(RunKind::Deploy, &slug, &env, watch).await
+                    Command::Deploy {
+                        slug,
+                        env,
+                        plan,
+                        watch,
+                    } => {
+                        c.request_run(RunKind::Deploy, &slug, &env, plan, watch)
+                            .await
                     }
                     Command::Destroy { slug, env, watch } => {
-                        c.request_run(RunKind::Destroy, &slug, &env, watch).await
+                        c.request_run(RunKind::Destroy, &slug, &env, None, watch)
+                            .await
                     }
                     Command::Refresh { slug, env, watch } => {
-                        c.request_run(RunKind::Refresh, &slug, &env, watch).await
+                        c.request_run(RunKind::Refresh, &slug, &env, None, watch)
+                            .await
                     }
                     Command::Preview { slug, env } => c.preview(&slug, &env).await,
                     Command::Status { slug, env } => c.status(&slug, &env).await,

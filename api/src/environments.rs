@@ -5,17 +5,17 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use byoc_model::api::{
-    ConfigSaved, ConfigView, DriftCheck, DriftScheduleView, EnvironmentStatus, GraphEdge,
-    GraphNode, GraphView, HistoryView, RunAccepted, RunList, StateDiff, StateVersionView,
-    StateView, UnlockRequest, Unlocked,
+    ConfigSaved, ConfigView, DeployRequest, DriftCheck, DriftScheduleView, EnvironmentStatus,
+    GraphEdge, GraphNode, GraphView, HistoryView, RunAccepted, RunList, StateDiff,
+    StateVersionView, StateView, UnlockRequest, Unlocked,
 };
 use byoc_model::{
-    EnvName, EnvironmentConfig, OnboardingStatus, RunKind, StackName, Tenant, TenantSlug,
+    EnvName, EnvironmentConfig, OnboardingStatus, RunId, RunKind, StackName, Tenant, TenantSlug,
 };
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::{CommonErrors, decode};
+use crate::error::{CommonErrors, decode, decode_optional};
 use crate::params::{DiffQuery, EnvPath, StateVersionPath};
 use crate::{ApiError, AppState};
 
@@ -95,6 +95,7 @@ async fn request(
     slug: &TenantSlug,
     env: &EnvName,
     kind: RunKind,
+    plan_id: Option<RunId>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     let tenant = state.visible_tenant(caller, slug).await?;
     // A run needs a config: the blueprint is built from it, a destroy's providers too.
@@ -111,9 +112,19 @@ async fn request(
         )));
     }
     let queue = state.queue().await?;
-    let (run, coalesced) = queue
-        .request(state.db(), &stack, kind, &caller.actor())
-        .await?;
+    let (run, coalesced) = match plan_id {
+        Some(plan_id) => {
+            let run = queue
+                .request_approved(state.db(), &stack, &plan_id, &caller.actor())
+                .await?;
+            (run, false)
+        }
+        None => {
+            queue
+                .request(state.db(), &stack, kind, &caller.actor())
+                .await?
+        }
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(RunAccepted {
@@ -125,13 +136,15 @@ async fn request(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", operation_id = "deploy", tag = "runs", params(EnvPath), responses((status = 202, description = "A deploy run, queued (or the queued one it joined)", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", operation_id = "deploy", tag = "runs", params(EnvPath), request_body(content = Option<DeployRequest>, description = "Optional: the preview whose plan to apply exactly (needed when it replaces or deletes guarded resources)"), responses((status = 202, description = "A deploy run, queued (or the queued one it joined; never with a plan_id)", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
-    request(&state, &caller, &slug, &env, RunKind::Deploy).await
+    let body: DeployRequest = decode_optional(body)?;
+    request(&state, &caller, &slug, &env, RunKind::Deploy, body.plan_id).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", operation_id = "destroy", tag = "runs", params(EnvPath), responses((status = 202, description = "A destroy run, queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
@@ -140,7 +153,7 @@ pub async fn destroy(
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
-    request(&state, &caller, &slug, &env, RunKind::Destroy).await
+    request(&state, &caller, &slug, &env, RunKind::Destroy, None).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", operation_id = "preview", tag = "runs", params(EnvPath), responses((status = 202, description = "A preview run (plan only), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
@@ -149,7 +162,7 @@ pub async fn preview(
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
-    request(&state, &caller, &slug, &env, RunKind::Preview).await
+    request(&state, &caller, &slug, &env, RunKind::Preview, None).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", operation_id = "refresh", tag = "runs", params(EnvPath), responses((status = 202, description = "A refresh run (drift check), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
@@ -158,7 +171,7 @@ pub async fn refresh(
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
-    request(&state, &caller, &slug, &env, RunKind::Refresh).await
+    request(&state, &caller, &slug, &env, RunKind::Refresh, None).await
 }
 
 /// Outputs worth showing at a glance: ids and endpoints, by resource.

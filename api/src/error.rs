@@ -209,6 +209,7 @@ impl From<DbError> for ApiError {
         }
         match e {
             DbError::Invalid(m) => ApiError::invalid(None, m),
+            DbError::Refused { field, message } => ApiError::invalid(Some(field), message),
             DbError::NotFound(m) => ApiError::NotFound(m),
             DbError::Conflict(m) => ApiError::Conflict(m),
             DbError::StackNameTaken(name) => ApiError::StackNameTaken(format!(
@@ -242,6 +243,19 @@ impl From<JsonRejection> for ApiError {
 
 /// A request body as the type `T` names it: a JSON object (serde would also take an array
 /// for a struct), every error naming the field it is about.
+/// An optional JSON object body: none (or `null`) is `T::default()`.
+pub fn decode_optional<T: serde::de::DeserializeOwned + Default>(
+    body: Result<axum::Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    match body {
+        Ok(axum::Json(serde_json::Value::Null)) | Err(JsonRejection::MissingJsonContentType(_)) => {
+            Ok(T::default())
+        }
+        Ok(axum::Json(body)) => decode(body),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
     if !body.is_object() {
         return Err(ApiError::invalid(None, "the body must be a JSON object"));

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::{CommonErrors, decode};
+use crate::error::{CommonErrors, decode, decode_optional};
 use crate::params::TenantPath;
 use crate::{ApiError, AppState};
 
@@ -196,14 +196,8 @@ pub async fn verify(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     state.visible_tenant(&caller, &slug).await?;
-    let body = match body {
-        // No body (or `null`): verify where the tenant's trust stack is recorded to be.
-        Ok(Json(Value::Null)) | Err(JsonRejection::MissingJsonContentType(_)) => {
-            VerifyTrust::default()
-        }
-        Ok(Json(body)) => decode::<VerifyTrust>(body)?,
-        Err(e) => return Err(e.into()),
-    };
+    // No body: verify where the tenant's trust stack is recorded to be.
+    let body: VerifyTrust = decode_optional(body)?;
     let location = TrustLocation {
         region: body.region,
         stack_name: body.stack_name,

@@ -1449,3 +1449,61 @@ async fn state_versions_and_diffs_are_readable() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Day-2 changes are refused with a reason: a deployed environment's region, and a deploy of
+/// a plan that is not a succeeded preview's.
+#[tokio::test]
+async fn day_two_changes_are_refused_with_reasons() -> anyhow::Result<()> {
+    for api in both().await? {
+        let run = deploy_requested(&api).await?;
+        // Play the worker: the deploy starts (the stack now lives in us-east-1) and fails.
+        let byoc_stacks::Begin::Started(lease) = api
+            .db
+            .begin_run(&run, "w1", Duration::from_secs(60))
+            .await?
+        else {
+            panic!("the deploy starts");
+        };
+        api.db
+            .finish_run(
+                &run,
+                &lease,
+                byoc_model::RunStatus::Failed,
+                Some("boom"),
+                None,
+            )
+            .await?;
+        let env = "/api/v1/tenants/acme/environments/dev";
+        let moved = json!({"region": "eu-west-1", "eks_mode": "managed"});
+        let (status, body) = api
+            .admin(Method::POST, &format!("{env}/config"), Some(moved))
+            .await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["field"], "region", "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("deployed in us-east-1") && message.contains("Destroy it first"),
+            "{body}"
+        );
+
+        let deploy_path = format!("{env}/deploy");
+        let deploy = |body: Value| api.admin(Method::POST, &deploy_path, Some(body));
+        let (status, body) = deploy(json!({"plan_id": "not-a-run"})).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["field"], "plan_id", "{body}");
+        let (status, body) = deploy(json!({"plan": run})).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, body) = deploy(json!({"plan_id": run})).await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("only a succeeded preview's plan")),
+            "{body}"
+        );
+        let (status, body) =
+            deploy(json!({"plan_id": "00000000-0000-4000-8000-000000000000"})).await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    Ok(())
+}

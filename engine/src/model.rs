@@ -27,6 +27,11 @@ pub struct Lifecycle {
     /// On replacement, create the new object before deleting the old one.
     #[serde(default)]
     pub create_before_destroy: bool,
+    /// Replacing or deleting it loses what the customer runs on it (a cluster, a VPC): a
+    /// deploy does so only by applying a plan someone approved ([`Plan::needs_approval`]).
+    /// A destroy is its own approval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
 
 impl Lifecycle {

@@ -78,6 +78,11 @@ pub struct Plan {
     pub run_id: String,
     pub destroy: bool,
     pub steps: Vec<Step>,
+    /// The guarded resources ([`Lifecycle::guard`]) this plan deletes, or replaces deleting
+    /// the old object first: applying it needs an approval. Empty for a destroy plan, which
+    /// is approved by asking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_approval: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -565,13 +570,40 @@ impl<'a> Builder<'a> {
             step.after.dedup();
         }
         check_acyclic(&self.steps)?;
+        let needs_approval = if destroy {
+            Vec::new()
+        } else {
+            needing_approval(&self.steps)
+        };
         Ok(Plan {
             stack: self.stack.to_string(),
             run_id: self.run_id.to_string(),
             destroy,
             steps: self.steps,
+            needs_approval,
         })
     }
+}
+
+/// See [`Plan::needs_approval`].
+fn needing_approval(steps: &[Step]) -> Vec<String> {
+    // A replacement that creates the new object first keeps the service up.
+    let new_first: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| s.depose)
+        .map(|s| base_name(&s.resource))
+        .collect();
+    let names: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| s.lifecycle.guard)
+        .filter(|s| match s.action {
+            Action::Delete => true,
+            Action::Replace => !new_first.contains(base_name(&s.resource)),
+            _ => false,
+        })
+        .map(|s| base_name(&s.resource))
+        .collect();
+    names.into_iter().map(str::to_string).collect()
 }
 
 fn check_acyclic(steps: &[Step]) -> Result<(), PlanError> {

@@ -142,7 +142,7 @@ async fn create_before_destroy_creates_the_new_object_first() {
     let world = World::new();
     let cbd = Lifecycle {
         create_before_destroy: true,
-        protect: false,
+        ..Lifecycle::default()
     };
     let env: Vec<Resource> = environment()
         .into_iter()
@@ -220,7 +220,7 @@ async fn destroy_deletes_in_reverse_order_and_respects_protect() {
 
     let protect = Lifecycle {
         protect: true,
-        create_before_destroy: false,
+        ..Lifecycle::default()
     };
     let env: Vec<Resource> = environment()
         .into_iter()
@@ -256,6 +256,57 @@ async fn destroy_deletes_in_reverse_order_and_respects_protect() {
     )
     .unwrap_err();
     assert_eq!(err, PlanError::Protected(vec!["vpc".into()]));
+}
+
+/// A deploy that would replace or delete a guarded resource needs an approved plan; the
+/// plan names them. A destroy needs none.
+#[tokio::test]
+async fn guarded_replacements_and_deletions_need_approval() {
+    let world = World::new();
+    let guard = Lifecycle {
+        guard: true,
+        ..Lifecycle::default()
+    };
+    let env: Vec<Resource> = environment()
+        .into_iter()
+        .map(|r| match r.name.as_str() {
+            "vpc" | "cluster" | "nat" => r.lifecycle(guard),
+            _ => r,
+        })
+        .collect();
+    world.deploy(&env, "r1").await;
+    assert!(world.plan(&env, "r2").await.needs_approval.is_empty());
+    // An update in place needs none.
+    let updated = with_input(env.clone(), "nat", "size", json!(2));
+    assert!(world.plan(&updated, "r2").await.needs_approval.is_empty());
+    // A replacement of the VPC (its dependents follow) and the NAT's removal do.
+    let replaced: Vec<Resource> = with_input(env.clone(), "vpc", "force_x", json!(1))
+        .into_iter()
+        .filter(|r| !["nat", "private-rt", "system"].contains(&r.name.as_str()))
+        .collect();
+    let p = world.plan(&replaced, "r3").await;
+    assert_eq!(p.needs_approval, ["nat", "vpc"]);
+    // Replaced new-first, a guarded resource keeps serving: no approval.
+    let new_first: Vec<Resource> = with_input(env, "nat", "force_x", json!(1))
+        .into_iter()
+        .map(|r| match r.name.as_str() {
+            "nat" => r.lifecycle(Lifecycle {
+                create_before_destroy: true,
+                ..guard
+            }),
+            _ => r,
+        })
+        .collect();
+    let p = world.plan(&new_first, "r3").await;
+    assert_eq!(p.summary().replace, 1, "{}", p.render());
+    assert!(p.needs_approval.is_empty(), "{:?}", p.needs_approval);
+    let snapshot = world.store.load().await.unwrap();
+    assert!(
+        plan_destroy(STACK, "r4", &snapshot)
+            .unwrap()
+            .needs_approval
+            .is_empty()
+    );
 }
 
 #[tokio::test]

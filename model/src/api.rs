@@ -135,6 +135,17 @@ pub struct VerifyTrust {
     pub stack_name: Option<String>,
 }
 
+/// What a deploy applies: the config as saved (no body), or exactly the plan of a preview
+/// (`terraform apply plan.out`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// A succeeded preview's run id: the deploy applies its plan, or is refused (409) if the
+    /// config or the state changed since. The way to approve replacing or deleting guarded
+    /// resources (the preview's `needs_approval`).
+    pub plan_id: Option<RunId>,
+}
+
 /// A run recorded and queued.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunAccepted {
@@ -524,6 +535,11 @@ pub struct PlanView {
     pub destroy: bool,
     pub steps: Vec<PlanStep>,
     pub counts: PlanCounts,
+    /// Guarded resources (cluster, VPC, node groups, OIDC provider) the plan replaces or
+    /// deletes: a deploy applies it only as an approved plan (`POST .../deploy` with
+    /// `{"plan_id": <this preview's run id>}`).
+    #[serde(default)]
+    pub needs_approval: Vec<String>,
 }
 
 impl PlanView {
@@ -534,12 +550,15 @@ impl PlanView {
             #[serde(default)]
             destroy: bool,
             steps: Vec<PlanStep>,
+            #[serde(default)]
+            needs_approval: Vec<String>,
         }
         let stored: Stored = serde_json::from_value(plan.clone())?;
+        let steps = stored.steps;
         let mut counts = PlanCounts::default();
         // A replacement is two steps: count the resource once.
         let mut replaced = std::collections::BTreeSet::new();
-        for step in &stored.steps {
+        for step in &steps {
             match step.action {
                 PlanAction::Create => counts.create += 1,
                 PlanAction::Update => counts.update += 1,
@@ -555,8 +574,9 @@ impl PlanView {
         }
         Ok(PlanView {
             destroy: stored.destroy,
-            steps: stored.steps,
+            steps,
             counts,
+            needs_approval: stored.needs_approval,
         })
     }
 
@@ -602,6 +622,12 @@ impl PlanView {
                 let (old, new) = (change.old.as_ref(), change.new.as_ref());
                 Self::render_change(&change.field, old, new, change.forces_replacement, &mut out);
             }
+        }
+        if !self.needs_approval.is_empty() {
+            out.push_str(&format!(
+                "\n! Needs approval: this plan replaces or deletes {}. Deploy exactly this plan to apply it.\n",
+                self.needs_approval.join(", ")
+            ));
         }
         let c = &self.counts;
         if c.create + c.update + c.replace + c.delete == 0 {

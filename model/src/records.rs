@@ -29,6 +29,9 @@ pub struct Run {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+    /// The version of the environment's config the run applies, pinned when it first started
+    /// (`None` until then, and for runs of no config: trust verifications).
+    pub config_version: Option<i64>,
     /// What the run did: step counts, and for a refresh the drift found.
     pub summary: Option<Value>,
     pub cancel_requested: bool,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::bail;
-use byoc_model::api::{EnvironmentStatus, RunAccepted, RunDetail, RunList, RunView};
+use byoc_model::api::{DeployRequest, EnvironmentStatus, RunAccepted, RunDetail, RunList, RunView};
 use byoc_model::{EnvName, RunId, RunKind, RunStatus, TenantSlug};
 use reqwest::Method;
 
@@ -30,6 +30,7 @@ impl Client {
         kind: RunKind,
         slug: &str,
         env: &str,
+        plan: Option<RunId>,
         watch: bool,
     ) -> anyhow::Result<()> {
         let path = env_path(slug, env);
@@ -37,7 +38,10 @@ impl Client {
             RunKind::Destroy => (Method::DELETE, path),
             _ => (Method::POST, format!("{path}/{kind}")),
         };
-        let accepted: RunAccepted = self.call(method, &path, NO_BODY).await?;
+        let body = plan.map(|plan_id| DeployRequest {
+            plan_id: Some(plan_id),
+        });
+        let accepted: RunAccepted = self.call(method, &path, body.as_ref()).await?;
         if !watch {
             return self.print(&accepted, |a| {
                 vec![
@@ -73,7 +77,15 @@ impl Client {
         };
         match self.conn.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-            Output::Table => print!("{}", plan.render()),
+            Output::Table => {
+                print!("{}", plan.render());
+                if plan.changes() > 0 {
+                    println!(
+                        "\nTo apply exactly this plan: byoc deploy {slug} {env} --plan {}",
+                        run.id
+                    );
+                }
+            }
         }
         Ok(())
     }

@@ -15,6 +15,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum DbError {
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A valid value the stack's current state does not allow (a deployed environment's
+    /// region, say): refused, naming the field.
+    #[error("{field}: {message}")]
+    Refused {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0} not found")]
     NotFound(String),
     #[error("conflict: {0}")]

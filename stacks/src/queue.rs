@@ -126,6 +126,22 @@ impl JobQueue {
         Ok((run, coalesced))
     }
 
+    /// Records a deploy of exactly the plan of preview `plan_id` and queues its job
+    /// ([`Database::request_approved_deploy`]).
+    pub async fn request_approved(
+        &self,
+        db: &Database,
+        stack: &str,
+        plan_id: &str,
+        requested_by: &str,
+    ) -> Result<Run, DbError> {
+        let run = db
+            .request_approved_deploy(stack, plan_id, requested_by)
+            .await?;
+        self.push(&run.id).await?;
+        Ok(run)
+    }
+
     /// A handle for pushing jobs (not consuming them) on a database whose queue was set up
     /// ([`JobQueue::setup`], by this process or another): no migrations, no I/O.
     pub fn attach(db: &Database) -> JobQueue {

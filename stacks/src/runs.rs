@@ -24,9 +24,10 @@ pub(crate) type RunRow = (
     Option<String>,
     Option<String>,
     bool,
+    Option<i64>,
 );
 
-pub(crate) const RUN_COLUMNS: &str = "id, seq, stack, kind, status, requested_by, created_at, started_at, finished_at, error, summary, cancel_requested";
+pub(crate) const RUN_COLUMNS: &str = "id, seq, stack, kind, status, requested_by, created_at, started_at, finished_at, error, summary, cancel_requested, config_version";
 
 pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
     let (
@@ -42,6 +43,7 @@ pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         error,
         summary,
         cancel,
+        config_version,
     ) = row;
     Ok(Run {
         id: crate::db::stored(&id)?,
@@ -54,6 +56,7 @@ pub(crate) fn run_from_row(row: RunRow) -> Result<Run, DbError> {
         started_at,
         finished_at,
         error,
+        config_version,
         summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
         cancel_requested: cancel,
     })
@@ -116,8 +119,34 @@ pub struct RunContext {
     /// Where the tenant's trust stack is; `None`: the workers' default region.
     pub trust_region: Option<Region>,
     pub sealed_external_id: Vec<u8>,
-    /// The environment's saved config, as stored.
+    /// The version of the environment's config the run applies, pinned when it first started
+    /// (`None`: not started, or the environment has none).
+    pub config_version: Option<i64>,
+    /// That config, as stored.
     pub config: Option<Value>,
+    /// Where the stack lives, recorded by its first deploy (`None`: nothing deployed).
+    pub region: Option<Region>,
+    /// The stack's state version now.
+    pub state_version: i64,
+    /// For a deploy of an approved plan: that plan, as its preview made it.
+    pub approved: Option<ApprovedPlan>,
+}
+
+/// A preview's plan that a deploy was asked to apply exactly.
+#[derive(Clone, Debug)]
+pub struct ApprovedPlan {
+    /// The preview run's id.
+    pub preview: String,
+    pub plan: Value,
+    /// The config version and state version the preview planned with.
+    pub config_version: Option<i64>,
+    pub state_version: Option<i64>,
+}
+
+/// The `region` of a stored config, if it names one.
+fn config_region(config: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(config).ok()?;
+    value.get("region")?.as_str().map(str::to_string)
 }
 
 /// A stack lease held by one worker for one run. Every write of the run carries its
@@ -232,6 +261,90 @@ impl Database {
         )))
     }
 
+    /// Records a deploy that applies exactly the plan of the preview `plan_id` of `stack`
+    /// (`terraform apply plan.out`). `Conflict` when that plan is stale (the config or the
+    /// state changed since the preview) or a deploy is already queued: a deploy of an
+    /// approved plan never joins another.
+    pub async fn request_approved_deploy(
+        &self,
+        stack: &str,
+        plan_id: &str,
+        requested_by: &str,
+    ) -> Result<Run, DbError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            type Preview = (String, String, bool, Option<i64>, Option<i64>, Option<i64>, i64);
+            let preview: Option<Preview> = sqlx::query_as(
+                "SELECT r.kind, r.status, r.plan IS NOT NULL, r.config_version, r.state_version,
+                        (SELECT c.version FROM environment_configs c
+                           WHERE c.tenant_id = s.tenant_id AND c.env = s.env),
+                        s.state_version
+                 FROM runs r JOIN stacks s ON s.name = r.stack
+                 WHERE r.id = $1 AND r.stack = $2",
+            )
+            .bind(plan_id)
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let Some((kind, status, planned, config_version, state_version, config_now, state_now)) =
+                preview
+            else {
+                return Err(DbError::NotFound(format!("plan {plan_id} of stack {stack}")));
+            };
+            if kind != RunKind::Preview.as_str() || status != RunStatus::Succeeded.as_str() || !planned {
+                return Err(DbError::Conflict(format!(
+                    "run {plan_id} is a {kind} run that is {status}: only a succeeded preview's plan can be deployed"
+                )));
+            }
+            let stale = if config_version != config_now {
+                Some(format!(
+                    "the config changed since the preview (version {} then, {} now)",
+                    config_version.unwrap_or(0),
+                    config_now.unwrap_or(0)
+                ))
+            } else if state_version != Some(state_now) {
+                Some(format!(
+                    "the state changed since the preview (version {} then, {state_now} now)",
+                    state_version.unwrap_or(0)
+                ))
+            } else {
+                None
+            };
+            if let Some(stale) = stale {
+                return Err(DbError::Conflict(format!(
+                    "plan {plan_id} is stale: {stale}; preview again and deploy the new plan"
+                )));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, approved_plan)
+                 VALUES ($1, $2, 'deploy', 'queued', $3, $4, $5)
+                 ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
+            )
+            .bind(&id)
+            .bind(stack)
+            .bind(requested_by)
+            .bind(now)
+            .bind(plan_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(DbError::Conflict(format!(
+                    "a deploy of stack {stack} is queued already: it would change the state plan {plan_id} was made against; wait for it (or cancel it), then preview again"
+                )));
+            }
+            let target = format!("{id} (plan {plan_id})");
+            audit!(&mut *tx, requested_by, "run.request.deploy", &target, now)
+                .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+        });
+        self.run(&id).await
+    }
+
     pub async fn run(&self, id: &str) -> Result<Run, DbError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row: Option<RunRow> = with_pool!(self, p => {
@@ -334,12 +447,33 @@ impl Database {
             let Some(generation) = generation else {
                 return Ok(Begin::Wait);
             };
-            sqlx::query("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1) WHERE id = $2")
-                .bind(now)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
+            // The run's config is pinned when it first starts: a resumed run, or one whose
+            // config is saved again meanwhile, applies exactly what it started with.
+            let (kind, config): (String, Option<String>) = sqlx::query_as(
+                "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1),
+                   config_version = COALESCE(config_version, (SELECT c.version FROM environment_configs c
+                     JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $3)),
+                   config = COALESCE(config, (SELECT c.config FROM environment_configs c
+                     JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $3))
+                 WHERE id = $2 RETURNING kind, config",
+            )
+            .bind(now)
+            .bind(run_id)
+            .bind(&stack)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            // A deploy fixes where the stack lives until a destroy empties it.
+            if kind == RunKind::Deploy.as_str()
+                && let Some(region) = config.as_deref().and_then(config_region)
+            {
+                sqlx::query("UPDATE stacks SET region = COALESCE(region, $1) WHERE name = $2")
+                    .bind(region)
+                    .bind(&stack)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.query_error(e))?;
+            }
             tx.commit().await.map_err(|e| self.query_error(e))?;
             Ok(Begin::Started(Lease {
                 stack,
@@ -391,7 +525,9 @@ impl Database {
                  status = CASE (SELECT kind FROM runs WHERE id = $2)
                    WHEN 'deploy' THEN CASE WHEN $3 = 'succeeded' THEN 'deployed' ELSE 'incomplete' END
                    WHEN 'destroy' THEN CASE WHEN $3 = 'succeeded' THEN 'destroyed' ELSE 'incomplete' END
-                   ELSE status END
+                   ELSE status END,
+                 region = CASE WHEN $3 = 'succeeded' AND (SELECT kind FROM runs WHERE id = $2) = 'destroy'
+                   THEN NULL ELSE region END
                  WHERE name = $4 AND generation = $5",
             )
             .bind(now)
@@ -658,6 +794,24 @@ impl Database {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             // First, so that a taken name leaves nothing written.
             claim_stack!(self, tx, &stack, tenant_id, env, now).await?;
+            // A deployed environment's resources stay where they are: a new region would send
+            // every call about them elsewhere.
+            let deployed_in: Option<String> =
+                sqlx::query_scalar("SELECT region FROM stacks WHERE name = $1")
+                    .bind(&stack)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.query_error(e))?;
+            if let Some(deployed_in) = deployed_in
+                && config_region(&text).is_some_and(|region| region != deployed_in)
+            {
+                return Err(DbError::Refused {
+                    field: "region",
+                    message: format!(
+                        "environment {env} of tenant {slug} is deployed in {deployed_in}: its region cannot change in place. Destroy it first (its resources are deleted), or create a new environment in the new region"
+                    ),
+                });
+            }
             let version: i64 = sqlx::query_scalar(
                 "INSERT INTO environment_configs (tenant_id, env, config, version, updated_at, raw) VALUES ($1, $2, $3, 1, $4, $5)
                  ON CONFLICT (tenant_id, env) DO UPDATE SET config = excluded.config, raw = excluded.raw,
@@ -679,9 +833,10 @@ impl Database {
         Ok(version)
     }
 
-    /// Everything a worker needs to start `run_id`, in one read: the run's kind and stack,
-    /// who it acts for, the tenant's external id as stored (sealed), and the environment's
-    /// saved config (`None` for a trust verification's stack, which has none).
+    /// Everything a worker needs to run `run_id`, in one read: the run's kind and stack, who
+    /// it acts for, the tenant's external id as stored (sealed), the config pinned when the
+    /// run started (`None` for a trust verification's stack, which has none), and where the
+    /// stack lives.
     pub async fn run_context(&self, run_id: &str) -> Result<RunContext, DbError> {
         type Row = (
             String,
@@ -691,16 +846,24 @@ impl Database {
             String,
             Option<String>,
             Vec<u8>,
+            Option<i64>,
             Option<String>,
+            Option<String>,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
         );
         let row: Option<Row> = with_pool!(self, p => {
             sqlx::query_as(
                 "SELECT r.kind, r.stack, t.slug, t.aws_account_id, t.trust_stack_name,
-                        t.trust_region, t.external_id_sealed, c.config
+                        t.trust_region, t.external_id_sealed, r.config_version, r.config, s.region,
+                        s.state_version, a.id, a.plan, a.config_version, a.state_version
                  FROM runs r
                  JOIN stacks s ON s.name = r.stack
                  JOIN tenants t ON t.id = s.tenant_id
-                 LEFT JOIN environment_configs c ON c.tenant_id = s.tenant_id AND c.env = s.env
+                 LEFT JOIN runs a ON a.id = r.approved_plan
                  WHERE r.id = $1",
             )
             .bind(run_id)
@@ -708,8 +871,23 @@ impl Database {
             .await
             .map_err(|e| self.query_error(e))?
         });
-        let (kind, stack, tenant_slug, account_id, trust_stack_name, trust_region, sealed, config) =
-            row.ok_or_else(|| DbError::NotFound(format!("run {run_id} or its tenant")))?;
+        let (
+            kind,
+            stack,
+            tenant_slug,
+            account_id,
+            trust_stack_name,
+            trust_region,
+            sealed,
+            config_version,
+            config,
+            region,
+            state_version,
+            approved_id,
+            approved_plan,
+            approved_config_version,
+            approved_state_version,
+        ) = row.ok_or_else(|| DbError::NotFound(format!("run {run_id} or its tenant")))?;
         let config = config
             .map(|text| serde_json::from_str(&text))
             .transpose()
@@ -722,7 +900,20 @@ impl Database {
             trust_stack_name,
             trust_region: trust_region.as_deref().map(crate::db::stored).transpose()?,
             sealed_external_id: sealed,
+            config_version,
             config,
+            region: region.as_deref().map(crate::db::stored).transpose()?,
+            state_version,
+            approved: match (approved_id, approved_plan) {
+                (Some(id), Some(plan)) => Some(ApprovedPlan {
+                    plan: serde_json::from_str(&plan)
+                        .map_err(|e| DbError::Corrupt(format!("plan of preview {id}: {e}")))?,
+                    preview: id,
+                    config_version: approved_config_version,
+                    state_version: approved_state_version,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -777,7 +968,9 @@ impl Database {
     ) -> Result<(), DbError> {
         let n = with_pool!(self, p => {
             sqlx::query(
-                "UPDATE runs SET plan = $1 WHERE id = $2
+                "UPDATE runs SET plan = $1,
+                   state_version = (SELECT state_version FROM stacks WHERE name = $3)
+                 WHERE id = $2
                  AND EXISTS (SELECT 1 FROM stacks WHERE name = $3 AND generation = $4)",
             )
             .bind(plan.to_string())

@@ -209,29 +209,120 @@ async fn deploys_coalesce_and_runs_start_in_request_order() -> anyhow::Result<()
 }
 
 /// A worker reads what a run acts on in one call: the run's kind, its stack, the tenant's
-/// account and sealed external id, and the environment's config (none until one is saved).
+/// account and sealed external id, and the config pinned when the run first started. A
+/// config saved while the run runs, or before it resumes, does not change what it applies.
 #[tokio::test]
-async fn a_run_reads_its_context_in_one_call() -> anyhow::Result<()> {
+async fn a_run_reads_its_context_in_one_call_with_its_config_pinned() -> anyhow::Result<()> {
+    let ttl = Duration::from_millis(200);
     for (_t, db) in databases().await? {
         let stack = tenant_stack(&db, "acme").await?;
-        let (run, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        let tenant = db.tenant(&"acme".parse()?).await?;
+        let first = json!({"resources": [], "n": 1});
+        db.save_config(&tenant.id, "acme", "dev", &first, "alice")
+            .await?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
         let context = db.run_context(run.id.as_str()).await?;
-        assert_eq!(context.kind, RunKind::Preview);
+        assert_eq!(context.kind, RunKind::Deploy);
         assert_eq!(context.stack, stack.as_str());
         assert_eq!(context.tenant_slug, "acme");
         assert_eq!(context.account_id, "111111111111");
         assert_eq!(sealer().open(&context.sealed_external_id)?.len(), 64);
-        assert_eq!(context.config, None);
+        assert_eq!((context.config, context.config_version), (None, None));
 
-        let tenant = db.tenant(&"acme".parse()?).await?;
-        let config = json!({"resources": []});
-        db.save_config(&tenant.id, "acme", "dev", &config, "alice")
+        let Begin::Started(_) = db.begin_run(&run.id, "w1", ttl).await? else {
+            panic!("the deploy starts");
+        };
+        let second = json!({"resources": [], "n": 2});
+        db.save_config(&tenant.id, "acme", "dev", &second, "bob")
             .await?;
-        assert_eq!(db.run_context(run.id.as_str()).await?.config, Some(config));
+        let pinned = db.run_context(run.id.as_str()).await?;
+        assert_eq!(
+            (pinned.config, pinned.config_version),
+            (Some(first.clone()), Some(1))
+        );
+        assert_eq!(db.run(&run.id).await?.config_version, Some(1));
+
+        // Resumed by another worker once the lease expired: still the first config.
+        tokio::time::sleep(ttl * 2).await;
+        let Begin::Started(lease) = db.begin_run(&run.id, "w2", ttl).await? else {
+            panic!("the deploy resumes");
+        };
+        assert_eq!(db.run_context(run.id.as_str()).await?.config, Some(first));
+        db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        // The next deploy applies the config saved meanwhile.
+        let (next, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        db.begin_run(&next.id, "w1", ttl).await?;
+        let context = db.run_context(next.id.as_str()).await?;
+        assert_eq!(
+            (context.config, context.config_version),
+            (Some(second), Some(2))
+        );
+
         assert!(matches!(
             db.run_context("00000000-0000-4000-8000-000000000000").await,
             Err(DbError::NotFound(_))
         ));
+    }
+    Ok(())
+}
+
+/// Location is identity: the first deploy records where the stack lives; moving it is refused
+/// (naming the field) until a destroy has emptied it.
+#[tokio::test]
+async fn a_deployed_environment_cannot_change_region() -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(60);
+    for (_t, db) in databases().await? {
+        let stack = tenant_stack(&db, "acme").await?;
+        let tenant = db.tenant(&"acme".parse()?).await?;
+        let config = |region: &str| json!({"region": region});
+        // Before any deploy the region may change freely.
+        db.save_config(&tenant.id, "acme", "dev", &config("us-east-1"), "alice")
+            .await?;
+        db.save_config(&tenant.id, "acme", "dev", &config("eu-west-1"), "alice")
+            .await?;
+        let (deploy, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        let Begin::Started(lease) = db.begin_run(&deploy.id, "w1", ttl).await? else {
+            panic!("the deploy starts");
+        };
+        assert_eq!(
+            db.run_context(deploy.id.as_str()).await?.region.as_deref(),
+            Some("eu-west-1")
+        );
+        db.finish_run(&deploy.id, &lease, RunStatus::Failed, Some("boom"), None)
+            .await?;
+        // Even a failed deploy may have made resources there.
+        let refused = db
+            .save_config(&tenant.id, "acme", "dev", &config("us-east-1"), "alice")
+            .await;
+        let Err(DbError::Refused { field, message }) = refused else {
+            panic!("a region change is refused: {refused:?}");
+        };
+        assert_eq!(field, "region");
+        assert!(message.contains("deployed in eu-west-1"), "{message}");
+        assert_eq!(
+            db.config(&tenant, &"dev".parse()?).await?.version,
+            2,
+            "nothing written"
+        );
+        // The same region, other fields changed: fine.
+        db.save_config(
+            &tenant.id,
+            "acme",
+            "dev",
+            &json!({"region": "eu-west-1", "x": 1}),
+            "alice",
+        )
+        .await?;
+
+        let (destroy, _) = db.request_run(&stack, RunKind::Destroy, "alice").await?;
+        let Begin::Started(lease) = db.begin_run(&destroy.id, "w1", ttl).await? else {
+            panic!("the destroy starts");
+        };
+        db.finish_run(&destroy.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        db.save_config(&tenant.id, "acme", "dev", &config("us-east-1"), "alice")
+            .await?;
     }
     Ok(())
 }

@@ -275,13 +275,25 @@ def _patch_moto() -> None:
             return nodegroup
         return delete_nodegroup(self, cluster_name, nodegroup_name)
 
+    def release_nat_gateway(self: Any, nat_gateway_id: str) -> NatGateway:
+        # AWS frees a deleted NAT gateway's Elastic IP and network interface; moto keeps
+        # them, so a new gateway on the same address fails with Resource.AlreadyAssociated.
+        nat = delete_nat_gateway(self, nat_gateway_id)
+        eni = getattr(nat, "_eni", None)
+        if eni is not None:
+            for eip in list(self.addresses):
+                if eip.eni is eni:
+                    self.disassociate_address(association_id=eip.association_id)
+            self.enis.pop(eni.id, None)
+        return nat
+
     def ec2_delete_nat_gateway(self: NatGatewayBackend, nat_gateway_id: str) -> NatGateway:
         nat = self.nat_gateways.get(nat_gateway_id)
         if nat is not None and nat_state.deleting(
-            nat, "deleting", lambda: delete_nat_gateway(self, nat_gateway_id)
+            nat, "deleting", lambda: release_nat_gateway(self, nat_gateway_id)
         ):
             return nat
-        return delete_nat_gateway(self, nat_gateway_id)
+        return release_nat_gateway(self, nat_gateway_id)
 
     # moto drops EKS Auto Mode's computeConfig and storageConfig; AWS keeps and describes
     # them, and byoc reads them back (a cluster without them would show as drift).

@@ -29,6 +29,16 @@ impl Blueprint for AwsBlueprint {
         config: &Value,
     ) -> Result<(Vec<Resource>, Providers), String> {
         let config = EnvironmentConfig::from_value(config).map_err(|e| e.to_string())?;
+        // The API refuses to move a deployed environment; a config saved before it did, or
+        // written around it, must not send calls about its resources to another region.
+        if let Some(region) = &target.region
+            && region.as_str() != config.region
+        {
+            return Err(format!(
+                "the environment is deployed in {region} but its config says {}: destroy it before moving it, or create a new environment",
+                config.region
+            ));
+        }
         let resources = environment(target.stack.as_str(), &config).map_err(|e| e.to_string())?;
         let aws = self.platform.session(Target {
             account_id: target.account_id.to_string(),

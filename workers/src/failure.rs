@@ -34,4 +34,13 @@ pub enum RunFailure {
     Untrusted(String),
     #[error("the tenant's external id was rotated during the verification: verify again")]
     ExternalIdRotated,
+    /// A deploy would replace or delete guarded resources without an approved plan.
+    #[error(
+        "the plan replaces or deletes {}, which loses what runs on them: preview it, then deploy exactly that plan (`byoc deploy --plan <preview run id>`, or POST .../deploy with {{\"plan_id\": ...}})",
+        .0.join(", ")
+    )]
+    NeedsApproval(Vec<String>),
+    /// The approved plan was made against another config or state than the deploy found.
+    #[error("plan {preview} is stale: {why}; preview again and deploy the new plan")]
+    StalePlan { preview: String, why: String },
 }

@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use byoc_engine::{
-    CancellationToken, Event, EventSink, ExecError, ExecOptions, Executor, Graph, Providers,
+    CancellationToken, Event, EventSink, ExecError, ExecOptions, Executor, Graph, Plan, Providers,
     Resource, RetryPolicy, RunStatus as EngineStatus, StateStore, drift, plan, plan_destroy,
     refresh,
 };
 use byoc_model::{
-    AccountId, OnboardingStatus, RunKind, RunStatus, StackName, TenantSlug, TrustProblem,
+    AccountId, OnboardingStatus, Region, RunKind, RunStatus, StackName, TenantSlug, TrustProblem,
     TrustStackReport, Verdict,
 };
-use byoc_stacks::{Begin, Database, DbError, Lease, RunContext, RunStore, Sealer};
+use byoc_stacks::{ApprovedPlan, Begin, Database, DbError, Lease, RunContext, RunStore, Sealer};
 
 use crate::RunFailure;
 use serde_json::{Value, json};
@@ -56,6 +56,9 @@ pub struct RunTarget {
     pub run_id: String,
     pub tenant_slug: TenantSlug,
     pub account_id: AccountId,
+    /// Where the stack lives if it is deployed: its resources are there, whatever the config
+    /// says now.
+    pub region: Option<Region>,
     /// Decrypted only in memory, for the run's AssumeRole; never logged.
     pub external_id: String,
 }
@@ -270,6 +273,7 @@ impl Worker {
             run_id: run_id.to_string(),
             tenant_slug: context.tenant_slug.clone(),
             account_id: context.account_id.clone(),
+            region: context.region.clone(),
             external_id: self.sealer.open(&context.sealed_external_id)?,
         })
     }
@@ -391,28 +395,40 @@ impl Worker {
             .blueprint
             .build(target, config)
             .map_err(RunFailure::Build)?;
+        // What is really there: a refresh reports it; a deploy or preview plans against it,
+        // so what was deleted or changed outside byoc is put back (Terraform's refresh).
+        let observed = match context.kind {
+            RunKind::Destroy => None,
+            _ if context.approved.is_some() => None,
+            _ if snapshot.resources.is_empty() => None,
+            _ => Some(
+                refresh(
+                    stack,
+                    snapshot,
+                    &providers,
+                    self.config.parallelism,
+                    &self.config.retry,
+                    &cancel,
+                )
+                .await?,
+            ),
+        };
         if context.kind == RunKind::Refresh {
-            let observed = refresh(
-                stack,
-                snapshot,
-                &providers,
-                self.config.parallelism,
-                &self.config.retry,
-                &cancel,
-            )
-            .await?;
-            let drifted = drift(snapshot, &observed, &providers);
+            let drifted = observed
+                .map(|observed| drift(snapshot, &observed, &providers))
+                .unwrap_or_default();
             return Ok(Outcome::succeeded(json!({ "drift": drifted })));
         }
-        let p = match context.kind {
-            RunKind::Destroy => plan_destroy(stack, run_id, snapshot)?,
+        let p = match (context.kind, &context.approved) {
+            (RunKind::Destroy, _) => plan_destroy(stack, run_id, snapshot)?,
+            (_, Some(approved)) => approved_plan(context, approved)?,
             _ => plan(
                 stack,
                 run_id,
                 &Graph::new(resources)?,
                 snapshot,
                 &providers,
-                None,
+                observed.as_ref(),
             )?,
         };
         let summary = serde_json::to_value(p.summary()).expect("summary serializes");
@@ -423,6 +439,10 @@ impl Worker {
             .map_err(exec_error)?;
         if context.kind == RunKind::Preview {
             return Ok(Outcome::succeeded(summary));
+        }
+        let guarded = p.needs_approval.clone();
+        if context.approved.is_none() && !guarded.is_empty() {
+            return Err(RunFailure::NeedsApproval(guarded));
         }
         let options = ExecOptions {
             parallelism: self.config.parallelism,
@@ -463,6 +483,31 @@ impl Worker {
             summary: Some(summary),
         })
     }
+}
+
+/// The plan a deploy was approved to apply, if the config and state it was made against are
+/// still the run's.
+fn approved_plan(context: &RunContext, approved: &ApprovedPlan) -> Result<Plan, RunFailure> {
+    let stale = |why: String| RunFailure::StalePlan {
+        preview: approved.preview.clone(),
+        why,
+    };
+    if context.config_version != approved.config_version {
+        return Err(stale(format!(
+            "it was made with config version {}, the deploy has {}",
+            approved.config_version.unwrap_or(0),
+            context.config_version.unwrap_or(0)
+        )));
+    }
+    if approved.state_version != Some(context.state_version) {
+        return Err(stale(format!(
+            "it was made against state version {}, the state is at {}",
+            approved.state_version.unwrap_or(0),
+            context.state_version
+        )));
+    }
+    serde_json::from_value(approved.plan.clone())
+        .map_err(|e| stale(format!("its stored plan cannot be read: {e}")))
 }
 
 /// How a run ended: its status, why it failed, and what it did.

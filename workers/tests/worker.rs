@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use byoc_engine::testing::{FakeCloud, providers};
-use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
+use byoc_engine::{CancellationToken, Lifecycle, Providers, Resource, RetryPolicy, reference};
 use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport};
 use byoc_stacks::{
-    Database, JobQueue, NewTenant, QueueConfig, Sealer, TrustLocation, migrate_url,
+    Database, DbError, JobQueue, NewTenant, QueueConfig, Sealer, TrustLocation, migrate_url,
     schema_fingerprint,
 };
 use byoc_testkit::TestDb;
@@ -154,6 +154,173 @@ async fn deploy_preview_update_and_destroy() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .resources
                 .is_empty()
+        );
+    }
+    Ok(())
+}
+
+/// Drift is repaired: a deploy plans against what a refresh sees, so an object deleted
+/// outside byoc is created again and a field changed outside byoc is set back, and the
+/// preview says so first.
+#[tokio::test]
+async fn a_deploy_repairs_what_was_changed_outside_byoc() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&run.id).await?, RunStatus::Succeeded);
+        let physical = |name: &str| {
+            cloud
+                .objects()
+                .into_iter()
+                .find(|(_, o)| o.resource == name)
+                .map(|(id, _)| id)
+        };
+        let nat = physical("nat").expect("the NAT exists");
+        cloud.remove(&nat);
+        cloud.tamper(
+            &physical("a").expect("the subnet exists"),
+            "vpc",
+            json!("elsewhere"),
+        );
+
+        let (preview, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        assert_eq!(worker.execute(&preview.id).await?, RunStatus::Succeeded);
+        let plan = db.run_plan(preview.id.as_str()).await?.expect("a plan");
+        let reasons: Vec<(String, String)> = plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["resource"].as_str().unwrap().to_string(),
+                    s["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert!(
+            reasons.contains(&("nat".into(), "deleted outside byoc".into())),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|(r, why)| r == "a" && why.contains("outside byoc")),
+            "{reasons:?}"
+        );
+
+        let (repair, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&repair.id).await?, RunStatus::Succeeded);
+        let objects = cloud.objects();
+        assert_eq!(objects.len(), 3, "{objects:?}");
+        let nat = physical("nat").expect("the NAT is back");
+        let subnet = &objects[&physical("a").unwrap()];
+        let vpc = physical("vpc").unwrap();
+        assert_eq!(
+            subnet.inputs["vpc"],
+            json!(vpc),
+            "the subnet's field is set back"
+        );
+        // The state names the new NAT, and a refresh finds nothing more to repair.
+        let state = db
+            .snapshot(&stack)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(state.resources["nat"].physical_id, nat);
+        let (check, _) = db.request_run(&stack, RunKind::Refresh, "alice").await?;
+        assert_eq!(worker.execute(&check.id).await?, RunStatus::Succeeded);
+        assert_eq!(
+            db.run(&check.id).await?.summary.unwrap()["drift"],
+            json!([])
+        );
+    }
+    Ok(())
+}
+
+/// A deploy that would replace a guarded resource fails, naming it, and changes nothing;
+/// the preview's plan, deployed by its id, applies exactly that plan. A plan made before the
+/// config or the state changed is refused.
+#[tokio::test]
+async fn guarded_replacements_need_an_approved_plan() -> anyhow::Result<()> {
+    let guarded = |force: u32| {
+        let vpc = Resource::new(
+            "vpc",
+            "vpc",
+            json!({"cidr": "10.0.0.0/16", "force_x": force}),
+        )
+        .lifecycle(Lifecycle {
+            guard: true,
+            ..Lifecycle::default()
+        });
+        json!({"resources": [
+            vpc,
+            Resource::new("subnet", "a", json!({"vpc": reference("vpc", "id")})),
+        ]})
+    };
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        let tenant = db.tenant(&"acme".parse()?).await?;
+        let save = |config: Value| {
+            let (db, id) = (db.clone(), tenant.id.clone());
+            async move { db.save_config(&id, "acme", "dev", &config, "test").await }
+        };
+        save(guarded(1)).await?;
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&run.id).await?, RunStatus::Succeeded);
+        let before = cloud.objects();
+
+        save(guarded(2)).await?;
+        let (refused, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&refused.id).await?, RunStatus::Failed);
+        let error = db.run(&refused.id).await?.error.unwrap();
+        assert!(
+            error.contains("replaces or deletes vpc") && error.contains("--plan"),
+            "{error}"
+        );
+        assert_eq!(cloud.objects(), before, "nothing changed");
+
+        let (preview, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        assert_eq!(worker.execute(&preview.id).await?, RunStatus::Succeeded);
+        let approved = db
+            .request_approved_deploy(&stack, preview.id.as_str(), "alice")
+            .await?;
+        assert_eq!(approved.kind, RunKind::Deploy);
+        assert_eq!(worker.execute(&approved.id).await?, RunStatus::Succeeded);
+        let vpc: Vec<_> = cloud
+            .objects()
+            .into_values()
+            .filter(|o| o.resource == "vpc")
+            .collect();
+        assert_eq!(vpc.len(), 1);
+        assert_eq!(
+            vpc[0].inputs["force_x"], 2,
+            "the approved plan replaced the VPC"
+        );
+        // The same plan cannot be applied twice: the state moved on.
+        let again = db
+            .request_approved_deploy(&stack, preview.id.as_str(), "alice")
+            .await;
+        assert!(
+            matches!(&again, Err(DbError::Conflict(m)) if m.contains("the state changed")),
+            "{again:?}"
+        );
+        // Nor a plan made before the config changed.
+        let (preview, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
+        assert_eq!(worker.execute(&preview.id).await?, RunStatus::Succeeded);
+        save(guarded(3)).await?;
+        let stale = db
+            .request_approved_deploy(&stack, preview.id.as_str(), "alice")
+            .await;
+        assert!(
+            matches!(&stale, Err(DbError::Conflict(m)) if m.contains("the config changed")),
+            "{stale:?}"
+        );
+        // A run that is not a preview is no plan to deploy.
+        let not_a_plan = db
+            .request_approved_deploy(&stack, run.id.as_str(), "alice")
+            .await;
+        assert!(
+            matches!(not_a_plan, Err(DbError::Conflict(_))),
+            "{not_a_plan:?}"
         );
     }
     Ok(())
