@@ -107,6 +107,24 @@ impl Client {
             for (status, n) in &s.resources {
                 rows.push(row(format!("resources {status}"), n));
             }
+            if let Some(d) = &v.drift {
+                let by = if d.scheduled {
+                    "scheduled"
+                } else {
+                    "requested"
+                };
+                rows.push(row(
+                    "last drift check",
+                    format!("{} resource(s) drifted ({by}, run {})", d.drifted, d.run_id),
+                ));
+            }
+            if let Some(d) = &v.drift_schedule {
+                let repair = if d.repair { ", repairs drift" } else { "" };
+                rows.push(row(
+                    "drift checks",
+                    format!("every {} min ({:?}{repair})", d.every_minutes, d.source),
+                ));
+            }
             for (resource, outputs) in &v.outputs {
                 for (name, value) in outputs {
                     rows.push(row(format!("{resource}.{name}"), json_text(value)));
