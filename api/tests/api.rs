@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
 use byoc_stacks::{Database, migrate_url, schema_fingerprint};
-use byoc_testkit::TestDb;
+use byoc_testkit::{TestDb, exec};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1092,21 +1092,6 @@ async fn faults_are_honest_and_say_nothing_internal() -> anyhow::Result<()> {
                 "{text}"
             );
         }
-    }
-    Ok(())
-}
-
-/// Runs `sql` on the test's database (what a worker would have written).
-async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    if url.starts_with("sqlite") {
-        sqlx::query(sql)
-            .execute(&sqlx::SqlitePool::connect(url).await?)
-            .await?;
-    } else {
-        sqlx::query(sql)
-            .execute(&sqlx::PgPool::connect(url).await?)
-            .await?;
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use byoc_model::{RunKind, RunStatus, StackName};
-use byoc_stacks::{Begin, Database, migrate_url, schema_fingerprint};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Begin, Database};
+use byoc_testkit::databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -59,12 +59,7 @@ async fn drifted_metric(base: &str) -> anyhow::Result<String> {
 #[tokio::test]
 async fn status_shows_the_schedule_the_last_check_and_the_metric_counts_drift() -> anyhow::Result<()>
 {
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
+    for (_t, db) in databases().await? {
         let (_, admin) = db.create_token("test admin", None, "test").await?;
         let base = common::serve(db.clone(), Some("us-east-1")).await?;
         let (status, body) = call(

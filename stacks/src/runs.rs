@@ -204,6 +204,46 @@ impl Database {
         })
     }
 
+    /// Records a queued run with `insert` (which binds id, stack, kind, requested_by,
+    /// created_at and schedule_slot as $1 to $6, and may insert nothing) and audits the
+    /// request, in one transaction: the run, or `None` if nothing was inserted.
+    pub(crate) async fn insert_run(
+        &self,
+        insert: &'static str,
+        stack: &str,
+        kind: RunKind,
+        requested_by: &str,
+        slot: Option<i64>,
+    ) -> Result<Option<Run>, DbError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        let inserted = with_pool!(self, p => {
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            let inserted = sqlx::query(insert)
+                .bind(&id)
+                .bind(stack)
+                .bind(kind.as_str())
+                .bind(requested_by)
+                .bind(now)
+                .bind(slot)
+                .execute(&mut *tx)
+                .await
+                .map(|r| r.rows_affected() == 1)
+                .map_err(|e| self.query_error(e))?;
+            if inserted {
+                let action = format!("run.request.{}", kind.as_str());
+                audit!(&mut *tx, requested_by, &action, &id, now).map_err(|e| self.query_error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            inserted
+        });
+        if inserted {
+            Ok(Some(self.run(&id).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Records a run request. A deploy requested while another deploy of the stack is still
     /// queued coalesces into it: the existing run is returned, with `true`.
     pub async fn request_run(
@@ -213,33 +253,19 @@ impl Database {
         requested_by: &str,
     ) -> Result<(Run, bool), DbError> {
         for _ in 0..10 {
-            let id = uuid::Uuid::new_v4().to_string();
-            let now = now_ms();
-            let inserted = with_pool!(self, p => {
-                let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-                let inserted = sqlx::query(
-                    "INSERT INTO runs (id, stack, kind, status, requested_by, created_at)
-                     VALUES ($1, $2, $3, 'queued', $4, $5)
+            let inserted = self
+                .insert_run(
+                    "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot)
+                     VALUES ($1, $2, $3, 'queued', $4, $5, $6)
                      ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
+                    stack,
+                    kind,
+                    requested_by,
+                    None,
                 )
-                .bind(&id)
-                .bind(stack)
-                .bind(kind.as_str())
-                .bind(requested_by)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map(|r| r.rows_affected() == 1)
-                .map_err(|e| self.query_error(e))?;
-                if inserted {
-                    let action = format!("run.request.{}", kind.as_str());
-                    audit!(&mut *tx, requested_by, &action, &id, now).map_err(|e| self.query_error(e))?;
-                }
-                tx.commit().await.map_err(|e| self.query_error(e))?;
-                inserted
-            });
-            if inserted {
-                return Ok((self.run(&id).await?, false));
+                .await?;
+            if let Some(run) = inserted {
+                return Ok((run, false));
             }
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 AND kind = 'deploy' AND status = 'queued'"

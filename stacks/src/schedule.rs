@@ -4,9 +4,8 @@
 use byoc_model::{MIN_EVERY_MINUTES, Run, RunKind, StackName};
 use serde_json::Value;
 
-use crate::db::BeginWrite;
-use crate::db::{audit, with_pool};
-use crate::{Database, DbError, now_ms};
+use crate::db::with_pool;
+use crate::{Database, DbError};
 
 /// A deployed environment of a trusted tenant with no run queued or running: a scheduled
 /// check may be due, as its config's `drift_check` and the server's default say.
@@ -85,38 +84,17 @@ impl Database {
         slot: i64,
         requested_by: &str,
     ) -> Result<Option<Run>, DbError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
-        let inserted = with_pool!(self, p => {
-            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            let inserted = sqlx::query(
-                "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot)
-                 SELECT $1, $2, $3, 'queued', $4, $5, $6
-                 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE stack = $2 AND status IN ('queued', 'running'))
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&id)
-            .bind(stack.as_str())
-            .bind(kind.as_str())
-            .bind(requested_by)
-            .bind(now)
-            .bind(slot)
-            .execute(&mut *tx)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(|e| self.query_error(e))?;
-            if inserted {
-                let action = format!("run.request.{}", kind.as_str());
-                audit!(&mut *tx, requested_by, &action, &id, now).map_err(|e| self.query_error(e))?;
-            }
-            tx.commit().await.map_err(|e| self.query_error(e))?;
-            inserted
-        });
-        if inserted {
-            Ok(Some(self.run(&id).await?))
-        } else {
-            Ok(None)
-        }
+        self.insert_run(
+            "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot)
+             SELECT $1, $2, $3, 'queued', $4, $5, $6
+             WHERE NOT EXISTS (SELECT 1 FROM runs WHERE stack = $2 AND status IN ('queued', 'running'))
+             ON CONFLICT DO NOTHING",
+            stack.as_str(),
+            kind,
+            requested_by,
+            Some(slot),
+        )
+        .await
     }
 
     /// The run `run_id` if it is a scheduled refresh that succeeded, with its environment's

@@ -7,25 +7,10 @@ use byoc_model::{EnvName, StackName, Tenant, TenantSlug};
 use byoc_model::{
     OnboardingStatus, RunKind, RunStatus, TRUST_TEMPLATE_VERSION, TrustStackReport, Verdict,
 };
-use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, Sealer, TrustLocation, migrate_url, schema_fingerprint,
-};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Begin, Database, DbError, NewTenant, Sealer, TrustLocation};
+use byoc_testkit::{databases, exec};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
 
 fn sealer() -> Sealer {
     Sealer::from_hex(&"ab".repeat(32)).unwrap()
@@ -51,21 +36,6 @@ async fn tenant(db: &Database, slug: &str) -> anyhow::Result<Tenant> {
         labels: Default::default(),
     };
     Ok(db.create_tenant(&sealer(), &new, "test").await?.0)
-}
-
-/// Runs a statement on the test database behind the store's back.
-async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    if url.starts_with("sqlite") {
-        sqlx::query(sql)
-            .execute(&sqlx::SqlitePool::connect(url).await?)
-            .await?;
-    } else {
-        sqlx::query(sql)
-            .execute(&sqlx::PgPool::connect(url).await?)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Rows of text columns, read behind the store's back.

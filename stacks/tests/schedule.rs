@@ -4,22 +4,9 @@
 use std::time::Duration;
 
 use byoc_model::{RunKind, RunStatus, StackName};
-use byoc_stacks::{Begin, Database, NewTenant, Pool, Sealer, migrate_url, schema_fingerprint};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Begin, Database, NewTenant, Sealer};
+use byoc_testkit::{databases, trust_tenant};
 use serde_json::{Value, json};
-
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
 
 /// Tenant `slug` (trusted or not) with environment `dev` saved with `config`.
 async fn environment(
@@ -39,11 +26,7 @@ async fn environment(
     db.save_config(&tenant.id, slug, "dev", config, "test")
         .await?;
     if trusted {
-        let sql = "UPDATE tenants SET onboarding_status = 'trusted' WHERE slug = $1";
-        match db.pool() {
-            Pool::Sqlite(p) => sqlx::query(sql).bind(slug).execute(p).await.map(drop)?,
-            Pool::Postgres(p) => sqlx::query(sql).bind(slug).execute(p).await.map(drop)?,
-        }
+        trust_tenant(db, slug).await?;
     }
     Ok(format!("{slug}-dev").parse()?)
 }

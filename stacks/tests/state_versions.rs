@@ -6,22 +6,9 @@ use std::time::Duration;
 use byoc_engine::{Intent, Operation, Outcome, ResourceState, StateStore, StoreError};
 use byoc_model::api::ResourceChange;
 use byoc_model::{RunKind, RunStatus, StackName};
-use byoc_stacks::{Begin, Database, DbError, Lease, NewTenant, RunStore, Sealer, migrate_url};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Begin, Database, DbError, Lease, NewTenant, RunStore, Sealer};
+use byoc_testkit::{databases, exec};
 use serde_json::{Value, json};
-
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&byoc_stacks::schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
 
 async fn tenant_stack(db: &Database, slug: &str) -> anyhow::Result<StackName> {
     let new = NewTenant {
@@ -269,7 +256,7 @@ async fn every_state_version_keeps_the_full_state_and_two_compare() -> anyhow::R
         ));
 
         // A version recorded before full states were kept says so.
-        raw(t.url(), "DELETE FROM state_versions WHERE version = 1").await?;
+        exec(t.url(), "DELETE FROM state_versions WHERE version = 1").await?;
         let err = db.state_at(&stack, 1).await.unwrap_err();
         assert!(
             matches!(&err, DbError::NotFound(m) if m.contains("version 1") && m.contains("before byoc kept full states")),
@@ -370,19 +357,6 @@ async fn force_unlock_breaks_only_what_it_is_asked_to_and_fences_the_holder() ->
             db.force_unlock(&missing, "admin", true).await,
             Err(DbError::NotFound(_))
         ));
-    }
-    Ok(())
-}
-
-async fn raw(url: &str, sql: &'static str) -> anyhow::Result<()> {
-    if url.starts_with("sqlite") {
-        sqlx::query(sql)
-            .execute(&sqlx::SqlitePool::connect(url).await?)
-            .await?;
-    } else {
-        sqlx::query(sql)
-            .execute(&sqlx::PgPool::connect(url).await?)
-            .await?;
     }
     Ok(())
 }

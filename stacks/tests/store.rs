@@ -10,25 +10,9 @@ use byoc_engine::{
     StoreError, plan, reference,
 };
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{
-    Begin, Database, DbError, NewTenant, RunStore, Sealer, migrate_url, schema_fingerprint,
-};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Begin, Database, DbError, NewTenant, RunStore, Sealer};
+use byoc_testkit::{TestDb, databases};
 use serde_json::json;
-
-/// A migrated SQLite file and a migrated Postgres database, each the test's own.
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
 
 fn sealer() -> Sealer {
     Sealer::from_hex(&"ab".repeat(32)).unwrap()

@@ -56,7 +56,7 @@ impl TestDb {
         let name = format!("byoc_test_{}", uuid::Uuid::new_v4().simple());
         // CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template; only
         // setup connects to it, and that has finished.
-        exec(
+        exec_admin(
             &mut admin,
             format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
         )
@@ -103,7 +103,7 @@ impl Drop for TestDb {
                 .build()?
                 .block_on(async {
                     let mut admin = PgConnection::connect(&postgres_admin_url()).await?;
-                    exec(
+                    exec_admin(
                         &mut admin,
                         format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
                     )
@@ -137,18 +137,18 @@ where
         Some((true,)) => return Ok(()),
         // A half-built template from an interrupted run.
         Some((false,)) => {
-            exec(admin, format!(r#"DROP DATABASE "{template}" WITH (FORCE)"#)).await?;
+            exec_admin(admin, format!(r#"DROP DATABASE "{template}" WITH (FORCE)"#)).await?;
         }
         None => {}
     }
-    exec(admin, format!(r#"CREATE DATABASE "{template}""#))
+    exec_admin(admin, format!(r#"CREATE DATABASE "{template}""#))
         .await
         .with_context(|| format!("create template {template}"))?;
     setup(with_database(admin_url, template))
         .await
         .with_context(|| format!("set up template {template}"))?;
     // Marked only once complete, so a crash during setup is retried, never cloned.
-    exec(
+    exec_admin(
         admin,
         format!(r#"ALTER DATABASE "{template}" WITH IS_TEMPLATE true"#),
     )
@@ -156,8 +156,24 @@ where
     Ok(())
 }
 
+/// Runs `sql` on the test database at `url` behind the store's back (what a worker or an
+/// operator would have written).
+pub async fn exec(url: &str, sql: &str) -> Result<()> {
+    let sql = AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite") {
+        sqlx::query(sql)
+            .execute(&sqlx::SqlitePool::connect(url).await?)
+            .await?;
+    } else {
+        sqlx::query(sql)
+            .execute(&sqlx::PgPool::connect(url).await?)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Statements built at run time from names this module generated itself.
-async fn exec(conn: &mut PgConnection, statement: String) -> sqlx::Result<()> {
+async fn exec_admin(conn: &mut PgConnection, statement: String) -> sqlx::Result<()> {
     sqlx::raw_sql(AssertSqlSafe(statement))
         .execute(conn)
         .await

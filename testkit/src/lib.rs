@@ -9,11 +9,15 @@ mod byoc;
 mod db;
 mod emulator;
 mod postgres;
+#[cfg(feature = "stacks")]
+mod stores;
 
 pub use byoc::{ADMIN_TOKEN, ByocProcess, SECRET_KEY};
-pub use db::{TestDb, postgres_admin_url};
+pub use db::{TestDb, exec, postgres_admin_url};
 pub use emulator::{Emulator, EmulatorOptions};
 pub use postgres::PostgresServer;
+#[cfg(feature = "stacks")]
+pub use stores::{databases, trust_tenant};
 
 use std::path::PathBuf;
 

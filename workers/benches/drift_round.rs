@@ -12,28 +12,16 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_components::{Platform, PlatformOptions, WaitPolicy};
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{Database, Pool, migrate_url, now_ms};
-use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
+use byoc_stacks::{Database, Pool, now_ms};
+use byoc_testkit::{Emulator, EmulatorOptions};
 use byoc_workers::AwsBlueprint;
 use byoc_workers::schedule::{ScheduleConfig, tick};
-use serde_json::json;
+use common::{aws_calls, cpu_seconds};
 
 const TENANTS: usize = 10;
 const ENVS_PER_TENANT: usize = 10;
 const IN_FLIGHT: usize = 20;
-
-/// Seconds of CPU (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
-        .split_whitespace()
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks)
-}
 
 async fn wait_all(db: &Database, ids: &[String]) -> anyhow::Result<usize> {
     let mut failed = 0;
@@ -53,11 +41,6 @@ async fn wait_all(db: &Database, ids: &[String]) -> anyhow::Result<usize> {
     Ok(failed)
 }
 
-fn calls(emulator: &Emulator) -> anyhow::Result<f64> {
-    let stats: serde_json::Value = serde_json::from_str(&emulator.stats()?)?;
-    Ok(stats["requests"].as_f64().unwrap_or(0.0))
-}
-
 fn main() -> anyhow::Result<()> {
     let emulator = Emulator::start(&EmulatorOptions::default())?;
     let emulator_pid = emulator.pid().expect("a private emulator").to_string();
@@ -70,31 +53,8 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     rt.block_on(async {
-        let t = TestDb::sqlite().await?;
-        migrate_url(t.url()).await?;
-        let db = Database::connect(t.url()).await?;
-        let config = json!({
-            "region": "us-east-1", "eks_mode": "managed", "az_count": 2,
-            "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3,
-                "instance_types": ["m6i.large"], "disk_size": 50},
-        });
-        let mut stacks = Vec::new();
-        for i in 0..TENANTS {
-            let account = emulator.fresh_account();
-            let slug = format!("drift{i:02}");
-            stacks.extend(common::tenant_stacks(&db, &slug, &account, ENVS_PER_TENANT, &config).await?);
-        }
-        let options = PlatformOptions {
-            endpoint: Some(emulator.endpoint().to_string()),
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                ..WaitPolicy::default()
-            },
-            ..PlatformOptions::default()
-        };
-        let platform =
-            Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", "us-east-1", options)
-                .await;
+        let (_t, db, stacks, platform) =
+            common::emulated_fleet(&emulator, "drift", TENANTS, ENVS_PER_TENANT).await?;
         let (queue, shutdown, daemon) =
             common::start_daemon(&db, Arc::new(AwsBlueprint::new(platform)), IN_FLIGHT).await?;
         let mut ids = Vec::new();
@@ -108,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         }
 
         let (calls0, worker_cpu0, emulator_cpu0) =
-            (calls(&emulator)?, cpu_seconds("self")?, cpu_seconds(&emulator_pid)?);
+            (aws_calls(&emulator)?, cpu_seconds("self")?, cpu_seconds(&emulator_pid)?);
         let started = Instant::now();
         let schedule = ScheduleConfig {
             default_every_minutes: Some(360),
@@ -121,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         let wall = started.elapsed().as_secs_f64();
         let worker_cpu = cpu_seconds("self")? - worker_cpu0;
         let emulator_cpu = cpu_seconds(&emulator_pid)? - emulator_cpu0;
-        let aws = calls(&emulator)? - calls0;
+        let aws = aws_calls(&emulator)? - calls0;
         // A second round in the same slot queues nothing.
         let again = tick(&db, &queue, &schedule, now_ms()).await?;
         shutdown.cancel();

@@ -12,28 +12,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_components::{Platform, PlatformOptions, WaitPolicy};
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{Database, migrate_url};
-use byoc_testkit::{Emulator, EmulatorOptions, TestDb};
+use byoc_testkit::{Emulator, EmulatorOptions};
 use byoc_workers::AwsBlueprint;
-use serde_json::json;
+use common::{aws_calls, cpu_seconds};
 
 const TENANTS: usize = 10;
 const ENVS_PER_TENANT: usize = 10;
 const IN_FLIGHT: usize = 20;
-
-/// Seconds of CPU (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
-        .split_whitespace()
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks)
-}
 
 /// A line of /proc/self/status in MiB (`VmRSS`, `VmHWM`).
 fn memory_mib(field: &str) -> anyhow::Result<f64> {
@@ -58,32 +44,8 @@ fn main() -> anyhow::Result<()> {
         TENANTS * ENVS_PER_TENANT
     );
     rt.block_on(async {
-        let t = TestDb::sqlite().await?;
-        migrate_url(t.url()).await?;
-        let db = Database::connect(t.url()).await?;
-        let config = json!({
-            "region": "us-east-1", "eks_mode": "managed", "az_count": 2,
-            "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3,
-                "instance_types": ["m6i.large"], "disk_size": 50},
-        });
-        let mut stacks = Vec::new();
-        for i in 0..TENANTS {
-            let account = emulator.fresh_account();
-            let slug = format!("fleet{i:02}");
-            stacks.extend(common::tenant_stacks(&db, &slug, &account, ENVS_PER_TENANT, &config).await?);
-        }
-        let options = PlatformOptions {
-            endpoint: Some(emulator.endpoint().to_string()),
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                ..WaitPolicy::default()
-            },
-            ..PlatformOptions::default()
-        };
-        // The platform's credentials: moto's default account, which may act in any account.
-        let platform =
-            Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", "us-east-1", options)
-                .await;
+        let (_t, db, stacks, platform) =
+            common::emulated_fleet(&emulator, "fleet", TENANTS, ENVS_PER_TENANT).await?;
         let (queue, shutdown, daemon) =
             common::start_daemon(&db, Arc::new(AwsBlueprint::new(platform)), IN_FLIGHT).await?;
         let idle_rss = memory_mib("VmRSS")?;
@@ -123,8 +85,7 @@ fn main() -> anyhow::Result<()> {
         shutdown.cancel();
         let _ = daemon.await;
         anyhow::ensure!(failed == 0, "{failed} runs failed");
-        let requests: serde_json::Value = serde_json::from_str(&emulator.stats()?)?;
-        let calls = requests["requests"].as_f64().unwrap_or(0.0);
+        let calls = aws_calls(&emulator)?;
         println!(
             "{} deploys, {resources} resources, {calls} AWS calls, in {wall:.1} s wall ({:.2} deploys/s)",
             ids.len(),

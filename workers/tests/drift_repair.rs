@@ -8,8 +8,8 @@ use std::time::Duration;
 use byoc_components::{Platform, PlatformOptions, Target, WaitPolicy};
 use byoc_engine::CancellationToken;
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{Database, JobQueue, NewTenant, Pool, QueueConfig, Sealer, migrate_url, now_ms};
-use byoc_testkit::{Emulator, TestDb};
+use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, now_ms};
+use byoc_testkit::{Emulator, TestDb, trust_tenant};
 use byoc_workers::schedule::{ScheduleConfig, tick};
 use byoc_workers::{AwsBlueprint, Worker, WorkerConfig};
 use serde_json::json;
@@ -65,11 +65,7 @@ async fn a_scheduled_check_finds_what_was_deleted_and_its_repair_makes_it_again(
         "test",
     )
     .await?;
-    let sql = "UPDATE tenants SET onboarding_status = 'trusted' WHERE slug = 'acme'";
-    match db.pool() {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop)?,
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop)?,
-    }
+    trust_tenant(&db, "acme").await?;
     let stack = "acme-dev";
     let (deploy, _) = db.request_run(stack, RunKind::Deploy, "alice").await?;
     assert_eq!(

@@ -2,33 +2,19 @@
 //! one refresh per slot however many schedulers run it, and a check that finds drift queues
 //! one repair deploy when the environment asks for it.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use byoc_engine::testing::{FakeCloud, providers};
-use byoc_engine::{CancellationToken, Providers, Resource, RetryPolicy, reference};
+use byoc_engine::testing::FakeCloud;
+use byoc_engine::{Resource, reference};
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{
-    Database, JobQueue, NewTenant, Pool, QueueConfig, Sealer, migrate_url, now_ms,
-    schema_fingerprint,
-};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, now_ms};
+use byoc_testkit::{databases, trust_tenant};
+use byoc_workers::Worker;
 use byoc_workers::schedule::{ScheduleConfig, tick};
-use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig};
 use serde_json::{Value, json};
-
-const KINDS: &[&str] = &["vpc", "subnet", "nat"];
-
-/// The config's `resources` are the resource list.
-struct ListBlueprint(Arc<FakeCloud>);
-
-impl Blueprint for ListBlueprint {
-    fn build(&self, _: &RunTarget, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
-        let resources =
-            serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
-        Ok((resources, providers(&self.0, KINDS)))
-    }
-}
 
 fn config(drift_check: Value) -> Value {
     json!({
@@ -41,36 +27,8 @@ fn config(drift_check: Value) -> Value {
     })
 }
 
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
-
 fn worker(db: &Database, cloud: &Arc<FakeCloud>, name: &str) -> anyhow::Result<Worker> {
-    let mut wc = WorkerConfig::new(name);
-    wc.lease_ttl = Duration::from_secs(5);
-    wc.poll = Duration::from_millis(20);
-    wc.retry = RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_elapsed: Duration::from_secs(5),
-    };
-    Ok(Worker::new(
-        db.clone(),
-        Sealer::from_hex(&"ab".repeat(32))?,
-        Arc::new(ListBlueprint(cloud.clone())),
-        wc,
-        CancellationToken::new(),
-    ))
+    common::list_worker(db, cloud, name, Duration::from_secs(5))
 }
 
 /// A trusted tenant's environment `acme-dev`, deployed by `worker`.
@@ -86,11 +44,7 @@ async fn deployed(db: &Database, worker: &Worker, drift_check: Value) -> anyhow:
         .await?;
     db.save_config(&tenant.id, "acme", "dev", &config(drift_check), "test")
         .await?;
-    let sql = "UPDATE tenants SET onboarding_status = 'trusted' WHERE slug = 'acme'";
-    match db.pool() {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop)?,
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop)?,
-    }
+    trust_tenant(db, "acme").await?;
     let (run, _) = db.request_run("acme-dev", RunKind::Deploy, "alice").await?;
     assert_eq!(worker.execute(run.id.as_str()).await?, RunStatus::Succeeded);
     Ok("acme-dev".into())

@@ -1,31 +1,18 @@
 //! Runs executed by a worker against the store on both engines, with the in-memory cloud.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_engine::testing::{FakeCloud, providers};
-use byoc_engine::{CancellationToken, Lifecycle, Providers, Resource, RetryPolicy, reference};
+use byoc_engine::testing::FakeCloud;
+use byoc_engine::{CancellationToken, Lifecycle, Providers, Resource, reference};
 use byoc_model::{OnboardingStatus, RunKind, RunStatus, TrustProblem, TrustStackReport};
-use byoc_stacks::{
-    Database, DbError, JobQueue, NewTenant, QueueConfig, Sealer, TrustLocation, migrate_url,
-    schema_fingerprint,
-};
-use byoc_testkit::TestDb;
+use byoc_stacks::{Database, DbError, JobQueue, NewTenant, QueueConfig, Sealer, TrustLocation};
+use byoc_testkit::databases;
 use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, run_daemon};
+use common::list_worker;
 use serde_json::{Value, json};
-
-const KINDS: &[&str] = &["vpc", "subnet", "nat"];
-
-/// The config is the resource list itself.
-struct ListBlueprint(Arc<FakeCloud>);
-
-impl Blueprint for ListBlueprint {
-    fn build(&self, _: &RunTarget, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
-        let resources =
-            serde_json::from_value(config["resources"].clone()).map_err(|e| e.to_string())?;
-        Ok((resources, providers(&self.0, KINDS)))
-    }
-}
 
 /// Reads a trust stack the way the test says it is.
 struct TrustBlueprint(Result<TrustStackReport, TrustProblem>);
@@ -60,19 +47,6 @@ fn config(nat_size: u32) -> Value {
     ]})
 }
 
-async fn databases() -> anyhow::Result<Vec<(TestDb, Database)>> {
-    let mut out = Vec::new();
-    for t in TestDb::both(&schema_fingerprint(), |url| async move {
-        Ok(migrate_url(&url).await?)
-    })
-    .await?
-    {
-        let db = Database::connect(t.url()).await?;
-        out.push((t, db));
-    }
-    Ok(out)
-}
-
 async fn setup(db: &Database) -> anyhow::Result<(String, Arc<FakeCloud>, Worker)> {
     let new = NewTenant {
         slug: "acme".into(),
@@ -86,22 +60,7 @@ async fn setup(db: &Database) -> anyhow::Result<(String, Arc<FakeCloud>, Worker)
     db.save_config(&tenant.id, "acme", "dev", &config(1), "test")
         .await?;
     let cloud = FakeCloud::new();
-    let mut wc = WorkerConfig::new("test-worker");
-    wc.lease_ttl = Duration::from_millis(300);
-    wc.poll = Duration::from_millis(20);
-    wc.retry = RetryPolicy {
-        max_attempts: 3,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_elapsed: Duration::from_secs(5),
-    };
-    let worker = Worker::new(
-        db.clone(),
-        Sealer::from_hex(&"ab".repeat(32))?,
-        Arc::new(ListBlueprint(cloud.clone())),
-        wc,
-        CancellationToken::new(),
-    );
+    let worker = list_worker(db, &cloud, "test-worker", Duration::from_millis(300))?;
     Ok(("acme-dev".into(), cloud, worker))
 }
 

@@ -1,15 +1,16 @@
-//! Set-up shared by the queue, fleet and soak benchmarks.
+//! Set-up shared by the queue, soak, fleet and drift_round benchmarks.
 // Each benchmark uses a part of it.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use byoc_components::{Platform, PlatformOptions, WaitPolicy};
 use byoc_engine::{CancellationToken, Providers, Resource};
 use byoc_stacks::{
     Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, schema_fingerprint,
 };
-use byoc_testkit::TestDb;
+use byoc_testkit::{Emulator, TestDb};
 use byoc_workers::{Blueprint, RunTarget, Worker, WorkerConfig, WorkerError, run_daemon};
 use serde_json::{Value, json};
 
@@ -100,4 +101,59 @@ pub async fn start_daemon(
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok((queue, shutdown, daemon))
+}
+
+/// Seconds of CPU (user + system) a process has used, from /proc.
+pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks)
+}
+
+/// How many AWS calls the emulator has answered.
+pub fn aws_calls(emulator: &Emulator) -> anyhow::Result<f64> {
+    let stats: Value = serde_json::from_str(&emulator.stats()?)?;
+    Ok(stats["requests"].as_f64().unwrap_or(0.0))
+}
+
+/// A fleet on the emulator, on a fresh migrated SQLite store: `tenants` tenants
+/// `{prefix}00`, `{prefix}01`, ... each in a fresh emulated account with `envs`
+/// managed-mode environments (26 resources each); and the platform to deploy them with.
+pub async fn emulated_fleet(
+    emulator: &Emulator,
+    prefix: &str,
+    tenants: usize,
+    envs: usize,
+) -> anyhow::Result<(TestDb, Database, Vec<String>, Platform)> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let db = Database::connect(t.url()).await?;
+    let config = json!({
+        "region": "us-east-1", "eks_mode": "managed", "az_count": 2,
+        "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3,
+            "instance_types": ["m6i.large"], "disk_size": 50},
+    });
+    let mut stacks = Vec::new();
+    for i in 0..tenants {
+        let account = emulator.fresh_account();
+        let slug = format!("{prefix}{i:02}");
+        stacks.extend(tenant_stacks(&db, &slug, &account, envs, &config).await?);
+    }
+    let options = PlatformOptions {
+        endpoint: Some(emulator.endpoint().to_string()),
+        wait: WaitPolicy {
+            min_delay: Duration::from_millis(50),
+            ..WaitPolicy::default()
+        },
+        ..PlatformOptions::default()
+    };
+    // The platform's credentials: moto's default account, which may act in any account.
+    let platform =
+        Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", "us-east-1", options).await;
+    Ok((t, db, stacks, platform))
 }
