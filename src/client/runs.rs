@@ -79,8 +79,9 @@ impl Client {
             Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
             Output::Table => {
                 print!("{}", plan.render());
+                // A hint, not the plan: on stderr, so the plan's text stays what it is.
                 if plan.changes() > 0 {
-                    println!(
+                    eprintln!(
                         "\nTo apply exactly this plan: byoc deploy {slug} {env} --plan {}",
                         run.id
                     );
