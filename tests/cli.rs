@@ -327,7 +327,7 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     let preview = server.ok(&["preview", "acme", "dev"])?;
     assert!(
         preview.contains(
-            "  -/+ nodegroup-default (aws:eks:Nodegroup): instance_types forces replacement"
+            "  +/- nodegroup-default (aws:eks:Nodegroup): instance_types, name forces replacement"
         ) && preview.contains(
             r#"      ~ instance_types = ["m6i.large"] -> ["m6i.xlarge"]  # forces replacement"#
         ) && preview.ends_with("\nPlan: 0 to create, 0 to update, 1 to replace, 0 to delete.\n"),

@@ -2,91 +2,27 @@
 //! NAT gateway and a route deleted behind byoc's back are found by a scheduled check, and the
 //! repair deploy it queues (the environment asks for repairs) makes them again.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use byoc_components::{Platform, PlatformOptions, Target, WaitPolicy};
-use byoc_engine::CancellationToken;
 use byoc_model::{RunKind, RunStatus};
-use byoc_stacks::{Database, JobQueue, NewTenant, QueueConfig, Sealer, migrate_url, now_ms};
-use byoc_testkit::{Emulator, TestDb, trust_tenant};
+use byoc_stacks::now_ms;
 use byoc_workers::schedule::{ScheduleConfig, tick};
-use byoc_workers::{AwsBlueprint, Worker, WorkerConfig};
+use common::AwsWorld;
 use serde_json::json;
-
-const REGION: &str = "us-east-1";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scheduled_check_finds_what_was_deleted_and_its_repair_makes_it_again()
 -> anyhow::Result<()> {
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let t = TestDb::sqlite().await?;
-    migrate_url(t.url()).await?;
-    let db = Database::connect(t.url()).await?;
-    let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
-    let options = || PlatformOptions {
-        endpoint: Some(emulator.endpoint().to_string()),
-        wait: WaitPolicy {
-            min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-            fraction: 0.05,
-        },
-        ..PlatformOptions::default()
-    };
-    let platform =
-        Platform::load_with_keys("AKIADEFAULTACCOUNT01", "secret", REGION, options()).await;
-    let sealer = Sealer::from_hex(&"ab".repeat(32))?;
-    let worker = Worker::new(
-        db.clone(),
-        sealer.clone(),
-        Arc::new(AwsBlueprint::new(platform.clone())),
-        WorkerConfig::new("drift-worker"),
-        CancellationToken::new(),
-    );
-
-    let new = NewTenant {
-        slug: "acme".into(),
-        name: "Acme".into(),
-        aws_account_id: account.clone(),
-        labels: Default::default(),
-    };
-    let (tenant, _) = db.create_tenant(&sealer, &new, "test").await?;
-    let config = json!({
-        "region": REGION, "eks_mode": "managed", "az_count": 2, "nat_mode": "per_az",
+    let world = AwsWorld::new(json!({
+        "region": common::REGION, "eks_mode": "managed", "az_count": 2, "nat_mode": "per_az",
         "drift_check": {"every_minutes": 5, "repair": true},
-    });
-    let config = byoc_model::EnvironmentConfig::resolve(&config, None)?;
-    db.save_config(
-        &tenant.id,
-        "acme",
-        "dev",
-        &serde_json::to_value(&config)?,
-        "test",
-    )
+    }))
     .await?;
-    trust_tenant(&db, "acme").await?;
-    let stack = "acme-dev";
-    let (deploy, _) = db.request_run(stack, RunKind::Deploy, "alice").await?;
-    assert_eq!(
-        worker.execute(deploy.id.as_str()).await?,
-        RunStatus::Succeeded
-    );
+    let (db, worker, stack, aws) = (&world.db, &world.worker, world.stack, &world.console);
+    assert_eq!(world.run(RunKind::Deploy).await?.1, RunStatus::Succeeded);
 
     // Someone deletes the NAT gateway of zone a and zone b's default route in the console.
-    let state = db
-        .snapshot(stack)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = |name: &str| state.resources[name].physical_id.clone();
-    let (nat, table) = (id("nat-a"), id("rt-private-b"));
-    let aws = platform.session(Target {
-        account_id: account.clone(),
-        external_id: "console".into(),
-        region: REGION.into(),
-        stack: stack.into(),
-        run_id: "console".into(),
-    });
+    let (nat, table) = (world.id("nat-a").await?, world.id("rt-private-b").await?);
     aws.ec2
         .delete_route()
         .route_table_id(&table)
@@ -101,8 +37,8 @@ async fn a_scheduled_check_finds_what_was_deleted_and_its_repair_makes_it_again(
 
     // The scheduler's round queues one check; it finds both and queues the repair.
     let round = tick(
-        &db,
-        &queue,
+        db,
+        &world.queue,
         &ScheduleConfig::default(),
         now_ms() + 6 * 60_000,
     )
