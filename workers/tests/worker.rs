@@ -285,6 +285,59 @@ async fn guarded_replacements_need_an_approved_plan() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A config saved while a deploy runs does not change what it applies: the run applies the
+/// config version it started with, and the next deploy applies the new one.
+#[tokio::test]
+async fn a_config_saved_mid_run_does_not_change_the_running_deploy() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        cloud.set_latency("vpc", Duration::from_millis(300));
+        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        let started = Instant::now();
+        let execution = tokio::spawn({
+            let (worker, id) = (worker.clone(), run.id.clone());
+            async move { worker.execute(&id).await }
+        });
+        // Save a new config once the VPC create is under way.
+        while db
+            .snapshot(&stack)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .pending
+            .is_empty()
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(5),
+                "the run never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let tenant = db.tenant(&"acme".parse()?).await?;
+        db.save_config(&tenant.id, "acme", "dev", &config(7), "bob")
+            .await?;
+        assert_eq!(execution.await??, RunStatus::Succeeded);
+        let nat_size = || {
+            cloud
+                .objects()
+                .into_values()
+                .find(|o| o.resource == "nat")
+                .map(|o| o.inputs["size"].clone())
+        };
+        assert_eq!(
+            nat_size(),
+            Some(json!(1)),
+            "the deploy applied what it started with"
+        );
+        assert_eq!(db.run(&run.id).await?.config_version, Some(1));
+
+        let (next, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(worker.execute(&next.id).await?, RunStatus::Succeeded);
+        assert_eq!(nat_size(), Some(json!(7)));
+        assert_eq!(db.run(&next.id).await?.config_version, Some(2));
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<()> {
     for (_t, db) in databases().await? {
