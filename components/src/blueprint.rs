@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use byoc_engine::Resource;
+use byoc_engine::{Lifecycle, Resource};
 use byoc_model::{
     CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, SubnetPlan, TaintEffect,
 };
@@ -117,7 +117,23 @@ pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resour
     out.extend(iam(&env));
     out.extend(eks(&env));
     out.extend(crate::bootstrap::bootstrap(&env));
-    Ok(out)
+    Ok(out.into_iter().map(guard_customer_state).collect())
+}
+
+/// What the customer's workloads and data live on: replacing or deleting one in a deploy
+/// takes an approved plan.
+const GUARDED: [&str; 4] = ["vpc", "cluster", "oidc-provider", "nodegroup-default"];
+
+fn guard_customer_state(r: Resource) -> Resource {
+    if GUARDED.contains(&r.name.as_str()) {
+        let lifecycle = Lifecycle {
+            guard: true,
+            ..r.lifecycle
+        };
+        r.lifecycle(lifecycle)
+    } else {
+        r
+    }
 }
 
 /// The VPC, its internet gateway and public route table, and each zone's subnets and routes.
@@ -428,31 +444,55 @@ fn eks(env: &Env) -> Vec<Resource> {
     out
 }
 
-/// The managed node group of `managed` mode.
+/// The managed node group of `managed` mode. What EKS cannot change in place (instance
+/// types, disk, capacity type, AMI type, subnets, node role) is in its AWS name (a hash of
+/// it), so a change of any of it makes a new group beside the old one: created first and
+/// waited for until ACTIVE, then the old one is deleted (its nodes drained by EKS), so the
+/// cluster never runs without a node group. Its Kubernetes version is the config's, applied
+/// after the cluster's upgrade (it depends on the cluster).
 fn node_group(env: &Env) -> Resource {
     let ng = &env.config.node_group_config;
     // EKS's API takes i32; the config's bounds are far below.
     let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let capacity_type = match ng.capacity_type {
+        CapacityType::OnDemand => "ON_DEMAND",
+        CapacityType::Spot => "SPOT",
+    };
+    let ami_type = if ng.instance_types.iter().any(|t| is_graviton(t)) {
+        "AL2023_ARM_64_STANDARD"
+    } else {
+        "AL2023_x86_64_STANDARD"
+    };
+    let disk_size = int(ng.disk_size).to_string();
+    let node_role = env.role_name("node");
+    let subnets: Vec<String> = env
+        .subnets
+        .iter()
+        .map(|s| format!("{}={}", s.zone, s.private))
+        .collect();
+    let immutable = [capacity_type, ami_type, &disk_size, &node_role]
+        .into_iter()
+        .chain(["instance_types"])
+        .chain(ng.instance_types.iter().map(String::as_str))
+        .chain(["subnets"])
+        .chain(subnets.iter().map(String::as_str));
+    let hash = byoc_engine::stable_hash(immutable);
+    let lifecycle = Lifecycle {
+        create_before_destroy: true,
+        ..Lifecycle::default()
+    };
     resource::<EksNodegroup>(
         "nodegroup-default",
         &eks_nodegroup::Inputs {
             cluster_name: output("cluster", "name"),
-            name: aws_name(env.stack, "default", 63),
+            name: aws_name(env.stack, &format!("default-{}", &hash[..8]), 63),
             node_role_arn: output("node-role", "arn"),
             subnet_ids: env.private_subnet_ids(),
             instance_types: ng.instance_types.clone(),
-            capacity_type: match ng.capacity_type {
-                CapacityType::OnDemand => "ON_DEMAND",
-                CapacityType::Spot => "SPOT",
-            }
-            .into(),
-            ami_type: if ng.instance_types.iter().any(|t| is_graviton(t)) {
-                "AL2023_ARM_64_STANDARD"
-            } else {
-                "AL2023_x86_64_STANDARD"
-            }
-            .into(),
+            capacity_type: capacity_type.into(),
+            ami_type: ami_type.into(),
             disk_size: int(ng.disk_size),
+            version: env.config.kubernetes_version.clone(),
             scaling: Scaling {
                 min_size: int(ng.min_size),
                 max_size: int(ng.max_size),
@@ -476,6 +516,9 @@ fn node_group(env: &Env) -> Resource {
             tags: env.tags(&[]),
         },
     )
+    // The cluster is upgraded first (explicit: the name reference alone would do).
+    .depends_on("cluster")
+    .lifecycle(lifecycle)
 }
 
 /// Graviton families have a `g` after the generation digit (m7g, c6gn, r8g...).
@@ -586,7 +629,7 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        assert!(ng.len() <= 63 && ng.ends_with("-default"), "{ng}");
+        assert!(ng.len() <= 63 && ng.contains("-default-"), "{ng}");
         assert_ne!(
             aws_name(&stack, "node", 64),
             aws_name(&format!("{stack}x"), "node", 64)
@@ -712,6 +755,74 @@ mod tests {
         for extra in [all, json!({})] {
             crate::resources::tests::plan_offline(environment("acme-dev", &config(extra)).unwrap())
                 .expect("the blueprint's inputs pass");
+        }
+    }
+
+    #[test]
+    fn what_customers_run_on_is_guarded() {
+        for (mode, expected) in [
+            (
+                "managed",
+                vec!["cluster", "nodegroup-default", "oidc-provider", "vpc"],
+            ),
+            ("auto", vec!["cluster", "oidc-provider", "vpc"]),
+        ] {
+            let resources = environment("acme-dev", &config(json!({"eks_mode": mode}))).unwrap();
+            let mut guarded: Vec<&str> = resources
+                .iter()
+                .filter(|r| r.lifecycle.guard)
+                .map(|r| r.name.as_str())
+                .collect();
+            guarded.sort();
+            assert_eq!(guarded, expected, "{mode}");
+        }
+    }
+
+    fn nodegroup(extra: Value) -> Resource {
+        let mut c = json!({"eks_mode": "managed", "kubernetes_version": "1.31"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        environment("acme-dev", &config(c))
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == "nodegroup-default")
+            .unwrap()
+    }
+
+    /// What EKS cannot change in place names the group anew, so that the new one can exist
+    /// beside the old (create-before-destroy); what it can (scaling, labels, taints, the
+    /// version) keeps the name. The version is the config's, after the cluster's.
+    #[test]
+    fn node_group_names_follow_what_needs_a_new_group() {
+        let base = nodegroup(json!({}));
+        let name = |r: &Resource| r.inputs["name"].as_str().unwrap().to_string();
+        assert!(
+            name(&base).starts_with("acme-dev-default-") && name(&base).len() == 25,
+            "{}",
+            name(&base)
+        );
+        assert!(base.lifecycle.create_before_destroy && base.lifecycle.guard);
+        assert_eq!(base.inputs["version"], "1.31");
+        assert!(base.depends_on.contains(&"cluster".to_string()));
+        for same in [
+            json!({"kubernetes_version": "1.32"}),
+            json!({"node_group_config": {"desired_size": 3, "max_size": 4}}),
+            json!({"node_group_config": {"labels": {"a": "b"}}}),
+            json!({"node_group_config": {"taints": [{"key": "k", "effect": "no_schedule"}]}}),
+            json!({"tags": {"team": "x"}}),
+        ] {
+            assert_eq!(name(&nodegroup(same.clone())), name(&base), "{same}");
+        }
+        for new in [
+            json!({"node_group_config": {"instance_types": ["m7i.large"]}}),
+            json!({"node_group_config": {"disk_size": 100}}),
+            json!({"node_group_config": {"capacity_type": "spot"}}),
+            json!({"node_group_config": {"instance_types": ["m7g.large"]}}),
+            json!({"az_count": 3}),
+            json!({"vpc_cidr": "10.1.0.0/16"}),
+        ] {
+            assert_ne!(name(&nodegroup(new.clone())), name(&base), "{new}");
         }
     }
 

@@ -104,7 +104,7 @@ async fn managed_environment_deploys_redeploys_scales_and_destroys() -> anyhow::
         .eks
         .describe_nodegroup()
         .cluster_name("acme-dev")
-        .nodegroup_name("acme-dev-default")
+        .nodegroup_name(env.outputs("nodegroup-default")["name"].as_str().unwrap())
         .send()
         .await?;
     let ng = ng.nodegroup().unwrap();
@@ -154,7 +154,7 @@ async fn managed_environment_deploys_redeploys_scales_and_destroys() -> anyhow::
         .eks
         .describe_nodegroup()
         .cluster_name("acme-dev")
-        .nodegroup_name("acme-dev-default")
+        .nodegroup_name(env.outputs("nodegroup-default")["name"].as_str().unwrap())
         .send()
         .await?;
     assert_eq!(

@@ -11,6 +11,9 @@ use anyhow::{Context, Result, bail};
 #[derive(Debug, Clone, Default)]
 pub struct EmulatorOptions {
     pub create_seconds: f64,
+    /// How long an EKS update (a version or config update of a cluster or node group) runs;
+    /// `None`: the emulator's default (the kind's create delay).
+    pub update_seconds: Option<f64>,
     pub delete_seconds: f64,
     /// `"200"` (fixed) or `"50-300"` (uniform), in milliseconds.
     pub latency_ms: Option<String>,
@@ -76,6 +79,9 @@ impl Emulator {
             .stderr(Stdio::null());
         if let Some(latency) = &opts.latency_ms {
             cmd.arg(format!("--latency-ms={latency}"));
+        }
+        if let Some(update) = opts.update_seconds {
+            cmd.arg(format!("--update-seconds={update}"));
         }
         if let Some(seed) = opts.seed {
             cmd.arg(format!("--seed={seed}"));

@@ -3,6 +3,10 @@
 //! destroy of a real managed-mode environment in the emulator, and a new worker process
 //! takes the run over each time. Every run completes; the emulator then holds exactly what
 //! the stack's state records (no duplicate, no orphan), and after the destroy nothing.
+//! Between the deploy and the destroy, two day-2 deploys are crashed the same way at their
+//! calls: a Kubernetes upgrade (the cluster's version update, then the node group's) and a
+//! node group swap for a new instance type (the new group created, then the old one
+//! deleted).
 //!
 //! Steps run one at a time (`PARALLELISM=1`) so that each crash point is reached in the
 //! order a first, uninterrupted run of a twin environment shows. SQLite only: each point is
@@ -25,10 +29,20 @@ const REGION: &str = "us-east-1";
 
 fn config() -> Value {
     json!({
-        "region": REGION, "eks_mode": "managed", "az_count": 2,
+        "region": REGION, "eks_mode": "managed", "az_count": 2, "kubernetes_version": "1.32",
         "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 3,
             "instance_types": ["m6i.large"], "disk_size": 50},
     })
+}
+
+/// The day-2 changes crashed through, each the config after it: a Kubernetes upgrade, then
+/// a new instance type (a node group swap).
+fn changes() -> [(&'static str, Value); 2] {
+    let mut upgraded = config();
+    upgraded["kubernetes_version"] = json!("1.33");
+    let mut swapped = upgraded.clone();
+    swapped["node_group_config"]["instance_types"] = json!(["m7i.large"]);
+    [("upgrade", upgraded), ("node group swap", swapped)]
 }
 
 struct World {
@@ -59,6 +73,15 @@ impl World {
             cmd.env("CRASH_POINT", point);
         }
         Ok(cmd.spawn()?)
+    }
+
+    /// Saves `config` as the environment's config (tenant `slug`, environment `dev`).
+    async fn set_config(&self, slug: &str, config: &Value) -> anyhow::Result<()> {
+        let tenant = self.db.tenant(&slug.parse()?).await?;
+        self.db
+            .save_config(&tenant.id, slug, "dev", config, "test")
+            .await?;
+        Ok(())
     }
 
     async fn tenant(&self, slug: &str, account: &str) -> anyhow::Result<String> {
@@ -166,11 +189,19 @@ impl World {
         let status = self.finished(&run.id, Duration::from_secs(120)).await;
         let _ = last.kill();
         let _ = last.wait();
-        anyhow::ensure!(
-            status? == RunStatus::Succeeded,
-            "{kind} run {} did not succeed",
-            run.id
-        );
+        if status? != RunStatus::Succeeded {
+            let events = self.db.run_events(&run.id, 0, 1000).await?;
+            let events: Vec<String> = events
+                .iter()
+                .map(|e| format!("{:?} {}", e.resource, e.message))
+                .collect();
+            anyhow::bail!(
+                "{kind} run {} did not succeed: {:?}\n{}",
+                run.id,
+                self.db.run(&run.id).await?.error,
+                events.join("\n")
+            );
+        }
         Ok(passed)
     }
 
@@ -266,6 +297,30 @@ async fn every_crash_point_of_a_deploy_and_a_destroy_is_survived() -> anyhow::Re
     anyhow::ensure!(
         world.finished(&deploy.id, Duration::from_secs(120)).await? == RunStatus::Succeeded
     );
+    let mut change_orders = Vec::new();
+    for (what, config) in changes() {
+        world.set_config("twin", &config).await?;
+        let (run, _) = world
+            .queue
+            .request(&world.db, &twin, RunKind::Deploy, "test")
+            .await?;
+        anyhow::ensure!(
+            world.finished(&run.id, Duration::from_secs(120)).await? == RunStatus::Succeeded,
+            "{what}"
+        );
+        change_orders.push(world.order(&run.id).await?);
+    }
+    anyhow::ensure!(
+        change_orders
+            == [
+                vec!["cluster".to_string(), "nodegroup-default".into()],
+                vec![
+                    "nodegroup-default".to_string(),
+                    "nodegroup-default~deposed".into()
+                ]
+            ],
+        "{change_orders:?}"
+    );
     let (destroy, _) = world
         .queue
         .request(&world.db, &twin, RunKind::Destroy, "test")
@@ -307,6 +362,42 @@ async fn every_crash_point_of_a_deploy_and_a_destroy_is_survived() -> anyhow::Re
             tried,
             "{when}: every deploy point crashed as planned"
         );
+
+        // Before each call only. After an update call, the resumed deploy plans against what
+        // it observes (the cluster already upgraded): a no-op, which leaves the crashed
+        // update's intent pending and the recorded inputs at the old version (the engine
+        // settles only interrupted creates); see the report of issue 18, item 4.
+        let day2 = if when == "before" {
+            changes().to_vec()
+        } else {
+            Vec::new()
+        };
+        for ((what, config), order) in day2.into_iter().zip(&change_orders) {
+            // Not yet at the old node group's delete: a run resumed there plans that delete
+            // anew ("old object of an interrupted replacement"), and the planner counts it as
+            // a guarded deletion needing an approved plan (engine/src/plan.rs,
+            // `needing_approval`), so the resumed run fails. `~deposed` crash points are
+            // supported by byoc-test-worker for when the planner exempts that delete.
+            let order: Vec<String> = order
+                .iter()
+                .filter(|r| !r.ends_with("~deposed"))
+                .cloned()
+                .collect();
+            let order = &order;
+            world.set_config(&format!("crash-{when}"), &config).await?;
+            let passed = world
+                .crash_through(&stack, RunKind::Deploy, order, when)
+                .await
+                .with_context(|| format!("{what}, {when} each call"))?;
+            let objects = world.state_is_reality(&stack, &account).await?;
+            report.push(format!(
+                "{what}, {when} each call: {}/{} points ({}) crashed and recovered; {objects} objects of the stack in the account, every one recorded",
+                passed.len(),
+                order.len(),
+                order.join(", ")
+            ));
+            assert_eq!(passed.len(), order.len(), "{what}, {when}");
+        }
 
         let tried = destroy_order.len();
         let passed = world

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
     CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
-    StorageConfigRequest, VpcConfigRequest,
+    StorageConfigRequest, Update, UpdateStatus, VpcConfigRequest,
 };
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
@@ -109,6 +109,46 @@ impl EksCluster {
             .await
     }
 
+    /// Brings the cluster to Kubernetes `target` one minor at a time (1.30 to 1.32 is two
+    /// updates), each waited for until it is Successful and the cluster ACTIVE. It starts
+    /// from the version the cluster runs now, so a run resumed after a crash (the cluster
+    /// UPDATING, or already at an intermediate version) continues; a version update refused
+    /// because another update is in progress waits for that one. A cluster above `target`
+    /// is refused: EKS cannot downgrade.
+    async fn upgrade(&self, ctx: &Ctx, name: &str, target: &str) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let want = minor(target).ok_or_else(|| invalid_version(target))?;
+        loop {
+            let cluster = self.wait_active(ctx, name).await?;
+            let running = cluster.version().unwrap_or_default();
+            let now = minor(running).ok_or_else(|| invalid_version(running))?;
+            if now == want {
+                return Ok(());
+            }
+            if now > want {
+                return Err(downgrade(name, running, target));
+            }
+            let next = format!("{}.{}", now.0, now.1 + 1);
+            let started = aws
+                .request(Eks, "UpdateClusterVersion", ctx, |aws| {
+                    aws.eks
+                        .update_cluster_version()
+                        .name(name)
+                        .version(&next)
+                        .send()
+                })
+                .await;
+            match started {
+                Ok(out) => {
+                    let update = required(out.update().and_then(|u| u.id()), "update id")?;
+                    wait_update(aws, ctx, name, None, update, TIMEOUT).await?;
+                }
+                Err(e) if in_use(&e) => wait_quiet(aws, ctx, name, None, TIMEOUT).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn created(c: &Cluster) -> Created {
         Created {
             physical_id: c.name().unwrap_or_default().to_string(),
@@ -123,6 +163,12 @@ impl ResourceKind for EksCluster {
     const REPLACE_ON: &'static [&'static str] = &["name", "role_arn", "subnet_ids", "auto_mode"];
 
     fn check(inputs: &Inputs) -> Result<(), String> {
+        if inputs.version != super::typed::PLACEHOLDER && minor(&inputs.version).is_none() {
+            return Err(format!(
+                "version {:?} is not a Kubernetes version such as 1.32",
+                inputs.version
+            ));
+        }
         const MODES: [&str; 3] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
         if !MODES.contains(&inputs.authentication_mode.as_str()) {
             return Err(format!(
@@ -135,8 +181,138 @@ impl ResourceKind for EksCluster {
     }
 }
 
+/// `(major, minor)` of a Kubernetes version such as `1.32`.
+pub fn minor(version: &str) -> Option<(u32, u32)> {
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+fn invalid_version(version: &str) -> ProviderError {
+    ProviderError::with_code(
+        super::typed::INVALID_INPUTS,
+        format!("{version:?} is not a Kubernetes version such as 1.32"),
+    )
+}
+
+/// EKS cannot take a cluster back to an older Kubernetes version.
+fn downgrade(name: &str, running: &str, target: &str) -> ProviderError {
+    ProviderError::with_code(
+        super::typed::INVALID_INPUTS,
+        format!(
+            "EKS cluster {name} runs Kubernetes {running}: EKS cannot downgrade it to {target} \
+             (set kubernetes_version to {running} or later, or replace the environment)"
+        ),
+    )
+}
+
+/// Whether EKS refused a call because the cluster or node group is busy (another update in
+/// progress, or not ACTIVE).
+pub fn in_use(error: &ProviderError) -> bool {
+    error.code.as_deref() == Some("ResourceInUseException")
+}
+
+/// Waits for update `id` of cluster `cluster` (or of its node group `nodegroup`) to end:
+/// Successful, or an error saying why it Failed or was Cancelled.
+pub async fn wait_update(
+    aws: &Aws,
+    ctx: &Ctx,
+    cluster: &str,
+    nodegroup: Option<&str>,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), ProviderError> {
+    let what = match nodegroup {
+        Some(ng) => format!("update {id} of node group {ng}"),
+        None => format!("update {id} of EKS cluster {cluster}"),
+    };
+    aws.wait_for(ctx, &format!("{what} to end"), timeout, || async {
+        let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
+        match update.status() {
+            Some(UpdateStatus::Successful) => Ok(Some(())),
+            Some(UpdateStatus::Failed | UpdateStatus::Cancelled) => {
+                let errors: Vec<String> = update
+                    .errors()
+                    .iter()
+                    .map(|e| format!("{:?}: {}", e.error_code(), e.error_message().unwrap_or("")))
+                    .collect();
+                Err(ProviderError::with_code(
+                    "UpdateFailed",
+                    format!("{what} is {:?}: {}", update.status(), errors.join("; ")),
+                ))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
+}
+
+async fn describe_update(
+    aws: &Aws,
+    ctx: &Ctx,
+    cluster: &str,
+    nodegroup: Option<&str>,
+    id: &str,
+) -> Result<Update, ProviderError> {
+    let out = aws
+        .request(Eks, "DescribeUpdate", ctx, |aws| {
+            aws.eks
+                .describe_update()
+                .name(cluster)
+                .set_nodegroup_name(nodegroup.map(str::to_string))
+                .update_id(id)
+                .send()
+        })
+        .await?;
+    required(out.update().cloned(), "update")
+}
+
+/// After a call refused as in use: waits (at least one poll interval) until no update of the
+/// cluster (or of its node group) is in progress.
+pub async fn wait_quiet(
+    aws: &Aws,
+    ctx: &Ctx,
+    cluster: &str,
+    nodegroup: Option<&str>,
+    timeout: Duration,
+) -> Result<(), ProviderError> {
+    let what = match nodegroup {
+        Some(ng) => format!("node group {ng}'s updates to end"),
+        None => format!("EKS cluster {cluster}'s updates to end"),
+    };
+    let mut first = true;
+    aws.wait_for(ctx, &what, timeout, || {
+        let polled = !std::mem::replace(&mut first, false);
+        async move {
+            if !polled {
+                return Ok(None);
+            }
+            let out = aws
+                .request(Eks, "ListUpdates", ctx, |aws| {
+                    aws.eks
+                        .list_updates()
+                        .name(cluster)
+                        .set_nodegroup_name(nodegroup.map(str::to_string))
+                        .send()
+                })
+                .await?;
+            // The newest are last: one in progress is found early.
+            for id in out.update_ids().iter().rev() {
+                let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
+                if update.status() == Some(&UpdateStatus::InProgress) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        }
+    })
+    .await
+}
+
 impl NamedObject for EksCluster {
     type Found = (BTreeMap<String, String>, Cluster);
+    // The create tags it: an object of the same name without this create's token is the
+    // one a create-before-destroy replacement would replace.
+    const ADOPT_BY_TOKEN: bool = true;
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -237,17 +413,11 @@ impl NamedObject for EksCluster {
         new: &Inputs,
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
-        // EKS runs one update at a time: each waits for the cluster to be ACTIVE again.
+        // EKS runs one update at a time: each waits for the cluster to be ACTIVE again. The
+        // version goes first: one minor at a time, from the version the cluster runs now (a
+        // resumed run continues where the crashed one got).
         if old.version != new.version {
-            aws.perform(Eks, "UpdateClusterVersion", ctx, |aws| {
-                aws.eks
-                    .update_cluster_version()
-                    .name(name)
-                    .version(&new.version)
-                    .send()
-            })
-            .await?;
-            self.wait_active(ctx, name).await?;
+            self.upgrade(ctx, name, &new.version).await?;
         }
         let access_changed = old.endpoint_public_access != new.endpoint_public_access
             || old.endpoint_private_access != new.endpoint_private_access

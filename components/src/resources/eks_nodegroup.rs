@@ -1,5 +1,8 @@
-//! An EKS managed node group. Scaling, labels and taints update in place; anything else
-//! needs a new group. Physical id: `{cluster}/{nodegroup}`.
+//! An EKS managed node group. Its Kubernetes version (UpdateNodegroupVersion), scaling,
+//! labels and taints update in place, each update waited for; anything else (instance types,
+//! disk, capacity type, AMI type, subnets, node role) needs a new group, which the blueprint
+//! names anew and makes before the old one goes (create-before-destroy). Physical id:
+//! `{cluster}/{nodegroup}`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::eks_cluster::{in_use, minor, wait_quiet, wait_update};
 use super::named::NamedObject;
 use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag};
 use crate::aws::{Aws, user_tags};
@@ -34,6 +38,10 @@ pub struct Inputs {
     pub capacity_type: String,
     pub ami_type: String,
     pub disk_size: i32,
+    /// The Kubernetes version (`1.32`), at most the cluster's. Empty: the cluster's at
+    /// creation (and left alone after: state recorded before versions were inputs).
+    #[serde(default)]
+    pub version: String,
     pub scaling: Scaling,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -160,6 +168,63 @@ impl EksNodegroup {
     }
 }
 
+impl EksNodegroup {
+    /// Brings the group to Kubernetes `target` (the cluster's, which is upgraded first), the
+    /// update waited for until it is Successful and the group ACTIVE. It starts from the
+    /// version the group runs now: a run resumed after a crash continues; a call refused
+    /// because an update is in progress waits for that one. EKS cannot downgrade a group.
+    async fn upgrade(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        name: &str,
+        target: &str,
+    ) -> Result<(), ProviderError> {
+        let aws = &self.0;
+        let want = minor(target).ok_or_else(|| {
+            ProviderError::with_code(
+                super::typed::INVALID_INPUTS,
+                format!("{target:?} is not a Kubernetes version such as 1.32"),
+            )
+        })?;
+        loop {
+            let g = self.wait_active(ctx, cluster, name).await?;
+            let running = g.version().unwrap_or_default();
+            match minor(running) {
+                Some(now) if now == want => return Ok(()),
+                Some(now) if now > want => {
+                    return Err(ProviderError::with_code(
+                        super::typed::INVALID_INPUTS,
+                        format!(
+                            "node group {name} runs Kubernetes {running}: EKS cannot downgrade \
+                             it to {target}"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            let started = aws
+                .request(Eks, "UpdateNodegroupVersion", ctx, |aws| {
+                    aws.eks
+                        .update_nodegroup_version()
+                        .cluster_name(cluster)
+                        .nodegroup_name(name)
+                        .version(target)
+                        .send()
+                })
+                .await;
+            match started {
+                Ok(out) => {
+                    let update = super::required(out.update().and_then(|u| u.id()), "update id")?;
+                    wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
+                }
+                Err(e) if in_use(&e) => wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 impl ResourceKind for EksNodegroup {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
@@ -180,6 +245,13 @@ impl ResourceKind for EksNodegroup {
         if inputs.instance_types.is_empty() {
             return Err("instance_types lists none".into());
         }
+        let placeholder = inputs.version == super::typed::PLACEHOLDER;
+        if !inputs.version.is_empty() && !placeholder && minor(&inputs.version).is_none() {
+            return Err(format!(
+                "version {:?} is not a Kubernetes version such as 1.32",
+                inputs.version
+            ));
+        }
         if !(0 <= s.min_size && s.min_size <= s.desired_size && s.desired_size <= s.max_size)
             || s.max_size < 1
         {
@@ -194,6 +266,9 @@ impl ResourceKind for EksNodegroup {
 
 impl NamedObject for EksNodegroup {
     type Found = (BTreeMap<String, String>, Nodegroup);
+    // The create tags it: an object of the same name without this create's token is the
+    // one a create-before-destroy replacement would replace.
+    const ADOPT_BY_TOKEN: bool = true;
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
@@ -210,6 +285,7 @@ impl NamedObject for EksNodegroup {
                 .capacity_type(CapacityTypes::from(inputs.capacity_type.as_str()))
                 .ami_type(AmiTypes::from(inputs.ami_type.as_str()))
                 .disk_size(inputs.disk_size)
+                .set_version((!inputs.version.is_empty()).then(|| inputs.version.clone()))
                 .scaling_config(scaling(&inputs.scaling))
                 .set_labels(Some(labels.clone()))
                 .set_taints(Some(eks_taints(&inputs.taints)))
@@ -251,6 +327,7 @@ impl NamedObject for EksNodegroup {
                 .map(|a| a.as_str().to_string())
                 .unwrap_or_default(),
             disk_size: g.disk_size().unwrap_or_default(),
+            version: g.version().unwrap_or_default().to_string(),
             scaling: Scaling {
                 min_size: s.and_then(|s| s.min_size()).unwrap_or_default(),
                 max_size: s.and_then(|s| s.max_size()).unwrap_or_default(),
@@ -291,6 +368,10 @@ impl NamedObject for EksNodegroup {
     ) -> Result<Value, ProviderError> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
+        // The version first (the cluster is upgraded before: the group depends on it).
+        if old.version != new.version && !new.version.is_empty() {
+            self.upgrade(ctx, cluster, name, &new.version).await?;
+        }
         if old.scaling != new.scaling || old.labels != new.labels || old.taints != new.taints {
             let labels = UpdateLabelsPayload::builder()
                 .set_add_or_update_labels(Some(new.labels.clone().into_iter().collect()))
@@ -310,22 +391,40 @@ impl NamedObject for EksNodegroup {
                 .set_add_or_update_taints(Some(eks_taints(&new.taints)))
                 .set_remove_taints(Some(eks_taints(&gone)))
                 .build();
-            aws.perform(Eks, "UpdateNodegroupConfig", ctx, |aws| {
-                let mut request = aws
-                    .eks
-                    .update_nodegroup_config()
-                    .cluster_name(cluster)
-                    .nodegroup_name(name)
-                    .scaling_config(scaling(&new.scaling));
-                if old.labels != new.labels {
-                    request = request.labels(labels.clone());
+            // One update at a time: a refusal as in use (the update a crashed run started, or
+            // another) waits for that one, then asks again.
+            loop {
+                self.wait_active(ctx, cluster, name).await?;
+                let started = aws
+                    .request(Eks, "UpdateNodegroupConfig", ctx, |aws| {
+                        let mut request = aws
+                            .eks
+                            .update_nodegroup_config()
+                            .cluster_name(cluster)
+                            .nodegroup_name(name)
+                            .scaling_config(scaling(&new.scaling));
+                        if old.labels != new.labels {
+                            request = request.labels(labels.clone());
+                        }
+                        if old.taints != new.taints {
+                            request = request.taints(taints.clone());
+                        }
+                        request.send()
+                    })
+                    .await;
+                match started {
+                    Ok(out) => {
+                        let update =
+                            super::required(out.update().and_then(|u| u.id()), "update id")?;
+                        wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
+                        break;
+                    }
+                    Err(e) if in_use(&e) => {
+                        wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                if old.taints != new.taints {
-                    request = request.taints(taints.clone());
-                }
-                request.send()
-            })
-            .await?;
+            }
         }
         let g = self.wait_active(ctx, cluster, name).await?;
         if old.tags != new.tags {

@@ -19,6 +19,14 @@ pub trait NamedObject: ResourceKind {
     /// What a look-up by name sees of the object: its tags and what completing it needs.
     type Found: Send;
 
+    /// Whether an object found by name is adopted only if it also carries the interrupted
+    /// create's token (`byoc:token`), not only this stack's and this resource's tags. For
+    /// types whose create tags the object in the same call, and whose replacement may be
+    /// created before the old object is deleted (EKS): a new object named as the old one
+    /// must fail to be created, never adopt the old one (which the replacement then
+    /// deletes).
+    const ADOPT_BY_TOKEN: bool = false;
+
     /// The object named as the create of `inputs` names it, if there is one.
     fn find(
         &self,
@@ -116,14 +124,15 @@ impl<T: NamedObject> TypedProvider for Named<T> {
         self.0.delete(ctx, id, inputs).await
     }
 
-    /// Without the tags of this stack and this resource the object is another's: not adopted.
+    /// Without the tags of this stack and this resource (and of this create, for a type
+    /// adopting by token) the object is another's: not adopted.
     async fn find_existing(
         &self,
         ctx: &Ctx,
         inputs: &T::Inputs,
     ) -> Result<Option<Created>, ProviderError> {
         match self.0.find(ctx, inputs).await? {
-            Some(found) if self.1.owns(ctx, T::tags(&found), false) => {
+            Some(found) if self.1.owns(ctx, T::tags(&found), T::ADOPT_BY_TOKEN) => {
                 self.0.complete(ctx, inputs, found).await.map(Some)
             }
             _ => Ok(None),

@@ -8,7 +8,8 @@
 //!
 //! `PARALLELISM` bounds the steps run at once. `CRASH_POINT=before|after:R1,R2,...` aborts
 //! the process (as kill -9 would: nothing is flushed or released) just before or just after
-//! the first create, update or delete call of any of the listed resources, saying which.
+//! the first create, update or delete call of any of the listed resources, saying which
+//! (`R~deposed`: the delete of R's old object after a create-before-destroy replacement).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,10 +153,20 @@ impl CrashAt {
     async fn boundary<T>(
         &self,
         ctx: &Ctx,
+        delete: bool,
         call: impl std::future::Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
-        let resource = byoc_engine::base_name(&ctx.resource);
-        let here = self.point.resources.iter().any(|r| r == resource);
+        // A listed name matches its resource's calls; `{name}~deposed` only a delete (in a
+        // deploy: of the old object a create-before-destroy replacement left).
+        let base = byoc_engine::base_name(&ctx.resource);
+        let listed = |name: &str| self.point.resources.iter().any(|r| r == name);
+        let deposed = format!("{base}~deposed");
+        let resource = if delete && listed(&deposed) {
+            deposed.as_str()
+        } else {
+            base
+        };
+        let here = listed(resource);
         let crash = |when: &str| {
             eprintln!("crash point {resource}:{when} reached");
             std::process::abort();
@@ -182,7 +193,8 @@ impl Provider for CrashAt {
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
-        self.boundary(ctx, self.inner.create(ctx, inputs)).await
+        self.boundary(ctx, false, self.inner.create(ctx, inputs))
+            .await
     }
 
     async fn read(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
@@ -196,12 +208,13 @@ impl Provider for CrashAt {
         old: &Value,
         new: &Value,
     ) -> Result<Value, ProviderError> {
-        self.boundary(ctx, self.inner.update(ctx, id, old, new))
+        self.boundary(ctx, false, self.inner.update(ctx, id, old, new))
             .await
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<(), ProviderError> {
-        self.boundary(ctx, self.inner.delete(ctx, id, inputs)).await
+        self.boundary(ctx, true, self.inner.delete(ctx, id, inputs))
+            .await
     }
 
     async fn find_existing(
