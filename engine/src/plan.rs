@@ -587,15 +587,19 @@ impl<'a> Builder<'a> {
 
 /// See [`Plan::needs_approval`].
 fn needing_approval(steps: &[Step]) -> Vec<String> {
-    // A replacement that creates the new object first keeps the service up.
+    // A replacement the resource itself asks to make new-first keeps the service up. One
+    // made new-first only because a dependent is (inherited) still loses the old object's
+    // state, so it needs approval as a delete-first one does.
     let new_first: BTreeSet<&str> = steps
         .iter()
-        .filter(|s| s.depose)
+        .filter(|s| s.depose && s.lifecycle.create_before_destroy)
         .map(|s| base_name(&s.resource))
         .collect();
     let names: BTreeSet<&str> = steps
         .iter()
         .filter(|s| s.lifecycle.guard)
+        // The old object of a replacement already under way (approved, or new-first).
+        .filter(|s| !s.resource.ends_with("~deposed"))
         .filter(|s| match s.action {
             Action::Delete => true,
             Action::Replace => !new_first.contains(base_name(&s.resource)),

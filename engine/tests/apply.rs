@@ -287,7 +287,7 @@ async fn guarded_replacements_and_deletions_need_approval() {
     let p = world.plan(&replaced, "r3").await;
     assert_eq!(p.needs_approval, ["nat", "vpc"]);
     // Replaced new-first, a guarded resource keeps serving: no approval.
-    let new_first: Vec<Resource> = with_input(env, "nat", "force_x", json!(1))
+    let new_first: Vec<Resource> = with_input(env.clone(), "nat", "force_x", json!(1))
         .into_iter()
         .map(|r| match r.name.as_str() {
             "nat" => r.lifecycle(Lifecycle {
@@ -300,6 +300,23 @@ async fn guarded_replacements_and_deletions_need_approval() {
     let p = world.plan(&new_first, "r3").await;
     assert_eq!(p.summary().replace, 1, "{}", p.render());
     assert!(p.needs_approval.is_empty(), "{:?}", p.needs_approval);
+    // New-first only because a dependent is: the guarded VPC still needs approval.
+    let inherited: Vec<Resource> = with_input(env.clone(), "vpc", "force_x", json!(1))
+        .into_iter()
+        .map(|r| match r.name.as_str() {
+            "public-a" => r.lifecycle(Lifecycle {
+                create_before_destroy: true,
+                ..Lifecycle::default()
+            }),
+            _ => r,
+        })
+        .collect();
+    let p = world.plan(&inherited, "r3").await;
+    assert!(
+        p.needs_approval.contains(&"vpc".to_string()),
+        "{}",
+        p.render()
+    );
     let snapshot = world.store.load().await.unwrap();
     assert!(
         plan_destroy(STACK, "r4", &snapshot)
