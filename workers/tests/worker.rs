@@ -285,6 +285,38 @@ async fn guarded_replacements_need_an_approved_plan() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A deploy of `stack` executing on `worker`, once its first create is under way (its intent
+/// is journaled): the run and its execution.
+async fn deploy_under_way(
+    db: &Database,
+    stack: &str,
+    worker: &Worker,
+) -> anyhow::Result<(
+    byoc_model::Run,
+    tokio::task::JoinHandle<Result<RunStatus, byoc_workers::WorkerError>>,
+)> {
+    let (run, _) = db.request_run(stack, RunKind::Deploy, "alice").await?;
+    let started = Instant::now();
+    let execution = tokio::spawn({
+        let (worker, id) = (worker.clone(), run.id.clone());
+        async move { worker.execute(&id).await }
+    });
+    while db
+        .snapshot(stack)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .pending
+        .is_empty()
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((run, execution))
+}
+
 /// A config saved while a deploy runs does not change what it applies: the run applies the
 /// config version it started with, and the next deploy applies the new one.
 #[tokio::test]
@@ -292,26 +324,8 @@ async fn a_config_saved_mid_run_does_not_change_the_running_deploy() -> anyhow::
     for (_t, db) in databases().await? {
         let (stack, cloud, worker) = setup(&db).await?;
         cloud.set_latency("vpc", Duration::from_millis(300));
-        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
-        let started = Instant::now();
-        let execution = tokio::spawn({
-            let (worker, id) = (worker.clone(), run.id.clone());
-            async move { worker.execute(&id).await }
-        });
-        // Save a new config once the VPC create is under way.
-        while db
-            .snapshot(&stack)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .pending
-            .is_empty()
-        {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(5),
-                "the run never started"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (run, execution) = deploy_under_way(&db, &stack, &worker).await?;
+        // The VPC create is under way: save a new config.
         let tenant = db.tenant(&"acme".parse()?).await?;
         db.save_config(&tenant.id, "acme", "dev", &config(7), "bob")
             .await?;
@@ -343,26 +357,9 @@ async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<(
     for (_t, db) in databases().await? {
         let (stack, cloud, worker) = setup(&db).await?;
         cloud.set_latency("vpc", Duration::from_millis(400));
-        let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
         let started = Instant::now();
-        let execution = tokio::spawn({
-            let (worker, id) = (worker.clone(), run.id.clone());
-            async move { worker.execute(&id).await }
-        });
-        // Cancel once the VPC create is under way (its intent is journaled).
-        while db
-            .snapshot(&stack)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .pending
-            .is_empty()
-        {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(5),
-                "the run never started"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (run, execution) = deploy_under_way(&db, &stack, &worker).await?;
+        // Cancel now that the VPC create is under way.
         db.request_cancel(&run.id, "alice").await?;
         let status = execution.await??;
         assert_eq!(status, RunStatus::Cancelled);
