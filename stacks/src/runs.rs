@@ -829,7 +829,10 @@ impl Database {
                     .await
                     .map_err(|e| self.query_error(e))?;
             if let Some(deployed_in) = deployed_in
-                && config_region(&text).is_some_and(|region| region != deployed_in)
+                && config
+                    .get("region")
+                    .and_then(Value::as_str)
+                    .is_some_and(|region| region != deployed_in)
             {
                 return Err(DbError::Refused {
                     field: "region",
