@@ -115,7 +115,7 @@ async fn a_client_generated_from_the_schema_works() -> anyhow::Result<()> {
         {"id": 0, "action": "create", "operation": "create", "resource": "vpc", "kind": "aws:ec2:Vpc",
          "reason": "not in state", "token": "t", "diff": [{"field": "cidr_block", "new": "10.0.0.0/16"}]}
     ]});
-    db.record_plan(&preview_run, &lease, &plan).await?;
+    db.record_plan(&preview_run, &lease, &plan, None).await?;
     db.finish_run(
         &preview_run,
         &lease,

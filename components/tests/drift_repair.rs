@@ -1,6 +1,6 @@
 //! Drift repaired against the emulator: a NAT gateway and a route deleted behind byoc's back
 //! are found by a refresh, shown as "deleted outside byoc", and made again by a deploy that
-//! plans against what the refresh saw.
+//! plans against what the refresh saw; a node group scaled by hand is set back.
 
 mod common;
 
@@ -81,6 +81,59 @@ async fn what_is_deleted_outside_byoc_is_found_and_made_again() -> anyhow::Resul
     let snapshot = env.store.load().await?;
     let observed = refresh(&env.stack, &snapshot, &env.providers, None, &retry, &cancel).await?;
     assert!(drift(&snapshot, &observed, &env.providers).is_empty());
-    env.destroy("run-3").await;
+
+    // Someone scales the node group by hand: the repair sets it back, starting from what is
+    // there (the recorded and desired sizes agree; only the observed one differs).
+    let group = env.outputs("nodegroup-default")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let scale = aws_sdk_eks::types::NodegroupScalingConfig::builder()
+        .desired_size(4)
+        .min_size(1)
+        .max_size(4)
+        .build();
+    env.aws
+        .eks
+        .update_nodegroup_config()
+        .cluster_name(&env.stack)
+        .nodegroup_name(&group)
+        .scaling_config(scale)
+        .send()
+        .await?;
+    let desired_size = || async {
+        let out = env
+            .aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name(&env.stack)
+            .nodegroup_name(&group)
+            .send()
+            .await?;
+        let scaling = out.nodegroup().and_then(|g| g.scaling_config());
+        anyhow::Ok(scaling.and_then(|s| s.desired_size()))
+    };
+    assert_eq!(desired_size().await?, Some(4));
+    let snapshot = env.store.load().await?;
+    let observed = refresh(&env.stack, &snapshot, &env.providers, None, &retry, &cancel).await?;
+    let repair = plan(
+        &env.stack,
+        "run-3",
+        &graph,
+        &snapshot,
+        &env.providers,
+        Some(&observed),
+    )?;
+    let step = repair
+        .steps
+        .iter()
+        .find(|s| s.resource == "nodegroup-default")
+        .unwrap();
+    assert_eq!(step.action, Action::Update, "{}", repair.render());
+    assert_eq!(step.reason, "changed outside byoc: scaling");
+    let report = env.apply(&repair, env.providers.clone()).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(desired_size().await?, Some(2), "set back");
+    env.destroy("run-4").await;
     Ok(())
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::NodegroupStatus;
 use byoc_components::RateLimits;
-use byoc_engine::{Action, RunStatus};
+use byoc_components::blueprint::environment;
+use byoc_engine::{Action, Graph, RunStatus, StateStore};
 use byoc_model::EnvironmentConfig;
 use byoc_testkit::{Emulator, EmulatorOptions};
 use common::env::{Env, managed_config, platform};
@@ -142,11 +143,18 @@ async fn a_version_change_upgrades_the_cluster_one_minor_at_a_time_then_the_node
     );
     assert_eq!(actions(&env.plan(&config_at("1.32"), "run-3").await), []);
 
-    // A downgrade is refused before any update is asked for: EKS cannot downgrade.
-    let report = env.deploy(&config_at("1.31"), "run-4").await;
-    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
-    let (_, error) = &report.failed[0];
-    assert!(error.contains("cannot downgrade"), "{error}");
+    // A downgrade is refused when planned, before anything is asked of EKS.
+    let snapshot = env.store.load().await?;
+    let graph = Graph::new(environment(&env.stack, &config_at("1.31"))?)?;
+    let error = byoc_engine::plan(&env.stack, "run-4", &graph, &snapshot, &env.providers, None)
+        .expect_err("a downgrade is refused")
+        .to_string();
+    assert!(
+        error.starts_with(
+            "resource cluster (aws:eks:Cluster): version 1.32 -> 1.31: EKS cannot downgrade"
+        ),
+        "{error}"
+    );
     assert_eq!(update_calls(&emulator, "up-one").len(), 2, "no new update");
     assert_eq!(versions(&env).await, pair("1.32", "1.32"));
 
@@ -362,5 +370,74 @@ async fn an_upgrade_interrupted_mid_update_is_continued_by_the_next_run() -> any
     );
     assert_eq!(versions(&env).await, pair("1.33", "1.33"));
     assert!(env.store.snapshot().pending.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_vpc_replaces_the_managed_cluster_old_first_with_approval() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+    let env = Env::new(&platform, &emulator.fresh_account(), "move-dev");
+    let before = managed_config();
+    let report = env.deploy(&before, "run-1").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let cluster_subnets = || async {
+        let out = env
+            .aws
+            .eks
+            .describe_cluster()
+            .name(&env.stack)
+            .send()
+            .await?;
+        let vpc = out.cluster().and_then(|c| c.resources_vpc_config());
+        let mut ids = vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default();
+        ids.sort();
+        anyhow::Ok(ids)
+    };
+    let private = |env: &Env| {
+        let mut ids: Vec<String> = env
+            .store
+            .snapshot()
+            .resources
+            .values()
+            .filter(|r| r.name.starts_with("subnet-private-"))
+            .map(|r| r.physical_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let old_subnets = cluster_subnets().await?;
+    assert_eq!(old_subnets, private(&env));
+
+    // A new VPC range replaces everything in it. The cluster's name is fixed, so a second
+    // one cannot be made beside it: its old object goes first, and the node group's (which
+    // would be made new-first on its own) before it. All of that needs approval.
+    let mut after = before.clone();
+    after.vpc_cidr = "10.20.0.0/16".into();
+    let plan = env.plan(&after, "run-2").await;
+    let text = plan.render();
+    for line in ["-/+ cluster ", "-/+ nodegroup-default ", "+/- vpc "] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    let mut needs = plan.needs_approval.clone();
+    needs.sort();
+    assert_eq!(
+        needs,
+        ["cluster", "nodegroup-default", "oidc-provider", "vpc"],
+        "{text}"
+    );
+    let report = env.apply(&plan, env.providers.clone()).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_ne!(private(&env), old_subnets);
+    assert_eq!(
+        cluster_subnets().await?,
+        private(&env),
+        "a new cluster, in the new subnets"
+    );
+    assert_eq!(env.census().await, common::env::expected_managed());
+    assert_eq!(actions(&env.plan(&after, "run-3").await), []);
+    let report = env.destroy("run-4").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(env.census().await, common::env::empty_census());
     Ok(())
 }

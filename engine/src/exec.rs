@@ -273,12 +273,13 @@ impl Executor {
                 let Some(id) = ready.pop_front() else { break };
                 started_steps[id] = true;
                 let step = &plan.steps[id];
-                let Some(provider) = providers[id].clone() else {
+                let provider = providers[id].clone();
+                if provider.is_none() && step.settle.is_none() {
                     // A no-op: nothing to call, its dependents may go.
                     report.succeeded.push(id);
                     release(id, &dependents, &mut waiting, &mut ready);
                     continue;
-                };
+                }
                 let inputs = match step
                     .inputs
                     .as_ref()
@@ -303,9 +304,26 @@ impl Executor {
                 let pending = pending.filter(|_| {
                     step.operation == Some(Operation::Create) || step.resource.ends_with("~orphan")
                 });
+                // An interrupted update or delete of the same object is settled by this step.
+                let interrupted: Vec<Intent> = state
+                    .pending
+                    .iter()
+                    .filter(|i| i.resource == step.resource && i.operation != Operation::Create)
+                    .cloned()
+                    .collect();
                 let (shared, step) = (shared.clone(), step.clone());
                 tasks.spawn(async move {
-                    let end = run_step(&shared, provider.as_ref(), &step, inputs, pending).await;
+                    let end = match provider {
+                        Some(p) => run_step(&shared, p.as_ref(), &step, inputs, pending).await,
+                        None => settle(&shared, &step, inputs).await,
+                    };
+                    let end = match end {
+                        Ok(StepEnd::Done(out)) => shared
+                            .close(&interrupted, &step)
+                            .await
+                            .map(|()| StepEnd::Done(out)),
+                        other => other,
+                    };
                     (step.id, end)
                 });
             }
@@ -439,19 +457,12 @@ async fn run_step(
             action: step.action,
             attempt,
         });
-        let intent = Intent {
-            run_id: shared.run_id.clone(),
-            resource: step.resource.clone(),
-            kind: step.kind.clone(),
-            operation: op,
-            attempt,
-            token: step.token.clone(),
-            inputs: if op == Operation::Create {
-                inputs.clone()
-            } else {
-                Value::Null
-            },
+        let intent_inputs = if op == Operation::Create {
+            inputs.clone()
+        } else {
+            Value::Null
         };
+        let intent = shared.intent(step, op, attempt, intent_inputs);
         shared.store.record_intent(&intent).await?;
         if op == Operation::Create && attempt > 1 {
             // The last attempt failed in a way that may have created the object anyway.
@@ -543,6 +554,27 @@ async fn run_step(
     }
 }
 
+/// Records the object a refresh saw as already desired (see [`Step::settle`]).
+async fn settle(
+    shared: &Shared,
+    step: &Step,
+    inputs: Option<Value>,
+) -> Result<StepEnd, StoreError> {
+    let outputs = step.settle.clone().expect("a settling step");
+    let intent = shared.intent(step, Operation::Update, 1, Value::Null);
+    shared.store.record_intent(&intent).await?;
+    let created = Created {
+        physical_id: step.physical_id.clone().unwrap_or_default(),
+        outputs: outputs.clone(),
+    };
+    let state = new_state(step, &inputs.unwrap_or(Value::Null), created);
+    shared
+        .store
+        .record_outcome(&intent, &Outcome::Updated { state })
+        .await?;
+    Ok(StepEnd::Done(Some(outputs)))
+}
+
 /// The object an earlier create attempt (journaled as `intent`) may have made.
 async fn find(
     shared: &Shared,
@@ -571,6 +603,33 @@ async fn find(
 }
 
 impl Shared {
+    fn intent(&self, step: &Step, operation: Operation, attempt: u32, inputs: Value) -> Intent {
+        Intent {
+            run_id: self.run_id.clone(),
+            resource: step.resource.clone(),
+            kind: step.kind.clone(),
+            operation,
+            attempt,
+            token: step.token.clone(),
+            inputs,
+        }
+    }
+
+    /// Closes `interrupted` (intents of calls about `step`'s object that a crash cut off) now
+    /// that `step` has brought the object where it should be.
+    async fn close(&self, interrupted: &[Intent], step: &Step) -> Result<(), StoreError> {
+        let outcome = Outcome::Failed {
+            error: format!(
+                "interrupted; settled by step {} of run {}",
+                step.id, self.run_id
+            ),
+        };
+        for intent in interrupted {
+            self.store.record_outcome(intent, &outcome).await?;
+        }
+        Ok(())
+    }
+
     fn ctx(&self, step: &Step, attempt: u32, token: &str) -> Ctx {
         Ctx {
             stack: self.stack.clone(),

@@ -65,6 +65,11 @@ pub struct Step {
     /// Create-before-destroy: the create keeps the old object as `{name}~deposed`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub depose: bool,
+    /// For a no-op whose object a refresh saw already as desired but recorded otherwise (an
+    /// update that landed just before a crash, or the same change made outside byoc): the
+    /// outputs seen, recorded with the desired inputs without a provider call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Value>,
     /// Dependencies to record with the resource's state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
@@ -145,6 +150,11 @@ pub fn plan(
             })?;
         let old = state.resources.get(&r.name);
         let seen = observed.and_then(|o| o.get(&r.name));
+        let invalid = |message| PlanError::InvalidInputs {
+            resource: r.name.clone(),
+            kind: r.kind.clone(),
+            message,
+        };
         let decision = match (old, seen) {
             (None, _) => Decision::new(Action::Create, "not yet created", Vec::new()),
             (Some(_), Some(None)) => {
@@ -165,13 +175,24 @@ pub fn plan(
                     _ => (&old.inputs, false),
                 };
                 let outside = if drifted { " outside byoc" } else { "" };
-                match provider.diff(base, &new) {
+                let mut decision = match provider.diff(base, &new) {
+                    Diff::NoChange if drifted => Decision {
+                        settle: seen.cloned().flatten().map(|o| o.outputs),
+                        ..Decision::new(
+                            Action::NoOp,
+                            "already as configured: the recorded state is brought up to date",
+                            Vec::new(),
+                        )
+                    },
                     Diff::NoChange => Decision::new(Action::NoOp, "unchanged", Vec::new()),
-                    Diff::Update(f) => Decision::new(
-                        Action::Update,
-                        format!("changed{outside}: {}", f.join(", ")),
-                        f,
-                    ),
+                    Diff::Update(f) => {
+                        provider.check_change(base, &new).map_err(invalid)?;
+                        Decision::new(
+                            Action::Update,
+                            format!("changed{outside}: {}", f.join(", ")),
+                            f,
+                        )
+                    }
                     Diff::Replace(f) => Decision::new(
                         Action::Replace,
                         format!(
@@ -185,13 +206,21 @@ pub fn plan(
                         ),
                         f,
                     ),
-                }
-                .with_diff(base, &new)
+                };
+                // An update starts from what is there.
+                decision.base = drifted.then(|| base.clone());
+                decision.with_diff(base, &new)
             }
         };
-        let decision = match decision.action {
+        let mut decision = match decision.action {
             Action::Create => decision.with_diff(&Value::Null, &new),
             _ => decision,
+        };
+        decision.coexists = match old {
+            Some(old) if decision.action == Action::Replace && old.kind == r.kind => {
+                provider.coexists(&old.inputs, &new)
+            }
+            _ => true,
         };
         decided.insert(&r.name, decision);
     }
@@ -216,11 +245,30 @@ pub fn plan(
 
     // Create-before-destroy is inherited by dependencies: a resource replaced new-first cannot
     // wait for the old object of something it depends on to be deleted first.
-    let mut cbd: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut wants_cbd: BTreeMap<&str, bool> = BTreeMap::new();
     let order: Vec<_> = desired.topological().collect();
     for r in order.iter().rev() {
-        let inherited = desired.dependents(&r.name).iter().any(|d| cbd[d]);
-        cbd.insert(&r.name, r.lifecycle.create_before_destroy || inherited);
+        let inherited = desired.dependents(&r.name).iter().any(|d| wants_cbd[d]);
+        wants_cbd.insert(&r.name, r.lifecycle.create_before_destroy || inherited);
+    }
+    // But a new object that cannot exist beside the old one (the same unique name) is made
+    // after the old one is deleted, and so is every replaced resource depending on one made
+    // so: its old object must be deleted before the old object it depends on.
+    let mut cbd: BTreeMap<&str, bool> = BTreeMap::new();
+    for r in &order {
+        let after_old_first = desired
+            .dependencies(&r.name)
+            .into_iter()
+            .find(|dep| decided[dep].action == Action::Replace && !cbd[dep]);
+        let d = decided.get_mut(r.name.as_str()).expect("decided");
+        let new_first = wants_cbd[r.name.as_str()] && d.coexists && after_old_first.is_none();
+        if d.action == Action::Replace && wants_cbd[r.name.as_str()] && !new_first {
+            d.reason.push_str(&match after_old_first {
+                None => "; the old object goes first: the new one cannot exist beside it".into(),
+                Some(dep) => format!("; the old object goes first, as {dep}'s does"),
+            });
+        }
+        cbd.insert(&r.name, new_first);
     }
 
     // Leftovers first: an old object of an interrupted replacement, or a resource that left
@@ -307,6 +355,12 @@ struct Decision {
     reason: String,
     forcing: Vec<String>,
     diff: Vec<FieldDiff>,
+    /// The inputs as a refresh saw them, when they differ from the recorded ones.
+    base: Option<Value>,
+    /// See [`Step::settle`].
+    settle: Option<Value>,
+    /// For a replacement: whether the new object can exist beside the old one.
+    coexists: bool,
 }
 
 impl Decision {
@@ -320,6 +374,9 @@ impl Decision {
                 Vec::new()
             },
             diff: Vec::new(),
+            base: None,
+            settle: None,
+            coexists: true,
         }
     }
 
@@ -367,6 +424,7 @@ fn blank(
         old_inputs: None,
         inputs: None,
         depose: false,
+        settle: None,
         depends_on: Vec::new(),
         lifecycle: Lifecycle::default(),
     }
@@ -461,7 +519,8 @@ impl<'a> Builder<'a> {
         self.push(Step {
             diff: d.diff.clone(),
             physical_id: Some(old.physical_id.clone()),
-            old_inputs: Some(old.inputs.clone()),
+            old_inputs: Some(d.base.clone().unwrap_or_else(|| old.inputs.clone())),
+            settle: d.settle.clone(),
             inputs: Some(r.inputs.clone()),
             depends_on: deps,
             lifecycle: r.lifecycle,

@@ -108,6 +108,20 @@ pub trait Provider: Send + Sync {
         }
     }
 
+    /// Refuses at plan time a change of inputs the type can never apply (EKS cannot downgrade
+    /// a cluster), so a preview says so before anything is touched. Pure; `old` are the inputs
+    /// as they are (applied or observed), `new` may hold unknown markers. The default accepts.
+    fn check_change(&self, _old: &Value, _new: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether an object with inputs `new` can exist beside the one with inputs `old`: not when
+    /// both would have the same unique name. A replacement is made new-first only when they
+    /// can. Pure. The default: they can.
+    fn coexists(&self, _old: &Value, _new: &Value) -> bool {
+        true
+    }
+
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError>;
 
     /// The object as it is now; a `NotFound`-class error if it is gone.

@@ -63,7 +63,9 @@ struct Inner {
     faults: Vec<Fault>,
 }
 
-/// See the module documentation. Fields named `force_*` force replacement when they change.
+/// See the module documentation. Fields named `force_*` force replacement when they change;
+/// a field `name` is unique per type (a second object with the same name is refused); a
+/// field `version` (an integer) never goes down.
 #[derive(Default)]
 pub struct FakeCloud {
     inner: Mutex<Inner>,
@@ -235,9 +237,35 @@ impl Provider for FakeProvider {
         }
     }
 
+    fn check_change(&self, old: &Value, new: &Value) -> Result<(), String> {
+        match (old["version"].as_i64(), new["version"].as_i64()) {
+            (Some(o), Some(n)) if n < o => Err(format!("version {o} cannot go down to {n}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn coexists(&self, old: &Value, new: &Value) -> bool {
+        old.get("name").is_none() || old.get("name") != new.get("name")
+    }
+
     async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
         self.cloud
             .call("create", &self.kind, ctx, |inner| {
+                let name = inputs.get("name");
+                let taken = inner
+                    .objects
+                    .values()
+                    .any(|o| name.is_some() && o.kind == self.kind && o.inputs.get("name") == name);
+                if taken {
+                    return Err(ProviderError::with_code(
+                        "AlreadyExists",
+                        format!(
+                            "a {} named {} exists",
+                            self.kind,
+                            name.unwrap_or(&Value::Null)
+                        ),
+                    ));
+                }
                 inner.next_id += 1;
                 let id = format!("{}-{}", self.kind, inner.next_id);
                 let obj = Object {

@@ -327,6 +327,92 @@ async fn guarded_replacements_and_deletions_need_approval() {
 }
 
 #[tokio::test]
+async fn a_replacement_that_cannot_stand_beside_its_old_object_deletes_that_first() {
+    let world = World::new();
+    let new_first = Lifecycle {
+        create_before_destroy: true,
+        guard: true,
+        ..Lifecycle::default()
+    };
+    // The cluster has a unique name and is replaced when its subnets change; its node group,
+    // replaced with it, is otherwise made anew before the old one goes.
+    let env: Vec<Resource> = with_input(environment(), "cluster", "name", json!("acme-dev"))
+        .into_iter()
+        .map(|mut r| match r.name.as_str() {
+            "cluster" => {
+                let subnets = r.inputs.as_object_mut().unwrap().remove("subnets").unwrap();
+                r.inputs["force_subnets"] = subnets;
+                r
+            }
+            "system" => {
+                let cluster = r.inputs.as_object_mut().unwrap().remove("cluster").unwrap();
+                r.inputs["force_cluster"] = cluster;
+                r.lifecycle(new_first)
+            }
+            _ => r,
+        })
+        .collect();
+    world.deploy(&env, "r1").await;
+    let p = world
+        .plan(
+            &with_input(env.clone(), "system", "force_type", json!("m7i")),
+            "r2",
+        )
+        .await;
+    assert!(p.render().contains("+/- system"), "{}", p.render());
+    assert!(p.needs_approval.is_empty());
+
+    // A new subnet replaces the cluster. A second cluster of the same name cannot exist, so
+    // the old one goes first, and the node group's old object (in the old cluster) before it:
+    // that loses the node group, so it needs approval. The subnet can still be new-first.
+    let moved = with_input(
+        env.clone(),
+        "private-a",
+        "force_cidr",
+        json!("10.0.64.0/20"),
+    );
+    let p = world.plan(&moved, "r2").await;
+    let text = p.render();
+    for line in [
+        "+/- private-a",
+        "-/+ cluster",
+        "-/+ system",
+        "the old object goes first",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    assert_eq!(p.needs_approval, ["system"]);
+    let report = world.deploy(&moved, "r2").await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let (created, deleted) = (call_times(&world, "create"), call_times(&world, "delete"));
+    assert!(deleted["system"].1 <= deleted["cluster"].0);
+    assert!(deleted["cluster"].1 <= created["cluster"].0);
+    assert!(created["private-a"].1 <= deleted["private-a"].0);
+    world.assert_state_matches_cloud();
+
+    // Under a new name it can stand beside the old one: new-first again.
+    let renamed = with_input(moved, "cluster", "force_mode", json!("auto"));
+    let renamed = with_input(renamed, "cluster", "name", json!("acme-dev-2"));
+    let p = world.plan(&renamed, "r3").await;
+    assert!(p.render().contains("+/- cluster"), "{}", p.render());
+    assert!(p.needs_approval.is_empty(), "{:?}", p.needs_approval);
+}
+
+#[tokio::test]
+async fn a_change_the_type_cannot_make_is_refused_at_plan_time() {
+    let world = World::new();
+    let env = with_input(environment(), "system", "version", json!(3));
+    world.deploy(&env, "r1").await;
+    let snapshot = world.store.load().await.unwrap();
+    let down = Graph::new(with_input(env, "system", "version", json!(2))).unwrap();
+    let err = plan(STACK, "r2", &down, &snapshot, &world.providers, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resource system (nodegroup): version 3 cannot go down to 2"
+    );
+}
+
+#[tokio::test]
 async fn plans_are_deterministic_and_render_as_text_and_json() {
     let world = World::new();
     world.deploy(&environment(), "r1").await;
@@ -609,6 +695,12 @@ async fn refresh_reports_drift_and_the_next_plan_repairs_it() {
     assert!(
         text.contains("+ nat-eip (eip): deleted outside byoc"),
         "{text}"
+    );
+    let vpc = p.steps.iter().find(|s| s.resource == "vpc").unwrap();
+    assert_eq!(
+        vpc.old_inputs.as_ref().unwrap()["tags"],
+        json!({"env": "hacked"}),
+        "the update starts from what is there, not from what was recorded"
     );
     let report = world
         .executor(ExecOptions::default())

@@ -99,9 +99,56 @@ async fn crash_during_update_and_replace_then_resume() {
                 assert_one_object_each(&world, &env);
                 world.assert_state_matches_cloud();
                 assert_eq!(world.store.snapshot().resources[name].inputs[field], value);
+                assert!(
+                    world.store.snapshot().pending.is_empty(),
+                    "{fault:?} left pending intents"
+                );
             }
         }
     }
+}
+
+#[tokio::test]
+async fn an_update_cut_off_after_it_landed_is_settled_from_what_a_refresh_sees() {
+    let world = World::new();
+    world.deploy(&environment(), "r1").await;
+    let mut env = environment();
+    env.iter_mut().find(|r| r.name == "system").unwrap().inputs["desired"] = json!(4);
+    let snapshot = world.store.load().await.unwrap();
+    let p = world.plan(&env, "r2").await;
+    let fault = Fault::Crash {
+        op: "update",
+        resource: "system".into(),
+    };
+    run_until_crash(&world, &p, &snapshot, fault).await;
+    assert_eq!(
+        world.store.snapshot().resources["system"].inputs["desired"],
+        2
+    );
+
+    // The object already has what the config says: no second update, the state catches up
+    // and the interrupted intent is closed.
+    let (p, snapshot) = world.refreshed_plan(&env, "r3").await;
+    let step = p.steps.iter().find(|s| s.resource == "system").unwrap();
+    assert_eq!(step.action, byoc_engine::Action::NoOp, "{}", p.render());
+    assert!(step.settle.is_some());
+    let updates = |w: &World| w.cloud.calls().iter().filter(|c| c.op == "update").count();
+    let before = updates(&world);
+    let report = world.apply(&p, &snapshot).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(updates(&world), before, "no provider call");
+    assert_eq!(
+        world.store.snapshot().resources["system"].inputs["desired"],
+        4
+    );
+    assert!(world.store.snapshot().pending.is_empty());
+    world.assert_state_matches_cloud();
+    let (p, _) = world.refreshed_plan(&env, "r4").await;
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| s.settle.is_none() && s.action == byoc_engine::Action::NoOp)
+    );
 }
 
 #[tokio::test]

@@ -124,6 +124,9 @@ pub struct RunContext {
     pub config_version: Option<i64>,
     /// That config, as stored.
     pub config: Option<Value>,
+    /// The desired resources the run planned first (`None`: not planned yet): a resumed run
+    /// applies these, whatever blueprint its worker has.
+    pub desired: Option<Value>,
     /// Where the stack lives, recorded by its first deploy (`None`: nothing deployed).
     pub region: Option<Region>,
     /// The stack's state version now.
@@ -878,6 +881,7 @@ impl Database {
             Option<i64>,
             Option<String>,
             Option<String>,
+            Option<String>,
             i64,
             Option<String>,
             Option<String>,
@@ -887,7 +891,7 @@ impl Database {
         let row: Option<Row> = with_pool!(self, p => {
             sqlx::query_as(
                 "SELECT r.kind, r.stack, t.slug, t.aws_account_id, t.trust_stack_name,
-                        t.trust_region, t.external_id_sealed, r.config_version, r.config, s.region,
+                        t.trust_region, t.external_id_sealed, r.config_version, r.config, r.desired, s.region,
                         s.state_version, a.id, a.plan, a.config_version, a.state_version
                  FROM runs r
                  JOIN stacks s ON s.name = r.stack
@@ -910,6 +914,7 @@ impl Database {
             sealed,
             config_version,
             config,
+            desired,
             region,
             state_version,
             approved_id,
@@ -921,6 +926,10 @@ impl Database {
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|e| DbError::Corrupt(format!("stored config of {stack}: {e}")))?;
+        let desired = desired
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| DbError::Corrupt(format!("pinned resources of run {run_id}: {e}")))?;
         Ok(RunContext {
             kind: crate::db::stored(&kind)?,
             stack: crate::db::stored(&stack)?,
@@ -931,6 +940,7 @@ impl Database {
             sealed_external_id: sealed,
             config_version,
             config,
+            desired,
             region: region.as_deref().map(crate::db::stored).transpose()?,
             state_version,
             approved: match (approved_id, approved_plan) {
@@ -988,16 +998,18 @@ impl Database {
         })
     }
 
-    /// Stores a run's plan (JSON) as it was made; fenced like every write of a run.
+    /// Stores a run's plan (JSON) as it was made, and the first time the desired resources
+    /// it was made from (see [`RunContext::desired`]); fenced like every write of a run.
     pub async fn record_plan(
         &self,
         run_id: &str,
         lease: &Lease,
         plan: &Value,
+        desired: Option<&Value>,
     ) -> Result<(), DbError> {
         let n = with_pool!(self, p => {
             sqlx::query(
-                "UPDATE runs SET plan = $1,
+                "UPDATE runs SET plan = $1, desired = COALESCE(desired, $5),
                    state_version = (SELECT state_version FROM stacks WHERE name = $3)
                  WHERE id = $2
                  AND EXISTS (SELECT 1 FROM stacks WHERE name = $3 AND generation = $4)",
@@ -1006,6 +1018,7 @@ impl Database {
             .bind(run_id)
             .bind(&lease.stack)
             .bind(lease.generation)
+            .bind(desired.map(Value::to_string))
             .execute(p)
             .await
             .map_err(|e| self.query_error(e))?

@@ -722,7 +722,7 @@ async fn run_events_are_read_in_order_after_a_cursor() -> anyhow::Result<()> {
         ));
 
         let plan = json!({"steps": [{"resource": "vpc", "action": "create"}]});
-        db.record_plan(&run.id, &lease, &plan).await?;
+        db.record_plan(&run.id, &lease, &plan, None).await?;
         assert_eq!(db.run_plan(&run.id).await?, Some(plan));
         assert!(matches!(
             db.run_plan("no-such-run").await,

@@ -391,10 +391,21 @@ impl Worker {
             .config
             .as_ref()
             .ok_or_else(|| RunFailure::NoConfig(stack.to_string()))?;
-        let (resources, providers) = self
+        let (built, providers) = self
             .blueprint
             .build(target, config)
             .map_err(RunFailure::Build)?;
+        // A resumed run applies the resources its first plan was made from, even if this
+        // worker's blueprint (another byoc version) would build others.
+        let resources: Vec<Resource> = match &context.desired {
+            Some(pinned) => serde_json::from_value(pinned.clone()).map_err(|e| {
+                RunFailure::Build(format!("the run's pinned resources cannot be read: {e}"))
+            })?,
+            None => built,
+        };
+        let first_plan = context.desired.is_none() && context.approved.is_none();
+        let desired = (first_plan && context.kind != RunKind::Destroy)
+            .then(|| serde_json::to_value(&resources).expect("resources serialize"));
         // What is really there: a refresh reports it; a deploy or preview plans against it,
         // so what was deleted or changed outside byoc is put back (Terraform's refresh).
         let observed = match context.kind {
@@ -434,7 +445,7 @@ impl Worker {
         let summary = serde_json::to_value(p.summary()).expect("summary serializes");
         let plan_json = serde_json::to_value(&p).expect("plan serializes");
         self.db
-            .record_plan(run_id, lease, &plan_json)
+            .record_plan(run_id, lease, &plan_json, desired.as_ref())
             .await
             .map_err(exec_error)?;
         if context.kind == RunKind::Preview {

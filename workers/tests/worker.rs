@@ -317,6 +317,15 @@ async fn deploy_under_way(
     Ok((run, execution))
 }
 
+/// The size of the NAT gateway in `cloud`, if there is one.
+fn nat_size(cloud: &FakeCloud) -> Option<Value> {
+    cloud
+        .objects()
+        .into_values()
+        .find(|o| o.resource == "nat")
+        .map(|o| o.inputs["size"].clone())
+}
+
 /// A config saved while a deploy runs does not change what it applies: the run applies the
 /// config version it started with, and the next deploy applies the new one.
 #[tokio::test]
@@ -330,15 +339,8 @@ async fn a_config_saved_mid_run_does_not_change_the_running_deploy() -> anyhow::
         db.save_config(&tenant.id, "acme", "dev", &config(7), "bob")
             .await?;
         assert_eq!(execution.await??, RunStatus::Succeeded);
-        let nat_size = || {
-            cloud
-                .objects()
-                .into_values()
-                .find(|o| o.resource == "nat")
-                .map(|o| o.inputs["size"].clone())
-        };
         assert_eq!(
-            nat_size(),
+            nat_size(&cloud),
             Some(json!(1)),
             "the deploy applied what it started with"
         );
@@ -346,8 +348,54 @@ async fn a_config_saved_mid_run_does_not_change_the_running_deploy() -> anyhow::
 
         let (next, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
         assert_eq!(worker.execute(&next.id).await?, RunStatus::Succeeded);
-        assert_eq!(nat_size(), Some(json!(7)));
+        assert_eq!(nat_size(&cloud), Some(json!(7)));
         assert_eq!(db.run(&next.id).await?.config_version, Some(2));
+    }
+    Ok(())
+}
+
+/// A later byoc version's blueprint: the NAT gateway it builds is larger.
+struct Newer(Arc<FakeCloud>);
+
+impl Blueprint for Newer {
+    fn build(&self, t: &RunTarget, config: &Value) -> Result<(Vec<Resource>, Providers), String> {
+        let (mut resources, providers) = common::ListBlueprint(self.0.clone()).build(t, config)?;
+        for r in resources.iter_mut().filter(|r| r.name == "nat") {
+            r.inputs["size"] = json!(9);
+        }
+        Ok((resources, providers))
+    }
+}
+
+/// A run resumed by a worker of another byoc version (another blueprint) applies the
+/// resources its first plan was made from; the next run applies what the new version builds.
+#[tokio::test]
+async fn a_resumed_run_applies_the_resources_it_first_planned() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        cloud.set_latency("vpc", Duration::from_millis(300));
+        let (run, execution) = deploy_under_way(&db, &stack, &worker).await?;
+        // The first worker dies mid-create; the upgraded one takes the run over once its
+        // lease has expired.
+        execution.abort();
+        assert!(execution.await.is_err_and(|e| e.is_cancelled()));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let newer = common::worker_of(
+            &db,
+            Arc::new(Newer(cloud.clone())),
+            "newer",
+            Duration::from_millis(300),
+        )?;
+        assert_eq!(newer.execute(&run.id).await?, RunStatus::Succeeded);
+        assert_eq!(
+            nat_size(&cloud),
+            Some(json!(1)),
+            "what the run first planned"
+        );
+
+        let (next, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+        assert_eq!(newer.execute(&next.id).await?, RunStatus::Succeeded);
+        assert_eq!(nat_size(&cloud), Some(json!(9)));
     }
     Ok(())
 }

@@ -161,6 +161,11 @@ impl ResourceKind for EksCluster {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name", "role_arn", "subnet_ids", "auto_mode"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
+
+    fn check_change(old: &Inputs, new: &Inputs) -> Result<(), String> {
+        no_downgrade("cluster", &old.version, &new.version)
+    }
 
     fn check(inputs: &Inputs) -> Result<(), String> {
         if inputs.version != super::typed::PLACEHOLDER && minor(&inputs.version).is_none() {
@@ -192,6 +197,18 @@ fn invalid_version(version: &str) -> ProviderError {
         super::typed::INVALID_INPUTS,
         format!("{version:?} is not a Kubernetes version such as 1.32"),
     )
+}
+
+/// EKS cannot take a cluster or a node group back to an older Kubernetes version: refused at
+/// plan time (a version not known yet, or none, is let through).
+pub fn no_downgrade(what: &str, old: &str, new: &str) -> Result<(), String> {
+    match (minor(old), minor(new)) {
+        (Some(o), Some(n)) if n < o => Err(format!(
+            "version {old} -> {new}: EKS cannot downgrade a {what} (set kubernetes_version \
+             to {old} or later, or make a new environment)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// EKS cannot take a cluster back to an older Kubernetes version.

@@ -238,6 +238,11 @@ impl ResourceKind for EksNodegroup {
         "ami_type",
         "disk_size",
     ];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["cluster_name", "name"]];
+
+    fn check_change(old: &Inputs, new: &Inputs) -> Result<(), String> {
+        super::eks_cluster::no_downgrade("node group", &old.version, &new.version)
+    }
 
     /// EKS's bounds: at least one instance type, `min <= desired <= max`, `max >= 1`.
     fn check(inputs: &Inputs) -> Result<(), String> {

@@ -134,6 +134,7 @@ impl ResourceKind for EventbridgeRule {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
 
     fn check(inputs: &Inputs) -> Result<(), String> {
         if !inputs.event_pattern.is_object() {

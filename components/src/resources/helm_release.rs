@@ -151,6 +151,7 @@ impl ResourceKind for HelmRelease {
     /// A new name or namespace is another release; chart, version, values and the cluster's
     /// access details upgrade in place.
     const REPLACE_ON: &'static [&'static str] = &["name", "namespace"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["cluster", "namespace", "name"]];
 
     fn check(inputs: &Inputs) -> Result<(), String> {
         if inputs.timeout_seconds == 0 {

@@ -97,6 +97,7 @@ impl ResourceKind for IamInstanceProfile {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
 }
 
 impl NamedObject for IamInstanceProfile {

@@ -230,6 +230,7 @@ impl ResourceKind for IamRole {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
 
     /// One trust: a policy, or a service account's.
     fn check(inputs: &Inputs) -> Result<(), String> {

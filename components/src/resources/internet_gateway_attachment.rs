@@ -66,6 +66,7 @@ impl ResourceKind for InternetGatewayAttachment {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["internet_gateway_id", "vpc_id"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["internet_gateway_id"], &["vpc_id"]];
 }
 
 #[async_trait]

@@ -69,6 +69,7 @@ impl ResourceKind for NatGateway {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["subnet_id", "allocation_id"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["allocation_id"]];
 }
 
 impl Ec2Object for NatGateway {

@@ -120,6 +120,7 @@ impl ResourceKind for OidcProvider {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["url"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["url"]];
 }
 
 impl NamedObject for OidcProvider {

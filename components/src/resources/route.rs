@@ -79,6 +79,8 @@ impl ResourceKind for Route {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["route_table_id", "destination_cidr_block"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] =
+        &[&["route_table_id", "destination_cidr_block"]];
 
     /// A route has one target.
     fn check(inputs: &Inputs) -> Result<(), String> {

@@ -62,6 +62,7 @@ impl ResourceKind for RouteTableAssociation {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["route_table_id", "subnet_id"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["subnet_id"]];
 }
 
 #[async_trait]

@@ -190,6 +190,7 @@ impl ResourceKind for SqsQueue {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
 
     /// SQS keeps messages from a minute to 14 days.
     fn check(inputs: &Inputs) -> Result<(), String> {

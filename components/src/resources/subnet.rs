@@ -45,6 +45,7 @@ impl ResourceKind for Subnet {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
     const REPLACE_ON: &'static [&'static str] = &["vpc_id", "cidr_block", "availability_zone"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["vpc_id", "cidr_block"]];
 }
 
 impl Ec2Object for Subnet {

@@ -42,6 +42,17 @@ pub trait ResourceKind: Send + Sync + 'static {
     type Inputs: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync;
     /// Input fields a change of which needs a new object; any other change updates in place.
     const REPLACE_ON: &'static [&'static str];
+    /// The unique keys of an object where it lives, each a list of input fields: an object
+    /// with the same values of any key cannot exist beside it (a second cluster of the same
+    /// name, a second attachment of one internet gateway), so a replacement keeping one
+    /// deletes the old object first.
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[];
+
+    /// A change from `old` (as it is) to `new` the type can never make, refused at plan time
+    /// (values not known before apply are placeholders, as for `check`).
+    fn check_change(_old: &Self::Inputs, _new: &Self::Inputs) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Rules the type alone cannot express, checked at plan time and again before a create or
     /// update. At plan time, values not known before apply (another resource's outputs) are
@@ -223,6 +234,22 @@ impl<P: TypedProvider> Provider for Typed<P> {
     fn check(&self, inputs: &Value) -> Result<(), String> {
         P::check(&parse(inputs, true)?)?;
         check_tags(inputs)
+    }
+
+    fn check_change(&self, old: &Value, new: &Value) -> Result<(), String> {
+        match (parse(old, false), parse(new, true)) {
+            (Ok(old), Ok(new)) => P::check_change(&old, &new),
+            // Inputs that do not parse are refused by `check`.
+            _ => Ok(()),
+        }
+    }
+
+    /// A value not known before apply comes from an object still to be made: it differs.
+    fn coexists(&self, old: &Value, new: &Value) -> bool {
+        let (old, new) = (Typed::<P>::canonical(old), Typed::<P>::canonical(new));
+        P::UNIQUE_BY
+            .iter()
+            .all(|key| key.iter().any(|f| old.get(f) != new.get(f)))
     }
 
     fn diff(&self, old: &Value, new: &Value) -> Diff {
@@ -626,6 +653,17 @@ mod tests {
         const KIND: &'static str = "test:Disk";
         type Inputs = DiskInputs;
         const REPLACE_ON: &'static [&'static str] = &["name", "zones"];
+        const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"], &["zones", "size"]];
+
+        fn check_change(old: &DiskInputs, new: &DiskInputs) -> Result<(), String> {
+            if new.size < old.size {
+                return Err(format!(
+                    "a disk cannot shrink from {} to {}",
+                    old.size, new.size
+                ));
+            }
+            Ok(())
+        }
 
         fn check(inputs: &DiskInputs) -> Result<(), String> {
             if inputs.size > 100 {
@@ -779,6 +817,46 @@ mod tests {
             "tags": {},
         });
         assert_eq!(p.diff(&a, &unknown), Diff::Update(vec!["size".into()]));
+    }
+
+    #[test]
+    fn a_new_object_coexists_unless_it_repeats_a_unique_key() {
+        let p = Typed(Disk);
+        // In canonical form: with a value not known yet, inputs are compared as given.
+        let a = json!({"name": "a", "size": 1, "zones": ["a", "b"]});
+        let with = |field: &str, value: Value| {
+            let mut v = a.clone();
+            v[field] = value;
+            v
+        };
+        // Every key must differ somewhere for both to exist.
+        assert!(!p.coexists(&a, &a));
+        assert!(
+            !p.coexists(&a, &with("name", json!("b"))),
+            "same zones and size"
+        );
+        let renamed_and_resized = {
+            let mut v = with("name", json!("b"));
+            v["size"] = json!(2);
+            v
+        };
+        assert!(p.coexists(&a, &renamed_and_resized));
+        // A value not known yet is another object's: it differs.
+        let unknown = with("name", json!({UNKNOWN: "x.name"}));
+        assert!(
+            !p.coexists(&a, &unknown),
+            "zones and size are still the same"
+        );
+        assert!(p.coexists(&a, &{
+            let mut v = unknown.clone();
+            v["size"] = json!({UNKNOWN: "x.size"});
+            v
+        }));
+        assert_eq!(
+            p.check_change(&a, &with("size", json!(0))),
+            Err("a disk cannot shrink from 1 to 0".into())
+        );
+        assert_eq!(p.check_change(&a, &with("size", json!(3))), Ok(()));
     }
 
     #[test]

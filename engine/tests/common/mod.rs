@@ -6,7 +6,7 @@ use std::time::Duration;
 use byoc_engine::testing::{FakeCloud, providers};
 use byoc_engine::{
     EventLog, ExecOptions, Executor, Graph, MemoryStore, Plan, Providers, Resource, RetryPolicy,
-    RunReport, Snapshot, StateStore, base_name, plan, plan_destroy, reference,
+    RunReport, Snapshot, StateStore, base_name, plan, plan_destroy, reference, refresh,
 };
 use serde_json::json;
 
@@ -118,6 +118,33 @@ impl World {
         .unwrap()
     }
 
+    /// Refreshes, then plans against what the refresh saw (as a worker's deploy does).
+    pub async fn refreshed_plan(&self, resources: &[Resource], run: &str) -> (Plan, Snapshot) {
+        let snapshot = self.store.load().await.unwrap();
+        let cancel = Default::default();
+        let observed = refresh(
+            STACK,
+            &snapshot,
+            &self.providers,
+            None,
+            &fast_retry(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+        let graph = Graph::new(resources.to_vec()).unwrap();
+        let plan = plan(
+            STACK,
+            run,
+            &graph,
+            &snapshot,
+            &self.providers,
+            Some(&observed),
+        )
+        .unwrap();
+        (plan, snapshot)
+    }
+
     /// Plans against the recorded state and applies.
     pub async fn deploy(&self, resources: &[Resource], run: &str) -> RunReport {
         let snapshot = self.store.load().await.unwrap();
@@ -132,7 +159,7 @@ impl World {
         self.apply(&plan, &snapshot).await
     }
 
-    async fn apply(&self, plan: &Plan, snapshot: &Snapshot) -> RunReport {
+    pub async fn apply(&self, plan: &Plan, snapshot: &Snapshot) -> RunReport {
         let options = ExecOptions {
             retry: fast_retry(),
             ..Default::default()

@@ -36,6 +36,16 @@ pub fn list_worker(
     name: &str,
     lease_ttl: Duration,
 ) -> anyhow::Result<Worker> {
+    worker_of(db, Arc::new(ListBlueprint(cloud.clone())), name, lease_ttl)
+}
+
+/// As [`list_worker`], with `blueprint`.
+pub fn worker_of(
+    db: &Database,
+    blueprint: Arc<dyn Blueprint>,
+    name: &str,
+    lease_ttl: Duration,
+) -> anyhow::Result<Worker> {
     let mut wc = WorkerConfig::new(name);
     wc.lease_ttl = lease_ttl;
     wc.poll = Duration::from_millis(20);
@@ -48,7 +58,7 @@ pub fn list_worker(
     Ok(Worker::new(
         db.clone(),
         Sealer::from_hex(&"ab".repeat(32))?,
-        Arc::new(ListBlueprint(cloud.clone())),
+        blueprint,
         wc,
         CancellationToken::new(),
     ))
