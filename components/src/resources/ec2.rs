@@ -135,20 +135,7 @@ described! {
 /// The engine's typed provider for an [`Ec2Object`] (a unit type), over a session.
 pub struct Ec2<T>(pub T, pub Arc<Aws>);
 
-impl<T: Ec2Object> ResourceKind for Ec2<T> {
-    const KIND: &'static str = T::KIND;
-    type Inputs = T::Inputs;
-    const REPLACE_ON: &'static [&'static str] = T::REPLACE_ON;
-    const UNIQUE_BY: &'static [&'static [&'static str]] = T::UNIQUE_BY;
-
-    fn check(inputs: &T::Inputs) -> Result<(), String> {
-        T::check(inputs)
-    }
-
-    fn check_change(old: &T::Inputs, new: &T::Inputs) -> Result<(), String> {
-        T::check_change(old, new)
-    }
-}
+super::typed::forward_kind!(Ec2, Ec2Object);
 
 #[async_trait]
 impl<T: Ec2Object> TypedProvider for Ec2<T> {

@@ -85,20 +85,7 @@ pub trait NamedObject: ResourceKind {
 /// an object must be tagged for to be adopted).
 pub struct Named<T>(pub T, pub Arc<Aws>);
 
-impl<T: NamedObject> ResourceKind for Named<T> {
-    const KIND: &'static str = T::KIND;
-    type Inputs = T::Inputs;
-    const REPLACE_ON: &'static [&'static str] = T::REPLACE_ON;
-    const UNIQUE_BY: &'static [&'static [&'static str]] = T::UNIQUE_BY;
-
-    fn check(inputs: &T::Inputs) -> Result<(), String> {
-        T::check(inputs)
-    }
-
-    fn check_change(old: &T::Inputs, new: &T::Inputs) -> Result<(), String> {
-        T::check_change(old, new)
-    }
-}
+super::typed::forward_kind!(Named, NamedObject);
 
 #[async_trait]
 impl<T: NamedObject> TypedProvider for Named<T> {

@@ -63,6 +63,28 @@ pub trait ResourceKind: Send + Sync + 'static {
     }
 }
 
+/// `ResourceKind` for `$wrapper<T>`, a provider over any `T: $bound` (itself a kind): all
+/// of it is `T`'s.
+macro_rules! forward_kind {
+    ($wrapper:ident, $bound:ident) => {
+        impl<T: $bound> ResourceKind for $wrapper<T> {
+            const KIND: &'static str = T::KIND;
+            type Inputs = T::Inputs;
+            const REPLACE_ON: &'static [&'static str] = T::REPLACE_ON;
+            const UNIQUE_BY: &'static [&'static [&'static str]] = T::UNIQUE_BY;
+
+            fn check(inputs: &T::Inputs) -> Result<(), String> {
+                T::check(inputs)
+            }
+
+            fn check_change(old: &T::Inputs, new: &T::Inputs) -> Result<(), String> {
+                T::check_change(old, new)
+            }
+        }
+    };
+}
+pub(crate) use forward_kind;
+
 /// One resource type's operations over typed inputs. Every operation must be idempotent (see
 /// [`Provider`]); [`Typed`] makes it the engine's provider.
 #[async_trait]
