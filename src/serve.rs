@@ -32,6 +32,10 @@ pub struct Args {
     listen: SocketAddr,
     #[command(flatten)]
     database: DatabaseArgs,
+    /// A second address serving `/metrics` without a token, for the operator's monitoring
+    /// (keep it private); on the API's address, `/metrics` needs an admin token.
+    #[arg(long, env = "BYOC_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Serve the API only; runs are executed by `byoc worker` processes.
     #[arg(long, env = "BYOC_NO_WORKERS")]
     no_workers: bool,
@@ -97,16 +101,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, so scripts and tests can find the port when they asked for port 0.
     println!("byoc listening on http://{addr} (database {})", db.url());
-    let app = byoc_api::router(
-        AppState::with_rate(
-            db,
-            schema_rx,
-            sealer,
-            (args.api_rate, args.api_rate.saturating_mul(2)),
-        )
-        .with_template_url(args.template_url)
-        .with_default_region(args.default_region.map(String::from)),
-    );
+    let state = AppState::with_rate(
+        db,
+        schema_rx,
+        sealer,
+        (args.api_rate, args.api_rate.saturating_mul(2)),
+    )
+    .with_template_url(args.template_url)
+    .with_default_region(args.default_region.map(String::from));
+    if let Some(at) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("listen on {at} for metrics"))?;
+        println!("byoc metrics on http://{}/metrics", listener.local_addr()?);
+        let metrics = byoc_api::metrics_router(state.clone());
+        let stop = shutdown.clone().cancelled_owned();
+        tokio::spawn(async move {
+            axum::serve(listener, metrics)
+                .with_graceful_shutdown(stop)
+                .await
+        });
+    }
+    let app = byoc_api::router(state);
+    // The peer's address keys the limit on requests without a valid token.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await

@@ -1,13 +1,23 @@
 //! Bearer tokens: admin tokens, and tenant tokens that see and act on their own tenant
 //! only (another tenant's objects answer 404, never 403, so their existence does not leak).
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use byoc_model::{ApiToken, Run, Tenant};
 use byoc_stacks::DbError;
 
 use crate::{ApiError, AppState};
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive
+/// (RFC 7235).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
 
 /// How a tenant token sees an actor that is not one of its tenant's tokens.
 pub const NEUTRAL_ACTOR: &str = "operator";
@@ -89,25 +99,42 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer <token>".into())
-        })?;
-        let text = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header is not Bearer <token>".into())
-            })?;
-        let token = state
-            .db()
-            .authenticate(text)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("the token is unknown or revoked".into()))?;
-        state
-            .admit(&token.id)
-            .map_err(|wait| ApiError::TooManyRequests { retry_after: wait })?;
+        // A client that keeps presenting bad tokens is refused before the store is asked.
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let too_many = |wait| ApiError::TooManyRequests { retry_after: wait };
+        state.admit_client(client).map_err(too_many)?;
+        let refused = |message: &str| match state.strike(client) {
+            Err(wait) => too_many(wait),
+            Ok(()) => ApiError::Unauthorized(message.into()),
+        };
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Err(refused("missing Authorization: Bearer <token>"));
+        };
+        let Some(text) = header.to_str().ok().and_then(bearer) else {
+            return Err(refused("the Authorization header is not Bearer <token>"));
+        };
+        let Some(token) = state.db().authenticate(text).await? else {
+            return Err(refused("the token is unknown, revoked or expired"));
+        };
+        state.admit(&token.id).map_err(too_many)?;
         Ok(Caller(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer t", "bearer t", "BEARER  t ", "BeArEr t"] {
+            assert_eq!(bearer(header), Some("t"), "{header:?}");
+        }
+        for header in ["Basic t", "Bearer", "Bearer ", "Bearert", "t"] {
+            assert_eq!(bearer(header), None, "{header:?}");
+        }
     }
 }

@@ -15,9 +15,11 @@ mod tenants;
 mod tokens;
 mod validate;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -57,6 +59,11 @@ struct Inner {
     queue: OnceCell<JobQueue>,
     /// Requests per token.
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Requests without a valid token, per client address (`None`: the address is not
+    /// known): past it, a client is refused before its token is looked up.
+    strikes: DefaultKeyedRateLimiter<Option<IpAddr>>,
+    /// Clients refused for too many bad tokens, until when.
+    blocked: std::sync::Mutex<HashMap<Option<IpAddr>, Instant>>,
     /// Where the trust template is published (an S3 URL), for console quick-create links.
     template_url: Option<String>,
     /// The region of a config that names none.
@@ -96,6 +103,9 @@ impl AppState {
                 sealer,
                 queue: OnceCell::new(),
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                // A client address gets the rate of a token for requests without a valid one.
+                strikes: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                blocked: Default::default(),
                 template_url: None,
                 default_region: None,
             }),
@@ -132,6 +142,29 @@ impl AppState {
             .limiter
             .check_key(&token.to_string())
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Whether `client` may present a token now: not while it is refused for bad ones.
+    fn admit_client(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let blocked = self.inner.blocked.lock().expect("not poisoned");
+        match blocked.get(&client) {
+            Some(until) if *until > Instant::now() => Err(*until - Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a request of `client` without a valid token; past the quota, it is refused
+    /// (for how long is the `Err`).
+    fn strike(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let Err(not_until) = self.inner.strikes.check_key(&client) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let now = Instant::now();
+        let mut blocked = self.inner.blocked.lock().expect("not poisoned");
+        blocked.retain(|_, until| *until > now);
+        blocked.insert(client, now + wait);
+        Err(wait)
     }
 
     pub fn db(&self) -> &Database {
@@ -256,6 +289,14 @@ fn openapi_json(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
     let mut json = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     mend(&mut json, false);
     json
+}
+
+/// `/metrics` alone, without a token: for a listener of its own that only the operator's
+/// monitoring reaches.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render_open))
+        .with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {

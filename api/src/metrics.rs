@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Caller};
 
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -57,7 +57,19 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// `/metrics` on the API's address: the figures are the operator's, so an admin token.
+pub async fn render(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    figures(&state).await
+}
+
+/// `/metrics` on its own address (`byoc serve --metrics-listen`), which the operator keeps
+/// private: no token, as Prometheus scrapes by default.
+pub async fn render_open(State(state): State<AppState>) -> Result<Response, ApiError> {
+    figures(&state).await
+}
+
+async fn figures(state: &AppState) -> Result<Response, ApiError> {
     let m = state.db().run_metrics().await?;
     let drifted = state.db().drifted_environments().await?;
     let mut out = handle().render();
@@ -85,10 +97,10 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
     );
     histogram(
         &mut out,
-        "byoc_step_duration_seconds",
-        "Duration of the latest succeeded steps.",
-        "action",
-        &m.step_durations_ms,
+        "byoc_call_duration_seconds",
+        "Duration of the latest provider calls that succeeded.",
+        "operation",
+        &m.call_durations_ms,
         STEP_BUCKETS,
     );
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -16,6 +16,7 @@ struct Api {
     admin: String,
     client: reqwest::Client,
     db: Database,
+    state: AppState,
     _t: TestDb,
 }
 
@@ -40,15 +41,17 @@ impl Api {
                 "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
             ))
             .with_default_region(default_region.map(str::to_string));
-        let app = byoc_api::router(state);
+        let app = byoc_api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Api {
             base,
             admin,
             client: reqwest::Client::new(),
             db,
+            state,
             _t: t,
         })
     }
@@ -633,9 +636,20 @@ async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
         ]
     );
 
-    let metrics = api
+    // On the API's address, the figures need an admin token.
+    let open = api
         .client
         .get(format!("{}/metrics", api.base))
+        .send()
+        .await?;
+    assert_eq!(open.status(), StatusCode::UNAUTHORIZED);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let metrics_base = format!("http://{}", listener.local_addr()?);
+    let app = byoc_api::metrics_router(api.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let metrics = api
+        .client
+        .get(format!("{metrics_base}/metrics"))
         .send()
         .await?
         .text()
@@ -651,6 +665,46 @@ async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
             "{needle} missing from:\n{metrics}"
         );
     }
+    Ok(())
+}
+
+/// A client presenting bad tokens is refused (429) before its tokens are looked up, and the
+/// scheme is case-insensitive.
+#[tokio::test]
+async fn bad_tokens_are_limited_per_client_before_they_are_looked_up() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    // A token's rate (1 a second, bursts of 2) is a client's for bad tokens.
+    let api = Api::start_with(t, (1, 2), None).await?;
+    let path = "/api/v1/tenants";
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let token = format!("byoc_{i:016x}_guess");
+        statuses.push(api.call(Method::GET, path, Some(&token), None).await?.0);
+    }
+    use StatusCode as S;
+    let limited = [
+        S::UNAUTHORIZED,
+        S::UNAUTHORIZED,
+        S::TOO_MANY_REQUESTS,
+        S::TOO_MANY_REQUESTS,
+    ];
+    assert_eq!(statuses, limited);
+    // Refused before the store is asked: even a valid token from that client waits.
+    let (status, body) = api.admin(Method::GET, path, None).await?;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    // Another server, a lower-case scheme.
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let api = Api::start(t).await?;
+    let resp = api
+        .client
+        .get(format!("{}{path}", api.base))
+        .header("authorization", format!("bearer {}", api.admin))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), StatusCode::OK);
     Ok(())
 }
 

@@ -44,8 +44,11 @@ async fn finish(db: &Database, run_id: &str, summary: Option<Value>) -> anyhow::
     Ok(())
 }
 
-async fn drifted_metric(base: &str) -> anyhow::Result<String> {
-    let text = reqwest::get(format!("{base}/metrics"))
+async fn drifted_metric(base: &str, admin: &str) -> anyhow::Result<String> {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(admin)
+        .send()
         .await?
         .text()
         .await?;
@@ -135,7 +138,10 @@ async fn status_shows_the_schedule_the_last_check_and_the_metric_counts_drift() 
         let due = schedule["next_due_at"].as_i64().unwrap();
         assert!(now - 3_600_000 < due && due <= now, "due now: {shown}");
         assert_eq!(shown["drift"], Value::Null);
-        assert_eq!(drifted_metric(&base).await?, "byoc_environments_drifted 0");
+        assert_eq!(
+            drifted_metric(&base, &admin).await?,
+            "byoc_environments_drifted 0"
+        );
 
         let check = db
             .request_scheduled_run(&stack, RunKind::Refresh, due, "schedule")
@@ -158,14 +164,20 @@ async fn status_shows_the_schedule_the_last_check_and_the_metric_counts_drift() 
             Some(due + 3_600_000),
             "the next slot: {shown}"
         );
-        assert_eq!(drifted_metric(&base).await?, "byoc_environments_drifted 1");
+        assert_eq!(
+            drifted_metric(&base, &admin).await?,
+            "byoc_environments_drifted 1"
+        );
 
         // A deploy repairs it.
         let (repair, _) = db
             .request_run("acme-dev", RunKind::Deploy, "schedule")
             .await?;
         finish(&db, repair.id.as_str(), None).await?;
-        assert_eq!(drifted_metric(&base).await?, "byoc_environments_drifted 0");
+        assert_eq!(
+            drifted_metric(&base, &admin).await?,
+            "byoc_environments_drifted 0"
+        );
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ impl Platform {
 }
 
 /// Where a run acts: the tenant's account and region, as which stack and run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     pub account_id: String,
     /// The tenant's external id (never logged).
@@ -170,6 +170,19 @@ pub struct Target {
     pub region: String,
     pub stack: String,
     pub run_id: String,
+}
+
+/// Everything but the external id, which is a secret.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("account_id", &self.account_id)
+            .field("external_id", &"(redacted)")
+            .field("region", &self.region)
+            .field("stack", &self.stack)
+            .field("run_id", &self.run_id)
+            .finish()
+    }
 }
 
 /// `byoc-{stack}-{run}`, within STS's 64 characters of `[\w+=,.@-]`.
@@ -806,6 +819,23 @@ pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_never_prints_its_external_id() {
+        let target = Target {
+            account_id: "111111111111".into(),
+            external_id: "s3cr3t-external-id".into(),
+            region: "eu-west-1".into(),
+            stack: "acme-dev".into(),
+            run_id: "r1".into(),
+        };
+        let shown = format!("{target:?} {target:#?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("acme-dev") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn classification() {

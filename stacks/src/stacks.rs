@@ -504,8 +504,8 @@ pub struct RunMetrics {
     pub runs: Vec<(String, String, i64)>,
     /// (kind, milliseconds) of the latest finished runs.
     pub run_durations_ms: Vec<(String, i64)>,
-    /// (action, milliseconds) of the latest succeeded steps.
-    pub step_durations_ms: Vec<(String, i64)>,
+    /// (operation, milliseconds) of the latest provider calls that succeeded.
+    pub call_durations_ms: Vec<(String, i64)>,
 }
 
 /// How many recent runs and steps the duration histograms cover.
@@ -513,8 +513,12 @@ const METRICS_WINDOW: i64 = 10_000;
 
 impl Database {
     pub async fn run_metrics(&self) -> Result<RunMetrics, DbError> {
-        type Rows = (Vec<(String, String, i64)>, Vec<(String, i64)>, Vec<String>);
-        let (runs, run_durations_ms, events): Rows = with_pool!(self, p => {
+        type Rows = (
+            Vec<(String, String, i64)>,
+            Vec<(String, i64)>,
+            Vec<(String, i64)>,
+        );
+        let (runs, run_durations_ms, call_durations_ms): Rows = with_pool!(self, p => {
             let runs = sqlx::query_as("SELECT kind, status, COUNT(*) FROM runs GROUP BY kind, status ORDER BY kind, status")
                 .fetch_all(p)
                 .await
@@ -527,29 +531,22 @@ impl Database {
             .fetch_all(p)
             .await
             .map_err(|e| self.query_error(e))?;
-            let events = sqlx::query_scalar(
-                "SELECT data FROM run_events WHERE data LIKE '%\"event\":\"step_succeeded\"%' ORDER BY at DESC LIMIT $1",
+            // The journal's newest entries, by its key: no scan of the events' text.
+            let calls = sqlx::query_as(
+                "SELECT operation, finished_at - started_at FROM journal
+                 WHERE id > (SELECT COALESCE(MAX(id), 0) FROM journal) - $1
+                   AND phase = 'succeeded' AND finished_at IS NOT NULL",
             )
             .bind(METRICS_WINDOW)
             .fetch_all(p)
             .await
             .map_err(|e| self.query_error(e))?;
-            (runs, durations, events)
+            (runs, durations, calls)
         });
-        let step_durations_ms = events
-            .iter()
-            .filter_map(|text| {
-                let v: Value = serde_json::from_str(text).ok()?;
-                Some((
-                    v["action"].as_str()?.to_string(),
-                    v["duration_ms"].as_i64()?,
-                ))
-            })
-            .collect();
         Ok(RunMetrics {
             runs,
             run_durations_ms,
-            step_durations_ms,
+            call_durations_ms,
         })
     }
 }
