@@ -36,6 +36,12 @@ pub struct Args {
     /// (keep it private); on the API's address, `/metrics` needs an admin token.
     #[arg(long, env = "BYOC_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Live event streams (SSE) one token may hold open; more are answered 429.
+    #[arg(long, env = "BYOC_MAX_STREAMS_PER_TOKEN", default_value_t = byoc_api::StreamLimits::default().per_token)]
+    max_streams_per_token: usize,
+    /// Live event streams open in all on this server; more are answered 429.
+    #[arg(long, env = "BYOC_MAX_STREAMS", default_value_t = byoc_api::StreamLimits::default().total)]
+    max_streams: usize,
     /// Serve the API only; runs are executed by `byoc worker` processes.
     #[arg(long, env = "BYOC_NO_WORKERS")]
     no_workers: bool,
@@ -108,7 +114,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (args.api_rate, args.api_rate.saturating_mul(2)),
     )
     .with_template_url(args.template_url)
-    .with_default_region(args.default_region.map(String::from));
+    .with_default_region(args.default_region.map(String::from))
+    .with_stream_limits(byoc_api::StreamLimits {
+        per_token: args.max_streams_per_token,
+        total: args.max_streams,
+        ..Default::default()
+    });
     if let Some(at) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(at)
             .await

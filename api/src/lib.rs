@@ -11,6 +11,7 @@ mod health;
 mod metrics;
 mod params;
 mod runs;
+mod streams;
 mod tenants;
 mod tokens;
 mod validate;
@@ -41,6 +42,8 @@ use crate::error::ErrorBody;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use streams::StreamLimits;
+use streams::Streams;
 
 /// Request bodies above this are refused (413): configs are a few KiB.
 const BODY_LIMIT: usize = 256 * 1024;
@@ -68,6 +71,8 @@ struct Inner {
     template_url: Option<String>,
     /// The region of a config that names none.
     default_region: Option<String>,
+    /// Live event streams: shared pollers and caps.
+    streams: Arc<Streams>,
 }
 
 /// Requests per second per token, and the burst above it, by default.
@@ -106,6 +111,7 @@ impl AppState {
                 // A client address gets the rate of a token for requests without a valid one.
                 strikes: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
                 blocked: Default::default(),
+                streams: Arc::new(Streams::new(StreamLimits::default())),
                 template_url: None,
                 default_region: None,
             }),
@@ -118,6 +124,18 @@ impl AppState {
             .expect("configured before the state is shared")
             .template_url = url;
         self
+    }
+
+    /// Caps on live event streams (`byoc serve --max-streams...`).
+    pub fn with_stream_limits(mut self, limits: StreamLimits) -> AppState {
+        Arc::get_mut(&mut self.inner)
+            .expect("configured before the state is shared")
+            .streams = Arc::new(Streams::new(limits));
+        self
+    }
+
+    fn streams(&self) -> &Arc<Streams> {
+        &self.inner.streams
     }
 
     /// The region a config saved without one is deployed to (`byoc serve --default-region`).

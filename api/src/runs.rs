@@ -15,10 +15,12 @@ use byoc_model::{Run, RunId};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::auth::Caller;
 use crate::error::CommonErrors;
 use crate::params::RunPath;
+use crate::streams::{Progress, Slot};
 use crate::{ApiError, AppState};
 
 /// The run, if the caller may see its tenant (404 otherwise).
@@ -136,28 +138,42 @@ pub async fn events(
             )
         })?;
     let after = resume.or(q.after).unwrap_or(0);
-    Ok(Sse::new(live(state, id, after))
+    let slot = state.streams().open(&caller.0.id).map_err(|refused| {
+        tracing::warn!(token = %caller.0.id, ?refused, "event stream refused");
+        ApiError::TooManyRequests {
+            retry_after: Duration::from_secs(5),
+        }
+    })?;
+    Ok(Sse::new(live(state, id, after, caller.0.id.clone(), slot))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
 
 /// The last event of a stream that cannot go on; the cause is logged, not sent.
-fn stream_error(run_id: &str, e: byoc_stacks::DbError) -> SseEvent {
+fn stream_error(run_id: &str, e: &str) -> SseEvent {
     tracing::error!(run_id, error = %e, "event stream ended");
     SseEvent::default()
         .event("error")
         .data(json!({"error": "unavailable", "message": "the event stream was interrupted: reconnect with Last-Event-ID"}).to_string())
 }
 
-/// How often a live stream looks for new events.
-const POLL: Duration = Duration::from_millis(200);
+/// A last event that tells the client why the stream ends and whether to reconnect.
+fn closing(kind: &str, message: &str) -> SseEvent {
+    SseEvent::default()
+        .event(kind)
+        .data(json!({"message": message}).to_string())
+}
 
 /// Events after `after` as they are recorded; a last `end` event carries the run's final
-/// status.
+/// status. The run's progress comes from the poller its streams share; the stream ends
+/// early (`revoked`) if the caller's token stops being valid, and after the maximum
+/// duration (`reconnect`: resume with Last-Event-ID).
 fn live(
     state: AppState,
     run_id: RunId,
     after: i64,
+    token: String,
+    slot: Slot,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     struct Cursor {
         state: AppState,
@@ -165,13 +181,22 @@ fn live(
         after: i64,
         pending: std::collections::VecDeque<SseEvent>,
         done: bool,
+        progress: watch::Receiver<Option<Progress>>,
+        valid: watch::Receiver<Option<bool>>,
+        deadline: tokio::time::Instant,
+        _slot: Slot,
     }
+    let streams = state.streams();
     let cursor = Cursor {
+        progress: streams.run(state.db(), &run_id),
+        valid: streams.token(state.db(), &token),
+        deadline: tokio::time::Instant::now() + streams.limits().max_duration,
         state,
         run_id,
         after,
         pending: Default::default(),
         done: false,
+        _slot: slot,
     };
     futures::stream::unfold(cursor, |mut c| async move {
         loop {
@@ -181,40 +206,63 @@ fn live(
             if c.done {
                 return None;
             }
-            // Read the status before the events: a run that ended has all its events stored.
-            let status = c.state.db().run(&c.run_id).await.map(|r| r.status);
-            match c.state.db().run_events(&c.run_id, c.after, 1000).await {
-                Ok(events) => {
-                    for e in events {
-                        c.after = e.seq;
-                        let data = serde_json::to_string(&e).expect("events serialize");
-                        c.pending.push_back(
-                            SseEvent::default()
-                                .id(e.seq.to_string())
-                                .event("event")
-                                .data(data),
-                        );
+            if *c.valid.borrow_and_update() == Some(false) {
+                c.pending
+                    .push_back(closing("revoked", "the token was revoked"));
+                c.done = true;
+                continue;
+            }
+            let progress = c.progress.borrow_and_update().clone();
+            match progress {
+                Some(Ok((seq, _))) if seq > c.after => {
+                    match c.state.db().run_events(&c.run_id, c.after, 1000).await {
+                        Ok(events) => {
+                            for e in events {
+                                c.after = e.seq;
+                                let data = serde_json::to_string(&e).expect("events serialize");
+                                c.pending.push_back(
+                                    SseEvent::default()
+                                        .id(e.seq.to_string())
+                                        .event("event")
+                                        .data(data),
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            c.pending.push_back(stream_error(&c.run_id, &e.to_string()));
+                            c.done = true;
+                        }
                     }
-                }
-                Err(e) => {
-                    c.pending.push_back(stream_error(&c.run_id, e));
-                    c.done = true;
                     continue;
                 }
-            }
-            match status {
-                Ok(s) if s.is_finished() && c.pending.is_empty() => {
+                // Read in one go with the last seq: a finished run has all its events stored.
+                Some(Ok((_, status))) if status.is_finished() => {
                     c.pending.push_back(
                         SseEvent::default()
                             .event("end")
-                            .data(json!({"status": s}).to_string()),
+                            .data(json!({"status": status}).to_string()),
                     );
                     c.done = true;
+                    continue;
                 }
-                Ok(_) if c.pending.is_empty() => tokio::time::sleep(POLL).await,
-                Ok(_) => {}
-                Err(e) => {
-                    c.pending.push_back(stream_error(&c.run_id, e));
+                Some(Err(e)) => {
+                    c.pending.push_back(stream_error(&c.run_id, &e));
+                    c.done = true;
+                    continue;
+                }
+                _ => {}
+            }
+            tokio::select! {
+                changed = c.progress.changed() => if changed.is_err() {
+                    c.pending.push_back(stream_error(&c.run_id, "the run's poller stopped"));
+                    c.done = true;
+                },
+                _ = c.valid.changed() => {}
+                () = tokio::time::sleep_until(c.deadline) => {
+                    c.pending.push_back(closing(
+                        "reconnect",
+                        "the stream reached its maximum duration: reconnect with Last-Event-ID",
+                    ));
                     c.done = true;
                 }
             }

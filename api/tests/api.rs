@@ -30,6 +30,15 @@ impl Api {
         rate: (u32, u32),
         default_region: Option<&str>,
     ) -> anyhow::Result<Api> {
+        Api::start_custom(t, rate, default_region, Default::default()).await
+    }
+
+    async fn start_custom(
+        t: TestDb,
+        rate: (u32, u32),
+        default_region: Option<&str>,
+        streams: byoc_api::StreamLimits,
+    ) -> anyhow::Result<Api> {
         let db = Database::connect(t.url()).await?;
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
         // Kept alive by the router's state for the test's life.
@@ -40,7 +49,8 @@ impl Api {
             .with_template_url(Some(
                 "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
             ))
-            .with_default_region(default_region.map(str::to_string));
+            .with_default_region(default_region.map(str::to_string))
+            .with_stream_limits(streams);
         let app = byoc_api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -665,6 +675,95 @@ async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
             "{needle} missing from:\n{metrics}"
         );
     }
+    Ok(())
+}
+
+/// Reads an SSE response until it ends; the kinds of its events (`event:` lines).
+async fn sse_kinds(resp: reqwest::Response) -> anyhow::Result<Vec<String>> {
+    let text = resp.text().await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event:"))
+        .map(|k| k.trim().to_string())
+        .collect())
+}
+
+/// Live streams are capped per token, end soon after their token is revoked, and end after
+/// their maximum duration with a `reconnect` event.
+#[tokio::test]
+async fn event_streams_are_capped_and_end_when_their_token_is_revoked() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let limits = byoc_api::StreamLimits {
+        per_token: 2,
+        total: 3,
+        max_duration: Duration::from_secs(2),
+        poll: Duration::from_millis(50),
+        token_check: Duration::from_millis(100),
+    };
+    let api = Api::start_custom(t, byoc_api::DEFAULT_RATE, None, limits).await?;
+    api.tenant("acme").await?;
+    let (status, body) = api
+        .admin(
+            Method::POST,
+            "/api/v1/tenants/acme/verify",
+            Some(json!({"region": "eu-west-1"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let events = format!(
+        "{}/api/v1/runs/{}/events",
+        api.base,
+        body["run_id"].as_str().unwrap()
+    );
+    let (secret, id) = tenant_token(&api, "acme watcher", "acme").await?;
+    let open = |token: String| {
+        let (client, url) = (api.client.clone(), events.clone());
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .header("accept", "text/event-stream")
+                .send()
+                .await
+        }
+    };
+    let first = open(secret.clone()).await?;
+    let second = open(secret.clone()).await?;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open(secret.clone()).await?;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS, "per token");
+    let other = open(api.admin.clone()).await?;
+    assert_eq!(other.status(), StatusCode::OK, "another token");
+    let fourth = open(api.admin.clone()).await?;
+    assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS, "in all");
+
+    let started = std::time::Instant::now();
+    let (status, _) = api
+        .admin(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    for resp in [first, second] {
+        assert_eq!(
+            sse_kinds(resp).await?.last().map(String::as_str),
+            Some("revoked")
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The admin's stream outlives nothing: it ends at its maximum duration.
+    assert_eq!(
+        sse_kinds(other).await?.last().map(String::as_str),
+        Some("reconnect")
+    );
+    // Streams that ended freed their slots.
+    assert_eq!(open(api.admin.clone()).await?.status(), StatusCode::OK);
     Ok(())
 }
 

@@ -550,3 +550,25 @@ impl Database {
         })
     }
 }
+
+impl Database {
+    /// Where a run is, for whoever follows it live: its last event's seq and its status, in
+    /// one read.
+    pub async fn run_progress(
+        &self,
+        run_id: &str,
+    ) -> Result<(i64, byoc_model::RunStatus), DbError> {
+        let row: Option<(String, i64)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT r.status, (SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = r.id)
+                 FROM runs r WHERE r.id = $1",
+            )
+            .bind(run_id)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.query_error(e))?
+        });
+        let (status, seq) = row.ok_or_else(|| DbError::NotFound(format!("run {run_id}")))?;
+        Ok((seq, crate::db::stored(&status)?))
+    }
+}
