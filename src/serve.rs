@@ -75,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         schema_tx,
         args.admin_token.clone(),
         args.worker.platform_account_id.clone(),
+        sealer.clone(),
     ));
     let shutdown = CancellationToken::new();
     tokio::spawn({
@@ -187,6 +188,7 @@ async fn migrate(
     schema: watch::Sender<SchemaState>,
     admin_token: Option<String>,
     platform_account_id: Option<String>,
+    sealer: Sealer,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -194,6 +196,14 @@ async fn migrate(
             Ok(()) => {
                 tracing::info!(database = db.url(), "schema is current");
                 bootstrap_admin(&db, admin_token).await;
+                match db.bind_sealed_secrets(&sealer).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        tenants = n,
+                        "external ids sealed again, bound to their tenant"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "could not seal external ids again"),
+                }
                 // Configured: known to the API even when no worker runs here.
                 if let Some(account) = platform_account_id
                     && let Err(e) = db

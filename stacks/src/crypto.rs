@@ -3,12 +3,14 @@
 use std::path::Path;
 
 use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
 use crate::DbError;
 
 const NONCE_LEN: usize = 12;
+/// The first byte of a value sealed bound to its owner.
+const BOUND: u8 = 0xb2;
 
 /// Seals and opens secrets with one 256-bit key.
 #[derive(Clone)]
@@ -76,32 +78,59 @@ impl Sealer {
         }
     }
 
-    /// nonce || ciphertext (with tag). A fresh random nonce every time.
-    pub fn seal(&self, plaintext: &str) -> Vec<u8> {
+    /// `BOUND || nonce || ciphertext (with tag)`, the ciphertext bound to `owner` (the
+    /// tenant's slug) as associated data: a sealed value copied to another tenant's row does
+    /// not open there. A fresh random nonce every time.
+    pub fn seal(&self, owner: &str, plaintext: &str) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let mut out = nonce.to_vec();
+        let mut out = vec![BOUND];
+        out.extend_from_slice(&nonce);
+        let payload = Payload {
+            msg: plaintext.as_bytes(),
+            aad: owner.as_bytes(),
+        };
         out.extend(
             self.cipher
-                .encrypt(&nonce, plaintext.as_bytes())
+                .encrypt(&nonce, payload)
                 .expect("AES-GCM encryption cannot fail"),
         );
         out
     }
 
-    pub fn open(&self, sealed: &[u8]) -> Result<String, DbError> {
+    /// The secret `owner` sealed.
+    pub fn open(&self, owner: &str, sealed: &[u8]) -> Result<String, DbError> {
+        self.open_any(owner, sealed).map(|(text, _)| text)
+    }
+
+    /// The secret, and whether it was sealed before values were bound to their owner (it
+    /// is then sealed again: [`crate::Database::bind_sealed_secrets`]).
+    pub(crate) fn open_any(&self, owner: &str, sealed: &[u8]) -> Result<(String, bool), DbError> {
         let fail = || {
-            DbError::Invalid("a sealed secret cannot be opened: wrong key or corrupted data".into())
+            DbError::Invalid(
+                "a sealed secret cannot be opened: wrong key, wrong tenant or corrupted data"
+                    .into(),
+            )
         };
+        let bound = sealed
+            .split_first()
+            .filter(|(first, _)| **first == BOUND)
+            .and_then(|(_, rest)| self.decrypt(rest, owner.as_bytes()));
+        let (plain, legacy) = match bound {
+            Some(plain) => (plain, false),
+            None => (self.decrypt(sealed, b"").ok_or_else(fail)?, true),
+        };
+        Ok((String::from_utf8(plain).map_err(|_| fail())?, legacy))
+    }
+
+    fn decrypt(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE_LEN {
-            return Err(fail());
+            return None;
         }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let (nonce, msg) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at the nonce length");
-        let plain = self
-            .cipher
-            .decrypt(&Nonce::from(nonce), ciphertext)
-            .map_err(|_| fail())?;
-        String::from_utf8(plain).map_err(|_| fail())
+        self.cipher
+            .decrypt(&Nonce::from(nonce), Payload { msg, aad })
+            .ok()
     }
 }
 
@@ -118,14 +147,36 @@ mod tests {
     #[test]
     fn seals_and_opens() {
         let sealer = Sealer::from_hex(&hex::encode([7u8; 32])).unwrap();
-        let a = sealer.seal("secret-external-id");
-        let b = sealer.seal("secret-external-id");
+        let a = sealer.seal("acme", "secret-external-id");
+        let b = sealer.seal("acme", "secret-external-id");
         assert_ne!(a, b, "fresh nonce each time");
         assert!(!a.windows(6).any(|w| w == b"secret"));
-        assert_eq!(sealer.open(&a).unwrap(), "secret-external-id");
+        assert_eq!(sealer.open("acme", &a).unwrap(), "secret-external-id");
         let other = Sealer::from_hex(&hex::encode([8u8; 32])).unwrap();
-        assert!(other.open(&a).is_err());
+        assert!(other.open("acme", &a).is_err());
         assert!(Sealer::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_owner() {
+        let sealer = Sealer::from_hex(&hex::encode([7u8; 32])).unwrap();
+        let acme = sealer.seal("acme", "acme-id");
+        assert!(
+            sealer.open("globex", &acme).is_err(),
+            "copied to another tenant"
+        );
+        // One sealed before values were bound opens (once, to be sealed again) for anyone.
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut legacy = nonce.to_vec();
+        legacy.extend(sealer.cipher.encrypt(&nonce, b"old-id".as_slice()).unwrap());
+        assert_eq!(
+            sealer.open_any("acme", &legacy).unwrap(),
+            ("old-id".into(), true)
+        );
+        assert_eq!(
+            sealer.open_any("acme", &acme).unwrap(),
+            ("acme-id".into(), false)
+        );
     }
 
     #[test]
@@ -139,6 +190,6 @@ mod tests {
             0o600
         );
         let b = Sealer::from_key_file(&path).unwrap();
-        assert_eq!(b.open(&a.seal("x")).unwrap(), "x");
+        assert_eq!(b.open("t", &a.seal("t", "x")).unwrap(), "x");
     }
 }

@@ -86,9 +86,9 @@ fn tenant_from_row(row: TenantRow) -> Result<Tenant, DbError> {
 
 /// A fresh external id (32 random bytes, hex: 256 bits; AWS allows 2-1224 characters) and
 /// its sealed form, the only one stored.
-fn new_external_id(sealer: &Sealer) -> (String, Vec<u8>) {
+fn new_external_id(sealer: &Sealer, slug: &TenantSlug) -> (String, Vec<u8>) {
     let external_id = hex::encode(random_bytes::<32>());
-    let sealed = sealer.seal(&external_id);
+    let sealed = sealer.seal(slug.as_str(), &external_id);
     (external_id, sealed)
 }
 
@@ -105,7 +105,7 @@ impl Database {
         let account_id = AccountId::new(new.aws_account_id.as_str())?;
         validate_display_name("tenant name", &new.name, TENANT_NAME_MAX)?;
         validate_labels(&new.labels)?;
-        let (external_id, sealed) = new_external_id(sealer);
+        let (external_id, sealed) = new_external_id(sealer, &slug);
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
         let labels = serde_json::to_string(&new.labels).expect("labels serialize");
@@ -210,7 +210,7 @@ impl Database {
         slug: &TenantSlug,
         actor: &str,
     ) -> Result<String, DbError> {
-        let (external_id, sealed) = new_external_id(sealer);
+        let (external_id, sealed) = new_external_id(sealer, slug);
         let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
@@ -275,7 +275,7 @@ impl Database {
         sealer: &Sealer,
         slug: &TenantSlug,
     ) -> Result<String, DbError> {
-        sealer.open(&self.sealed_external_id(slug).await?)
+        sealer.open(slug.as_str(), &self.sealed_external_id(slug).await?)
     }
 
     /// The tenant's external id as stored (sealed).
@@ -392,5 +392,39 @@ impl TrustLocation {
             }
         }
         Ok(())
+    }
+}
+
+impl Database {
+    /// Seals again, bound to their tenant, the external ids sealed before values were
+    /// bound to their owner; the number sealed again. Run once the schema is current.
+    pub async fn bind_sealed_secrets(&self, sealer: &Sealer) -> Result<usize, DbError> {
+        let rows: Vec<(String, Vec<u8>)> = with_pool!(self, p => {
+            sqlx::query_as("SELECT slug, external_id_sealed FROM tenants")
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        let mut bound = 0;
+        for (slug, sealed) in rows {
+            // One that does not open is left for whoever uses it to report.
+            let Ok((external_id, true)) = sealer.open_any(&slug, &sealed) else {
+                continue;
+            };
+            let resealed = sealer.seal(&slug, &external_id);
+            // Only if it did not change meanwhile (a rotation).
+            let n = with_pool!(self, p => {
+                sqlx::query("UPDATE tenants SET external_id_sealed = $1 WHERE slug = $2 AND external_id_sealed = $3")
+                    .bind(&resealed)
+                    .bind(&slug)
+                    .bind(&sealed)
+                    .execute(p)
+                    .await
+                    .map_err(|e| self.query_error(e))?
+                    .rows_affected()
+            });
+            bound += n as usize;
+        }
+        Ok(bound)
     }
 }

@@ -109,6 +109,67 @@ async fn external_ids_are_stored_sealed() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Overwrites tenant `slug`'s sealed external id, as someone with write access to the
+/// database could.
+async fn set_raw_external_id(url: &str, slug: &str, sealed: &[u8]) -> anyhow::Result<()> {
+    let sql = "UPDATE tenants SET external_id_sealed = $1 WHERE slug = $2";
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        sqlx::query(sql)
+            .bind(sealed)
+            .bind(slug)
+            .execute(&pool)
+            .await?;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query(sql)
+            .bind(sealed)
+            .bind(slug)
+            .execute(&pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A sealed external id opens only for its own tenant: copied into another tenant's row it
+/// does not. One sealed before ids were bound is sealed again, bound, at start-up.
+#[tokio::test]
+async fn sealed_external_ids_are_bound_to_their_tenant() -> anyhow::Result<()> {
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+    for (t, db) in databases().await? {
+        let new = |slug: &str| NewTenant {
+            slug: slug.into(),
+            name: slug.into(),
+            aws_account_id: "111111111111".into(),
+            labels: Default::default(),
+        };
+        let (_, acme_id) = db.create_tenant(&sealer(), &new("acme"), "alice").await?;
+        db.create_tenant(&sealer(), &new("globex"), "alice").await?;
+        let acme = "acme".parse()?;
+        let globex = "globex".parse()?;
+        assert_eq!(db.tenant_external_id(&sealer(), &acme).await?, acme_id);
+        let stolen = db.sealed_external_id(&acme).await?;
+        set_raw_external_id(t.url(), "globex", &stolen).await?;
+        let err = db.tenant_external_id(&sealer(), &globex).await.unwrap_err();
+        assert!(err.to_string().contains("wrong tenant"), "{err}");
+
+        // Sealed the old way (no owner): it still opens, and is bound at start-up.
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(&[0xab; 32])?;
+        let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut legacy = nonce.to_vec();
+        legacy.extend(cipher.encrypt(&nonce, b"legacy-id".as_slice()).unwrap());
+        set_raw_external_id(t.url(), "acme", &legacy).await?;
+        assert_eq!(db.tenant_external_id(&sealer(), &acme).await?, "legacy-id");
+        assert_eq!(db.bind_sealed_secrets(&sealer()).await?, 1);
+        assert_eq!(db.bind_sealed_secrets(&sealer()).await?, 0, "once");
+        assert_eq!(db.tenant_external_id(&sealer(), &acme).await?, "legacy-id");
+        let bound = db.sealed_external_id(&acme).await?;
+        set_raw_external_id(t.url(), "globex", &bound).await?;
+        assert!(db.tenant_external_id(&sealer(), &globex).await.is_err());
+    }
+    Ok(())
+}
+
 async fn sqlx_raw_external_id(url: &str) -> anyhow::Result<Vec<u8>> {
     let sql = "SELECT external_id_sealed FROM tenants WHERE slug = 'acme'";
     Ok(if url.starts_with("sqlite") {
@@ -210,7 +271,10 @@ async fn a_run_reads_its_context_in_one_call_with_its_config_pinned() -> anyhow:
         assert_eq!(context.stack, stack.as_str());
         assert_eq!(context.tenant_slug, "acme");
         assert_eq!(context.account_id, "111111111111");
-        assert_eq!(sealer().open(&context.sealed_external_id)?.len(), 64);
+        assert_eq!(
+            sealer().open("acme", &context.sealed_external_id)?.len(),
+            64
+        );
         assert_eq!((context.config, context.config_version), (None, None));
 
         let Begin::Started(_) = db.begin_run(&run.id, "w1", ttl).await? else {

@@ -274,7 +274,9 @@ impl Worker {
             tenant_slug: context.tenant_slug.clone(),
             account_id: context.account_id.clone(),
             region: context.region.clone(),
-            external_id: self.sealer.open(&context.sealed_external_id)?,
+            external_id: self
+                .sealer
+                .open(context.tenant_slug.as_str(), &context.sealed_external_id)?,
         })
     }
 
