@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
+use byoc_model::AllowedChartSources;
 use byoc_stacks::{Database, Sealer};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,12 @@ pub struct Args {
     /// a config must name its region.
     #[arg(long, env = "BYOC_DEFAULT_REGION")]
     default_region: Option<byoc_model::Region>,
+    /// The chart repositories and OCI registries environment configs may name, as
+    /// comma-separated URL prefixes (https:// or oci://, e.g.
+    /// `https://charts.jetstack.io,oci://public.ecr.aws/karpenter/`); a config naming another
+    /// is refused (422). Default: the sources of the charts byoc pins.
+    #[arg(long, env = "BYOC_CHART_SOURCES", default_value_t = AllowedChartSources::pinned())]
+    chart_sources: AllowedChartSources,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -105,7 +112,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (args.api_rate, args.api_rate.saturating_mul(2)),
         )
         .with_template_url(args.template_url)
-        .with_default_region(args.default_region.map(String::from)),
+        .with_default_region(args.default_region.map(String::from))
+        .with_chart_sources(args.chart_sources),
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
