@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
+use byoc_model::AllowedChartSources;
 use byoc_stacks::{Database, Sealer};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,12 @@ pub struct Args {
     /// a config must name its region.
     #[arg(long, env = "BYOC_DEFAULT_REGION")]
     default_region: Option<byoc_model::Region>,
+    /// The chart repositories and OCI registries environment configs may name, as
+    /// comma-separated URL prefixes (https:// or oci://, e.g.
+    /// `https://charts.jetstack.io,oci://public.ecr.aws/karpenter/`); a config naming another
+    /// is refused (422). Default: the sources of the charts byoc pins.
+    #[arg(long, env = "BYOC_CHART_SOURCES", default_value_t = AllowedChartSources::pinned())]
+    chart_sources: AllowedChartSources,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -116,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .with_template_url(args.template_url)
     .with_default_region(args.default_region.map(String::from))
+    .with_chart_sources(args.chart_sources)
     .with_stream_limits(byoc_api::StreamLimits {
         per_token: args.max_streams_per_token,
         total: args.max_streams,

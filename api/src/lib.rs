@@ -29,7 +29,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use axum::routing::get;
-use byoc_model::{Tenant, TenantSlug};
+use byoc_model::{AllowedChartSources, Tenant, TenantSlug};
 use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
 use tokio::sync::{OnceCell, watch};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -73,6 +73,8 @@ struct Inner {
     default_region: Option<String>,
     /// Live event streams: shared pollers and caps.
     streams: Arc<Streams>,
+    /// The chart repositories and registries a config may name.
+    chart_sources: AllowedChartSources,
 }
 
 /// Requests per second per token, and the burst above it, by default.
@@ -114,6 +116,7 @@ impl AppState {
                 streams: Arc::new(Streams::new(StreamLimits::default())),
                 template_url: None,
                 default_region: None,
+                chart_sources: AllowedChartSources::pinned(),
             }),
         }
     }
@@ -144,6 +147,19 @@ impl AppState {
             .expect("configured before the state is shared")
             .default_region = region;
         self
+    }
+
+    /// The chart sources configs may name (`byoc serve --chart-sources`); by default the
+    /// pinned catalog's.
+    pub fn with_chart_sources(mut self, sources: AllowedChartSources) -> AppState {
+        Arc::get_mut(&mut self.inner)
+            .expect("configured before the state is shared")
+            .chart_sources = sources;
+        self
+    }
+
+    fn chart_sources(&self) -> &AllowedChartSources {
+        &self.inner.chart_sources
     }
 
     fn default_region(&self) -> Option<&str> {

@@ -22,22 +22,14 @@ struct Api {
 
 impl Api {
     async fn start(t: TestDb) -> anyhow::Result<Api> {
-        Api::start_with(t, byoc_api::DEFAULT_RATE, None).await
+        Api::start_with(t, byoc_api::DEFAULT_RATE, |state| state).await
     }
 
+    /// `configure` sets what `byoc serve`'s flags would (region, chart sources).
     async fn start_with(
         t: TestDb,
         rate: (u32, u32),
-        default_region: Option<&str>,
-    ) -> anyhow::Result<Api> {
-        Api::start_custom(t, rate, default_region, Default::default()).await
-    }
-
-    async fn start_custom(
-        t: TestDb,
-        rate: (u32, u32),
-        default_region: Option<&str>,
-        streams: byoc_api::StreamLimits,
+        configure: impl FnOnce(AppState) -> AppState,
     ) -> anyhow::Result<Api> {
         let db = Database::connect(t.url()).await?;
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
@@ -45,12 +37,10 @@ impl Api {
         std::mem::forget(_tx);
         let sealer = common::sealer();
         let (_, admin) = db.create_token("test admin", None, "test").await?;
-        let state = AppState::with_rate(db.clone(), schema, sealer, rate)
+        let state = configure(AppState::with_rate(db.clone(), schema, sealer, rate))
             .with_template_url(Some(
                 "https://byoc-templates.s3.amazonaws.com/customer-iam-role.yaml".into(),
-            ))
-            .with_default_region(default_region.map(str::to_string))
-            .with_stream_limits(streams);
+            ));
         let app = byoc_api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -616,11 +606,88 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Component charts come only from the sources the operator allows (`--chart-sources`, by
+/// default the pinned catalog's): anything else is 422 at save, naming the field and listing
+/// what is allowed; hostile charts and repositories are refused whatever the list says.
+#[tokio::test]
+async fn chart_sources_outside_the_allow_list_are_refused_at_save() -> anyhow::Result<()> {
+    let config = |components: Value| json!({"region": "us-east-1", "eks_mode": "managed", "components": components});
+    let path = "/api/v1/tenants/acme/environments/dev/config";
+    let jetstack =
+        json!({"cert_manager": {"chart": "cert-manager", "repo": "https://charts.jetstack.io"}});
+    let mirror = json!({"cert_manager": {"chart": "cert-manager", "repo": "https://charts.example.com/stable"}});
+
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let pinned = Api::start(t).await?;
+    pinned.tenant("acme").await?;
+    for (components, field) in [
+        (mirror.clone(), "components.cert_manager.repo"),
+        (
+            json!({"karpenter": {"chart": "oci://registry.example.com/karpenter/karpenter"}}),
+            "components.karpenter.chart",
+        ),
+        (
+            json!({"argocd": {"chart": "--post-renderer=/bin/sh", "repo": "https://argoproj.github.io/argo-helm"}}),
+            "components.argocd.chart",
+        ),
+        (
+            json!({"argocd": {"chart": "/etc"}}),
+            "components.argocd.chart",
+        ),
+        (
+            json!({"argocd": {"chart": "argo-cd", "repo": "http://169.254.169.254/latest/"}}),
+            "components.argocd.repo",
+        ),
+    ] {
+        let (status, body) = pinned
+            .admin(Method::POST, path, Some(config(components.clone())))
+            .await?;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{components}: {body}"
+        );
+        assert_eq!(body["field"], field, "{body}");
+    }
+    let (_, body) = pinned
+        .admin(Method::POST, path, Some(config(mirror.clone())))
+        .await?;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("https://charts.jetstack.io")
+            && message.contains("oci://public.ecr.aws/karpenter/"),
+        "the error lists the allowed sources: {body}"
+    );
+    let (status, body) = pinned
+        .admin(Method::POST, path, Some(config(jetstack.clone())))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The operator's own list replaces the catalog's.
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let sources = "https://charts.example.com".parse()?;
+    let operator =
+        Api::start_with(t, byoc_api::DEFAULT_RATE, |s| s.with_chart_sources(sources)).await?;
+    operator.tenant("acme").await?;
+    let (status, body) = operator
+        .admin(Method::POST, path, Some(config(mirror)))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = operator
+        .admin(Method::POST, path, Some(config(jetstack)))
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "components.cert_manager.repo", "{body}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
-    let api = Api::start_with(t, (1, 2), None).await?;
+    let api = Api::start_with(t, (1, 2), |state| state).await?;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let resp = api
@@ -701,7 +768,7 @@ async fn event_streams_are_capped_and_end_when_their_token_is_revoked() -> anyho
         poll: Duration::from_millis(50),
         token_check: Duration::from_millis(100),
     };
-    let api = Api::start_custom(t, byoc_api::DEFAULT_RATE, None, limits).await?;
+    let api = Api::start_with(t, byoc_api::DEFAULT_RATE, |s| s.with_stream_limits(limits)).await?;
     api.tenant("acme").await?;
     let (status, body) = api
         .admin(
@@ -774,7 +841,7 @@ async fn bad_tokens_are_limited_per_client_before_they_are_looked_up() -> anyhow
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
     // A token's rate (1 a second, bursts of 2) is a client's for bad tokens.
-    let api = Api::start_with(t, (1, 2), None).await?;
+    let api = Api::start_with(t, (1, 2), |state| state).await?;
     let path = "/api/v1/tenants";
     let mut statuses = Vec::new();
     for i in 0..4 {

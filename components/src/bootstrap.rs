@@ -91,16 +91,13 @@ fn release(
     let source = component.source();
     let mut values = values;
     merge_values(&mut values, &Value::Object(cfg.values.clone()));
-    let (chart, repo) = match &cfg.chart {
-        Some(chart) => (chart.clone(), cfg.repo.clone()),
-        None => (source.chart.to_string(), source.repo.map(str::to_string)),
-    };
+    let chart = cfg.chart(component);
     let release = Release {
         name: source.release.to_string(),
         namespace: source.namespace.to_string(),
-        chart,
-        repo,
-        version: cfg.version.as_deref().unwrap_or(source.version).to_string(),
+        chart: chart.chart.to_string(),
+        repo: chart.repo.map(str::to_string),
+        version: chart.version.to_string(),
         values,
     };
     let r = chart_release(name, release);

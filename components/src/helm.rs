@@ -1,9 +1,14 @@
 //! The helm CLI, as byoc drives it: its version checked once, releases installed
 //! (`upgrade --install --atomic --wait`), read (`list`, `get values`) and uninstalled in a
 //! cluster reached through a temporary kubeconfig, and rendered locally (`template`).
+//!
+//! Charts and release names come from tenants' configs, so helm gets them after `--` (never
+//! read as flags), runs with none of the worker's environment (its AWS credentials above
+//! all), and what it prints reaches the tenant only through [`sanitize`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use byoc_engine::CancellationToken;
@@ -57,6 +62,9 @@ pub enum HelmError {
 pub struct Helm {
     path: PathBuf,
     version: String,
+    /// helm's HOME, with its cache, config and data: byoc's own for this process, so helm
+    /// reads no operator's repositories, registry logins or plugins.
+    home: Arc<tempfile::TempDir>,
 }
 
 /// A chart release, as the environment config and the blueprint describe it.
@@ -92,18 +100,19 @@ impl Helm {
         let path = path.into();
         let unusable = |reason: String| HelmError::Unusable {
             path: path.display().to_string(),
-            reason,
+            reason: sanitize(&reason),
         };
-        let out = tokio::process::Command::new(&path)
+        let home = tempfile::Builder::new()
+            .prefix("byoc-helm-")
+            .tempdir()
+            .map_err(|e| unusable(format!("making its home directory: {e}")))?;
+        let out = helm_command(&path, home.path())
             .args(["version", "--short"])
-            .stdin(Stdio::null())
             .output()
             .await
             .map_err(|e| unusable(e.to_string()))?;
         if !out.status.success() {
-            return Err(unusable(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+            return Err(unusable(String::from_utf8_lossy(&out.stderr).into_owned()));
         }
         // `v3.17.2+gcc0bbbd`
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -117,11 +126,20 @@ impl Helm {
             [major, minor] if (major, minor) >= MIN_VERSION && major < 4 => {}
             _ => return Err(unusable(format!("version {version:?} is not supported"))),
         }
-        Ok(Helm { path, version })
+        Ok(Helm {
+            path,
+            version,
+            home: Arc::new(home),
+        })
     }
 
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The HOME helm runs with (its cache, config and data directories are in it).
+    pub fn home(&self) -> &Path {
+        self.home.path()
     }
 
     /// Installs or upgrades `release`, waiting until its resources are ready and rolling
@@ -135,13 +153,16 @@ impl Helm {
     ) -> Result<(), HelmError> {
         let values = values_file(&release.values)?;
         let chart = Chart::of(release)?;
-        let mut args = vec!["upgrade", "--install", &release.name];
-        args.extend(chart.args());
+        let mut args = vec!["upgrade", "--install"];
+        args.extend(chart.flags());
         args.extend(["--namespace", &release.namespace, "--create-namespace"]);
         let timeout = format!("{}s", timeout.as_secs());
         args.extend(["--atomic", "--wait", "--timeout", &timeout]);
         args.extend(["--values", path_str(values.path())?]);
-        self.run(&args, Some(access), cancel).await.map(drop)
+        let positional = [release.name.as_str(), chart.path()];
+        self.run(&args, &positional, Some(access), cancel)
+            .await
+            .map(drop)
     }
 
     /// The release if it exists.
@@ -163,11 +184,9 @@ impl Helm {
             "--output",
             "json",
         ];
-        let out = self.run(&args, Some(access), cancel).await?;
-        let listed: Vec<Listed> = serde_json::from_str(&out).map_err(|e| HelmError::Failed {
-            command: "list".into(),
-            message: format!("unexpected output ({e}): {out}"),
-        })?;
+        let out = self.run(&args, &[], Some(access), cancel).await?;
+        let listed: Vec<Listed> = serde_json::from_str(&out)
+            .map_err(|e| HelmError::failed("list", &format!("unexpected output ({e}): {out}")))?;
         Ok(listed.into_iter().find(|r| r.name == name))
     }
 
@@ -182,16 +201,14 @@ impl Helm {
         let args = [
             "get",
             "values",
-            name,
             "--namespace",
             namespace,
             "--output",
             "json",
         ];
-        let out = self.run(&args, Some(access), cancel).await?;
-        serde_json::from_str(&out).map_err(|e| HelmError::Failed {
-            command: "get values".into(),
-            message: format!("unexpected output ({e}): {out}"),
+        let out = self.run(&args, &[name], Some(access), cancel).await?;
+        serde_json::from_str(&out).map_err(|e| {
+            HelmError::failed("get values", &format!("unexpected output ({e}): {out}"))
         })
     }
 
@@ -207,14 +224,13 @@ impl Helm {
         let timeout = format!("{}s", timeout.as_secs());
         let args = [
             "uninstall",
-            name,
             "--namespace",
             namespace,
             "--wait",
             "--timeout",
             &timeout,
         ];
-        match self.run(&args, Some(access), cancel).await {
+        match self.run(&args, &[name], Some(access), cancel).await {
             Err(HelmError::Failed { message, .. }) if message.contains("not found") => Ok(()),
             other => other.map(drop),
         }
@@ -228,55 +244,229 @@ impl Helm {
     ) -> Result<String, HelmError> {
         let values = values_file(&release.values)?;
         let chart = Chart::of(release)?;
-        let mut args = vec!["template", &release.name];
-        args.extend(chart.args());
+        let mut args = vec!["template"];
+        args.extend(chart.flags());
         args.extend(["--namespace", &release.namespace]);
         args.extend(["--values", path_str(values.path())?]);
-        self.run(&args, None, cancel).await
+        self.run(&args, &[&release.name, chart.path()], None, cancel)
+            .await
     }
 
-    /// Runs helm; stdout on success, stderr in the error otherwise. The kubeconfig file
-    /// lives exactly as long as the process.
+    /// Runs helm with `args` (the subcommand and its flags), then `--` and `positional`:
+    /// stdout on success, stderr in the error otherwise. The kubeconfig file lives exactly
+    /// as long as the process.
     async fn run(
         &self,
         args: &[&str],
+        positional: &[&str],
         access: Option<&ClusterAccess>,
         cancel: &CancellationToken,
     ) -> Result<String, HelmError> {
-        let command = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+        let command = args
+            .iter()
+            .take_while(|a| !a.starts_with('-'))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
         let kubeconfig = access
             .map(ClusterAccess::kubeconfig)
             .transpose()
-            .map_err(|e| HelmError::Failed {
-                command: command.clone(),
-                message: format!("writing the kubeconfig: {e}"),
-            })?;
-        let mut cmd = tokio::process::Command::new(&self.path);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            // Never the operator's own cluster: only the kubeconfig given here.
-            .env_remove("KUBECONFIG");
+            .map_err(|e| HelmError::failed(&command, &format!("writing the kubeconfig: {e}")))?;
+        let mut cmd = helm_command(&self.path, self.home());
+        cmd.args(args);
         if let Some(file) = &kubeconfig {
             cmd.arg("--kubeconfig").arg(file.path());
         }
+        if !positional.is_empty() {
+            // A release or chart name starting with `-` stays a name.
+            cmd.arg("--").args(positional);
+        }
         let output = tokio::select! {
-            out = cmd.output() => out.map_err(|e| HelmError::Failed {
-                command: command.clone(),
-                message: e.to_string(),
-            })?,
+            out = cmd.output() => out.map_err(|e| HelmError::failed(&command, &e.to_string()))?,
             () = cancel.cancelled() => return Err(HelmError::Cancelled(command)),
         };
         drop(kubeconfig);
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
-            Err(HelmError::Failed {
-                command,
-                message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            })
+            Err(HelmError::failed(
+                &command,
+                &String::from_utf8_lossy(&output.stderr),
+            ))
         }
     }
+}
+
+impl HelmError {
+    /// A failure whose message may hold helm's output: it ends up in the run's error and
+    /// events, which the tenant reads, so it is sanitised.
+    fn failed(command: &str, message: &str) -> HelmError {
+        HelmError::Failed {
+            command: command.to_string(),
+            message: sanitize(message),
+        }
+    }
+}
+
+/// helm at `path` with none of the worker's environment: not its AWS credentials (the
+/// kubeconfig carries a bearer token, so helm needs none), not its KUBECONFIG, not its
+/// helm settings. PATH stays (helm looks up nothing secret in it); HOME and helm's own
+/// directories are `home`.
+fn helm_command(path: &Path, home: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+/// The most characters of helm's output an error carries.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+const REDACTED: &str = "[redacted]";
+
+/// `text` as a tenant may read it: control characters (terminal escapes, carriage returns,
+/// bidirectional overrides) gone but for newlines and tabs; what looks like a credential
+/// (AWS access key ids, EKS tokens, `Authorization` and bearer values, `secret=`/`token:`
+/// values, URL user info) redacted; at most [`MAX_MESSAGE_CHARS`], its start and its end
+/// kept (helm prints its `Error:` line last).
+pub fn sanitize(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let clean: String = text
+        .trim()
+        .chars()
+        .filter(|&c| matches!(c, '\n' | '\t') || !(c.is_control() || bidi(c)))
+        .collect();
+    let redacted = redact(&clean);
+    let count = redacted.chars().count();
+    if count <= MAX_MESSAGE_CHARS {
+        return redacted;
+    }
+    // The marker fits in 40 characters for any count.
+    let keep = MAX_MESSAGE_CHARS - 40;
+    let (head, tail) = (keep / 2, keep - keep / 2);
+    let start: String = redacted.chars().take(head).collect();
+    let end: String = redacted.chars().skip(count - tail).collect();
+    format!("{start}\n[... {} characters cut ...]\n{end}", count - keep)
+}
+
+/// Keys whose `key=value` / `key: value` values are secrets.
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "signature",
+    "credential",
+    "api-key",
+    "api_key",
+    "apikey",
+];
+
+/// [`sanitize`]'s redaction, one pass over `text`.
+fn redact(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    // Where a value starting at `from` ends: at whitespace, a quote or a separator.
+    let value_end = |from: usize| {
+        text[from..]
+            .find(|c: char| c.is_whitespace() || "\"'&,;".contains(c))
+            .map_or(text.len(), |n| from + n)
+    };
+    while i < text.len() {
+        let rest = &text[i..];
+        let lrest = &lower[i..];
+        let boundary = !text[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        // AWS access key ids: AKIA (long-lived) or ASIA (temporary) and 16 more.
+        if boundary
+            && (rest.starts_with("AKIA") || rest.starts_with("ASIA"))
+            && rest
+                .bytes()
+                .skip(4)
+                .take(16)
+                .filter(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                .count()
+                == 16
+        {
+            out.push_str(REDACTED);
+            i += 20;
+            continue;
+        }
+        // An EKS token, and a URL's user info.
+        if lrest.starts_with("k8s-aws-v1.") {
+            out.push_str(REDACTED);
+            i = value_end(i);
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("://") {
+            let authority = after
+                .find(|c: char| c == '/' || c.is_whitespace() || "\"'".contains(c))
+                .unwrap_or(after.len());
+            if let Some(at) = after[..authority].rfind('@') {
+                out.push_str("://");
+                out.push_str(REDACTED);
+                i += 3 + at;
+                continue;
+            }
+        }
+        // `Authorization: ...`: the rest of the line.
+        if boundary && lrest.starts_with("authorization") {
+            let key = "authorization".len();
+            let sep = lrest[key..]
+                .find(|c: char| !" \t\"':=".contains(c))
+                .map_or(lrest.len() - key, |n| n);
+            if lrest[key..key + sep].contains([':', '=']) {
+                out.push_str(&rest[..key + sep]);
+                out.push_str(REDACTED);
+                i = text[i..].find('\n').map_or(text.len(), |n| i + n);
+                continue;
+            }
+        }
+        // `Bearer x`, `Basic x`: the next word.
+        if boundary && (lrest.starts_with("bearer ") || lrest.starts_with("basic ")) {
+            let word = rest.find(' ').expect("a space");
+            let spaces = rest[word..].len() - rest[word..].trim_start_matches(' ').len();
+            let start = i + word + spaces;
+            if value_end(start) > start {
+                out.push_str(&text[i..start]);
+                out.push_str(REDACTED);
+                i = value_end(start);
+                continue;
+            }
+        }
+        // `...secret=x`, `"token": "x"`, `X-Amz-Signature=x`: the value.
+        if let Some(key) = SECRET_KEYS.iter().find(|k| lrest.starts_with(**k)) {
+            let name_end = key.len()
+                + lrest[key.len()..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    .unwrap_or(lrest.len() - key.len());
+            let sep = lrest[name_end..]
+                .find(|c: char| !" \t\"':=".contains(c))
+                .map_or(lrest.len() - name_end, |n| n);
+            let start = i + name_end + sep;
+            if lrest[name_end..name_end + sep].contains([':', '=']) && value_end(start) > start {
+                out.push_str(&text[i..start]);
+                out.push_str(REDACTED);
+                i = value_end(start);
+                continue;
+            }
+        }
+        let c = rest.chars().next().expect("not at the end");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// Where helm finds a release's chart: as given, or a built-in chart written out to a
@@ -294,10 +484,7 @@ impl<'a> Chart<'a> {
                 builtin: None,
             });
         };
-        let failed = |message: String| HelmError::Failed {
-            command: "chart".into(),
-            message,
-        };
+        let failed = |message: String| HelmError::failed("chart", &message);
         let (_, files) = BUILTIN_CHARTS
             .iter()
             .find(|(n, _)| *n == name)
@@ -322,13 +509,17 @@ impl<'a> Chart<'a> {
         })
     }
 
-    fn args(&self) -> Vec<&str> {
+    /// The chart as helm's positional argument.
+    fn path(&self) -> &str {
+        match &self.builtin {
+            Some((_, path)) => path,
+            None => &self.release.chart,
+        }
+    }
+
+    fn flags(&self) -> Vec<&str> {
         let release = self.release;
-        let chart = match &self.builtin {
-            Some((_, path)) => path.as_str(),
-            None => release.chart.as_str(),
-        };
-        let mut args = vec![chart, "--version", &release.version];
+        let mut args = vec!["--version", &release.version];
         if let Some(repo) = &release.repo {
             args.extend(["--repo", repo]);
         }
@@ -338,10 +529,8 @@ impl<'a> Chart<'a> {
 
 /// The values as a 0600 temporary file (JSON is YAML), removed when dropped.
 fn values_file(values: &Value) -> Result<tempfile::NamedTempFile, HelmError> {
-    let failed = |e: std::io::Error| HelmError::Failed {
-        command: "values".into(),
-        message: format!("writing the values file: {e}"),
-    };
+    let failed =
+        |e: std::io::Error| HelmError::failed("values", &format!("writing the values file: {e}"));
     let file = tempfile::Builder::new()
         .prefix("byoc-values-")
         .suffix(".json")
@@ -352,9 +541,11 @@ fn values_file(values: &Value) -> Result<tempfile::NamedTempFile, HelmError> {
 }
 
 fn path_str(path: &Path) -> Result<&str, HelmError> {
-    path.to_str().ok_or_else(|| HelmError::Failed {
-        command: "values".into(),
-        message: format!("temporary path {} is not UTF-8", path.display()),
+    path.to_str().ok_or_else(|| {
+        HelmError::failed(
+            "values",
+            &format!("temporary path {} is not UTF-8", path.display()),
+        )
     })
 }
 
@@ -366,4 +557,65 @@ fn regex_escape(name: &str) -> String {
             special.then_some('\\').into_iter().chain([c])
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_control_characters_and_redacts_credentials() {
+        let text = "\x1b[31mError:\x1b[0m upgrade failed\r\n\tat \u{202e}x\u{0}\n";
+        assert_eq!(sanitize(text), "[31mError:[0m upgrade failed\n\tat x");
+        for (text, secret) in [
+            ("key AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE"),
+            ("(ASIA0123456789ABCDEF)", "ASIA0123456789ABCDEF"),
+            ("Authorization: Bearer abc.def", "abc.def"),
+            ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+            ("{\"authorization\":\"AWS4 sig\"}", "sig"),
+            ("got 401 for bearer eyJhbGciOi.x.y here", "eyJhbGciOi"),
+            (
+                "token k8s-aws-v1.aHR0cHM6Ly9zdHM rejected",
+                "aHR0cHM6Ly9zdHM",
+            ),
+            (
+                "get https://sts.amazonaws.com/?X-Amz-Credential=ASIAX%2F2024&X-Amz-Security-Token=FwoGZX&X-Amz-Signature=0a1b2c",
+                "FwoGZX",
+            ),
+            ("X-Amz-Signature=0a1b2c&x=1", "0a1b2c"),
+            ("aws_secret_access_key = wJalrXUtnFEMI", "wJalrXUtnFEMI"),
+            ("{\"password\": \"hunter2\"}", "hunter2"),
+            ("pull https://robot:s3cret@charts.example.com/x", "s3cret"),
+            ("oci://user@registry.example.com/x", "user@"),
+        ] {
+            let clean = sanitize(text);
+            assert!(!clean.contains(secret), "{text} -> {clean}");
+            assert!(clean.contains(REDACTED), "{text} -> {clean}");
+        }
+        // Helm's own words stay.
+        let error = "Error: INSTALLATION FAILED: chart \"argo-cd\" version \"9.9.9\" not found in https://argoproj.github.io/argo-helm repository";
+        assert_eq!(sanitize(error), error);
+        assert_eq!(
+            sanitize("Error: uninstall: Release not loaded: argocd: release: not found"),
+            "Error: uninstall: Release not loaded: argocd: release: not found"
+        );
+    }
+
+    #[test]
+    fn sanitize_bounds_the_message_keeping_its_start_and_end() {
+        let long = format!("Warning: start\n{}\nError: the end", "x".repeat(10_000));
+        let short = sanitize(&long);
+        assert!(
+            short.chars().count() <= MAX_MESSAGE_CHARS,
+            "{}",
+            short.len()
+        );
+        assert!(short.starts_with("Warning: start"), "{short}");
+        assert!(short.ends_with("Error: the end"), "{short}");
+        assert!(short.contains(" characters cut ...]"), "{short}");
+        let exactly = "y".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(sanitize(&exactly), exactly);
+        // Characters, not bytes: a multi-byte text is cut on character boundaries.
+        assert!(sanitize(&"é".repeat(5_000)).chars().count() <= MAX_MESSAGE_CHARS);
+    }
 }

@@ -13,7 +13,10 @@ mod names;
 mod records;
 mod trust;
 
-pub use components::{ChartSource, Component, ComponentConfig, Components, merge_values};
+pub use components::{
+    AllowedChartSources, ChartRef, ChartSource, Component, ComponentConfig, Components,
+    merge_values,
+};
 pub use config::{
     CapacityType, ConfigError, EksMode, EndpointAccess, EnvironmentConfig, NatMode,
     NodeGroupConfig, SubnetPlan, Taint, TaintEffect,

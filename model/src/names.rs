@@ -45,7 +45,7 @@ fn is_label_name(text: &str) -> bool {
 }
 
 /// A lowercase RFC 1123 DNS subdomain of at most 253 characters.
-fn is_dns_subdomain(text: &str) -> bool {
+pub(crate) fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253
         && text.split('.').all(|label| {
             (1..=63).contains(&label.len())
