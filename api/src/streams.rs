@@ -128,7 +128,11 @@ impl Streams {
                 let (db, id) = (db.clone(), id.clone());
                 async move {
                     match db.token(&id).await {
-                        Ok(t) => t.revoked_at.is_none(),
+                        Ok(t) => {
+                            let expired =
+                                t.expires_at.is_some_and(|at| at <= byoc_stacks::now_ms());
+                            t.revoked_at.is_none() && !expired
+                        }
                         Err(DbError::NotFound(_)) => false,
                         // The store is down: the run's poller says so; keep the stream.
                         Err(_) => true,

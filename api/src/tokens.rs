@@ -25,9 +25,24 @@ pub async fn create(
         Some(slug) => Some(state.db().tenant(slug).await?.id),
         None => None,
     };
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(days @ 1..=3650) => Some(byoc_stacks::now_ms() + i64::from(days) * 86_400_000),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                Some("expires_in_days"),
+                "expires_in_days is 1 to 3650",
+            ));
+        }
+    };
     let (token, secret) = state
         .db()
-        .create_token(&body.name, tenant_id.as_deref(), &caller.actor())
+        .create_expiring_token(
+            &body.name,
+            tenant_id.as_deref(),
+            expires_at,
+            &caller.actor(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
 }

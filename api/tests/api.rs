@@ -834,6 +834,62 @@ async fn event_streams_are_capped_and_end_when_their_token_is_revoked() -> anyho
     Ok(())
 }
 
+/// A token created to expire authenticates until then, and nothing after.
+#[tokio::test]
+async fn tokens_can_expire() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    migrate_url(t.url()).await?;
+    let url = t.url().to_string();
+    let api = Api::start(t).await?;
+    for days in [0, 3651] {
+        let body = json!({"name": "ci", "expires_in_days": days});
+        let (status, error) = api
+            .admin(Method::POST, "/api/v1/tokens", Some(body))
+            .await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{days}: {error}");
+        assert_eq!(error["field"], "expires_in_days");
+    }
+    let body = json!({"name": "ci", "expires_in_days": 30});
+    let (status, created) = api
+        .admin(Method::POST, "/api/v1/tokens", Some(body))
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let in_30_days = created["token"]["expires_at"]
+        .as_i64()
+        .context("expires_at")?;
+    let now = byoc_stacks::now_ms();
+    assert!(
+        (in_30_days - now - 30 * 86_400_000).abs() < 60_000,
+        "{created}"
+    );
+    let secret = created["secret"].as_str().context("secret")?;
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/tenants", Some(secret), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let id = created["token"]["id"].as_str().context("id")?;
+    exec(
+        &url,
+        &format!(
+            "UPDATE api_tokens SET expires_at = {} WHERE id = '{id}'",
+            now - 1
+        ),
+    )
+    .await?;
+    let (status, error) = api
+        .call(Method::GET, "/api/v1/tenants", Some(secret), None)
+        .await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{error}"
+    );
+    Ok(())
+}
+
 /// A client presenting bad tokens is refused (429) before its tokens are looked up, and the
 /// scheme is case-insensitive.
 #[tokio::test]

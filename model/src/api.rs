@@ -755,6 +755,10 @@ pub struct CreateToken {
     pub name: String,
     /// A tenant slug: the token acts on that tenant only. Absent: an admin token.
     pub tenant: Option<TenantSlug>,
+    /// Days until it expires (1 to 3650). Absent: it never expires.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -144,4 +144,7 @@ pub struct ApiToken {
     pub created_by: String,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When it stops authenticating (ms since the epoch); none: it never expires.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }

@@ -15,6 +15,9 @@ pub enum TokenCmd {
         /// Scope it to one tenant (default: an admin token).
         #[arg(long)]
         tenant: Option<byoc_model::TenantSlug>,
+        /// Days until it expires, 1 to 3650 (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     List,
     Revoke {
@@ -25,8 +28,16 @@ pub enum TokenCmd {
 impl Client {
     pub async fn token(&self, cmd: TokenCmd) -> anyhow::Result<()> {
         match cmd {
-            TokenCmd::Create { name, tenant } => {
-                let body = CreateToken { name, tenant };
+            TokenCmd::Create {
+                name,
+                tenant,
+                expires_in_days,
+            } => {
+                let body = CreateToken {
+                    name,
+                    tenant,
+                    expires_in_days,
+                };
                 let created: TokenCreated = self
                     .call(Method::POST, "/api/v1/tokens", Some(&body))
                     .await?;
@@ -34,6 +45,10 @@ impl Client {
                     vec![
                         row("id", &c.token.id),
                         row("secret (shown once)", &c.secret),
+                        row(
+                            "expires at",
+                            c.token.expires_at.map_or("never".into(), |t| t.to_string()),
+                        ),
                     ]
                 })
             }

@@ -7,7 +7,7 @@ use apalis_sqlite::SqliteStorage;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use crate::db::Pool;
+use crate::db::{Pool, with_pool};
 use crate::tenants::TrustLocation;
 use crate::{Database, DbError};
 use byoc_model::Run;
@@ -110,8 +110,21 @@ impl JobQueue {
         result.map_err(|e| DbError::Invalid(format!("pushing the job of run {run_id}: {e}")))
     }
 
-    /// Records a run request and queues its job; a deploy coalesced into a queued one
-    /// returns that run (and `true`) and queues nothing new.
+    /// Pushes the job of the run whose turn it is on `stack` (its earliest unfinished run),
+    /// if any. A run is handed to the workers only when its turn comes: one waiting behind
+    /// another run of its stack holds no worker slot, so a tenant queueing runs on one
+    /// stack cannot keep the others waiting. Called after a run is requested (it may be
+    /// first) and after one ends (the next one's turn comes); both write, then look, so a
+    /// run requested as another ends is pushed by one of them.
+    pub async fn push_turn(&self, db: &Database, stack: &str) -> Result<(), DbError> {
+        match db.stack_turn(stack).await? {
+            Some(run_id) => self.push(&run_id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records a run request and queues its job when its turn comes; a deploy coalesced
+    /// into a queued one returns that run (and `true`).
     pub async fn request(
         &self,
         db: &Database,
@@ -121,7 +134,7 @@ impl JobQueue {
     ) -> Result<(Run, bool), DbError> {
         let (run, coalesced) = db.request_run(stack, kind, requested_by).await?;
         if !coalesced {
-            self.push(&run.id).await?;
+            self.push_turn(db, stack).await?;
         }
         Ok((run, coalesced))
     }
@@ -138,7 +151,7 @@ impl JobQueue {
         let run = db
             .request_approved_deploy(stack, plan_id, requested_by)
             .await?;
-        self.push(&run.id).await?;
+        self.push_turn(db, stack).await?;
         Ok(run)
     }
 
@@ -170,8 +183,8 @@ impl JobQueue {
         let run = db
             .request_scheduled_run(stack, kind, slot, requested_by)
             .await?;
-        if let Some(run) = &run {
-            self.push(&run.id).await?;
+        if run.is_some() {
+            self.push_turn(db, stack.as_str()).await?;
         }
         Ok(run)
     }
@@ -192,13 +205,45 @@ impl JobQueue {
             .0)
     }
 
-    /// Pushes (again) the job of every unfinished run: repairs a crash between recording a
-    /// run and pushing its job. Returns how many runs were unfinished.
+    /// Pushes (again) the job of every stack's run whose turn it is: repairs a crash between
+    /// recording a run and pushing its job, or between a run's end and the push of the next
+    /// one. Returns how many were pushed.
     pub async fn sweep(&self, db: &Database) -> Result<usize, DbError> {
-        let runs = db.unfinished_runs().await?;
+        let runs = db.runs_whose_turn_it_is().await?;
         for id in &runs {
             self.push(id).await?;
         }
         Ok(runs.len())
+    }
+}
+
+impl Database {
+    /// The run whose turn it is on `stack`: its earliest queued or running run.
+    pub async fn stack_turn(&self, stack: &str) -> Result<Option<String>, DbError> {
+        with_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT id FROM runs WHERE stack = $1 AND status IN ('queued', 'running')
+                 ORDER BY seq LIMIT 1",
+            )
+            .bind(stack)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.query_error(e))
+        })
+    }
+
+    /// Every stack's run whose turn it is, oldest first.
+    pub async fn runs_whose_turn_it_is(&self) -> Result<Vec<String>, DbError> {
+        with_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT r.id FROM runs r WHERE r.status IN ('queued', 'running')
+                 AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.stack = r.stack
+                                 AND e.status IN ('queued', 'running') AND e.seq < r.seq)
+                 ORDER BY r.seq",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.query_error(e))
+        })
     }
 }

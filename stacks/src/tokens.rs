@@ -18,7 +18,8 @@ pub const TOKEN_NAME_MAX: usize = 64;
 /// must not turn every request into a write.
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 
-const COLUMNS: &str = "id, name, tenant_id, created_at, created_by, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, tenant_id, created_at, created_by, last_used_at, revoked_at, expires_at";
 
 type TokenRow = (
     String,
@@ -26,6 +27,7 @@ type TokenRow = (
     Option<String>,
     i64,
     String,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
 );
@@ -39,11 +41,21 @@ type AuthRow = (
     String,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
     String,
 );
 
+/// A token to store.
+struct NewToken<'a> {
+    name: &'a str,
+    tenant_id: Option<&'a str>,
+    id: &'a str,
+    secret: &'a str,
+    expires_at: Option<i64>,
+}
+
 fn token_from_row(row: TokenRow) -> ApiToken {
-    let (id, name, tenant_id, created_at, created_by, last_used_at, revoked_at) = row;
+    let (id, name, tenant_id, created_at, created_by, last_used_at, revoked_at, expires_at) = row;
     ApiToken {
         id,
         name,
@@ -52,6 +64,7 @@ fn token_from_row(row: TokenRow) -> ApiToken {
         created_by,
         last_used_at,
         revoked_at,
+        expires_at,
     }
 }
 
@@ -105,12 +118,30 @@ impl Database {
         tenant_id: Option<&str>,
         actor: &str,
     ) -> Result<(ApiToken, String), DbError> {
+        self.create_expiring_token(name, tenant_id, None, actor)
+            .await
+    }
+
+    /// [`Database::create_token`], authenticating only until `expires_at` (ms since the
+    /// epoch) when given.
+    pub async fn create_expiring_token(
+        &self,
+        name: &str,
+        tenant_id: Option<&str>,
+        expires_at: Option<i64>,
+        actor: &str,
+    ) -> Result<(ApiToken, String), DbError> {
         let id = hex::encode(random_bytes::<{ ID_HEX / 2 }>());
         let secret = hex::encode(random_bytes::<{ SECRET_HEX / 2 }>());
         let text = format!("byoc_{id}_{secret}");
-        let token = self
-            .put_token(name, tenant_id, &id, &secret, actor, "token.create")
-            .await?;
+        let new = NewToken {
+            name,
+            tenant_id,
+            id: &id,
+            secret: &secret,
+            expires_at,
+        };
+        let token = self.put_token(new, actor, "token.create").await?;
         Ok((token, text))
     }
 
@@ -129,21 +160,31 @@ impl Database {
                 "token text is malformed: expected byoc_{{{ID_HEX} lowercase hex digits}}_{{{SECRET_HEX} lowercase hex digits}}"
             ))
         })?;
-        self.put_token(name, tenant_id, id, secret, actor, "token.import")
-            .await
+        let new = NewToken {
+            name,
+            tenant_id,
+            id,
+            secret,
+            expires_at: None,
+        };
+        self.put_token(new, actor, "token.import").await
     }
 
     /// Stores a token unless exactly it (same secret, same tenant) exists already; Conflict
     /// if its id exists with another secret or tenant.
     async fn put_token(
         &self,
-        name: &str,
-        tenant_id: Option<&str>,
-        id: &str,
-        secret: &str,
+        new: NewToken<'_>,
         actor: &str,
         action: &str,
     ) -> Result<ApiToken, DbError> {
+        let NewToken {
+            name,
+            tenant_id,
+            id,
+            secret,
+            expires_at,
+        } = new;
         validate_name(name)?;
         let hash = secret_hash(secret);
         // Two hosts importing the same token at once: the loser of the insert finds the
@@ -177,8 +218,8 @@ impl Database {
                     }
                 }
                 let inserted = sqlx::query(
-                    "INSERT INTO api_tokens (id, name, tenant_id, secret_hash, created_at, created_by)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO api_tokens (id, name, tenant_id, secret_hash, created_at, created_by, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(id)
                 .bind(name)
@@ -186,6 +227,7 @@ impl Database {
                 .bind(&hash)
                 .bind(now)
                 .bind(actor)
+                .bind(expires_at)
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -225,12 +267,25 @@ impl Database {
                 .await
                 .map_err(|e| self.query_error(e))?
         });
-        let Some((id, name, tenant_id, created_at, created_by, last_used_at, revoked_at, stored)) =
-            row
+        let Some((
+            id,
+            name,
+            tenant_id,
+            created_at,
+            created_by,
+            last_used_at,
+            revoked_at,
+            expires_at,
+            stored,
+        )) = row
         else {
             return Ok(None);
         };
-        if !hash_matches(&stored, secret) || revoked_at.is_some() {
+        let now = now_ms();
+        if !hash_matches(&stored, secret)
+            || revoked_at.is_some()
+            || expires_at.is_some_and(|at| at <= now)
+        {
             return Ok(None);
         }
         let mut token = token_from_row((
@@ -241,8 +296,8 @@ impl Database {
             created_by,
             last_used_at,
             revoked_at,
+            expires_at,
         ));
-        let now = now_ms();
         let stale = now - LAST_USED_GRANULARITY_MS;
         if token.last_used_at.is_none_or(|at| at < stale) {
             with_pool!(self, p => {

@@ -61,9 +61,19 @@ impl<S: Stream + Unpin> PollStrategy for WakeUp<S> {
 
 /// A job ends only with its run: any error sends it back to the queue, and the run resumes
 /// from its journal wherever it is picked up again.
-async fn handle(job: RunJob, worker: Data<Worker>) -> Result<(), BoxDynError> {
+async fn handle(
+    job: RunJob,
+    worker: Data<Worker>,
+    queue: Data<JobQueue>,
+) -> Result<(), BoxDynError> {
     match worker.execute(&job.run_id).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // The run has ended: the next one of its stack gets its turn.
+            if let Err(e) = worker.hand_over(&queue, &job.run_id).await {
+                tracing::warn!(run = %job.run_id, error = %e, "the next run of the stack waits for the sweep");
+            }
+            Ok(())
+        }
         Err(e @ WorkerError::HandedBack(_)) => {
             // Shutting down: hold the slot until the runs in flight end, so that apalis does
             // not spin through retries of jobs this process will not run.
@@ -182,6 +192,7 @@ async fn consume(
             WorkerBuilder::new(name)
                 .backend($backend)
                 .data(worker)
+                .data(queue.clone())
                 .concurrency(concurrency)
                 .build(handle)
                 .run_until(stop)

@@ -14,7 +14,9 @@ use byoc_model::{
     AccountId, OnboardingStatus, Region, RunKind, RunStatus, StackName, TenantSlug, TrustProblem,
     TrustStackReport, Verdict,
 };
-use byoc_stacks::{ApprovedPlan, Begin, Database, DbError, Lease, RunContext, RunStore, Sealer};
+use byoc_stacks::{
+    ApprovedPlan, Begin, Database, DbError, JobQueue, Lease, RunContext, RunStore, Sealer,
+};
 
 use crate::RunFailure;
 use serde_json::{Value, json};
@@ -173,6 +175,12 @@ impl Worker {
 
     /// Runs (or resumes) `run_id` to its end. Returns its final status; `HandedBack` if the
     /// worker shuts down before the run's turn came.
+    /// After `run_id` ended: pushes the job of the next run of its stack, whose turn it is.
+    pub(crate) async fn hand_over(&self, queue: &JobQueue, run_id: &str) -> Result<(), DbError> {
+        let stack = self.db.run(run_id).await?.stack;
+        queue.push_turn(&self.db, stack.as_str()).await
+    }
+
     pub async fn execute(&self, run_id: &str) -> Result<RunStatus, WorkerError> {
         let _in_flight = self.in_flight.token();
         if self.shutdown.is_cancelled() {

@@ -443,6 +443,67 @@ async fn until_finished(db: &Database, run_id: &str) -> anyhow::Result<RunStatus
     }
 }
 
+/// Runs waiting for their stack's turn hold no worker slot: with two slots, one tenant's
+/// long deploy and three more runs queued on its stack, another tenant's deploy starts at
+/// once.
+#[tokio::test]
+async fn runs_waiting_for_their_stack_hold_no_worker_slot() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        let new = NewTenant {
+            slug: "globex".into(),
+            name: "Globex".into(),
+            aws_account_id: "222222222222".into(),
+            labels: Default::default(),
+        };
+        let (globex, _) = db
+            .create_tenant(&Sealer::from_hex(&"ab".repeat(32))?, &new, "test")
+            .await?;
+        db.save_config(&globex.id, "globex", "dev", &config(1), "test")
+            .await?;
+        cloud.set_latency("vpc", Duration::from_secs(3));
+        let config = QueueConfig {
+            batch: 2,
+            heartbeat: Duration::from_secs(5),
+        };
+        let queue = JobQueue::setup(&db, config).await?;
+        let shutdown = CancellationToken::new();
+        let daemon = tokio::spawn(run_daemon(
+            db.clone(),
+            queue.clone(),
+            worker,
+            2,
+            shutdown.clone(),
+        ));
+        let (first, _) = queue.request(&db, &stack, RunKind::Deploy, "alice").await?;
+        for kind in [RunKind::Preview, RunKind::Refresh, RunKind::Destroy] {
+            queue.request(&db, &stack, kind, "alice").await?;
+        }
+        let started = Instant::now();
+        while db.run(&first.id).await?.status == RunStatus::Queued {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(5), "never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Everything acme queued has had time to reach a worker.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let started = Instant::now();
+        let (other, _) = queue
+            .request(&db, "globex-dev", RunKind::Deploy, "bob")
+            .await?;
+        while db.run(&other.id).await?.status == RunStatus::Queued {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(2),
+                "globex's deploy waited behind acme's runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        daemon.await??;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_daemon_runs_queued_jobs_in_order_and_stops_on_shutdown() -> anyhow::Result<()> {
     for (_t, db) in databases().await? {
