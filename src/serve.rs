@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
 use byoc_model::AllowedChartSources;
-use byoc_stacks::{Database, Sealer};
+use byoc_stacks::{Database, RunLimits, Sealer};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +56,14 @@ pub struct Args {
     /// answered 429 with Retry-After.
     #[arg(long, env = "BYOC_API_RATE", default_value_t = byoc_api::DEFAULT_RATE.0)]
     api_rate: u32,
+    /// Unfinished (queued or running) runs one environment may have; a request past it is
+    /// answered 429 (`too_many_runs`). A request joining a queued run of its kind adds none.
+    #[arg(long, env = "BYOC_MAX_RUNS_PER_STACK", default_value_t = RunLimits::DEFAULT.per_stack, value_parser = clap::value_parser!(u32).range(1..))]
+    max_runs_per_stack: u32,
+    /// Unfinished runs one tenant may have across its environments and trust verifications;
+    /// a request past it is answered 429 (`too_many_runs`).
+    #[arg(long, env = "BYOC_MAX_RUNS_PER_TENANT", default_value_t = RunLimits::DEFAULT.per_tenant, value_parser = clap::value_parser!(u32).range(1..))]
+    max_runs_per_tenant: u32,
     /// Where cfn-templates/customer-iam-role.yaml is published (an S3 HTTPS URL): tenants
     /// then get an AWS console quick-create link.
     #[arg(long, env = "BYOC_TEMPLATE_URL")]
@@ -73,7 +81,13 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db = Database::connect(&args.database.database_url).await?;
+    // The embedded workers share the caps: a drift repair they queue counts too.
+    let db = Database::connect(&args.database.database_url)
+        .await?
+        .with_run_limits(RunLimits {
+            per_stack: args.max_runs_per_stack,
+            per_tenant: args.max_runs_per_tenant,
+        });
     // Checked at start-up, so a missing key fails here rather than at the first tenant.
     let sealer = Sealer::for_database(&db, args.database.secret_key.as_deref())?;
     let (schema_tx, schema_rx) = watch::channel(SchemaState::Pending { last_error: None });

@@ -89,7 +89,8 @@ pub async fn delete_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Records a run and enqueues it: 202 with its id (a deploy coalesces into a queued one).
+/// Records a run and enqueues it: 202 with its id (or the id of the queued run of the same
+/// request it joined); 429 past the caps of unfinished runs.
 async fn request(
     state: &AppState,
     caller: &Caller,
@@ -113,12 +114,11 @@ async fn request(
         )));
     }
     let queue = state.queue().await?;
-    let (run, coalesced) = match plan_id {
+    let accepted = match plan_id {
         Some(plan_id) => {
-            let run = queue
+            queue
                 .request_approved(state.db(), &stack, &plan_id, &caller.actor())
-                .await?;
-            (run, false)
+                .await?
         }
         None => {
             queue
@@ -126,7 +126,14 @@ async fn request(
                 .await?
         }
     };
-    Ok((
+    Ok(accepted_run(accepted))
+}
+
+/// 202 with the run a request recorded, or joined (`coalesced`).
+pub(crate) fn accepted_run(
+    (run, coalesced): (byoc_model::Run, bool),
+) -> (StatusCode, Json<RunAccepted>) {
+    (
         StatusCode::ACCEPTED,
         Json(RunAccepted {
             run_id: run.id,
@@ -134,10 +141,10 @@ async fn request(
             kind: run.kind,
             coalesced,
         }),
-    ))
+    )
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", operation_id = "deploy", tag = "runs", params(EnvPath), request_body(content = Option<DeployRequest>, description = "Optional: the preview whose plan to apply exactly (needed when it replaces or deletes guarded resources)"), responses((status = 202, description = "A deploy run, queued (or the queued one it joined; never with a plan_id)", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/deploy", operation_id = "deploy", tag = "runs", params(EnvPath), request_body(content = Option<DeployRequest>, description = "Optional: the preview whose plan to apply exactly (needed when it replaces or deletes guarded resources)"), responses((status = 202, description = "A deploy run, queued, or the stack's latest run if that is a queued deploy of the same plan (none, or the same plan_id), with `coalesced`", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,7 +155,7 @@ pub async fn deploy(
     request(&state, &caller, &slug, &env, RunKind::Deploy, body.plan_id).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", operation_id = "destroy", tag = "runs", params(EnvPath), responses((status = 202, description = "A destroy run, queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/environments/{env}", operation_id = "destroy", tag = "runs", params(EnvPath), responses((status = 202, description = "A destroy run, queued, or the stack's latest run if that is a queued one of the same kind, with `coalesced`", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
@@ -157,7 +164,7 @@ pub async fn destroy(
     request(&state, &caller, &slug, &env, RunKind::Destroy, None).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", operation_id = "preview", tag = "runs", params(EnvPath), responses((status = 202, description = "A preview run (plan only), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/preview", operation_id = "preview", tag = "runs", params(EnvPath), responses((status = 202, description = "A preview run (plan only), queued, or the stack's latest run if that is a queued one of the same kind, with `coalesced`", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,7 +173,7 @@ pub async fn preview(
     request(&state, &caller, &slug, &env, RunKind::Preview, None).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", operation_id = "refresh", tag = "runs", params(EnvPath), responses((status = 202, description = "A refresh run (drift check), queued", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/environments/{env}/refresh", operation_id = "refresh", tag = "runs", params(EnvPath), responses((status = 202, description = "A refresh run (drift check), queued, or the stack's latest run if that is a queued one of the same kind, with `coalesced`", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,

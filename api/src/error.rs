@@ -47,6 +47,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("too many requests for this token: retry after {}s", retry_after.as_secs().max(1))]
     TooManyRequests { retry_after: std::time::Duration },
+    /// A stack or tenant has as many unfinished runs as it may: 429, naming the cap.
+    #[error("{0}")]
+    TooManyRuns(String),
     /// A bug or corrupt data; the detail is logged, never shown.
     #[error("{0}")]
     Internal(String),
@@ -78,7 +81,8 @@ pub enum CommonErrors {
     /// Invalid input; `field` names what is wrong
     #[response(status = 422)]
     Invalid(ErrorBody),
-    /// Too many requests
+    /// Too many requests for the token (`too_many_requests`, with Retry-After), or too many
+    /// unfinished runs of the stack or tenant (`too_many_runs`)
     #[response(status = 429)]
     TooManyRequests(ErrorBody),
     /// Server fault; the body carries the request id
@@ -124,6 +128,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
+            ApiError::TooManyRuns(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_runs"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -212,6 +217,7 @@ impl From<DbError> for ApiError {
             DbError::Refused { field, message } => ApiError::invalid(Some(field), message),
             DbError::NotFound(m) => ApiError::NotFound(m),
             DbError::Conflict(m) => ApiError::Conflict(m),
+            e @ DbError::TooManyRuns { .. } => ApiError::TooManyRuns(e.to_string()),
             DbError::StackNameTaken(name) => ApiError::StackNameTaken(format!(
                 "stack name {name} is taken by another environment: AWS names and tags derive from it, so it must be unique; choose another environment name"
             )),

@@ -59,7 +59,7 @@ pub async fn show(
     Ok(Json(RunDetail { run, plan }))
 }
 
-#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", operation_id = "cancel_run", tag = "runs", params(RunPath), responses((status = 200, description = "Cancelled (queued) or flagged (running)", body = RunView), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", operation_id = "cancel_run", tag = "runs", params(RunPath), responses((status = 200, description = "Cancelled (queued) or flagged (running); 409 `conflict` naming its status for a run that has already finished", body = RunView), CommonErrors), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

@@ -188,7 +188,7 @@ pub async fn trust_template(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/verify", operation_id = "verify_trust", tag = "tenants", params(TenantPath), request_body(content = Option<VerifyTrust>, description = "Optional: where the trust stack is"), responses((status = 202, description = "A verify run, queued: a worker assumes the tenant's role and reads its trust stack; the tenant's onboarding status shows the outcome", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/verify", operation_id = "verify_trust", tag = "tenants", params(TenantPath), request_body(content = Option<VerifyTrust>, description = "Optional: where the trust stack is"), responses((status = 202, description = "A verify run, queued (or the queued verification it joined, with `coalesced`): a worker assumes the tenant's role and reads its trust stack; the tenant's onboarding status shows the outcome", body = RunAccepted, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "run_events", parameters(("id" = "$response.body#/run_id")))), ("CancelRun" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/run_id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
@@ -202,18 +202,10 @@ pub async fn verify(
         region: body.region,
         stack_name: body.stack_name,
     };
-    let run = state
+    let accepted = state
         .queue()
         .await?
         .verify(state.db(), &slug, &location, &caller.actor())
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RunAccepted {
-            run_id: run.id,
-            status: run.status,
-            kind: run.kind,
-            coalesced: false,
-        }),
-    ))
+    Ok(crate::environments::accepted_run(accepted))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_api::{AppState, SchemaState};
-use byoc_stacks::{Database, migrate_url, schema_fingerprint};
+use byoc_stacks::{Database, RunLimits, migrate_url, schema_fingerprint};
 use byoc_testkit::{TestDb, exec};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -22,16 +22,17 @@ struct Api {
 
 impl Api {
     async fn start(t: TestDb) -> anyhow::Result<Api> {
-        Api::start_with(t, byoc_api::DEFAULT_RATE, |state| state).await
+        Api::start_with(t, byoc_api::DEFAULT_RATE, RunLimits::DEFAULT, |state| state).await
     }
 
     /// `configure` sets what `byoc serve`'s flags would (region, chart sources).
     async fn start_with(
         t: TestDb,
         rate: (u32, u32),
+        limits: RunLimits,
         configure: impl FnOnce(AppState) -> AppState,
     ) -> anyhow::Result<Api> {
-        let db = Database::connect(t.url()).await?;
+        let db = Database::connect(t.url()).await?.with_run_limits(limits);
         let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
         // Kept alive by the router's state for the test's life.
         std::mem::forget(_tx);
@@ -95,6 +96,27 @@ impl Api {
             .await
     }
 
+    /// Asks as the admin for what must be refused with `status` and error code `error`, with
+    /// a message that says each of `says`.
+    async fn refused(
+        &self,
+        (method, path): (Method, &str),
+        (status, error): (StatusCode, &str),
+        says: &[&str],
+    ) -> anyhow::Result<()> {
+        let (got, body) = self.admin(method, path, None).await?;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{body}"
+        );
+        let message = body["message"].as_str().context("message")?;
+        for said in says {
+            assert!(message.contains(said), "{said:?} is not in {message:?}");
+        }
+        Ok(())
+    }
+
     async fn tenant(&self, slug: &str) -> anyhow::Result<Value> {
         let (status, body) = self
             .admin(
@@ -126,6 +148,11 @@ impl Api {
 }
 
 async fn both() -> anyhow::Result<Vec<Api>> {
+    both_limited(RunLimits::DEFAULT).await
+}
+
+/// An API on each engine whose stores refuse runs past `limits`.
+async fn both_limited(limits: RunLimits) -> anyhow::Result<Vec<Api>> {
     let dbs = TestDb::both(&schema_fingerprint(), |url| async move {
         Ok(migrate_url(&url).await?)
     })
@@ -135,7 +162,7 @@ async fn both() -> anyhow::Result<Vec<Api>> {
         if t.url().starts_with("sqlite") {
             migrate_url(t.url()).await?;
         }
-        apis.push(Api::start(t).await?);
+        apis.push(Api::start_with(t, byoc_api::DEFAULT_RATE, limits, |state| state).await?);
     }
     Ok(apis)
 }
@@ -668,8 +695,10 @@ async fn chart_sources_outside_the_allow_list_are_refused_at_save() -> anyhow::R
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
     let sources = "https://charts.example.com".parse()?;
-    let operator =
-        Api::start_with(t, byoc_api::DEFAULT_RATE, |s| s.with_chart_sources(sources)).await?;
+    let operator = Api::start_with(t, byoc_api::DEFAULT_RATE, RunLimits::DEFAULT, |s| {
+        s.with_chart_sources(sources)
+    })
+    .await?;
     operator.tenant("acme").await?;
     let (status, body) = operator
         .admin(Method::POST, path, Some(config(mirror)))
@@ -687,7 +716,7 @@ async fn chart_sources_outside_the_allow_list_are_refused_at_save() -> anyhow::R
 async fn per_token_rate_limit_and_metrics() -> anyhow::Result<()> {
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
-    let api = Api::start_with(t, (1, 2), |state| state).await?;
+    let api = Api::start_with(t, (1, 2), RunLimits::DEFAULT, |state| state).await?;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let resp = api
@@ -768,7 +797,10 @@ async fn event_streams_are_capped_and_end_when_their_token_is_revoked() -> anyho
         poll: Duration::from_millis(50),
         token_check: Duration::from_millis(100),
     };
-    let api = Api::start_with(t, byoc_api::DEFAULT_RATE, |s| s.with_stream_limits(limits)).await?;
+    let api = Api::start_with(t, byoc_api::DEFAULT_RATE, RunLimits::DEFAULT, |s| {
+        s.with_stream_limits(limits)
+    })
+    .await?;
     api.tenant("acme").await?;
     let (status, body) = api
         .admin(
@@ -897,7 +929,7 @@ async fn bad_tokens_are_limited_per_client_before_they_are_looked_up() -> anyhow
     let t = TestDb::sqlite().await?;
     migrate_url(t.url()).await?;
     // A token's rate (1 a second, bursts of 2) is a client's for bad tokens.
-    let api = Api::start_with(t, (1, 2), |state| state).await?;
+    let api = Api::start_with(t, (1, 2), RunLimits::DEFAULT, |state| state).await?;
     let path = "/api/v1/tenants";
     let mut statuses = Vec::new();
     for i in 0..4 {
@@ -1151,12 +1183,13 @@ async fn tenants_are_isolated_on_every_route() -> anyhow::Result<()> {
             (Method::POST, format!("{env}/preview"), None, s(202), s(202)),
             (Method::POST, format!("{env}/refresh"), None, s(202), s(202)),
             (Method::POST, format!("{env}/deploy"), None, s(202), s(202)),
+            // The tenant's own token cancels the queued deploy; then it has finished.
             (
                 Method::POST,
                 format!("/api/v1/runs/{run}/cancel"),
                 None,
                 s(200),
-                s(200),
+                s(409),
             ),
             (
                 Method::DELETE,
@@ -1300,6 +1333,97 @@ async fn tenants_are_isolated_on_every_route() -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// On the run routes (issue 19): a request of any kind joins the queued run of its kind (202,
+/// `coalesced`, the same run), one past the cap of unfinished runs is 429 `too_many_runs`
+/// naming the cap, and cancelling a finished run is 409 naming how it ended.
+#[tokio::test]
+async fn run_requests_join_are_capped_and_finished_runs_stay_finished() -> anyhow::Result<()> {
+    let limits = RunLimits {
+        per_stack: 3,
+        per_tenant: 100,
+    };
+    for api in both_limited(limits).await? {
+        api.tenant("acme").await?;
+        let env = "/api/v1/tenants/acme/environments/dev";
+        api.admin(Method::POST, &format!("{env}/config"), Some(config()))
+            .await?;
+        api.trust("acme").await?;
+
+        // The verification that made the tenant trusted has finished: nothing to cancel.
+        let verified = api.db.runs_of("acme.trust").await?.remove(0);
+        assert_eq!(verified.status, byoc_model::RunStatus::Succeeded);
+        let cancel = format!("/api/v1/runs/{}/cancel", verified.id);
+        api.refused(
+            (Method::POST, &cancel),
+            (StatusCode::CONFLICT, "conflict"),
+            &["has already finished (succeeded)"],
+        )
+        .await?;
+
+        // Each kind, asked for twice: one run.
+        let verify = "/api/v1/tenants/acme/verify".to_string();
+        for (method, path) in [
+            (Method::POST, verify.clone()),
+            (Method::DELETE, env.to_string()),
+            (Method::POST, format!("{env}/preview")),
+            (Method::POST, format!("{env}/refresh")),
+        ] {
+            let (status, first) = api.admin(method.clone(), &path, None).await?;
+            assert_eq!(
+                (status, &first["coalesced"]),
+                (StatusCode::ACCEPTED, &json!(false)),
+                "{method} {path}: {first}"
+            );
+            let (status, again) = api.admin(method.clone(), &path, None).await?;
+            assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+            assert_eq!(
+                (&again["run_id"], &again["coalesced"]),
+                (&first["run_id"], &json!(true)),
+                "{method} {path}"
+            );
+        }
+
+        // The destroy, the preview and the refresh are the environment's cap.
+        let deploy = format!("{env}/deploy");
+        api.refused(
+            (Method::POST, &deploy),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_runs"),
+            &[
+                "stack acme-dev has 3 unfinished runs",
+                "the cap is 3 per stack",
+            ],
+        )
+        .await?;
+        // Joining the queued refresh adds nothing: still answered.
+        let (status, joined) = api
+            .admin(Method::POST, &format!("{env}/refresh"), None)
+            .await?;
+        assert_eq!(
+            (status, &joined["coalesced"]),
+            (StatusCode::ACCEPTED, &json!(true))
+        );
+
+        // A queued run cancelled is finished too.
+        let (_, verifying) = api.admin(Method::POST, &verify, None).await?;
+        let cancel = format!(
+            "/api/v1/runs/{}/cancel",
+            verifying["run_id"].as_str().unwrap()
+        );
+        let (status, cancelled) = api.admin(Method::POST, &cancel, None).await?;
+        assert_eq!(
+            (status, cancelled["run"]["status"].as_str()),
+            (StatusCode::OK, Some("cancelled"))
+        );
+        api.refused(
+            (Method::POST, &cancel),
+            (StatusCode::CONFLICT, "conflict"),
+            &["has already finished (cancelled)"],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -37,8 +37,9 @@ max-steps = 12
 "#;
 
 /// Tenant `acme`, trusted, with environment `dev` configured and deployed once (state
-/// version 1).
-async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
+/// version 1, a VPC). Having resources, the environment stays whatever schemathesis asks:
+/// its config cannot be deleted, whether or not runs it requested are still unfinished.
+async fn trusted_tenant_with_config(db: &Database, url: &str) -> anyhow::Result<()> {
     let new = NewTenant {
         slug: "acme".into(),
         name: "Acme".into(),
@@ -56,7 +57,7 @@ async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
     let config = serde_json::json!({"region": "us-east-1", "eks_mode": "managed"});
     db.save_config(&tenant.id, "acme", "dev", &config, "test")
         .await?;
-    // A deploy that recorded state version 1 (nothing to create: an empty state).
+    // A deploy that made a VPC and recorded state version 1.
     let (run, _) = db.request_run("acme-dev", RunKind::Deploy, "test").await?;
     let byoc_stacks::Begin::Started(lease) = db
         .begin_run(&run.id, "test-worker", std::time::Duration::from_secs(60))
@@ -64,6 +65,12 @@ async fn trusted_tenant_with_config(db: &Database) -> anyhow::Result<()> {
     else {
         anyhow::bail!("the deploy did not start");
     };
+    byoc_testkit::exec(
+        url,
+        "INSERT INTO resources (stack, key, kind, physical_id, inputs, outputs, depends_on, lifecycle, status, updated_at)
+         VALUES ('acme-dev', 'vpc', 'aws:ec2:Vpc', 'vpc-0123456789abcdef0', '{\"cidr\": \"10.0.0.0/16\"}', '{\"id\": \"vpc-0123456789abcdef0\"}', '[]', '{}', 'ready', 1)",
+    )
+    .await?;
     db.record_history(&run.id, &lease, &serde_json::json!([]))
         .await?;
     db.finish_run(
@@ -84,7 +91,7 @@ async fn every_check_passes_on_every_operation() -> anyhow::Result<()> {
     migrate_url(t.url()).await?;
     let db = Database::connect(t.url()).await?;
     let (_, admin) = db.create_token("schemathesis", None, "test").await?;
-    trusted_tenant_with_config(&db).await?;
+    trusted_tenant_with_config(&db, t.url()).await?;
     let base = common::serve(db, Some("us-east-1")).await?;
 
     let scratch = tempfile::tempdir()?;

@@ -152,7 +152,8 @@ pub struct RunAccepted {
     pub run_id: RunId,
     pub status: RunStatus,
     pub kind: RunKind,
-    /// A deploy joined the one already queued for the stack (same run id).
+    /// The request joined the stack's latest run, queued and of the same kind (for a
+    /// deploy, of the same `plan_id`): the run id is that run's.
     #[serde(default)]
     pub coalesced: bool,
 }
@@ -790,7 +791,8 @@ pub struct AuditPage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// A machine-readable code: `invalid`, `malformed`, `not_found`, `conflict`,
-    /// `stack_name_taken`, `not_trusted`, `unavailable`, `internal`, ...
+    /// `stack_name_taken`, `not_trusted`, `too_many_requests`, `too_many_runs`,
+    /// `unavailable`, `internal`, ...
     pub error: String,
     pub message: String,
     /// The field a validation error is about (a dotted path).

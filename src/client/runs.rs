@@ -52,9 +52,9 @@ impl Client {
             });
         }
         let joined = if accepted.coalesced {
-            " (joined a queued deploy)"
+            format!(" (joined the queued {kind})")
         } else {
-            ""
+            String::new()
         };
         self.say(format!(
             "{kind} {slug}-{env}: run {}{joined}",

@@ -5,6 +5,8 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::runs::RunLimits;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -36,6 +38,19 @@ pub enum DbError {
     /// The stack's lease was taken over: this worker must stop writing.
     #[error("stack lease lost: {0}")]
     Fenced(String),
+    /// A stack or a tenant has as many unfinished runs as [`RunLimits`] allow: the request
+    /// is refused, not queued.
+    #[error(
+        "{scope} has {unfinished} unfinished runs (queued or running), and the cap is {cap} per {per}: wait for some to finish, or cancel some, then ask again"
+    )]
+    TooManyRuns {
+        /// `stack NAME` or `tenant SLUG`.
+        scope: String,
+        /// `stack` or `tenant`.
+        per: &'static str,
+        unfinished: i64,
+        cap: u32,
+    },
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("invalid database URL {url:?}")]
@@ -125,6 +140,8 @@ pub struct Database {
     pool: Pool,
     /// The URL with any password removed: safe for errors and logs.
     url: String,
+    /// Caps on the unfinished runs a request may add to.
+    limits: RunLimits,
 }
 
 /// The typed pool, for what must use one (the queue's storage).
@@ -225,7 +242,22 @@ impl Database {
         } else {
             return Err(DbError::UnsupportedUrl(shown));
         };
-        Ok(Database { pool, url: shown })
+        Ok(Database {
+            pool,
+            url: shown,
+            limits: RunLimits::DEFAULT,
+        })
+    }
+
+    /// The same store, refusing run requests past `limits` (`byoc serve
+    /// --max-runs-per-stack`, `--max-runs-per-tenant`).
+    pub fn with_run_limits(mut self, limits: RunLimits) -> Database {
+        self.limits = limits;
+        self
+    }
+
+    pub fn run_limits(&self) -> RunLimits {
+        self.limits
     }
 
     /// The URL without its password.
@@ -421,6 +453,27 @@ pub fn redact_url(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// The database's clock (Unix ms) in each engine's SQL. Leases are taken, renewed and judged
+/// by it, and runs' start and end times read from it, so that workers whose hosts' clocks
+/// disagree still agree on when a lease expires. Postgres: `clock_timestamp()`, the time of
+/// the statement (`now()` would be the transaction's start).
+pub(crate) trait DbClock {
+    const NOW_MS: &'static str;
+}
+
+impl DbClock for SqlitePool {
+    const NOW_MS: &'static str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+}
+
+impl DbClock for PgPool {
+    const NOW_MS: &'static str = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint";
+}
+
+/// `sql` with every `{now}` replaced by the database's clock of `pool`'s engine.
+pub(crate) fn on_db_clock<P: DbClock>(_pool: &P, sql: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql.replace("{now}", P::NOW_MS))
 }
 
 /// Opening a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken

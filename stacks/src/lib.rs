@@ -19,7 +19,7 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
-pub use runs::{ApprovedPlan, Begin, BrokenLease, Lease, RunContext};
+pub use runs::{ApprovedPlan, Begin, BrokenLease, Lease, RunContext, RunLimits};
 pub use schedule::{CheckCandidate, ScheduledCheck};
 pub use stacks::{RunMetrics, StoredConfig};
 pub use state_store::RunStore;

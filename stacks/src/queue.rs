@@ -123,8 +123,8 @@ impl JobQueue {
         }
     }
 
-    /// Records a run request and queues its job when its turn comes; a deploy coalesced
-    /// into a queued one returns that run (and `true`).
+    /// Records a run request and queues its job when its turn comes; a request that joined
+    /// a queued run of the same kind returns that run (and `true`).
     pub async fn request(
         &self,
         db: &Database,
@@ -132,27 +132,38 @@ impl JobQueue {
         kind: RunKind,
         requested_by: &str,
     ) -> Result<(Run, bool), DbError> {
-        let (run, coalesced) = db.request_run(stack, kind, requested_by).await?;
-        if !coalesced {
-            self.push_turn(db, stack).await?;
-        }
-        Ok((run, coalesced))
+        let requested = db.request_run(stack, kind, requested_by).await?;
+        self.push_new(db, stack, requested).await
     }
 
     /// Records a deploy of exactly the plan of preview `plan_id` and queues its job
-    /// ([`Database::request_approved_deploy`]).
+    /// ([`Database::request_approved_deploy`]); joining the queued deploy of that plan, it
+    /// queues nothing new.
     pub async fn request_approved(
         &self,
         db: &Database,
         stack: &str,
         plan_id: &str,
         requested_by: &str,
-    ) -> Result<Run, DbError> {
-        let run = db
+    ) -> Result<(Run, bool), DbError> {
+        let requested = db
             .request_approved_deploy(stack, plan_id, requested_by)
             .await?;
-        self.push_turn(db, stack).await?;
-        Ok(run)
+        self.push_new(db, stack, requested).await
+    }
+
+    /// Queues the job of a run just recorded when its turn comes; a joined one is queued
+    /// already.
+    async fn push_new(
+        &self,
+        db: &Database,
+        stack: &str,
+        (run, joined): (Run, bool),
+    ) -> Result<(Run, bool), DbError> {
+        if !joined {
+            self.push_turn(db, stack).await?;
+        }
+        Ok((run, joined))
     }
 
     /// A handle for pushing jobs (not consuming them) on a database whose queue was set up
@@ -190,19 +201,18 @@ impl JobQueue {
     }
 
     /// Requests a verification of `slug`'s trust, looking for its trust stack where
-    /// `location` says (what it leaves out stays as recorded).
+    /// `location` says (what it leaves out stays as recorded); `true` when it joined a
+    /// verification still queued, which reads the location when it runs.
     pub async fn verify(
         &self,
         db: &Database,
         slug: &TenantSlug,
         location: &TrustLocation,
         requested_by: &str,
-    ) -> Result<Run, DbError> {
+    ) -> Result<(Run, bool), DbError> {
         let stack = db.prepare_verification(slug, location).await?;
-        Ok(self
-            .request(db, &stack, RunKind::Verify, requested_by)
-            .await?
-            .0)
+        self.request(db, &stack, RunKind::Verify, requested_by)
+            .await
     }
 
     /// Pushes (again) the job of every stack's run whose turn it is: repairs a crash between

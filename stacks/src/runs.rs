@@ -7,7 +7,7 @@ use byoc_model::{Run, RunEvent};
 use serde_json::Value;
 
 use crate::db::BeginWrite;
-use crate::db::{audit, with_pool};
+use crate::db::{audit, on_db_clock, with_pool};
 use crate::{Database, DbError, now_ms};
 use byoc_model::{AccountId, Region, RunId, RunKind, RunStatus, StackName, TenantSlug};
 
@@ -96,9 +96,87 @@ macro_rules! claim_stack {
 }
 pub(crate) use claim_stack;
 
-/// When a lease taken or renewed at `now` (ms) for `ttl` expires.
-fn expiry(now: i64, ttl: Duration) -> i64 {
-    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+/// Checks, on the connection `$conn`, that the run `$plan_id` of `$stack` is a succeeded
+/// preview whose plan is current: made with the environment's config and against the
+/// stack's state as they are now. `NotFound`, or `Conflict` saying why not.
+macro_rules! approvable {
+    ($db:expr, $conn:expr, $stack:expr, $plan_id:expr) => {
+        async {
+            type Preview = (String, String, bool, Option<i64>, Option<i64>, Option<i64>, i64);
+            let (stack, plan_id): (&str, &str) = ($stack, $plan_id);
+            let preview: Option<Preview> = sqlx::query_as(
+                "SELECT r.kind, r.status, r.plan IS NOT NULL, r.config_version, r.state_version,
+                        (SELECT c.version FROM environment_configs c
+                           WHERE c.tenant_id = s.tenant_id AND c.env = s.env),
+                        s.state_version
+                 FROM runs r JOIN stacks s ON s.name = r.stack
+                 WHERE r.id = $1 AND r.stack = $2",
+            )
+            .bind(plan_id)
+            .bind(stack)
+            .fetch_optional(&mut *$conn)
+            .await
+            .map_err(|e| $db.query_error(e))?;
+            let Some((kind, status, planned, config_version, state_version, config_now, state_now)) =
+                preview
+            else {
+                return Err(DbError::NotFound(format!("plan {plan_id} of stack {stack}")));
+            };
+            if kind != RunKind::Preview.as_str() || status != RunStatus::Succeeded.as_str() || !planned {
+                return Err(DbError::Conflict(format!(
+                    "run {plan_id} is a {kind} run that is {status}: only a succeeded preview's plan can be deployed"
+                )));
+            }
+            let stale = if config_version != config_now {
+                Some(format!(
+                    "the config changed since the preview (version {} then, {} now)",
+                    config_version.unwrap_or(0),
+                    config_now.unwrap_or(0)
+                ))
+            } else if state_version != Some(state_now) {
+                Some(format!(
+                    "the state changed since the preview (version {} then, {state_now} now)",
+                    state_version.unwrap_or(0)
+                ))
+            } else {
+                None
+            };
+            match stale {
+                Some(stale) => Err(DbError::Conflict(format!(
+                    "plan {plan_id} is stale: {stale}; preview again and deploy the new plan"
+                ))),
+                None => Ok(()),
+            }
+        }
+    };
+}
+
+/// A lease's time to live in ms, added to the database's clock when taken or renewed.
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How many unfinished (queued or running) runs a stack and a tenant may have: a request
+/// past either cap is refused (`DbError::TooManyRuns`, HTTP 429) rather than queued, so
+/// that one token cannot fill the queue (`byoc serve --max-runs-per-stack`,
+/// `--max-runs-per-tenant`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunLimits {
+    pub per_stack: u32,
+    pub per_tenant: u32,
+}
+
+impl RunLimits {
+    pub const DEFAULT: RunLimits = RunLimits {
+        per_stack: 10,
+        per_tenant: 100,
+    };
+}
+
+impl Default for RunLimits {
+    fn default() -> RunLimits {
+        RunLimits::DEFAULT
+    }
 }
 
 pub(crate) fn fenced(lease: &Lease) -> DbError {
@@ -187,8 +265,21 @@ pub enum Begin {
     Wait,
     /// Cancelled before it started.
     Cancelled,
+    /// A running run whose cancel was requested is resumed (its worker died or lost the
+    /// lease before it saw the cancel): the lease is the caller's only to end the run as
+    /// cancelled, applying nothing more.
+    CancelRequested(Lease),
     /// Already finished (a duplicate delivery).
     Finished,
+}
+
+/// What [`Database::begin_run`] answers for a run that has ended; `None` while it has not.
+fn ended(status: RunStatus) -> Option<Begin> {
+    match status {
+        RunStatus::Cancelled => Some(Begin::Cancelled),
+        s if s.is_finished() => Some(Begin::Finished),
+        _ => None,
+    }
 }
 
 impl Database {
@@ -207,171 +298,173 @@ impl Database {
         })
     }
 
-    /// Records a queued run with `insert` (which binds id, stack, kind, requested_by,
-    /// created_at and schedule_slot as $1 to $6, and may insert nothing) and audits the
-    /// request, in one transaction: the run, or `None` if nothing was inserted.
-    pub(crate) async fn insert_run(
+    /// Records a run request, in one transaction with its audit entry, unless a run already
+    /// answers it. Every request of a tenant takes its turn on the tenant's row, so what is
+    /// decided here holds until commit:
+    /// - a request joins the stack's latest unfinished run when that one is queued, of the
+    ///   same kind and (deploys) of the same approved `plan`: `(run, true)`. Only the latest:
+    ///   joining a destroy queued before a deploy would leave the stack deployed when
+    ///   "destroy, deploy, destroy" was asked;
+    /// - a scheduled check (`slot`) is recorded only for an idle stack and once per slot:
+    ///   `None` otherwise;
+    /// - past the [`RunLimits`] of unfinished runs of the stack or its tenant, `TooManyRuns`;
+    /// - a deploy of the approved `plan` (a preview's run id) needs that plan to be current
+    ///   and no deploy queued before it, which would change the state it was made against
+    ///   (`Conflict`).
+    pub(crate) async fn record_request(
         &self,
-        insert: &'static str,
         stack: &str,
         kind: RunKind,
         requested_by: &str,
+        plan: Option<&str>,
         slot: Option<i64>,
-    ) -> Result<Option<Run>, DbError> {
+    ) -> Result<Option<(Run, bool)>, DbError> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
-        let inserted = with_pool!(self, p => {
+        let limits = self.run_limits();
+        let recorded = with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            let inserted = sqlx::query(insert)
-                .bind(&id)
-                .bind(stack)
-                .bind(kind.as_str())
-                .bind(requested_by)
-                .bind(now)
-                .bind(slot)
-                .execute(&mut *tx)
-                .await
-                .map(|r| r.rows_affected() == 1)
-                .map_err(|e| self.query_error(e))?;
-            if inserted {
-                let action = format!("run.request.{}", kind.as_str());
-                audit!(&mut *tx, requested_by, &action, &id, now).map_err(|e| self.query_error(e))?;
+            // A no-op update locks the tenant's row until commit: on Postgres the tenant's
+            // requests take turns, so two never both see room under a cap, or both miss the
+            // run the other is recording (SQLite's write transaction serializes them anyway).
+            let tenant: Option<(String, String)> = sqlx::query_as(
+                "UPDATE tenants SET updated_at = updated_at
+                 WHERE id = (SELECT tenant_id FROM stacks WHERE name = $1) RETURNING id, slug",
+            )
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let Some((tenant_id, slug)) = tenant else {
+                return Err(DbError::NotFound(format!("stack {stack}")));
+            };
+            if let Some(plan_id) = plan {
+                approvable!(self, tx, stack, plan_id).await?;
             }
+            let latest: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+                "SELECT id, kind, status, approved_plan FROM runs
+                 WHERE stack = $1 AND status IN ('queued', 'running') ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let joined = match latest {
+                Some(_) if slot.is_some() => return Ok(None),
+                Some((joined, k, status, approved))
+                    if status == RunStatus::Queued.as_str()
+                        && k == kind.as_str()
+                        && approved.as_deref() == plan =>
+                {
+                    Some(joined)
+                }
+                _ => {
+                    if let Some(plan_id) = plan {
+                        let queued: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM runs WHERE stack = $1 AND kind = 'deploy' AND status = 'queued'",
+                        )
+                        .bind(stack)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| self.query_error(e))?;
+                        if queued > 0 {
+                            return Err(DbError::Conflict(format!(
+                                "a deploy of stack {stack} is queued already: it would change the state plan {plan_id} was made against; wait for it (or cancel it), then preview again"
+                            )));
+                        }
+                    }
+                    let (of_stack, of_tenant): (i64, i64) = sqlx::query_as(
+                        "SELECT (SELECT COUNT(*) FROM runs WHERE stack = $1 AND status IN ('queued', 'running')),
+                                (SELECT COUNT(*) FROM runs r JOIN stacks s ON s.name = r.stack
+                                  WHERE s.tenant_id = $2 AND r.status IN ('queued', 'running'))",
+                    )
+                    .bind(stack)
+                    .bind(&tenant_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.query_error(e))?;
+                    for (scope, per, unfinished, cap) in [
+                        (format!("stack {stack}"), "stack", of_stack, limits.per_stack),
+                        (format!("tenant {slug}"), "tenant", of_tenant, limits.per_tenant),
+                    ] {
+                        if unfinished >= i64::from(cap) {
+                            return Err(DbError::TooManyRuns { scope, per, unfinished, cap });
+                        }
+                    }
+                    // Nothing is inserted only when a scheduler raced this one for the slot.
+                    let inserted = sqlx::query(
+                        "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot, approved_plan)
+                         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(stack)
+                    .bind(kind.as_str())
+                    .bind(requested_by)
+                    .bind(now)
+                    .bind(slot)
+                    .bind(plan)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.query_error(e))?
+                    .rows_affected();
+                    if inserted != 1 {
+                        return Ok(None);
+                    }
+                    let action = format!("run.request.{}", kind.as_str());
+                    let target = match plan {
+                        Some(plan_id) => format!("{id} (plan {plan_id})"),
+                        None => id.clone(),
+                    };
+                    audit!(&mut *tx, requested_by, &action, &target, now)
+                        .map_err(|e| self.query_error(e))?;
+                    None
+                }
+            };
             tx.commit().await.map_err(|e| self.query_error(e))?;
-            inserted
+            joined
         });
-        if inserted {
-            Ok(Some(self.run(&id).await?))
-        } else {
-            Ok(None)
-        }
+        Ok(Some(match recorded {
+            Some(joined) => (self.run(&joined).await?, true),
+            None => (self.run(&id).await?, false),
+        }))
     }
 
-    /// Records a run request. A deploy requested while another deploy of the stack is still
-    /// queued coalesces into it: the existing run is returned, with `true`.
+    /// A request that is not a scheduled check: always recorded or joined.
+    async fn request(
+        &self,
+        stack: &str,
+        kind: RunKind,
+        requested_by: &str,
+        plan: Option<&str>,
+    ) -> Result<(Run, bool), DbError> {
+        self.record_request(stack, kind, requested_by, plan, None)
+            .await?
+            .ok_or_else(|| DbError::Conflict(format!("stack {stack} took no run; try again")))
+    }
+
+    /// Records a run request ([`Database::record_request`]): a new queued run, or with
+    /// `true` the queued run of the same kind it joined.
     pub async fn request_run(
         &self,
         stack: &str,
         kind: RunKind,
         requested_by: &str,
     ) -> Result<(Run, bool), DbError> {
-        for _ in 0..10 {
-            let inserted = self
-                .insert_run(
-                    "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot)
-                     VALUES ($1, $2, $3, 'queued', $4, $5, $6)
-                     ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
-                    stack,
-                    kind,
-                    requested_by,
-                    None,
-                )
-                .await?;
-            if let Some(run) = inserted {
-                return Ok((run, false));
-            }
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 AND kind = 'deploy' AND status = 'queued'"
-            );
-            let queued: Option<RunRow> = with_pool!(self, p => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(stack)
-                    .fetch_optional(p)
-                    .await
-                    .map_err(|e| self.query_error(e))?
-            });
-            // None: the queued deploy started in between; record a new one.
-            if let Some(row) = queued {
-                return Ok((run_from_row(row)?, true));
-            }
-        }
-        Err(DbError::Conflict(format!(
-            "stack {stack} is too busy to record a run; try again"
-        )))
+        self.request(stack, kind, requested_by, None).await
     }
 
     /// Records a deploy that applies exactly the plan of the preview `plan_id` of `stack`
-    /// (`terraform apply plan.out`). `Conflict` when that plan is stale (the config or the
-    /// state changed since the preview) or a deploy is already queued: a deploy of an
-    /// approved plan never joins another.
+    /// (`terraform apply plan.out`), or joins the deploy of that plan still queued (`true`).
+    /// `Conflict` when that plan is stale (the config or the state changed since the preview)
+    /// or another deploy is queued.
     pub async fn request_approved_deploy(
         &self,
         stack: &str,
         plan_id: &str,
         requested_by: &str,
-    ) -> Result<Run, DbError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
-        with_pool!(self, p => {
-            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            type Preview = (String, String, bool, Option<i64>, Option<i64>, Option<i64>, i64);
-            let preview: Option<Preview> = sqlx::query_as(
-                "SELECT r.kind, r.status, r.plan IS NOT NULL, r.config_version, r.state_version,
-                        (SELECT c.version FROM environment_configs c
-                           WHERE c.tenant_id = s.tenant_id AND c.env = s.env),
-                        s.state_version
-                 FROM runs r JOIN stacks s ON s.name = r.stack
-                 WHERE r.id = $1 AND r.stack = $2",
-            )
-            .bind(plan_id)
-            .bind(stack)
-            .fetch_optional(&mut *tx)
+    ) -> Result<(Run, bool), DbError> {
+        self.request(stack, RunKind::Deploy, requested_by, Some(plan_id))
             .await
-            .map_err(|e| self.query_error(e))?;
-            let Some((kind, status, planned, config_version, state_version, config_now, state_now)) =
-                preview
-            else {
-                return Err(DbError::NotFound(format!("plan {plan_id} of stack {stack}")));
-            };
-            if kind != RunKind::Preview.as_str() || status != RunStatus::Succeeded.as_str() || !planned {
-                return Err(DbError::Conflict(format!(
-                    "run {plan_id} is a {kind} run that is {status}: only a succeeded preview's plan can be deployed"
-                )));
-            }
-            let stale = if config_version != config_now {
-                Some(format!(
-                    "the config changed since the preview (version {} then, {} now)",
-                    config_version.unwrap_or(0),
-                    config_now.unwrap_or(0)
-                ))
-            } else if state_version != Some(state_now) {
-                Some(format!(
-                    "the state changed since the preview (version {} then, {state_now} now)",
-                    state_version.unwrap_or(0)
-                ))
-            } else {
-                None
-            };
-            if let Some(stale) = stale {
-                return Err(DbError::Conflict(format!(
-                    "plan {plan_id} is stale: {stale}; preview again and deploy the new plan"
-                )));
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, approved_plan)
-                 VALUES ($1, $2, 'deploy', 'queued', $3, $4, $5)
-                 ON CONFLICT (stack) WHERE kind = 'deploy' AND status = 'queued' DO NOTHING",
-            )
-            .bind(&id)
-            .bind(stack)
-            .bind(requested_by)
-            .bind(now)
-            .bind(plan_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.query_error(e))?
-            .rows_affected();
-            if inserted != 1 {
-                return Err(DbError::Conflict(format!(
-                    "a deploy of stack {stack} is queued already: it would change the state plan {plan_id} was made against; wait for it (or cancel it), then preview again"
-                )));
-            }
-            let target = format!("{id} (plan {plan_id})");
-            audit!(&mut *tx, requested_by, "run.request.deploy", &target, now)
-                .map_err(|e| self.query_error(e))?;
-            tx.commit().await.map_err(|e| self.query_error(e))?;
-        });
-        self.run(&id).await
     }
 
     pub async fn run(&self, id: &str) -> Result<Run, DbError> {
@@ -422,8 +515,11 @@ impl Database {
     }
 
     /// Starts (or resumes) a run for `holder` if it is the stack's turn: the run is the oldest
-    /// unfinished one of its stack and the stack's lease is free or expired. Takes the lease
-    /// (generation + 1) and marks the run running, atomically.
+    /// unfinished one of its stack and the stack's lease is free or expired by the
+    /// database's clock. Takes the lease (generation + 1) and marks the run running,
+    /// atomically. A queued run whose cancel committed first never starts, whenever that
+    /// cancel came; a running one resumed after its cancel was requested is handed over only
+    /// to be ended ([`Begin::CancelRequested`]).
     pub async fn begin_run(
         &self,
         run_id: &str,
@@ -441,10 +537,8 @@ impl Database {
             let Some((stack, status, seq)) = run else {
                 return Err(DbError::NotFound(format!("run {run_id}")));
             };
-            match crate::db::stored::<RunStatus>(&status)? {
-                RunStatus::Cancelled => return Ok(Begin::Cancelled),
-                s if s.is_finished() => return Ok(Begin::Finished),
-                _ => {}
+            if let Some(end) = ended(crate::db::stored(&status)?) {
+                return Ok(end);
             }
             let earlier: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM runs WHERE stack = $1 AND seq < $2 AND status IN ('queued', 'running')",
@@ -457,41 +551,50 @@ impl Database {
             if earlier > 0 {
                 return Ok(Begin::Wait);
             }
-            // The clock is read only now that the earlier runs are seen finished: a time taken
-            // before could precede the finish of the run this one follows.
-            let now = now_ms();
-            let expires = expiry(now, ttl);
-            let generation: Option<i64> = sqlx::query_scalar(
-                "UPDATE stacks SET lease_holder = $1, lease_expires_at = $2, generation = generation + 1, updated_at = $3
-                 WHERE name = $4 AND (lease_holder IS NULL OR lease_expires_at < $3)
-                 RETURNING generation",
-            )
+            // The database's clock, read now that the earlier runs are seen finished (a time
+            // taken before could precede the finish of the run this one follows); the time
+            // the lease was taken comes back as `updated_at`.
+            let taken: Option<(i64, i64)> = sqlx::query_as(on_db_clock(
+                p,
+                "UPDATE stacks SET lease_holder = $1, lease_expires_at = {now} + $2,
+                   generation = generation + 1, updated_at = {now}
+                 WHERE name = $3 AND (lease_holder IS NULL OR lease_expires_at < {now})
+                 RETURNING generation, updated_at",
+            ))
             .bind(holder)
-            .bind(expires)
-            .bind(now)
+            .bind(ttl_ms(ttl))
             .bind(&stack)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
-            let Some(generation) = generation else {
+            let Some((generation, now)) = taken else {
                 return Ok(Begin::Wait);
             };
-            // The run's config is pinned when it first starts: a resumed run, or one whose
-            // config is saved again meanwhile, applies exactly what it started with.
-            let (kind, config): (String, Option<String>) = sqlx::query_as(
+            // Conditional on the row as it is now, not on the status read above (Postgres
+            // read it without a lock): a cancel that committed since wins, and one still
+            // in flight waits for this transaction and then sees the run running. The run's
+            // config is pinned when it first starts: a resumed run, or one whose config is
+            // saved again meanwhile, applies exactly what it started with.
+            let run: Option<(String, Option<String>, bool)> = sqlx::query_as(
                 "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1),
                    config_version = COALESCE(config_version, (SELECT c.version FROM environment_configs c
                      JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $3)),
                    config = COALESCE(config, (SELECT c.config FROM environment_configs c
                      JOIN stacks s ON s.tenant_id = c.tenant_id AND s.env = c.env WHERE s.name = $3))
-                 WHERE id = $2 RETURNING kind, config",
+                 WHERE id = $2 AND (status = 'running' OR (status = 'queued' AND NOT cancel_requested))
+                 RETURNING kind, config, cancel_requested",
             )
             .bind(now)
             .bind(run_id)
             .bind(&stack)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
+            let Some((kind, config, cancel_requested)) = run else {
+                // Cancelled (or ended) meanwhile: the lease is not taken either.
+                tx.rollback().await.map_err(|e| self.query_error(e))?;
+                return Ok(ended(self.run(run_id).await?.status).unwrap_or(Begin::Wait));
+            };
             // A deploy fixes where the stack lives until a destroy empties it.
             if kind == RunKind::Deploy.as_str()
                 && let Some(region) = config.as_deref().and_then(config_region)
@@ -504,22 +607,28 @@ impl Database {
                     .map_err(|e| self.query_error(e))?;
             }
             tx.commit().await.map_err(|e| self.query_error(e))?;
-            Ok(Begin::Started(Lease {
+            let lease = Lease {
                 stack,
                 holder: holder.to_string(),
                 generation,
-            }))
+            };
+            Ok(if cancel_requested {
+                Begin::CancelRequested(lease)
+            } else {
+                Begin::Started(lease)
+            })
         })
     }
 
-    /// Extends the lease; `Fenced` if it was taken over.
+    /// Extends the lease by `ttl` from the database's clock; `Fenced` if it was taken over.
     pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), DbError> {
-        let expires = expiry(now_ms(), ttl);
         let renewed = with_pool!(self, p => {
-            sqlx::query(
-                "UPDATE stacks SET lease_expires_at = $1 WHERE name = $2 AND generation = $3 AND lease_holder = $4",
-            )
-            .bind(expires)
+            sqlx::query(on_db_clock(
+                p,
+                "UPDATE stacks SET lease_expires_at = {now} + $1
+                 WHERE name = $2 AND generation = $3 AND lease_holder = $4",
+            ))
+            .bind(ttl_ms(ttl))
             .bind(&lease.stack)
             .bind(lease.generation)
             .bind(&lease.holder)
@@ -547,30 +656,30 @@ impl Database {
         let summary = summary.map(Value::to_string);
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            let now = now_ms();
-            // The stack's status says what its last deploy or destroy left.
-            let released = sqlx::query(
-                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $1,
-                 status = CASE (SELECT kind FROM runs WHERE id = $2)
-                   WHEN 'deploy' THEN CASE WHEN $3 = 'succeeded' THEN 'deployed' ELSE 'incomplete' END
-                   WHEN 'destroy' THEN CASE WHEN $3 = 'succeeded' THEN 'destroyed' ELSE 'incomplete' END
+            // The stack's status says what its last deploy or destroy left. The run ends at
+            // the database's clock, as it started.
+            let released: Option<i64> = sqlx::query_scalar(on_db_clock(
+                p,
+                "UPDATE stacks SET lease_holder = NULL, lease_expires_at = NULL, updated_at = {now},
+                 status = CASE (SELECT kind FROM runs WHERE id = $1)
+                   WHEN 'deploy' THEN CASE WHEN $2 = 'succeeded' THEN 'deployed' ELSE 'incomplete' END
+                   WHEN 'destroy' THEN CASE WHEN $2 = 'succeeded' THEN 'destroyed' ELSE 'incomplete' END
                    ELSE status END,
-                 region = CASE WHEN $3 = 'succeeded' AND (SELECT kind FROM runs WHERE id = $2) = 'destroy'
+                 region = CASE WHEN $2 = 'succeeded' AND (SELECT kind FROM runs WHERE id = $1) = 'destroy'
                    THEN NULL ELSE region END
-                 WHERE name = $4 AND generation = $5",
-            )
-            .bind(now)
+                 WHERE name = $3 AND generation = $4
+                 RETURNING updated_at",
+            ))
             .bind(run_id)
             .bind(status.as_str())
             .bind(&lease.stack)
             .bind(lease.generation)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| self.query_error(e))?
-            .rows_affected();
-            if released != 1 {
+            .map_err(|e| self.query_error(e))?;
+            let Some(now) = released else {
                 return Err(fenced(lease));
-            }
+            };
             sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3, summary = $4 WHERE id = $5")
                 .bind(status.as_str())
                 .bind(now)
@@ -585,26 +694,40 @@ impl Database {
     }
 
     /// Asks a run to stop: a queued run is cancelled at once and never starts; a running one
-    /// sees the flag at its next lease renewal.
+    /// sees the flag at its next lease renewal (or, if its worker is gone, when it is
+    /// resumed). `Conflict`, naming its status, for a run that has already finished.
     pub async fn request_cancel(&self, run_id: &str, actor: &str) -> Result<Run, DbError> {
         let now = now_ms();
-        with_pool!(self, p => {
+        // Conditional on the row as it is when updated: on Postgres a start in flight makes
+        // this wait, then flag the running run (see `begin_run`).
+        let sql = format!(
+            "UPDATE runs SET cancel_requested = TRUE,
+             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+             finished_at = CASE WHEN status = 'queued' THEN {{now}} ELSE finished_at END
+             WHERE id = $1 AND status IN ('queued', 'running')
+             RETURNING {RUN_COLUMNS}"
+        );
+        let row: Option<RunRow> = with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            sqlx::query(
-                "UPDATE runs SET cancel_requested = TRUE,
-                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                 finished_at = CASE WHEN status = 'queued' THEN $1 ELSE finished_at END
-                 WHERE id = $2",
-            )
-            .bind(now)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.query_error(e))?;
-            audit!(&mut *tx, actor, "run.cancel", run_id, now).map_err(|e| self.query_error(e))?;
-            tx.commit().await.map_err(|e| self.query_error(e))
-        })?;
-        self.run(run_id).await
+            let row = sqlx::query_as(on_db_clock(p, &sql))
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            if row.is_some() {
+                audit!(&mut *tx, actor, "run.cancel", run_id, now)
+                    .map_err(|e| self.query_error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            row
+        });
+        match row {
+            Some(row) => run_from_row(row),
+            None => Err(DbError::Conflict(format!(
+                "run {run_id} has already finished ({}): there is nothing to cancel",
+                self.run(run_id).await?.status
+            ))),
+        }
     }
 
     /// Breaks a stack's lease, fencing its holder out (generation + 1: every write carrying
@@ -617,17 +740,18 @@ impl Database {
         actor: &str,
         force: bool,
     ) -> Result<BrokenLease, DbError> {
-        let now = now_ms();
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
-            let held: Option<(Option<String>, Option<i64>, i64)> = sqlx::query_as(
-                "SELECT lease_holder, lease_expires_at, generation FROM stacks WHERE name = $1",
-            )
+            // Live or not by the database's clock, as `begin_run` judges it.
+            let held: Option<(Option<String>, Option<i64>, i64, i64)> = sqlx::query_as(on_db_clock(
+                p,
+                "SELECT lease_holder, lease_expires_at, generation, {now} FROM stacks WHERE name = $1",
+            ))
             .bind(stack)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
-            let Some((holder, expires_at, generation)) = held else {
+            let Some((holder, expires_at, generation, now)) = held else {
                 return Err(DbError::NotFound(format!("stack {stack}")));
             };
             let Some(holder) = holder else {
@@ -689,9 +813,11 @@ impl Database {
         })
     }
 
-    /// Appends an event to a run's stream; returns its sequence number.
+    /// Appends an event to a run's stream under the run's `lease`; returns its sequence
+    /// number. `Fenced` once the lease was taken over, like the journal's writes.
     pub async fn record_event(
         &self,
+        lease: &Lease,
         run_id: &str,
         level: &str,
         resource: Option<&str>,
@@ -700,20 +826,52 @@ impl Database {
     ) -> Result<i64, DbError> {
         let data = data.map(Value::to_string);
         with_pool!(self, p => {
-            sqlx::query_scalar(
-                "INSERT INTO run_events (run_id, seq, at, level, resource, message, data)
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM run_events WHERE run_id = $1
-                 RETURNING seq",
+            let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
+            // Fence first, as `RunStore::record_outcome` does: the no-op update locks the
+            // stack's row until commit (Postgres), so a takeover cannot interleave, and one
+            // that committed meanwhile is seen.
+            let current = sqlx::query(
+                "UPDATE stacks SET generation = generation WHERE name = $1 AND generation = $2",
+            )
+            .bind(&lease.stack)
+            .bind(lease.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .rows_affected();
+            if current != 1 {
+                return Err(fenced(lease));
+            }
+            // The run's own counter numbers its events: the update holds the run's row until
+            // commit, so two writers never take one number (MAX(seq) + 1 could, on Postgres).
+            let seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 AND stack = $2
+                 RETURNING event_seq",
             )
             .bind(run_id)
+            .bind(&lease.stack)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+            let seq = seq.ok_or_else(|| {
+                DbError::NotFound(format!("run {run_id} of stack {}", lease.stack))
+            })?;
+            sqlx::query(
+                "INSERT INTO run_events (run_id, seq, at, level, resource, message, data)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(run_id)
+            .bind(seq)
             .bind(now_ms())
             .bind(level)
             .bind(resource)
             .bind(message)
             .bind(&data)
-            .fetch_one(p)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| self.query_error(e))
+            .map_err(|e| self.query_error(e))?;
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            Ok(seq)
         })
     }
 

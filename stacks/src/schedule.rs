@@ -75,8 +75,9 @@ impl Database {
     }
 
     /// Records a run of `kind` for the schedule slot `slot` (its start, Unix ms) of `stack`,
-    /// unless the slot already has its run or the stack has a run queued or running: `None`
-    /// then. Atomic: of schedulers racing for one slot, one records the run.
+    /// unless the slot already has its run, the stack has a run queued or running, or its
+    /// tenant has as many unfinished runs as it may: `None` then (the check is due again at
+    /// the next round). Atomic: of schedulers racing for one slot, one records the run.
     pub async fn request_scheduled_run(
         &self,
         stack: &StackName,
@@ -84,17 +85,17 @@ impl Database {
         slot: i64,
         requested_by: &str,
     ) -> Result<Option<Run>, DbError> {
-        self.insert_run(
-            "INSERT INTO runs (id, stack, kind, status, requested_by, created_at, schedule_slot)
-             SELECT $1, $2, $3, 'queued', $4, $5, $6
-             WHERE NOT EXISTS (SELECT 1 FROM runs WHERE stack = $2 AND status IN ('queued', 'running'))
-             ON CONFLICT DO NOTHING",
-            stack.as_str(),
-            kind,
-            requested_by,
-            Some(slot),
-        )
-        .await
+        match self
+            .record_request(stack.as_str(), kind, requested_by, None, Some(slot))
+            .await
+        {
+            Ok(recorded) => Ok(recorded.map(|(run, _)| run)),
+            Err(e @ DbError::TooManyRuns { .. }) => {
+                tracing::info!(%stack, error = %e, "scheduled check postponed");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The run `run_id` if it is a scheduled refresh that succeeded, with its environment's

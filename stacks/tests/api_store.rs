@@ -80,7 +80,7 @@ async fn finished_run(db: &Database, stack: &str, events: usize) -> anyhow::Resu
         panic!("the run starts");
     };
     for i in 0..events {
-        db.record_event(&run.id, "info", None, &format!("event {i}"), None)
+        db.record_event(&lease, &run.id, "info", None, &format!("event {i}"), None)
             .await?;
     }
     db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
@@ -687,8 +687,15 @@ async fn run_events_are_read_in_order_after_a_cursor() -> anyhow::Result<()> {
             let data = json!({"i": i});
             let resource = (i % 2 == 0).then_some("vpc");
             let level = if i == 5 { "error" } else { "info" };
-            db.record_event(&run.id, level, resource, &format!("step {i}"), Some(&data))
-                .await?;
+            db.record_event(
+                &lease,
+                &run.id,
+                level,
+                resource,
+                &format!("step {i}"),
+                Some(&data),
+            )
+            .await?;
         }
 
         let all = db.run_events(&run.id, 0, 1000).await?;

@@ -11,7 +11,7 @@ use byoc_engine::{
 };
 use byoc_model::{RunKind, RunStatus};
 use byoc_stacks::{Begin, Database, DbError, NewTenant, RunStore, Sealer};
-use byoc_testkit::{TestDb, databases};
+use byoc_testkit::{TestDb, databases, tenant_with_stacks};
 use serde_json::json;
 
 fn sealer() -> Sealer {
@@ -19,16 +19,9 @@ fn sealer() -> Sealer {
 }
 
 async fn tenant_stack(db: &Database, slug: &str) -> anyhow::Result<String> {
-    let new = NewTenant {
-        slug: slug.into(),
-        name: "Acme".into(),
-        aws_account_id: "111111111111".into(),
-        labels: Default::default(),
-    };
-    let (tenant, _) = db.create_tenant(&sealer(), &new, "test").await?;
-    let stack = format!("{slug}-dev");
-    db.ensure_stack(&stack, &tenant.id, "dev").await?;
-    Ok(stack)
+    Ok(tenant_with_stacks(db, &sealer(), slug, &["dev"])
+        .await?
+        .remove(0))
 }
 
 #[tokio::test]

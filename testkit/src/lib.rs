@@ -17,7 +17,7 @@ pub use db::{TestDb, exec, postgres_admin_url};
 pub use emulator::{Emulator, EmulatorOptions};
 pub use postgres::PostgresServer;
 #[cfg(feature = "stacks")]
-pub use stores::{databases, trust_tenant};
+pub use stores::{databases, tenant_with_stacks, trust_tenant};
 
 use std::path::PathBuf;
 

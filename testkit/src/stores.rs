@@ -1,7 +1,7 @@
 //! byoc's store on a test database of its own (feature `stacks`).
 
 use anyhow::Result;
-use byoc_stacks::{Database, Pool, migrate_url, schema_fingerprint};
+use byoc_stacks::{Database, NewTenant, Pool, Sealer, migrate_url, schema_fingerprint};
 
 use crate::TestDb;
 
@@ -18,6 +18,30 @@ pub async fn databases() -> Result<Vec<(TestDb, Database)>> {
         out.push((t, db));
     }
     Ok(out)
+}
+
+/// Tenant `slug` (account 111111111111, its external id sealed with `sealer`) with a stack
+/// record for each of `envs`: their stack names, in order.
+pub async fn tenant_with_stacks(
+    db: &Database,
+    sealer: &Sealer,
+    slug: &str,
+    envs: &[&str],
+) -> Result<Vec<String>> {
+    let new = NewTenant {
+        slug: slug.into(),
+        name: "Acme".into(),
+        aws_account_id: "111111111111".into(),
+        labels: Default::default(),
+    };
+    let (tenant, _) = db.create_tenant(sealer, &new, "test").await?;
+    let mut names = Vec::new();
+    for env in envs {
+        let name = format!("{slug}-{env}");
+        db.ensure_stack(&name, &tenant.id, env).await?;
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// Marks tenant `slug` trusted behind the store's back, as if its trust stack had been

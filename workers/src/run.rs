@@ -193,6 +193,7 @@ impl Worker {
                 .await?
             {
                 Begin::Started(lease) => break lease,
+                Begin::CancelRequested(lease) => return self.end_cancelled(run_id, &lease).await,
                 Begin::Cancelled => return Ok(RunStatus::Cancelled),
                 Begin::Finished => return Ok(self.db.run(run_id).await?.status),
                 Begin::Wait => {}
@@ -208,7 +209,7 @@ impl Worker {
             "taken by worker {} (lease generation {})",
             self.config.name, lease.generation
         );
-        self.note(run_id, "info", &taken, None).await;
+        self.note(&lease, run_id, "info", &taken, None).await;
 
         let cancel = CancellationToken::new();
         let fenced = Arc::new(AtomicBool::new(false));
@@ -223,7 +224,12 @@ impl Worker {
             fenced.clone(),
         )));
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_events(self.db.clone(), run_id.to_string(), rx));
+        let writer = tokio::spawn(write_events(
+            self.db.clone(),
+            lease.clone(),
+            run_id.to_string(),
+            rx,
+        ));
 
         let result = self
             .apply(run_id, &lease, cancel.clone(), Arc::new(ChannelSink(tx)))
@@ -298,6 +304,7 @@ impl Worker {
     ) -> Result<Outcome, ExecError> {
         let region = context.trust_region.as_deref();
         self.note(
+            lease,
             &target.run_id,
             "info",
             &format!(
@@ -337,7 +344,7 @@ impl Worker {
         let trusted = verdict.status == OnboardingStatus::Trusted;
         let level = if trusted { "info" } else { "error" };
         let message = format!("{}: {}", verdict.status, verdict.message);
-        self.note(&target.run_id, level, &message, Some(&data))
+        self.note(lease, &target.run_id, level, &message, Some(&data))
             .await;
         Ok(Outcome {
             status: if trusted {
@@ -351,8 +358,40 @@ impl Worker {
     }
 
     /// Appends an event of the worker's own (not the engine's) to the run's stream.
-    async fn note(&self, run_id: &str, level: &str, message: &str, data: Option<&Value>) {
-        record_event(&self.db, run_id, level, None, message, data).await;
+    async fn note(
+        &self,
+        lease: &Lease,
+        run_id: &str,
+        level: &str,
+        message: &str,
+        data: Option<&Value>,
+    ) {
+        record_event(&self.db, lease, run_id, level, None, message, data).await;
+    }
+
+    /// Ends a run resumed after its cancel was requested, applying nothing more: what its
+    /// last worker left unfinished stays in the journal for the stack's next run.
+    async fn end_cancelled(&self, run_id: &str, lease: &Lease) -> Result<RunStatus, WorkerError> {
+        let message = format!(
+            "cancel requested before the run resumed: ended by worker {} without applying anything more",
+            self.config.name
+        );
+        self.note(lease, run_id, "info", &message, None).await;
+        match self
+            .db
+            .finish_run(run_id, lease, RunStatus::Cancelled, None, None)
+            .await
+        {
+            Err(DbError::Fenced(reason)) => Err(WorkerError::Fenced {
+                run: run_id.to_string(),
+                reason,
+            }),
+            other => {
+                other?;
+                tracing::info!(run = run_id, "run cancelled before it resumed");
+                Ok(RunStatus::Cancelled)
+            }
+        }
     }
 
     /// Plans and applies according to the run's kind. Failures the run reports (bad config,
@@ -588,17 +627,32 @@ async fn renew(
     }
 }
 
-async fn write_events(db: Database, run_id: String, mut rx: mpsc::UnboundedReceiver<Event>) {
+async fn write_events(
+    db: Database,
+    lease: Lease,
+    run_id: String,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+) {
     while let Some(event) = rx.recv().await {
         let (level, resource, message) = describe(&event);
         let data = serde_json::to_value(&event).ok();
-        record_event(&db, &run_id, level, resource, &message, data.as_ref()).await;
+        record_event(
+            &db,
+            &lease,
+            &run_id,
+            level,
+            resource,
+            &message,
+            data.as_ref(),
+        )
+        .await;
     }
 }
 
 /// Appends to a run's event stream; a failure is logged, never fails the run.
 async fn record_event(
     db: &Database,
+    lease: &Lease,
     run_id: &str,
     level: &str,
     resource: Option<&str>,
@@ -606,7 +660,7 @@ async fn record_event(
     data: Option<&Value>,
 ) {
     if let Err(e) = db
-        .record_event(run_id, level, resource, message, data)
+        .record_event(lease, run_id, level, resource, message, data)
         .await
     {
         tracing::warn!(run = %run_id, error = %e, "could not record a run event");

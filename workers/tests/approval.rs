@@ -49,7 +49,7 @@ async fn a_cluster_replacement_is_refused_then_applied_as_an_approved_plan() -> 
         .filter_map(|n| n.as_str())
         .collect();
     assert!(needs.contains(&"cluster"), "{needs:?}");
-    let approved = world
+    let (approved, _) = world
         .db
         .request_approved_deploy(world.stack, &preview, "alice")
         .await?;

@@ -239,7 +239,7 @@ async fn guarded_replacements_need_an_approved_plan() -> anyhow::Result<()> {
 
         let (preview, _) = db.request_run(&stack, RunKind::Preview, "alice").await?;
         assert_eq!(worker.execute(&preview.id).await?, RunStatus::Succeeded);
-        let approved = db
+        let (approved, _) = db
             .request_approved_deploy(&stack, preview.id.as_str(), "alice")
             .await?;
         assert_eq!(approved.kind, RunKind::Deploy);
@@ -317,6 +317,19 @@ async fn deploy_under_way(
     Ok((run, execution))
 }
 
+/// A deploy of `stack` whose worker died (its execution dropped) once its first create was
+/// under way.
+async fn deploy_whose_worker_died(
+    db: &Database,
+    stack: &str,
+    worker: &Worker,
+) -> anyhow::Result<byoc_model::Run> {
+    let (run, execution) = deploy_under_way(db, stack, worker).await?;
+    execution.abort();
+    assert!(execution.await.is_err_and(|e| e.is_cancelled()));
+    Ok(run)
+}
+
 /// The size of the NAT gateway in `cloud`, if there is one.
 fn nat_size(cloud: &FakeCloud) -> Option<Value> {
     cloud
@@ -374,11 +387,9 @@ async fn a_resumed_run_applies_the_resources_it_first_planned() -> anyhow::Resul
     for (_t, db) in databases().await? {
         let (stack, cloud, worker) = setup(&db).await?;
         cloud.set_latency("vpc", Duration::from_millis(300));
-        let (run, execution) = deploy_under_way(&db, &stack, &worker).await?;
         // The first worker dies mid-create; the upgraded one takes the run over once its
         // lease has expired.
-        execution.abort();
-        assert!(execution.await.is_err_and(|e| e.is_cancelled()));
+        let run = deploy_whose_worker_died(&db, &stack, &worker).await?;
         tokio::time::sleep(Duration::from_millis(400)).await;
         let newer = common::worker_of(
             &db,
@@ -423,6 +434,40 @@ async fn a_running_run_is_cancelled_within_a_lease_renewal() -> anyhow::Result<(
             1
         );
         assert_eq!(db.run(&run.id).await?.status, RunStatus::Cancelled);
+    }
+    Ok(())
+}
+
+/// A cancel requested while a run's worker is dead is seen when another worker resumes the
+/// run: it ends cancelled without another provider call.
+#[tokio::test]
+async fn a_run_cancelled_while_its_worker_was_dead_is_not_resumed() -> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, cloud, worker) = setup(&db).await?;
+        cloud.set_latency("vpc", Duration::from_millis(300));
+        let run = deploy_whose_worker_died(&db, &stack, &worker).await?;
+        let flagged = db.request_cancel(&run.id, "alice").await?;
+        assert_eq!(
+            (flagged.status, flagged.cancel_requested),
+            (RunStatus::Running, true)
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let calls = cloud.calls().len();
+        let other = list_worker(&db, &cloud, "other-worker", Duration::from_millis(300))?;
+        assert_eq!(other.execute(&run.id).await?, RunStatus::Cancelled);
+        assert_eq!(
+            cloud.calls().len(),
+            calls,
+            "nothing applied after the cancel"
+        );
+        assert_eq!(db.run(&run.id).await?.status, RunStatus::Cancelled);
+        let events = db.run_events(&run.id, 0, 100).await?;
+        assert!(
+            events.iter().any(|e| e
+                .message
+                .starts_with("cancel requested before the run resumed")),
+            "{events:?}"
+        );
     }
     Ok(())
 }
