@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         let sealer = Sealer::from_hex(&"ab".repeat(32))?;
         let mut runs = Vec::new();
         for i in 0..RUNS {
-            let slug = format!("t{i}");
+            let slug = format!("tenant{i}");
             let new = NewTenant {
                 slug: slug.clone(),
                 name: slug.clone(),
@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         let base = format!("http://{}", listener.local_addr()?);
         let app = byoc_api::router(state);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let status = format!("{base}/api/v1/tenants/t0/environments/dev/status");
+        let status = format!("{base}/api/v1/tenants/tenant0/environments/dev/status");
         let client = reqwest::Client::new();
 
         let idle = latencies(&client, &status, &admin, seconds).await?;
