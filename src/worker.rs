@@ -8,7 +8,7 @@ use anyhow::Context;
 use byoc_components::helm::Helm;
 use byoc_components::{Platform, PlatformOptions, RateLimits};
 use byoc_model::facts;
-use byoc_stacks::{Database, JobQueue, QueueConfig, Sealer};
+use byoc_stacks::{Database, JobQueue, QueueConfig, Retention, Sealer};
 use byoc_workers::schedule::ScheduleConfig;
 use byoc_workers::{AwsBlueprint, Worker, WorkerConfig, run_daemon_with, unique_worker_name};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +50,13 @@ pub struct WorkerArgs {
     /// none), its `repair`, or `enabled: false` to never check it. Give every worker the same.
     #[arg(long, env = "BYOC_DRIFT_CHECK_EVERY", default_value = "off", value_parser = drift_every)]
     pub drift_check_every: DriftEvery,
+    /// Days finished runs (with their events and journal entries) are kept; 0 keeps them
+    /// forever.
+    #[arg(long, env = "BYOC_RETENTION_DAYS", default_value_t = Retention::default().runs_days)]
+    pub retention_days: u32,
+    /// Days audit entries are kept, at least as long as runs; 0 keeps them forever.
+    #[arg(long, env = "BYOC_AUDIT_RETENTION_DAYS", default_value_t = Retention::default().audit_days)]
+    pub audit_retention_days: u32,
 }
 
 /// A drift-check period in minutes; `None`: off.
@@ -142,8 +149,20 @@ pub async fn work(
         config,
         shutdown.clone(),
     );
+    let forever = |days: u32| if days == 0 { u32::MAX / 2 } else { days };
+    let retention = Retention {
+        runs_days: forever(args.retention_days),
+        audit_days: forever(args.audit_retention_days),
+    };
+    anyhow::ensure!(
+        retention.audit_days >= retention.runs_days,
+        "--audit-retention-days ({}) must be at least --retention-days ({}): the audit log is kept longest",
+        args.audit_retention_days,
+        args.retention_days
+    );
     let schedule = ScheduleConfig {
         default_every_minutes: args.drift_check_every.0,
+        retention: (args.retention_days > 0 || args.audit_retention_days > 0).then_some(retention),
         ..ScheduleConfig::default()
     };
     let concurrency = args.concurrency.max(1);

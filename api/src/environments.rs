@@ -1,8 +1,8 @@
 //! A tenant's environments: config, runs (deploy, destroy, preview, refresh), status, state.
 
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use byoc_model::api::{
     ConfigSaved, ConfigView, DeployRequest, DriftCheck, DriftScheduleView, EnvironmentStatus,
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::{CommonErrors, decode, decode_optional};
-use crate::params::{DiffQuery, EnvPath, StateVersionPath};
+use crate::params::{DiffQuery, EnvPath, Page, StateVersionPath};
 use crate::{ApiError, AppState};
 
 /// The tenant and the name of the stack of `/tenants/{slug}/environments/{env}`, if the
@@ -272,29 +272,45 @@ pub async fn state_of(
     Ok(Json(StateView { stack, resources }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", operation_id = "environment_runs", tag = "runs", params(EnvPath), responses((status = 200, description = "The stack's runs, newest first", body = RunList, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/runs/0/id")))))), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/runs", operation_id = "environment_runs", tag = "runs", params(EnvPath, Page), responses((status = 200, description = "The stack's runs, newest first, a page at a time (`before`: a run's seq)", body = RunList, links(("ShowRun" = (operation_id = "show_run", parameters(("id" = "$response.body#/runs/0/id")))))), CommonErrors), security(("bearer" = [])))]
 pub async fn runs(
     State(state): State<AppState>,
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<RunList>, ApiError> {
+    let Query(page) = page?;
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
-    let mut runs = state.db().runs_of(&stack).await?;
-    runs.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    let limit = page.limit()?;
+    let runs = state.db().runs_page(&stack, page.before, limit).await?;
+    let next_before = (runs.len() == limit as usize)
+        .then(|| runs.last().map(|r| r.seq))
+        .flatten();
     Ok(Json(RunList {
         runs: caller.present(&state, runs).await?,
+        next_before,
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", operation_id = "state_history", tag = "environments", params(EnvPath), responses((status = 200, description = "State versions, newest first", body = HistoryView), CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/history", operation_id = "state_history", tag = "environments", params(EnvPath, Page), responses((status = 200, description = "State versions, newest first, a page at a time (`before`: a version)", body = HistoryView), CommonErrors), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<HistoryView>, ApiError> {
+    let Query(page) = page?;
     let (_, stack) = environment(&state, &caller, &slug, &env).await?;
-    let versions = state.db().state_history(&stack).await?;
-    Ok(Json(HistoryView { stack, versions }))
+    let limit = page.limit()?;
+    let versions = state.db().history_page(&stack, page.before, limit).await?;
+    let next_before = (versions.len() == limit as usize)
+        .then(|| versions.last().map(|v| v.version))
+        .flatten();
+    Ok(Json(HistoryView {
+        stack,
+        versions,
+        next_before,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/environments/{env}/state/versions/{version}", operation_id = "state_version", tag = "environments", params(StateVersionPath), responses((status = 200, description = "Every resource (inputs, outputs, physical id, kind, status) as of that state version", body = StateVersionView), CommonErrors), security(("bearer" = [])))]

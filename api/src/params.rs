@@ -196,3 +196,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RunPath {
         })
     }
 }
+
+/// One page of a list, newest first.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Entries before this one (the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// At most this many, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+impl Page {
+    /// The page's size: 1 to 1000, 100 by default.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit.unwrap_or(100) {
+            n @ 1..=1000 => Ok(n),
+            _ => Err(ApiError::invalid(Some("limit"), "limit is 1 to 1000")),
+        }
+    }
+}

@@ -521,6 +521,47 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         );
         let (_, runs) = api.admin(Method::GET, &format!("{env}/runs"), None).await?;
         assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+        assert!(runs.get("next_before").is_none(), "one page: {runs}");
+        // Runs of other kinds, then the list a page at a time, newest first.
+        for kind in ["preview", "refresh"] {
+            let (status, body) = api
+                .admin(Method::POST, &format!("{env}/{kind}"), None)
+                .await?;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        }
+        let (_, page) = api
+            .admin(Method::GET, &format!("{env}/runs?limit=2"), None)
+            .await?;
+        let kinds = |page: &Value| -> Vec<String> {
+            page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["kind"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(kinds(&page), ["refresh", "preview"], "{page}");
+        let before = page["next_before"].as_i64().context("next_before")?;
+        let (_, last) = api
+            .admin(
+                Method::GET,
+                &format!("{env}/runs?limit=2&before={before}"),
+                None,
+            )
+            .await?;
+        assert_eq!(kinds(&last), ["deploy"], "{last}");
+        assert!(last.get("next_before").is_none(), "{last}");
+        let (status, _) = api
+            .admin(Method::GET, &format!("{env}/runs?limit=0"), None)
+            .await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        for run in page["runs"].as_array().unwrap() {
+            let id = run["id"].as_str().unwrap();
+            let (status, body) = api
+                .admin(Method::POST, &format!("/api/v1/runs/{id}/cancel"), None)
+                .await?;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
         let (_, state) = api
             .admin(Method::GET, &format!("{env}/state"), None)
             .await?;

@@ -217,6 +217,9 @@ pub struct StateView {
 pub struct RunList {
     /// Newest first.
     pub runs: Vec<Run>,
+    /// The `before` of the next page, if there may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -224,6 +227,9 @@ pub struct HistoryView {
     pub stack: StackName,
     /// Newest first.
     pub versions: Vec<HistoryEntry>,
+    /// The `before` of the next page, if there may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
 }
 
 /// The state of a stack at one state version: every resource as the run that made the
@@ -758,8 +764,25 @@ pub struct CreateToken {
     pub tenant: Option<TenantSlug>,
     /// Days until it expires (1 to 3650). Absent: it never expires.
     #[schema(minimum = 1, maximum = 3650)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     pub expires_in_days: Option<u32>,
+}
+
+/// A whole number as JSON Schema's `integer` has it: `231.0` is one too.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number of days"
+        )));
+    }
+    Ok(Some(n as u32))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -801,4 +824,27 @@ pub struct ErrorBody {
     /// The request's `x-request-id`, on server faults: the logs say more under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::CreateToken;
+
+    #[test]
+    fn days_are_whole_numbers_written_either_way() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<CreateToken>(v);
+        let days = |v| parse(serde_json::json!({"name": "ci", "expires_in_days": v}));
+        assert_eq!(
+            days(serde_json::json!(30)).unwrap().expires_in_days,
+            Some(30)
+        );
+        assert_eq!(
+            days(serde_json::json!(231.0)).unwrap().expires_in_days,
+            Some(231)
+        );
+        assert!(days(serde_json::json!(1.5)).is_err());
+        assert!(days(serde_json::json!(-1)).is_err());
+        let none = parse(serde_json::json!({"name": "ci"})).unwrap();
+        assert_eq!(none.expires_in_days, None);
+    }
 }

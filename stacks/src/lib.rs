@@ -7,6 +7,7 @@
 mod crypto;
 mod db;
 mod queue;
+mod retention;
 mod runs;
 mod schedule;
 mod stacks;
@@ -19,6 +20,7 @@ pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
+pub use retention::{Pruned, Retention};
 pub use runs::{ApprovedPlan, Begin, BrokenLease, Lease, RunContext, RunLimits};
 pub use schedule::{CheckCandidate, ScheduledCheck};
 pub use stacks::{RunMetrics, StoredConfig};

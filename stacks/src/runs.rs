@@ -502,6 +502,29 @@ impl Database {
         row.map(run_from_row).transpose()
     }
 
+    /// At most `limit` runs of `stack` requested before run seq `before` (all when `None`),
+    /// newest first.
+    pub async fn runs_page(
+        &self,
+        stack: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Run>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let rows: Vec<RunRow> = with_pool!(self, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(stack)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.query_error(e))?
+        });
+        rows.into_iter().map(run_from_row).collect()
+    }
+
     pub async fn runs_of(&self, stack: &str) -> Result<Vec<Run>, DbError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE stack = $1 ORDER BY seq");
         let rows: Vec<RunRow> = with_pool!(self, p => {

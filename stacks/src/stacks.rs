@@ -367,12 +367,26 @@ impl Database {
 impl Database {
     /// The stack's state versions, newest first.
     pub async fn state_history(&self, stack: &StackName) -> Result<Vec<HistoryEntry>, DbError> {
+        self.history_page(stack, None, u32::MAX).await
+    }
+
+    /// At most `limit` state versions of `stack` below `before` (all when `None`), newest
+    /// first.
+    pub async fn history_page(
+        &self,
+        stack: &StackName,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, DbError> {
         self.stack_status(stack).await?;
         let rows: Vec<(i64, String, i64, String)> = with_pool!(self, p => {
             sqlx::query_as(
-                "SELECT version, run_id, at, changes FROM state_history WHERE stack = $1 ORDER BY version DESC",
+                "SELECT version, run_id, at, changes FROM state_history WHERE stack = $1 AND version < $2
+                 ORDER BY version DESC LIMIT $3",
             )
             .bind(stack.as_str())
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
             .fetch_all(p)
             .await
             .map_err(|e| self.query_error(e))?

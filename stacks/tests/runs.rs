@@ -521,3 +521,82 @@ async fn the_cap_holds_under_concurrent_requests() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What finished long ago is deleted (runs, their events, settled journal entries, then
+/// the audit log after longer); what is unfinished, recent, or a preview a queued deploy is
+/// to apply stays. Pruning twice deletes nothing more.
+#[tokio::test]
+async fn retention_deletes_what_finished_long_ago() -> anyhow::Result<()> {
+    use byoc_stacks::{Pruned, Retention};
+    let ttl = Duration::from_secs(60);
+    for (t, db) in databases().await? {
+        let stacks = tenant_with_stacks(&db, &sealer(), "acme", &["dev", "prod"]).await?;
+        let (dev, prod) = (&stacks[0], &stacks[1]);
+        // dev: an old finished deploy with an event, and an old preview whose plan a queued
+        // deploy is to apply; prod: a recent finished deploy and a queued one.
+        let finish = |stack: String| {
+            let db = db.clone();
+            async move {
+                let (run, _) = db.request_run(&stack, RunKind::Deploy, "alice").await?;
+                let Begin::Started(lease) = db.begin_run(&run.id, "w", ttl).await? else {
+                    anyhow::bail!("not started");
+                };
+                db.record_event(&lease, &run.id, "info", None, "hello", None)
+                    .await?;
+                db.finish_run(&run.id, &lease, RunStatus::Succeeded, None, None)
+                    .await?;
+                anyhow::Ok(run.id)
+            }
+        };
+        let old = finish(dev.clone()).await?;
+        let (preview, _) = db.request_run(dev, RunKind::Preview, "alice").await?;
+        let Begin::Started(lease) = db.begin_run(&preview.id, "w", ttl).await? else {
+            anyhow::bail!("preview not started");
+        };
+        db.record_plan(&preview.id, &lease, &json!({"steps": []}), None)
+            .await?;
+        db.finish_run(&preview.id, &lease, RunStatus::Succeeded, None, None)
+            .await?;
+        let approved = db
+            .request_approved_deploy(dev, &preview.id, "alice")
+            .await?
+            .0;
+        let recent = finish(prod.clone()).await?;
+        let (queued, _) = db.request_run(prod, RunKind::Deploy, "alice").await?;
+
+        let day = 86_400_000i64;
+        let now = byoc_stacks::now_ms();
+        let long_ago = now - 100 * day;
+        for id in [&old, &preview.id] {
+            exec(
+                t.url(),
+                &format!("UPDATE runs SET finished_at = {long_ago} WHERE id = '{id}'"),
+            )
+            .await?;
+        }
+        exec(
+            t.url(),
+            &format!("UPDATE audit_log SET at = {}", now - 800 * day),
+        )
+        .await?;
+        exec(
+            t.url(),
+            &format!("UPDATE journal SET finished_at = {long_ago}"),
+        )
+        .await?;
+
+        let pruned = db.prune(Retention::default(), now).await?;
+        assert_eq!((pruned.runs, pruned.events), (1, 1), "{pruned:?}");
+        assert!(pruned.audit > 0, "{pruned:?}");
+        assert!(db.run(&old).await.is_err(), "the old deploy is gone");
+        for kept in [&preview.id, &approved.id, &recent, &queued.id] {
+            db.run(kept).await?;
+        }
+        assert_eq!(db.audit_log(None, 100).await?.len(), 0);
+        assert_eq!(
+            db.prune(Retention::default(), now).await?,
+            Pruned::default()
+        );
+    }
+    Ok(())
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use byoc_engine::CancellationToken;
 use byoc_model::{DRIFT_CHECK_EVERY_FACT, DriftSchedule, Run, RunKind, RunStatus, SCHEDULER};
-use byoc_stacks::{Database, DbError, JobQueue, now_ms};
+use byoc_stacks::{Database, DbError, JobQueue, Retention, now_ms};
 
 /// How the scheduler runs.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +20,8 @@ pub struct ScheduleConfig {
     pub default_every_minutes: Option<u32>,
     /// How often the scheduler looks for checks that fell due.
     pub tick: Duration,
+    /// What finished long ago is deleted, once an hour (`None`: kept forever).
+    pub retention: Option<Retention>,
 }
 
 impl Default for ScheduleConfig {
@@ -27,9 +29,13 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             default_every_minutes: None,
             tick: Duration::from_secs(30),
+            retention: Some(Retention::default()),
         }
     }
 }
+
+/// How often the scheduler prunes what retention no longer keeps.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What one round of the scheduler did.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +95,7 @@ pub async fn run_scheduler(
     }
     let mut interval = tokio::time::interval(config.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -96,6 +103,17 @@ pub async fn run_scheduler(
         }
         if let Err(e) = tick(&db, &queue, &config, now_ms()).await {
             tracing::warn!(error = %e, "drift-check round failed; trying again at the next tick");
+        }
+        let Some(retention) = config.retention else {
+            continue;
+        };
+        if pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            continue;
+        }
+        pruned_at = Some(tokio::time::Instant::now());
+        match db.prune(retention, now_ms()).await {
+            Ok(pruned) => tracing::info!(?pruned, "pruned what retention no longer keeps"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
         }
     }
 }
