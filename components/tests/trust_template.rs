@@ -1,6 +1,7 @@
 //! The customer trust template (cfn-templates/customer-iam-role.yaml): cfn-lint (pinned)
 //! passes, and launched the way the customer would (CreateStack in the tenant account) it
-//! makes the role with exactly the intended trust policy and its two policies.
+//! makes the role with exactly the intended trust policy, its policies and the permissions
+//! boundary byoc puts its roles under.
 
 mod common;
 
@@ -61,6 +62,7 @@ async fn launch(
         .capabilities(Capability::CapabilityNamedIam)
         .parameters(param("TrustedAccountId", PLATFORM))
         .parameters(param("ExternalId", external_id))
+        .parameters(param("TenantSlug", "acme"))
         .send()
         .await?;
     Ok(())
@@ -135,8 +137,22 @@ async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result
     names.sort();
     assert_eq!(
         names,
-        ["byoc-deployer-deprovision", "byoc-deployer-provision"]
+        [
+            "byoc-deployer-deprovision",
+            "byoc-deployer-iam",
+            "byoc-deployer-karpenter",
+            "byoc-deployer-provision"
+        ]
     );
+    // The boundary exists under the name byoc computes, and caps no one yet: it is not the
+    // deployer's own (the customer's PermissionsBoundaryArn is, when given).
+    let boundary = format!(
+        "arn:aws:iam::{account}:policy/{}",
+        byoc_model::boundary_policy_name(byoc_model::TRUST_ROLE_NAME)
+    );
+    assert_eq!(output("BoundaryArn"), Some(boundary.clone()));
+    iam.get_policy().policy_arn(&boundary).send().await?;
+    assert!(role.permissions_boundary().is_none());
     Ok(())
 }
 
@@ -198,18 +214,23 @@ async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stack of an older template than byoc needs (0.9.0, and 1.1.0, the last one without the
+/// permissions boundary) fails verification, saying it needs an upgrade and how.
 #[tokio::test]
 async fn verify_of_an_old_template_says_an_upgrade_is_needed() -> anyhow::Result<()> {
-    let (emulator, account) = launched(Some("0.9.0")).await?;
-    let report = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
-    assert_eq!(report.template_version.as_deref(), Some("0.9.0"));
-    let verdict = Verdict::of_report(&report, "acme");
-    assert_eq!(verdict.status, OnboardingStatus::TrustFailed);
-    assert!(
-        verdict.message.contains("0.9.0") && verdict.message.contains("upgrade is needed"),
-        "{}",
-        verdict.message
-    );
+    for old in ["0.9.0", "1.1.0"] {
+        let (emulator, account) = launched(Some(old)).await?;
+        let report =
+            read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
+        assert_eq!(report.template_version.as_deref(), Some(old));
+        let verdict = Verdict::of_report(&report, "acme");
+        assert_eq!(verdict.status, OnboardingStatus::TrustFailed);
+        let expected = format!(
+            "has template version {old}, older than {}, whose permissions byoc needs: an upgrade is needed; update the stack with the current template (`byoc tenant trust-template acme`)",
+            byoc_model::MIN_TRUST_TEMPLATE_VERSION
+        );
+        assert!(verdict.message.contains(&expected), "{}", verdict.message);
+    }
     Ok(())
 }
 

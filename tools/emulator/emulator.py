@@ -26,6 +26,9 @@ GET/POST /_emulator/config with a JSON body of the same names):
                    when the trust policy or the ExternalId does not match (moto checks
                    neither).
 
+CloudFormation: an item of a list that is `!Ref AWS::NoValue` (an `!If` whose condition is
+false) is dropped, as AWS drops it; moto keeps a null.
+
 EKS updates are refused as AWS refuses them: a Kubernetes version more than one minor ahead
 (or not ahead), a node group version above the cluster's, an update while the resource is not
 ACTIVE or another update is in progress. DescribeUpdate and ListUpdates follow them.
@@ -246,7 +249,24 @@ class Timed:
             obj.__dict__[self.key] = (value, None, 0.0)
 
 
+def _patch_cloudformation() -> None:
+    """An `!If [cond, item, !Ref AWS::NoValue]` in a list drops the item, as in AWS (moto
+    keeps a null there, and a policy statement list with a null is malformed)."""
+    import moto.cloudformation.parsing as parsing
+
+    clean_json = parsing.clean_json
+
+    def clean_json_dropping_no_value(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            items = (clean_json_dropping_no_value(v, resources_map) for v in resource_json)
+            return [v for v in items if v is not None]
+        return clean_json(resource_json, resources_map)
+
+    parsing.clean_json = clean_json_dropping_no_value
+
+
 def _patch_moto() -> None:
+    _patch_cloudformation()
     cluster_status = Timed("eks_cluster", "status", "CREATING")
     nodegroup_status = Timed("eks_nodegroup", "status", "CREATING")
     nat_state = Timed("nat_gateway", "state", "pending")
