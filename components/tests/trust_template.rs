@@ -36,6 +36,56 @@ fn cfn_lint_passes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tools/policy/check.py` over `template` (relative to the workspace): its exit status and
+/// output.
+fn policy_check(template: &str) -> anyhow::Result<(bool, String)> {
+    let python = workspace_root().join(".venv/bin/python");
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: run tools/setup.sh",
+        python.display()
+    );
+    let out = std::process::Command::new(python)
+        .arg(workspace_root().join("tools/policy/check.py"))
+        .arg("--template")
+        .arg(workspace_root().join(template))
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// parliament and cloudsplaining (pinned IAM linters) over the rendered policies, with every
+/// optional feature on and off: no privilege-escalation path of byoc's role (or of a role
+/// under the boundary) is left open, and every finding of theirs is one the check accepts
+/// with a reason.
+#[test]
+fn the_policy_linters_find_no_open_escalation_path() -> anyhow::Result<()> {
+    let (ok, out) = policy_check("cfn-templates/customer-iam-role.yaml")?;
+    assert!(ok, "tools/policy/check.py:\n{out}");
+    Ok(())
+}
+
+/// The same check over template 1.1.0 (the last without the boundary) finds the escalation
+/// issue 19 describes: a role byoc-x given any policy, then its trust.
+#[test]
+fn the_policy_linters_find_the_old_templates_escalation() -> anyhow::Result<()> {
+    let (ok, out) = policy_check("tools/policy/fixtures/customer-iam-role-1.1.0.yaml")?;
+    assert!(!ok, "template 1.1.0 passed the check:\n{out}");
+    for path in [
+        "escalation path cloudsplaining:AttachRolePolicy (iam:attachrolepolicy) is open",
+        "escalation path cloudsplaining:PutRolePolicy (iam:putrolepolicy) is open",
+        "escalation path cloudsplaining:UpdateRolePolicyToAssumeIt (iam:updateassumerolepolicy) is open",
+        "no permissions boundary",
+    ] {
+        assert!(out.contains(path), "{path:?} not in:\n{out}");
+    }
+    Ok(())
+}
+
 /// CreateStack of the shipped template as the customer would, as `byoc-trust`; `version`
 /// pretends it is another version of the template.
 async fn launch(
