@@ -144,6 +144,16 @@ impl Emulator {
         )
     }
 
+    /// The IAM actions (`"ec2:CreateVpc"`) of the requests made in `account` by sessions of
+    /// role `role`, as JSON: `{"actions": {"ec2:CreateVpc": 1, ...}}`.
+    pub fn actions(&self, account: &str, role: &str) -> Result<String> {
+        self.control(
+            "GET",
+            &format!("/_emulator/actions?account={account}&role={role}"),
+            None,
+        )
+    }
+
     /// Requests served and requests throttled so far, as JSON.
     pub fn stats(&self) -> Result<String> {
         self.control("GET", "/_emulator/stats", None)

@@ -26,6 +26,8 @@ GET/POST /_emulator/config with a JSON body of the same names):
                    when the trust policy or the ExternalId does not match (moto checks
                    neither).
 
+EKS TagResource and UntagResource tag node groups too (moto tags clusters only).
+
 CloudFormation: an item of a list that is `!Ref AWS::NoValue` (an `!If` whose condition is
 false) is dropped, as AWS drops it; moto keeps a null.
 
@@ -35,6 +37,11 @@ ACTIVE or another update is in progress. DescribeUpdate and ListUpdates follow t
 
 GET /_emulator/requests lists the last 2000 AWS requests (service, method, path, body), so a
 test can check what was sent where moto ignores a field; ?service=eks narrows the list.
+
+GET /_emulator/actions?account=ID&role=NAME counts the IAM actions (`ec2:CreateVpc`, the
+signing service and the operation) of the requests moto handled in that account, signed by
+a session of that role (without role: by anyone): what a principal called, whether allowed
+or not.
 
 GET /_emulator/stats counts requests and throttled requests. moto's own /moto-api/ (for
 example POST /moto-api/reset) passes through untouched and is never delayed or throttled.
@@ -96,6 +103,8 @@ class Knobs:
         self.throttled = 0
         self.deny_assume_role: list[str] = []
         self.log: collections.deque[dict[str, str]] = collections.deque(maxlen=2000)
+        # (account, role of the caller's assumed-role session or "") -> IAM action -> count
+        self.actions: dict[tuple[str, str], collections.Counter[str]] = {}
 
     def update(self, cfg: dict[str, Any]) -> None:
         unknown = set(cfg) - {
@@ -265,8 +274,70 @@ def _patch_cloudformation() -> None:
     parsing.clean_json = clean_json_dropping_no_value
 
 
+def _patch_action_log() -> None:
+    """Counts every request moto handles as the IAM action it is (`{signing service}:{operation}`)
+    by the account it acts in and the role of the assumed-role session that signed it."""
+    from moto.core.responses import BaseResponse
+    from moto.sts.models import sts_backends
+
+    call_action = BaseResponse.call_action
+
+    def recording_call_action(self: BaseResponse) -> Any:
+        try:
+            auth = self.headers.get("Authorization", "")
+            m = _SERVICE.search(auth)
+            key = auth.partition("Credential=")[2].partition("/")[0]
+            account = self.current_account
+            role = ""
+            if key:
+                assumed = sts_backends[account]["aws"].get_assumed_role_from_access_key(key)
+                if assumed is not None:
+                    role = assumed.role_arn.rsplit("/", 1)[-1]
+            action = self._get_action()
+            if m and action:
+                with KNOBS.lock:
+                    counts = KNOBS.actions.setdefault((account, role), collections.Counter())
+                    counts[f"{m.group(1)}:{action}"] += 1
+        except Exception:  # noqa: BLE001 - the log must never break a request
+            pass
+        return call_action(self)
+
+    BaseResponse.call_action = recording_call_action
+
+
+def _patch_nodegroup_tags() -> None:
+    """EKS TagResource / UntagResource of a node group's ARN (moto tags clusters only)."""
+    tag_resource = EKSBackend.tag_resource
+    untag_resource = EKSBackend.untag_resource
+
+    def nodegroup_by_arn(backend: EKSBackend, arn: str) -> Nodegroup | None:
+        for cluster in backend.clusters.values():
+            for nodegroup in cluster.nodegroups.values():
+                if nodegroup.arn == arn:
+                    return nodegroup
+        return None
+
+    def eks_tag_resource(self: EKSBackend, resource_arn: str, tags: dict[str, str]) -> None:
+        nodegroup = nodegroup_by_arn(self, resource_arn)
+        if nodegroup is None:
+            return tag_resource(self, resource_arn, tags)
+        nodegroup.tags.update(tags)
+
+    def eks_untag_resource(self: EKSBackend, resource_arn: str, tag_keys: list[str]) -> None:
+        nodegroup = nodegroup_by_arn(self, resource_arn)
+        if nodegroup is None:
+            return untag_resource(self, resource_arn, tag_keys)
+        for key in tag_keys if isinstance(tag_keys, list) else [tag_keys]:
+            nodegroup.tags.pop(key, None)
+
+    EKSBackend.tag_resource = eks_tag_resource
+    EKSBackend.untag_resource = eks_untag_resource
+
+
 def _patch_moto() -> None:
     _patch_cloudformation()
+    _patch_action_log()
+    _patch_nodegroup_tags()
     cluster_status = Timed("eks_cluster", "status", "CREATING")
     nodegroup_status = Timed("eks_nodegroup", "status", "CREATING")
     nat_state = Timed("nat_gateway", "state", "pending")
@@ -746,6 +817,18 @@ class Emulator:
             with KNOBS.lock:
                 entries = [e for e in KNOBS.log if wanted is None or e["service"] == wanted]
             payload = {"requests": entries}
+        elif path == "/_emulator/actions":
+            from urllib.parse import parse_qs
+
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            account = query.get("account", [""])[0]
+            role = query.get("role", [None])[0]
+            total: collections.Counter[str] = collections.Counter()
+            with KNOBS.lock:
+                for (a, r), counts in KNOBS.actions.items():
+                    if a == account and (role is None or r == role):
+                        total.update(counts)
+            payload = {"actions": dict(sorted(total.items()))}
         elif path == "/_emulator/stats":
             payload = {"requests": KNOBS.requests, "throttled": KNOBS.throttled}
         else:

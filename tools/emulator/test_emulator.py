@@ -1,5 +1,5 @@
 """The emulator's departures from moto against boto3: EKS updates as byoc's day-2 changes
-drive them, and CloudFormation's AWS::NoValue in lists.
+drive them, node group tags, and CloudFormation's AWS::NoValue in lists.
 
 Run: .venv/bin/python tools/emulator/test_emulator.py   (from the workspace root; -v for names)
 
@@ -210,6 +210,16 @@ class EmulatorEks(unittest.TestCase):
         # Each cluster keeps its own OIDC issuer.
         self.assertNotEqual(self.cluster("plain")["identity"]["oidc"]["issuer"],
                             self.cluster("slow")["identity"]["oidc"]["issuer"])
+
+    def test_node_groups_take_tags(self) -> None:
+        eks = self.eks
+        eks.create_cluster(name="tagged", roleArn=ROLE, resourcesVpcConfig=VPC)
+        self.wait_until("cluster ACTIVE", lambda: self.cluster("tagged")["status"] == "ACTIVE")
+        ng = eks.create_nodegroup(clusterName="tagged", nodegroupName="ng", nodeRole=ROLE,
+                                  subnets=VPC["subnetIds"], tags={"a": "1"})["nodegroup"]
+        eks.tag_resource(resourceArn=ng["nodegroupArn"], tags={"b": "2"})
+        eks.untag_resource(resourceArn=ng["nodegroupArn"], tagKeys=["a"])
+        self.assertEqual(self.nodegroup("tagged", "ng")["tags"], {"b": "2"})
 
     def test_no_value_in_a_list_drops_the_item(self) -> None:
         """A conditional policy statement whose condition is false is left out, as AWS does."""

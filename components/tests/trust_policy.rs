@@ -1,0 +1,544 @@
+//! What the trust template grants against what byoc calls (issue 19): every AWS action
+//! byoc's role calls must be granted, and every action granted must be called, or be listed
+//! here with the reason it is granted anyway.
+//!
+//! "Called" is what the emulator saw byoc's role call (`Emulator::actions`) during a whole
+//! lifecycle through the launched template's role: a managed environment with Karpenter,
+//! cert-manager and External Secrets deployed, changed (tags, Kubernetes version, node
+//! group size, NAT per zone, endpoint access, a component removed), swept of what its
+//! cluster's controllers left, and destroyed. A code path no lifecycle here takes (drift
+//! repair of a trust policy, an OIDC provider's client ids) is caught by a scan of the
+//! source: every SDK call in `components/src` outside test code must be granted too, and
+//! every call the emulator saw must be in the scan (which keeps the scan honest).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+use byoc_components::RateLimits;
+use byoc_components::resources::{cluster_drain, helm_release};
+use byoc_engine::{
+    CancellationToken, Created, Ctx, Observed, Provider, ProviderError, RetryPolicy, RunStatus,
+    StateStore, drift, refresh,
+};
+use byoc_model::{EnvironmentConfig, TRUST_ROLE_NAME};
+use byoc_testkit::{Emulator, workspace_root};
+use common::env::{Env, platform};
+use serde_json::{Value, json};
+
+/// Granted by the template, never called by the lifecycle below: why each is granted.
+const GRANTED_UNCALLED: &[(&str, &str)] = &[
+    (
+        "iam:UpdateAssumeRolePolicy",
+        "repairs a role's trust changed outside byoc (scanned: iam_role.rs)",
+    ),
+    (
+        "iam:AddClientIDToOpenIDConnectProvider",
+        "repairs an OIDC provider's client ids (scanned: oidc_provider.rs)",
+    ),
+    (
+        "iam:RemoveClientIDFromOpenIDConnectProvider",
+        "repairs an OIDC provider's client ids (scanned: oidc_provider.rs)",
+    ),
+    (
+        "iam:UpdateOpenIDConnectProviderThumbprint",
+        "repairs an OIDC provider's thumbprints (scanned: oidc_provider.rs)",
+    ),
+    (
+        "iam:PutRolePermissionsBoundary",
+        "puts a role made before template 2.0.0 under the boundary (bootstrap.rs tests it)",
+    ),
+    (
+        "iam:PassRole",
+        "not an API call: EKS checks it when CreateCluster / CreateNodegroup pass a role",
+    ),
+    (
+        "iam:CreateServiceLinkedRole",
+        "not an API call of byoc's: EKS makes its service-linked roles on the first cluster",
+    ),
+    (
+        "eks:ListUpdates",
+        "polls an EKS update still in progress (the shared emulator ends them at once; upgrades.rs waits on some)",
+    ),
+];
+
+/// The deployer's grants: the Allow actions of the policies attached to the role, rendered
+/// with every optional feature on.
+fn granted() -> anyhow::Result<BTreeSet<String>> {
+    let out = std::process::Command::new(workspace_root().join(".venv/bin/python"))
+        .arg(workspace_root().join("tools/policy/render.py"))
+        .args(["--param", "TrustedAccountId=123456789012"])
+        .args(["--param", &format!("ExternalId={}", "e".repeat(40))])
+        .args(["--param", "TenantSlug=acme"])
+        .args(["--param", "CertManagerHostedZoneIds=Z1"])
+        .args(["--param", "ExternalSecretsPrefix=byoc/"])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "render.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered: Value = serde_json::from_slice(&out.stdout)?;
+    let mut actions = BTreeSet::new();
+    for policy in rendered["policies"].as_object().unwrap().values() {
+        if policy["attached"] != true {
+            continue;
+        }
+        for s in policy["document"]["Statement"].as_array().unwrap() {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            match &s["Action"] {
+                Value::String(a) => actions.insert(a.clone()),
+                Value::Array(list) => {
+                    for a in list {
+                        actions.insert(a.as_str().unwrap().to_string());
+                    }
+                    true
+                }
+                other => panic!("an Action of {other}"),
+            };
+        }
+    }
+    Ok(actions)
+}
+
+/// `prefix:action`, case-insensitively, matched by a granted pattern (`*` wildcards).
+fn is_granted(granted: &BTreeSet<String>, action: &str) -> bool {
+    fn matches(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                matches(&pattern[1..], text) || (!text.is_empty() && matches(pattern, &text[1..]))
+            }
+            (Some(p), Some(t)) => p == t && matches(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    let action = action.to_lowercase();
+    granted
+        .iter()
+        .any(|g| matches(g.to_lowercase().as_bytes(), action.as_bytes()))
+}
+
+/// The SDK clients byoc's providers call through its role, by the name the code gives them,
+/// and their IAM prefixes.
+const CLIENTS: [(&str, &str); 7] = [
+    ("ec2", "ec2"),
+    ("iam", "iam"),
+    ("eks", "eks"),
+    ("sqs", "sqs"),
+    ("events", "events"),
+    ("elb", "elasticloadbalancing"),
+    ("cloudformation", "cloudformation"),
+];
+
+/// Rust source without its test-only items (`#[cfg(test)]`, `#[cfg(feature = "testing")]`):
+/// each is cut from its attribute to the end of the braces that follow.
+fn without_test_code(source: &str) -> String {
+    let mut out = String::new();
+    let mut rest = source;
+    loop {
+        let at = ["#[cfg(test)]", "#[cfg(feature = \"testing\")]"]
+            .iter()
+            .filter_map(|m| rest.find(m))
+            .min();
+        let Some(at) = at else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let open = after
+            .find('{')
+            .expect("a braced item after a cfg attribute");
+        let mut depth = 0;
+        let mut end = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+}
+
+/// Every SDK operation `components/src` calls on the tenant's clients (`client.op(` where
+/// `client` is one of [`CLIENTS`], across line breaks), as lowercase `prefix:operation`
+/// (the SDK's snake_case without `_`, which is how IAM names it, case aside), with a file
+/// that calls it.
+fn scanned() -> anyhow::Result<BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    let mut dirs = vec![workspace_root().join("components/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let code = without_test_code(&std::fs::read_to_string(&path)?);
+            let compact: String = code.split_whitespace().collect::<Vec<_>>().join("");
+            // `ec2_describe!(Object, "Operation", ...)` writes an EC2 describe call.
+            for (at, _) in compact.match_indices("ec2_describe!(") {
+                let args = &compact[at..];
+                let Some(open) = args.find('"') else { continue };
+                let close = open + 1 + args[open + 1..].find('"').unwrap_or(0);
+                let op = &args[open + 1..close];
+                if !op.is_empty() && op.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    let file = path.strip_prefix(workspace_root())?.display().to_string();
+                    found
+                        .entry(format!("ec2:{}", op.to_lowercase()))
+                        .or_insert(file);
+                }
+            }
+            for (client, prefix) in CLIENTS {
+                let needle = format!("{client}.");
+                for (at, _) in compact.match_indices(&needle) {
+                    // A whole identifier: `aws.ec2.x(` or `ec2.x(`, not `my_ec2.`.
+                    let before = compact[..at].chars().last();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        continue;
+                    }
+                    let tail = &compact[at + needle.len()..];
+                    let op: String = tail
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                        .collect();
+                    if op.is_empty() || !tail[op.len()..].starts_with("()") {
+                        continue;
+                    }
+                    let action = format!("{prefix}:{}", op.replace('_', ""));
+                    let file = path.strip_prefix(workspace_root())?.display().to_string();
+                    found.entry(action).or_insert(file);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Helm releases and the drain talk to Kubernetes, which the emulator has not: they make
+/// nothing here (they call no AWS API through the role either).
+struct NoKubernetes;
+
+#[async_trait]
+impl Provider for NoKubernetes {
+    async fn create(&self, ctx: &Ctx, _: &Value) -> Result<Created, ProviderError> {
+        Ok(Created {
+            physical_id: ctx.resource.clone(),
+            outputs: json!({}),
+        })
+    }
+
+    async fn read(&self, _: &Ctx, _: &str, inputs: &Value) -> Result<Observed, ProviderError> {
+        Ok(Observed {
+            inputs: inputs.clone(),
+            outputs: json!({}),
+        })
+    }
+
+    async fn update(&self, _: &Ctx, _: &str, _: &Value, _: &Value) -> Result<Value, ProviderError> {
+        Ok(json!({}))
+    }
+
+    async fn delete(&self, _: &Ctx, _: &str, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn find_existing(&self, _: &Ctx, _: &Value) -> Result<Option<Created>, ProviderError> {
+        Ok(None)
+    }
+
+    fn classify(&self, _: &ProviderError) -> byoc_engine::ErrorClass {
+        byoc_engine::ErrorClass::Permanent
+    }
+}
+
+fn config(extra: Value) -> EnvironmentConfig {
+    let mut c = json!({
+        "region": common::REGION,
+        "eks_mode": "managed",
+        "kubernetes_version": "1.31",
+        "node_group_config": {"desired_size": 2, "min_size": 1, "max_size": 4},
+        "tags": {"team": "platform"},
+        "components": {
+            "karpenter": {},
+            "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]},
+            "external_secrets": {},
+        },
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    EnvironmentConfig::from_value(&c).expect("a valid config")
+}
+
+/// A session of another role than byoc's in `account` (what the cluster's controllers do is
+/// not byoc's call).
+async fn other_session(emulator: &Emulator, account: &str) -> anyhow::Result<SdkConfig> {
+    let platform = common::default_account(emulator.endpoint(), RetryConfig::standard()).await;
+    let out = aws_sdk_sts::Client::new(&platform)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/eks-controllers"))
+        .role_session_name("controllers")
+        .send()
+        .await?;
+    let c = out.credentials().expect("credentials");
+    let creds = aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "controllers",
+    );
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(emulator.endpoint())
+        .region(aws_types::region::Region::new(common::REGION))
+        .credentials_provider(creds)
+        .load()
+        .await)
+}
+
+/// Objects the cluster's controllers would leave in the VPC, tagged as they tag them, made
+/// by `controllers`.
+async fn leave_leftovers(env: &Env, stack: &str, controllers: &SdkConfig) -> anyhow::Result<()> {
+    let ec2 = aws_sdk_ec2::Client::new(controllers);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(controllers);
+    let tagged = |kind: ResourceType, key: &str| {
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(Tag::builder().key(key).value(stack).build())
+            .build()
+    };
+    let vpc = env.id("vpc");
+    let sg = ec2
+        .create_security_group()
+        .group_name("k8s-elb")
+        .description("made by the load balancer controller")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(ResourceType::SecurityGroup, "elbv2.k8s.aws/cluster"))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    let node_sg = ec2
+        .create_security_group()
+        .group_name("k8s-node")
+        .description("lets the load balancer in")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(ResourceType::SecurityGroup, "eks:eks-cluster-name"))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&node_sg)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(30000)
+                .to_port(32767)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg).build())
+                .build(),
+        )
+        .send()
+        .await?;
+    ec2.create_network_interface()
+        .subnet_id(env.id("subnet-private-a"))
+        .groups(&sg)
+        .tag_specifications(tagged(
+            ResourceType::NetworkInterface,
+            "cluster.k8s.amazonaws.com/name",
+        ))
+        .send()
+        .await?;
+    ec2.run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::M6iLarge)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(env.id("subnet-private-a"))
+        .tag_specifications(tagged(ResourceType::Instance, "eks:eks-cluster-name"))
+        .send()
+        .await?;
+    let tag = aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+        .key("elbv2.k8s.aws/cluster")
+        .value(stack)
+        .build();
+    elb.create_load_balancer()
+        .name("k8s-ingress-nginx")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .subnets(env.id("subnet-public-a"))
+        .subnets(env.id("subnet-public-b"))
+        .tags(tag.clone())
+        .send()
+        .await?;
+    elb.create_target_group()
+        .name("k8s-ingress-nginx-80")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
+        .port(80)
+        .vpc_id(&vpc)
+        .tags(tag)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// A whole lifecycle through byoc's role in `account`, where the trust stack is launched.
+async fn lifecycle(emulator: &Emulator, account: &str) -> anyhow::Result<()> {
+    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+    let stack = "acme-dev";
+    let mut env = Env::new(&platform, account, stack);
+    // The verification first, as onboarding runs it.
+    byoc_components::trust::read_trust_stack(&env.aws, "byoc-trust").await?;
+    let none: Arc<dyn Provider> = Arc::new(NoKubernetes);
+    env.providers = env
+        .providers
+        .clone()
+        .with(helm_release::KIND, none.clone())
+        .with(cluster_drain::KIND, none);
+    let runs = [
+        config(json!({})),
+        // Tags, version, scaling, NAT per zone, endpoint access, a component less.
+        config(json!({
+            "tags": {"owner": "infra"},
+            "kubernetes_version": "1.32",
+            "node_group_config": {"desired_size": 3, "min_size": 1, "max_size": 4},
+            "nat_mode": "per_az",
+            "endpoint_access": {"public": true, "private": false, "public_cidrs": ["10.0.0.0/8"]},
+            "components": {"karpenter": {}, "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]}},
+        })),
+    ];
+    for (i, config) in runs.iter().enumerate() {
+        let report = env.deploy(config, &format!("run-{i}")).await;
+        anyhow::ensure!(report.status == RunStatus::Succeeded, "{report:?}");
+        // A refresh reads everything, as deploys and drift checks do.
+        let snapshot = env.store.load().await?;
+        let observed = refresh(
+            &env.stack,
+            &snapshot,
+            &env.providers,
+            None,
+            &RetryPolicy::default(),
+            &CancellationToken::new(),
+        )
+        .await?;
+        let drifted = drift(&snapshot, &observed, &env.providers);
+        anyhow::ensure!(drifted.is_empty(), "drift after run {i}: {drifted:?}");
+    }
+    leave_leftovers(&env, stack, &other_session(emulator, account).await?).await?;
+    let report = env.destroy("run-destroy").await;
+    anyhow::ensure!(report.status == RunStatus::Succeeded, "{report:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_template_grants_what_byoc_calls_and_nothing_it_does_not() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    emulator.launch_trust_stack(&account, "test-external-id-0123456789abcdef", &[])?;
+    lifecycle(emulator, &account).await?;
+    let seen: Value = serde_json::from_str(&emulator.actions(&account, TRUST_ROLE_NAME)?)?;
+    let called: BTreeSet<String> = seen["actions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        // The signing name of ELB is its IAM prefix; STS is the platform's own.
+        .map(|a| a.to_string())
+        .collect();
+    assert!(called.len() > 50, "{called:?}");
+    let granted = granted()?;
+    let scanned = scanned()?;
+    let mut problems = Vec::new();
+
+    // Called (or in the code) but not granted: a deploy would fail with AccessDenied.
+    for action in &called {
+        if !is_granted(&granted, action) {
+            problems.push(format!("{action}: called, not granted"));
+        }
+        if !scanned.contains_key(&action.to_lowercase()) {
+            problems.push(format!(
+                "{action}: called, but the source scan did not find it"
+            ));
+        }
+    }
+    for (action, file) in &scanned {
+        if !is_granted(&granted, action) {
+            problems.push(format!("{action}: called in {file}, not granted"));
+        }
+    }
+    // Granted but never called: a permission nothing needs, unless listed with a reason.
+    let listed: BTreeMap<String, &str> = GRANTED_UNCALLED
+        .iter()
+        .map(|(a, why)| (a.to_lowercase(), *why))
+        .collect();
+    let called_lower: BTreeSet<String> = called.iter().map(|a| a.to_lowercase()).collect();
+    for action in &granted {
+        let low = action.to_lowercase();
+        if low.contains('*') {
+            problems.push(format!("{action}: a wildcard grant (list the actions)"));
+        } else if called_lower.contains(&low) {
+            if listed.contains_key(&low) {
+                problems.push(format!(
+                    "{action}: called now, so GRANTED_UNCALLED need not list it"
+                ));
+            }
+        } else if !listed.contains_key(&low) {
+            problems.push(format!(
+                "{action}: granted, never called (remove it, or list it in GRANTED_UNCALLED with why)"
+            ));
+        }
+    }
+    for action in listed.keys() {
+        if !granted.iter().any(|g| g.to_lowercase() == *action) {
+            problems.push(format!("{action}: in GRANTED_UNCALLED but not granted"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n\ncalled: {called:?}",
+        problems.join("\n")
+    );
+    Ok(())
+}
+
+/// The scan finds the calls it should and skips test-only code.
+#[test]
+fn the_source_scan_reads_calls_across_lines_and_skips_test_code() -> anyhow::Result<()> {
+    let code = "fn a() { aws.iam\n    .create_role()\n }\n#[cfg(test)]\nmod tests { fn b() { iam.list_roles() } }\nfn c() { ec2.describe_vpcs() }";
+    let kept = without_test_code(code);
+    assert!(kept.contains("create_role") && kept.contains("describe_vpcs"));
+    assert!(!kept.contains("list_roles"), "{kept}");
+    let scanned = scanned()?;
+    for action in [
+        "iam:createrole",
+        "iam:putrolepermissionsboundary",
+        "ec2:terminateinstances",
+        "elasticloadbalancing:deleteloadbalancer",
+        "cloudformation:describestacks",
+    ] {
+        assert!(scanned.contains_key(action), "{action}: {scanned:?}");
+    }
+    // Aws::footprint (feature "testing") lists roles; byoc's role never does.
+    assert!(!scanned.contains_key("iam:listroles"), "{scanned:?}");
+    Ok(())
+}
