@@ -3,7 +3,8 @@
 //! here with the reason it is granted anyway.
 //!
 //! "Called" is what the emulator saw byoc's role call (`Emulator::actions`) during a whole
-//! lifecycle through the launched template's role: a managed environment with Karpenter,
+//! lifecycle through the launched template's role, with IAM enforced (so any call the
+//! template does not grant fails the lifecycle itself): a managed environment with Karpenter,
 //! cert-manager and External Secrets deployed, changed (tags, Kubernetes version, node
 //! group size, NAT per zone, endpoint access, a component removed), swept of what its
 //! cluster's controllers left, and destroyed. A code path no lifecycle here takes (drift
@@ -20,15 +21,17 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
-use byoc_components::RateLimits;
+use std::time::Duration;
+
 use byoc_components::resources::{cluster_drain, helm_release};
+use byoc_components::{Platform, PlatformOptions, Target, WaitPolicy};
 use byoc_engine::{
     CancellationToken, Created, Ctx, Observed, Provider, ProviderError, RetryPolicy, RunStatus,
     StateStore, drift, refresh,
 };
 use byoc_model::{EnvironmentConfig, TRUST_ROLE_NAME};
-use byoc_testkit::{Emulator, workspace_root};
-use common::env::{Env, platform};
+use byoc_testkit::{Emulator, EmulatorOptions, workspace_root};
+use common::env::Env;
 use serde_json::{Value, json};
 
 /// Granted by the template, never called by the lifecycle below: why each is granted.
@@ -308,12 +311,7 @@ async fn other_session(emulator: &Emulator, account: &str) -> anyhow::Result<Sdk
         None,
         "controllers",
     );
-    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(emulator.endpoint())
-        .region(aws_types::region::Region::new(common::REGION))
-        .credentials_provider(creds)
-        .load()
-        .await)
+    Ok(sdk(emulator.endpoint(), creds).await)
 }
 
 /// Objects the cluster's controllers would leave in the VPC, tagged as they tag them, made
@@ -403,11 +401,79 @@ async fn leave_leftovers(env: &Env, stack: &str, controllers: &SdkConfig) -> any
     Ok(())
 }
 
-/// A whole lifecycle through byoc's role in `account`, where the trust stack is launched.
-async fn lifecycle(emulator: &Emulator, account: &str) -> anyhow::Result<()> {
-    let platform = platform(emulator.endpoint(), RateLimits::default()).await;
+/// An emulator enforcing IAM, with an account where the customer launched the trust
+/// template, and the platform as an IAM user (in moto's default account) that may only
+/// assume roles.
+struct Enforced {
+    emulator: Emulator,
+    account: String,
+    platform: Platform,
+    platform_sdk: SdkConfig,
+}
+
+async fn enforced() -> anyhow::Result<Enforced> {
+    let emulator = Emulator::start(&EmulatorOptions {
+        iam_enforcement: true,
+        ..EmulatorOptions::default()
+    })?;
+    let account = emulator.fresh_account();
+    emulator.launch_trust_stack(&account, EXTERNAL_ID, &[])?;
+    let admin = common::default_account(emulator.endpoint(), RetryConfig::standard()).await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    iam.create_user().user_name("platform").send().await?;
+    iam.put_user_policy()
+        .user_name("platform")
+        .policy_name("assume-tenant-roles")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        .send()
+        .await?;
+    let key = iam.create_access_key().user_name("platform").send().await?;
+    let key = key.access_key().expect("an access key");
+    let creds = aws_credential_types::Credentials::new(
+        key.access_key_id(),
+        key.secret_access_key(),
+        None,
+        None,
+        "platform",
+    );
+    let platform_sdk = sdk(emulator.endpoint(), creds).await;
+    let platform = Platform::with_config(
+        platform_sdk.clone(),
+        PlatformOptions {
+            wait: WaitPolicy {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(500),
+                fraction: 0.05,
+            },
+            ..PlatformOptions::default()
+        },
+    );
+    emulator.enforce_iam(true)?;
+    Ok(Enforced {
+        emulator,
+        account,
+        platform,
+        platform_sdk,
+    })
+}
+
+async fn sdk(endpoint: &str, creds: aws_credential_types::Credentials) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_types::region::Region::new(common::REGION))
+        .credentials_provider(creds)
+        .retry_config(RetryConfig::standard())
+        .load()
+        .await
+}
+
+const EXTERNAL_ID: &str = "test-external-id-0123456789abcdef";
+
+/// A whole lifecycle through byoc's role, every call checked against its policies.
+async fn lifecycle(e: &Enforced) -> anyhow::Result<()> {
+    let (emulator, account) = (&e.emulator, e.account.as_str());
     let stack = "acme-dev";
-    let mut env = Env::new(&platform, account, stack);
+    let mut env = Env::new(&e.platform, account, stack);
     // The verification first, as onboarding runs it.
     byoc_components::trust::read_trust_stack(&env.aws, "byoc-trust").await?;
     let none: Arc<dyn Provider> = Arc::new(NoKubernetes);
@@ -445,19 +511,24 @@ async fn lifecycle(emulator: &Emulator, account: &str) -> anyhow::Result<()> {
         let drifted = drift(&snapshot, &observed, &env.providers);
         anyhow::ensure!(drifted.is_empty(), "drift after run {i}: {drifted:?}");
     }
-    leave_leftovers(&env, stack, &other_session(emulator, account).await?).await?;
+    // The controllers are not byoc: made with enforcement off, by another role.
+    emulator.enforce_iam(false)?;
+    let left = leave_leftovers(&env, stack, &other_session(emulator, account).await?).await;
+    emulator.enforce_iam(true)?;
+    left?;
     let report = env.destroy("run-destroy").await;
     anyhow::ensure!(report.status == RunStatus::Succeeded, "{report:?}");
     Ok(())
 }
 
+/// The lifecycle runs with IAM enforced (tools/emulator/iam_enforcement.py): a call the
+/// template does not grant fails it. Then what it called is held against the grants.
 #[tokio::test]
 async fn the_template_grants_what_byoc_calls_and_nothing_it_does_not() -> anyhow::Result<()> {
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    emulator.launch_trust_stack(&account, "test-external-id-0123456789abcdef", &[])?;
-    lifecycle(emulator, &account).await?;
-    let seen: Value = serde_json::from_str(&emulator.actions(&account, TRUST_ROLE_NAME)?)?;
+    let e = enforced().await?;
+    lifecycle(&e).await?;
+    let (emulator, account) = (&e.emulator, &e.account);
+    let seen: Value = serde_json::from_str(&emulator.actions(account, TRUST_ROLE_NAME)?)?;
     let called: BTreeSet<String> = seen["actions"]
         .as_object()
         .unwrap()
@@ -518,6 +589,170 @@ async fn the_template_grants_what_byoc_calls_and_nothing_it_does_not() -> anyhow
         "{}\n\ncalled: {called:?}",
         problems.join("\n")
     );
+    Ok(())
+}
+
+/// The escalation of issue 19, tried through byoc's role with IAM enforced: a role trusting
+/// the platform can be made only under the boundary, AdministratorAccess cannot be attached,
+/// the role's own policies and the boundary are out of reach, and what a role under the
+/// boundary may do stops short of IAM.
+#[tokio::test]
+async fn the_escalation_through_the_role_is_refused() -> anyhow::Result<()> {
+    let e = enforced().await?;
+    let aws = e.platform.session(Target {
+        account_id: e.account.clone(),
+        external_id: EXTERNAL_ID.into(),
+        region: common::REGION.into(),
+        stack: "acme-dev".into(),
+        run_id: "escalation".into(),
+    });
+    let iam = &aws.iam;
+    let denied = |what: &str, result: Result<(), String>| match result {
+        Err(e) if e.contains("AccessDenied") => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("{what}: failed, but not as denied: {e}")),
+        Ok(()) => Err(anyhow::anyhow!("{what}: allowed")),
+    };
+    let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    let boundary = format!(
+        "arn:aws:iam::{}:policy/{}",
+        e.account,
+        byoc_model::boundary_policy_name(TRUST_ROLE_NAME)
+    );
+    let admin_policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+    // Enforcement is on: what the template does not grant is refused.
+    denied(
+        "ec2:DescribeImages",
+        aws.ec2
+            .describe_images()
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    denied(
+        "a role trusting the platform, without the boundary",
+        iam.create_role()
+            .role_name("byoc-x")
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    denied(
+        "a role named otherwise, under the boundary",
+        iam.create_role()
+            .role_name("admin-x")
+            .assume_role_policy_document(trust)
+            .permissions_boundary(&boundary)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    // Under the boundary it can be made (byoc makes its roles so) ...
+    iam.create_role()
+        .role_name("byoc-x")
+        .assume_role_policy_document(trust)
+        .permissions_boundary(&boundary)
+        .send()
+        .await?;
+    // ... but not given AdministratorAccess, nor freed of the boundary.
+    denied(
+        "AttachRolePolicy AdministratorAccess",
+        iam.attach_role_policy()
+            .role_name("byoc-x")
+            .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    denied(
+        "DeleteRolePermissionsBoundary",
+        iam.delete_role_permissions_boundary()
+            .role_name("byoc-x")
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    // byoc's own role and policies are the customer's.
+    denied(
+        "PutRolePolicy on the role itself",
+        iam.put_role_policy()
+            .role_name(TRUST_ROLE_NAME)
+            .policy_name("all")
+            .policy_document(admin_policy)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    denied(
+        "CreatePolicyVersion of the boundary",
+        iam.create_policy_version()
+            .policy_arn(&boundary)
+            .policy_document(admin_policy)
+            .set_as_default(true)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    // An inline policy goes on (the role is under the boundary), and the platform can
+    // assume the role: what it then may do is capped by the boundary.
+    iam.put_role_policy()
+        .role_name("byoc-x")
+        .policy_name("all")
+        .policy_document(admin_policy)
+        .send()
+        .await?;
+    let assumed = aws_sdk_sts::Client::new(&e.platform_sdk)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{}:role/byoc-x", e.account))
+        .role_session_name("escalation")
+        .send()
+        .await?;
+    let c = assumed.credentials().expect("credentials");
+    let x = sdk(
+        e.emulator.endpoint(),
+        aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "byoc-x",
+        ),
+    )
+    .await;
+    let x_iam = aws_sdk_iam::Client::new(&x);
+    denied(
+        "byoc-x creating a user",
+        x_iam
+            .create_user()
+            .user_name("evil")
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    denied(
+        "byoc-x attaching AdministratorAccess to itself",
+        x_iam
+            .attach_role_policy()
+            .role_name("byoc-x")
+            .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| err(&e)),
+    )?;
+    // What the boundary allows (EKS's needs) it may do.
+    aws_sdk_ec2::Client::new(&x).describe_vpcs().send().await?;
     Ok(())
 }
 

@@ -25,6 +25,9 @@ GET/POST /_emulator/config with a JSON body of the same names):
   deny_assume_role role ARNs whose sts:AssumeRole is answered with AccessDenied, as AWS does
                    when the trust policy or the ExternalId does not match (moto checks
                    neither).
+  enforce_iam      (only with --iam-enforcement) every request is checked against the
+                   caller's IAM policies, as iam_enforcement.py evaluates them; off at start,
+                   so that a test can set up accounts, users and stacks first.
 
 EKS TagResource and UntagResource tag node groups too (moto tags clusters only).
 
@@ -109,7 +112,7 @@ class Knobs:
     def update(self, cfg: dict[str, Any]) -> None:
         unknown = set(cfg) - {
             "create_seconds", "create_seconds_by_kind", "update_seconds", "delete_seconds", "latency_ms",
-            "throttle_rate", "seed", "deny_assume_role",
+            "throttle_rate", "seed", "deny_assume_role", "enforce_iam",
         }
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -143,6 +146,10 @@ class Knobs:
                 self.deny_assume_role = arns
             if cfg.get("seed") is not None:
                 self.rng.seed(int(cfg["seed"]))
+            if "enforce_iam" in cfg:
+                if "iam_enforcement" not in sys.modules:
+                    raise ValueError("enforce_iam needs an emulator started with --iam-enforcement")
+                sys.modules["iam_enforcement"].set_enforcing(bool(cfg["enforce_iam"]))
 
     def as_dict(self) -> dict[str, Any]:
         lo, hi = self.latency
@@ -155,6 +162,7 @@ class Knobs:
             "latency_ms": latency,
             "throttle_rate": self.throttle_rate,
             "deny_assume_role": self.deny_assume_role,
+            "enforce_iam": "iam_enforcement" in sys.modules and sys.modules["iam_enforcement"].enforcing(),
         }
 
     def update_delay(self, kind: str) -> float:
@@ -860,6 +868,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--throttle-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int)
     p.add_argument("--exit-with-parent", action="store_true")
+    p.add_argument("--iam-enforcement", action="store_true",
+                   help="evaluate IAM policies (iam_enforcement.py) once enforce_iam is set")
     args = p.parse_args(argv)
     try:
         KNOBS.update(
@@ -877,6 +887,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.exit_with_parent:
         _exit_with_parent()
     _patch_moto()
+    if args.iam_enforcement:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import iam_enforcement
+
+        iam_enforcement.install()
     app = Emulator(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
