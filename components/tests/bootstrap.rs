@@ -209,6 +209,9 @@ async fn every_release_renders_with_the_values_byoc_generates() -> anyhow::Resul
         class["spec"]["subnetSelectorTerms"][0]["tags"]["karpenter.sh/discovery"],
         STACK
     );
+    // Its nodes carry the tag by which the trust template lets byoc delete what Karpenter
+    // left.
+    assert_eq!(class["spec"]["tags"]["karpenter.sh/discovery"], STACK);
     let pool = docs.iter().find(|d| d["kind"] == "NodePool").unwrap();
     assert_eq!(
         pool["spec"]["template"]["spec"]["nodeClassRef"]["name"],
