@@ -308,25 +308,37 @@ async fn a_missing_or_unusable_helm_is_a_clear_error() {
     assert!(err.contains("not supported"), "{err}");
 }
 
+/// A fresh account of the shared emulator, and an environment of stack STACK acting in it.
+async fn fresh_env() -> (String, common::env::Env) {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
+    let env = common::env::Env::new(&platform, &account, STACK);
+    (account, env)
+}
+
+/// The context of a provider call on `resource` of STACK.
+fn step(resource: &str) -> Ctx {
+    Ctx {
+        stack: STACK.into(),
+        resource: resource.into(),
+        token: format!("t-{resource}"),
+        attempt: 1,
+        cancel: CancellationToken::new(),
+    }
+}
+
 /// A service account role in the emulator: its trust is made from the service account and
 /// reads back as that service account, so a refresh finds no drift.
 #[tokio::test]
 async fn a_service_account_role_reads_back_as_written() -> anyhow::Result<()> {
     let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
-    let env = common::env::Env::new(&platform, &account, STACK);
+    let (account, env) = fresh_env().await;
     let provider = env
         .providers
         .get(iam_role::KIND)
         .expect("the IAM role provider");
-    let ctx = Ctx {
-        stack: STACK.into(),
-        resource: "external-secrets-role".into(),
-        token: "t-1".into(),
-        attempt: 1,
-        cancel: CancellationToken::new(),
-    };
+    let ctx = step("external-secrets-role");
     let inputs = json!({
         "name": "byoc-acme-dev-external-secrets",
         "service_account": {
@@ -363,17 +375,9 @@ async fn a_service_account_role_reads_back_as_written() -> anyhow::Result<()> {
 #[tokio::test]
 async fn roles_are_made_and_put_under_the_boundary() -> anyhow::Result<()> {
     let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
-    let env = common::env::Env::new(&platform, &account, STACK);
+    let (account, env) = fresh_env().await;
     let provider = env.providers.get(iam_role::KIND).unwrap();
-    let ctx = |resource: &str| Ctx {
-        stack: STACK.into(),
-        resource: resource.into(),
-        token: format!("t-{resource}"),
-        attempt: 1,
-        cancel: CancellationToken::new(),
-    };
+    let ctx = step;
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
     let boundary_arn = format!("arn:aws:iam::{account}:policy/byoc-deployer-boundary");
     let boundary_of = |name: &'static str| {
@@ -433,17 +437,8 @@ async fn roles_are_made_and_put_under_the_boundary() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_interruption_queue_and_its_rules_read_back_as_written() -> anyhow::Result<()> {
     use byoc_components::resources::{eventbridge_rule, sqs_queue};
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
-    let env = common::env::Env::new(&platform, &account, STACK);
-    let ctx = |resource: &str| Ctx {
-        stack: STACK.into(),
-        resource: resource.into(),
-        token: format!("t-{resource}"),
-        attempt: 1,
-        cancel: CancellationToken::new(),
-    };
+    let (account, env) = fresh_env().await;
+    let ctx = step;
     let queue = env.providers.get(sqs_queue::KIND).unwrap();
     let rule = env.providers.get(eventbridge_rule::KIND).unwrap();
     let queue_inputs = json!({
@@ -498,6 +493,8 @@ async fn the_interruption_queue_and_its_rules_read_back_as_written() -> anyhow::
         stack: "other-dev".into(),
         ..ctx("karpenter-rule-spot")
     };
+    let platform =
+        common::env::platform(Emulator::shared().endpoint(), RateLimits::default()).await;
     let env_other = common::env::Env::new(&platform, &account, "other-dev");
     let foreign = env_other
         .providers

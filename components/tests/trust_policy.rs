@@ -20,7 +20,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
 use std::time::Duration;
 
 use byoc_components::resources::{cluster_drain, helm_release};
@@ -31,7 +30,7 @@ use byoc_engine::{
 };
 use byoc_model::{EnvironmentConfig, TRUST_ROLE_NAME};
 use byoc_testkit::{Emulator, EmulatorOptions, workspace_root};
-use common::env::Env;
+use common::env::{Env, LeftoverTags, leave_leftovers};
 use serde_json::{Value, json};
 
 /// Granted by the template, never called by the lifecycle below: why each is granted.
@@ -314,93 +313,6 @@ async fn other_session(emulator: &Emulator, account: &str) -> anyhow::Result<Sdk
     Ok(sdk(emulator.endpoint(), creds).await)
 }
 
-/// Objects the cluster's controllers would leave in the VPC, tagged as they tag them, made
-/// by `controllers`.
-async fn leave_leftovers(env: &Env, stack: &str, controllers: &SdkConfig) -> anyhow::Result<()> {
-    let ec2 = aws_sdk_ec2::Client::new(controllers);
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(controllers);
-    let tagged = |kind: ResourceType, key: &str| {
-        TagSpecification::builder()
-            .resource_type(kind)
-            .tags(Tag::builder().key(key).value(stack).build())
-            .build()
-    };
-    let vpc = env.id("vpc");
-    let sg = ec2
-        .create_security_group()
-        .group_name("k8s-elb")
-        .description("made by the load balancer controller")
-        .vpc_id(&vpc)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, "elbv2.k8s.aws/cluster"))
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
-    let node_sg = ec2
-        .create_security_group()
-        .group_name("k8s-node")
-        .description("lets the load balancer in")
-        .vpc_id(&vpc)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, "eks:eks-cluster-name"))
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(&node_sg)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(30000)
-                .to_port(32767)
-                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg).build())
-                .build(),
-        )
-        .send()
-        .await?;
-    ec2.create_network_interface()
-        .subnet_id(env.id("subnet-private-a"))
-        .groups(&sg)
-        .tag_specifications(tagged(
-            ResourceType::NetworkInterface,
-            "cluster.k8s.amazonaws.com/name",
-        ))
-        .send()
-        .await?;
-    ec2.run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::M6iLarge)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(env.id("subnet-private-a"))
-        .tag_specifications(tagged(ResourceType::Instance, "eks:eks-cluster-name"))
-        .send()
-        .await?;
-    let tag = aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-        .key("elbv2.k8s.aws/cluster")
-        .value(stack)
-        .build();
-    elb.create_load_balancer()
-        .name("k8s-ingress-nginx")
-        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
-        .subnets(env.id("subnet-public-a"))
-        .subnets(env.id("subnet-public-b"))
-        .tags(tag.clone())
-        .send()
-        .await?;
-    elb.create_target_group()
-        .name("k8s-ingress-nginx-80")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
-        .port(80)
-        .vpc_id(&vpc)
-        .tags(tag)
-        .send()
-        .await?;
-    Ok(())
-}
-
 /// An emulator enforcing IAM, with an account where the customer launched the trust
 /// template, and the platform as an IAM user (in moto's default account) that may only
 /// assume roles.
@@ -513,7 +425,23 @@ async fn lifecycle(e: &Enforced) -> anyhow::Result<()> {
     }
     // The controllers are not byoc: made with enforcement off, by another role.
     emulator.enforce_iam(false)?;
-    let left = leave_leftovers(&env, stack, &other_session(emulator, account).await?).await;
+    let controllers = other_session(emulator, account).await?;
+    // Tagged as the template's deletes of what Kubernetes made expect them.
+    let tags = LeftoverTags {
+        lb_security_group: ("elbv2.k8s.aws/cluster", stack),
+        node_security_group: ("eks:eks-cluster-name", stack),
+        network_interface: ("cluster.k8s.amazonaws.com/name", stack),
+        instance: ("karpenter.sh/discovery", stack),
+        load_balancer: ("elbv2.k8s.aws/cluster", stack),
+        target_group: ("elbv2.k8s.aws/cluster", stack),
+    };
+    let left = leave_leftovers(
+        &aws_sdk_ec2::Client::new(&controllers),
+        &aws_sdk_elasticloadbalancingv2::Client::new(&controllers),
+        &env,
+        &tags,
+    )
+    .await;
     emulator.enforce_iam(true)?;
     left?;
     let report = env.destroy("run-destroy").await;
@@ -607,12 +535,6 @@ async fn the_escalation_through_the_role_is_refused() -> anyhow::Result<()> {
         run_id: "escalation".into(),
     });
     let iam = &aws.iam;
-    let denied = |what: &str, result: Result<(), String>| match result {
-        Err(e) if e.contains("AccessDenied") => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("{what}: failed, but not as denied: {e}")),
-        Ok(()) => Err(anyhow::anyhow!("{what}: allowed")),
-    };
-    let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
     let boundary = format!(
         "arn:aws:iam::{}:policy/{}",
@@ -623,36 +545,24 @@ async fn the_escalation_through_the_role_is_refused() -> anyhow::Result<()> {
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
     // Enforcement is on: what the template does not grant is refused.
-    denied(
-        "ec2:DescribeImages",
-        aws.ec2
-            .describe_images()
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
-    denied(
+    refused("ec2:DescribeImages", aws.ec2.describe_images().send()).await?;
+    refused(
         "a role trusting the platform, without the boundary",
         iam.create_role()
             .role_name("byoc-x")
             .assume_role_policy_document(trust)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
-    denied(
+            .send(),
+    )
+    .await?;
+    refused(
         "a role named otherwise, under the boundary",
         iam.create_role()
             .role_name("admin-x")
             .assume_role_policy_document(trust)
             .permissions_boundary(&boundary)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
+            .send(),
+    )
+    .await?;
     // Under the boundary it can be made (byoc makes its roles so) ...
     iam.create_role()
         .role_name("byoc-x")
@@ -661,48 +571,40 @@ async fn the_escalation_through_the_role_is_refused() -> anyhow::Result<()> {
         .send()
         .await?;
     // ... but not given AdministratorAccess, nor freed of the boundary.
-    denied(
+    refused(
         "AttachRolePolicy AdministratorAccess",
         iam.attach_role_policy()
             .role_name("byoc-x")
             .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
-    denied(
+            .send(),
+    )
+    .await?;
+    refused(
         "DeleteRolePermissionsBoundary",
         iam.delete_role_permissions_boundary()
             .role_name("byoc-x")
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
+            .send(),
+    )
+    .await?;
     // byoc's own role and policies are the customer's.
-    denied(
+    refused(
         "PutRolePolicy on the role itself",
         iam.put_role_policy()
             .role_name(TRUST_ROLE_NAME)
             .policy_name("all")
             .policy_document(admin_policy)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
-    denied(
+            .send(),
+    )
+    .await?;
+    refused(
         "CreatePolicyVersion of the boundary",
         iam.create_policy_version()
             .policy_arn(&boundary)
             .policy_document(admin_policy)
             .set_as_default(true)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
+            .send(),
+    )
+    .await?;
     // An inline policy goes on (the role is under the boundary), and the platform can
     // assume the role: what it then may do is capped by the boundary.
     iam.put_role_policy()
@@ -730,30 +632,41 @@ async fn the_escalation_through_the_role_is_refused() -> anyhow::Result<()> {
     )
     .await;
     let x_iam = aws_sdk_iam::Client::new(&x);
-    denied(
+    refused(
         "byoc-x creating a user",
-        x_iam
-            .create_user()
-            .user_name("evil")
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
-    denied(
+        x_iam.create_user().user_name("evil").send(),
+    )
+    .await?;
+    refused(
         "byoc-x attaching AdministratorAccess to itself",
         x_iam
             .attach_role_policy()
             .role_name("byoc-x")
             .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| err(&e)),
-    )?;
+            .send(),
+    )
+    .await?;
     // What the boundary allows (EKS's needs) it may do.
     aws_sdk_ec2::Client::new(&x).describe_vpcs().send().await?;
     Ok(())
+}
+
+/// That `call` is refused with AccessDenied.
+async fn refused<T, E: std::fmt::Debug>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<()> {
+    match call.await {
+        Ok(_) => anyhow::bail!("{what}: allowed"),
+        Err(e) => {
+            let e = format!("{e:?}");
+            anyhow::ensure!(
+                e.contains("AccessDenied"),
+                "{what}: failed, but not as denied: {e}"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The scan finds the calls it should and skips test-only code.

@@ -16,39 +16,20 @@ use std::sync::Arc;
 
 const PLATFORM: &str = "123456789012";
 
-#[test]
-fn cfn_lint_passes() -> anyhow::Result<()> {
-    let lint = workspace_root().join(".venv/bin/cfn-lint");
+/// Runs a program of the pinned venv (`.venv/bin/{program}`) with `args` (paths relative to
+/// the workspace root): whether it succeeded, and its output.
+fn venv(program: &str, args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let path = workspace_root().join(".venv/bin").join(program);
     anyhow::ensure!(
-        lint.exists(),
+        path.exists(),
         "{} is missing: run tools/setup.sh",
-        lint.display()
+        path.display()
     );
-    let out = std::process::Command::new(lint)
-        .arg(workspace_root().join("cfn-templates/customer-iam-role.yaml"))
-        .output()?;
-    assert!(
-        out.status.success(),
-        "cfn-lint: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-/// `tools/policy/check.py` over `template` (relative to the workspace): its exit status and
-/// output.
-fn policy_check(template: &str) -> anyhow::Result<(bool, String)> {
-    let python = workspace_root().join(".venv/bin/python");
-    anyhow::ensure!(
-        python.exists(),
-        "{} is missing: run tools/setup.sh",
-        python.display()
-    );
-    let out = std::process::Command::new(python)
-        .arg(workspace_root().join("tools/policy/check.py"))
-        .arg("--template")
-        .arg(workspace_root().join(template))
+    let out = std::process::Command::new(path)
+        .args(args.iter().map(|a| match a.starts_with('-') {
+            true => a.into(),
+            false => workspace_root().join(a),
+        }))
         .output()?;
     let text = format!(
         "{}{}",
@@ -56,6 +37,19 @@ fn policy_check(template: &str) -> anyhow::Result<(bool, String)> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok((out.status.success(), text))
+}
+
+#[test]
+fn cfn_lint_passes() -> anyhow::Result<()> {
+    let (ok, out) = venv("cfn-lint", &["cfn-templates/customer-iam-role.yaml"])?;
+    assert!(ok, "cfn-lint: {out}");
+    Ok(())
+}
+
+/// `tools/policy/check.py` over `template` (relative to the workspace): its exit status and
+/// output.
+fn policy_check(template: &str) -> anyhow::Result<(bool, String)> {
+    venv("python", &["tools/policy/check.py", "--template", template])
 }
 
 /// parliament and cloudsplaining (pinned IAM linters) over the rendered policies, with every
