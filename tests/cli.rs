@@ -175,12 +175,15 @@ async fn drive(t: &TestDb) -> anyhow::Result<()> {
     ])?;
     assert!(std::fs::read_to_string(&template)?.contains("sts:ExternalId"));
     let external_id = created["external_id"].as_str().context("external id")?;
-    emulator.launch_trust_stack(&account, external_id, &[])?;
+    emulator.launch_trust_stack(&account, external_id, &["--tenant-slug", "acme"])?;
     let verified = server.ok(&["tenant", "verify", "acme", "--region", "us-east-1"])?;
     assert!(verified.contains("trusted"), "{verified}");
     let shown = server.json(&["tenant", "show", "acme"])?;
     assert_eq!(shown["tenant"]["onboarding_status"], "trusted", "{shown}");
-    assert_eq!(shown["tenant"]["trust_template_version"], "1.1.0");
+    assert_eq!(
+        shown["tenant"]["trust_template_version"],
+        byoc_model::TRUST_TEMPLATE_VERSION
+    );
 
     // Deploy and follow the run's SSE stream to its end.
     let watched = server.ok(&["deploy", "acme", "dev", "--watch"])?;

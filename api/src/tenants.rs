@@ -166,8 +166,9 @@ pub async fn trust_template(
     let stack_name = &tenant.trust_stack_name;
     let quick_create = match (state.template_url(), &platform) {
         (Some(url), Some(account)) => Some(format!(
-            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName={stack_name}&param_TrustedAccountId={account}&param_RoleName={role_name}",
-            percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC)
+            "https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL={}&stackName={stack_name}&param_TrustedAccountId={account}&param_RoleName={role_name}&param_TenantSlug={}",
+            percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC),
+            tenant.slug
         )),
         _ => None,
     };
@@ -177,6 +178,7 @@ pub async fn trust_template(
         parameters: TrustParameters {
             trusted_account_id: platform,
             role_name,
+            tenant_slug: tenant.slug.clone(),
             external_id:
                 "(the external id shown when the tenant was created, or by its last rotation)"
                     .into(),

@@ -615,6 +615,7 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         );
         assert_eq!(trust["parameters"]["TrustedAccountId"], "123456789012");
         assert_eq!(trust["parameters"]["RoleName"], "acme-byoc");
+        assert_eq!(trust["parameters"]["TenantSlug"], "acme");
         assert_eq!(
             trust["template_version"],
             byoc_model::TRUST_TEMPLATE_VERSION
@@ -623,7 +624,8 @@ async fn tenant_config_and_run_lifecycle() -> anyhow::Result<()> {
         assert!(
             link.contains("templateURL=https%3A%2F%2Fbyoc%2Dtemplates")
                 && link.contains("param_TrustedAccountId=123456789012")
-                && link.contains("param_RoleName=acme-byoc"),
+                && link.contains("param_RoleName=acme-byoc")
+                && link.contains("param_TenantSlug=acme"),
             "{link}"
         );
 

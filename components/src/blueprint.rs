@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use byoc_engine::{Lifecycle, Resource};
 use byoc_model::{
-    CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, SubnetPlan, TaintEffect,
+    CapacityType, ConfigError, EksMode, EnvironmentConfig, NatMode, SubnetPlan, TRUST_ROLE_NAME,
+    TaintEffect, boundary_policy_name,
 };
 use serde_json::json;
 
@@ -55,11 +56,14 @@ fn aws_name(stack: &str, suffix: &str, max: usize) -> String {
     format!("{}_{hash}-{suffix}", &stack[..keep])
 }
 
-/// What every builder of one environment knows: the stack, its config and its subnets.
+/// What every builder of one environment knows: the stack, its config, its subnets and the
+/// permissions boundary of the roles it creates.
 pub(crate) struct Env<'a> {
     pub stack: &'a str,
     pub config: &'a EnvironmentConfig,
     subnets: Vec<SubnetPlan>,
+    /// The trust template's boundary policy (its name), set on every role byoc creates.
+    pub boundary: String,
 }
 
 impl Env<'_> {
@@ -105,13 +109,25 @@ fn zone_key(zone: &str) -> String {
     zone.chars().last().map(String::from).unwrap_or_default()
 }
 
-/// The desired resources of `stack` for `config`.
+/// The desired resources of `stack` for `config`, deployed through the trust template's
+/// default role ([`TRUST_ROLE_NAME`]).
 pub fn environment(stack: &str, config: &EnvironmentConfig) -> Result<Vec<Resource>, ConfigError> {
+    environment_for_role(stack, config, TRUST_ROLE_NAME)
+}
+
+/// The desired resources of `stack` for `config`, deployed through trust role `trust_role`:
+/// every role they hold is under that role's boundary ([`boundary_policy_name`]).
+pub fn environment_for_role(
+    stack: &str,
+    config: &EnvironmentConfig,
+    trust_role: &str,
+) -> Result<Vec<Resource>, ConfigError> {
     config.validate()?;
     let env = Env {
         stack,
         config,
         subnets: config.subnets()?,
+        boundary: boundary_policy_name(trust_role),
     };
     let mut out = network(&env);
     out.extend(iam(&env));
@@ -344,6 +360,7 @@ fn iam(env: &Env) -> Vec<Resource> {
                 }),
                 managed_policy_arns: policies.iter().map(|p| format!("{MANAGED}{p}")).collect(),
                 tags: env.tags(&[]),
+                permissions_boundary: Some(env.boundary.clone()),
                 ..iam_role::Inputs::default()
             },
         )
@@ -756,6 +773,72 @@ mod tests {
             crate::resources::tests::plan_offline(environment("acme-dev", &config(extra)).unwrap())
                 .expect("the blueprint's inputs pass");
         }
+    }
+
+    /// Every role of an environment with every component, in both modes, in whichever
+    /// trust role's name.
+    fn all_roles(trust_role: &str) -> Vec<Value> {
+        let all = json!({"components": {
+            "karpenter": {}, "argocd": {}, "cert_manager": {"dns01_hosted_zone_ids": ["Z1"]},
+            "external_secrets": {}, "ingress_nginx": {}
+        }});
+        let mut roles = Vec::new();
+        for mode in ["managed", "auto"] {
+            let mut c = all.clone();
+            c["eks_mode"] = json!(mode);
+            if mode == "auto" {
+                c["components"].as_object_mut().unwrap().remove("karpenter");
+            }
+            for r in environment_for_role("acme-dev", &config(c), trust_role).unwrap() {
+                if r.kind == iam_role::KIND {
+                    roles.push(r.inputs);
+                }
+            }
+        }
+        roles
+    }
+
+    /// The trust template lets byoc's role create roles, and give them policies, only under
+    /// its boundary: every role byoc makes carries it.
+    #[test]
+    fn every_role_is_under_the_trust_roles_boundary() {
+        let roles = all_roles("acme-byoc");
+        assert!(roles.len() >= 7, "{}", roles.len());
+        for role in &roles {
+            assert_eq!(
+                role["permissions_boundary"], "acme-byoc-boundary",
+                "{}",
+                role["name"]
+            );
+        }
+    }
+
+    /// The AWS managed policies byoc attaches are exactly those the trust template lets its
+    /// role attach (iam:PolicyARN): one missing there fails a deploy, one too many there is
+    /// a grant nothing uses.
+    #[test]
+    fn the_trust_template_allows_attaching_exactly_the_managed_policies_byoc_attaches() {
+        let used: BTreeSet<String> = all_roles(TRUST_ROLE_NAME)
+            .iter()
+            .filter_map(|r| r.get("managed_policy_arns")?.as_array().cloned())
+            .flatten()
+            .map(|arn| {
+                arn.as_str()
+                    .unwrap()
+                    .trim_start_matches(MANAGED)
+                    .to_string()
+            })
+            .collect();
+        let template = include_str!("../../cfn-templates/customer-iam-role.yaml");
+        let marker = ":iam::aws:policy/";
+        let allowed: BTreeSet<String> = template
+            .match_indices(marker)
+            .map(|(at, _)| {
+                let rest = &template[at + marker.len()..];
+                rest[..rest.find('"').unwrap()].to_string()
+            })
+            .collect();
+        assert_eq!(used, allowed);
     }
 
     #[test]

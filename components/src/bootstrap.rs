@@ -141,6 +141,7 @@ fn irsa(
             }),
             inline_policies: [(suffix.to_string(), policy)].into(),
             tags: env.tags(&[]),
+            permissions_boundary: Some(env.boundary.clone()),
             ..iam_role::Inputs::default()
         },
     )

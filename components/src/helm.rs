@@ -41,7 +41,7 @@ const BUILTIN_CHARTS: &[(&str, &[(&str, &str)])] = &[(
 )];
 
 /// The version of the built-in charts (they change with byoc).
-pub const BUILTIN_CHART_VERSION: &str = "0.1.0";
+pub const BUILTIN_CHART_VERSION: &str = "0.2.0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {

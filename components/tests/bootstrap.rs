@@ -209,6 +209,9 @@ async fn every_release_renders_with_the_values_byoc_generates() -> anyhow::Resul
         class["spec"]["subnetSelectorTerms"][0]["tags"]["karpenter.sh/discovery"],
         STACK
     );
+    // Its nodes carry the tag by which the trust template lets byoc delete what Karpenter
+    // left.
+    assert_eq!(class["spec"]["tags"]["karpenter.sh/discovery"], STACK);
     let pool = docs.iter().find(|d| d["kind"] == "NodePool").unwrap();
     assert_eq!(
         pool["spec"]["template"]["spec"]["nodeClassRef"]["name"],
@@ -305,25 +308,37 @@ async fn a_missing_or_unusable_helm_is_a_clear_error() {
     assert!(err.contains("not supported"), "{err}");
 }
 
+/// A fresh account of the shared emulator, and an environment of stack STACK acting in it.
+async fn fresh_env() -> (String, common::env::Env) {
+    let emulator = Emulator::shared();
+    let account = emulator.fresh_account();
+    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
+    let env = common::env::Env::new(&platform, &account, STACK);
+    (account, env)
+}
+
+/// The context of a provider call on `resource` of STACK.
+fn step(resource: &str) -> Ctx {
+    Ctx {
+        stack: STACK.into(),
+        resource: resource.into(),
+        token: format!("t-{resource}"),
+        attempt: 1,
+        cancel: CancellationToken::new(),
+    }
+}
+
 /// A service account role in the emulator: its trust is made from the service account and
 /// reads back as that service account, so a refresh finds no drift.
 #[tokio::test]
 async fn a_service_account_role_reads_back_as_written() -> anyhow::Result<()> {
     let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
-    let env = common::env::Env::new(&platform, &account, STACK);
+    let (account, env) = fresh_env().await;
     let provider = env
         .providers
         .get(iam_role::KIND)
         .expect("the IAM role provider");
-    let ctx = Ctx {
-        stack: STACK.into(),
-        resource: "external-secrets-role".into(),
-        token: "t-1".into(),
-        attempt: 1,
-        cancel: CancellationToken::new(),
-    };
+    let ctx = step("external-secrets-role");
     let inputs = json!({
         "name": "byoc-acme-dev-external-secrets",
         "service_account": {
@@ -354,22 +369,76 @@ async fn a_service_account_role_reads_back_as_written() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A role is made under the trust template's boundary, and a role made before byoc set
+/// boundaries (trust template 1.x) is put under it by the next update, before any policy
+/// changes (the template allows those only on roles under it).
+#[tokio::test]
+async fn roles_are_made_and_put_under_the_boundary() -> anyhow::Result<()> {
+    let emulator = Emulator::shared();
+    let (account, env) = fresh_env().await;
+    let provider = env.providers.get(iam_role::KIND).unwrap();
+    let ctx = step;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let boundary_arn = format!("arn:aws:iam::{account}:policy/byoc-deployer-boundary");
+    let boundary_of = |name: &'static str| {
+        let iam = env.aws.iam.clone();
+        async move {
+            let role = iam.get_role().role_name(name).send().await?;
+            anyhow::Ok(
+                role.role()
+                    .and_then(|r| r.permissions_boundary())
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_string),
+            )
+        }
+    };
+
+    let bounded = json!({"name": "byoc-acme-dev-new", "assume_role_policy": trust, "permissions_boundary": "byoc-deployer-boundary"});
+    let created = provider.create(&ctx("new"), &bounded).await?;
+    assert_eq!(
+        boundary_of("byoc-acme-dev-new").await?,
+        Some(boundary_arn.clone())
+    );
+    let seen = provider
+        .read(&ctx("new"), &created.physical_id, &bounded)
+        .await?;
+    assert_eq!(
+        seen.inputs["permissions_boundary"],
+        "byoc-deployer-boundary"
+    );
+
+    let old = json!({"name": "byoc-acme-dev-old", "assume_role_policy": trust});
+    let created = provider.create(&ctx("old"), &old).await?;
+    assert_eq!(boundary_of("byoc-acme-dev-old").await?, None);
+    let mut new = old.clone();
+    new["permissions_boundary"] = json!("byoc-deployer-boundary");
+    new["managed_policy_arns"] = json!(["arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"]);
+    assert!(
+        matches!(provider.diff(&old, &new), byoc_engine::Diff::Update(_)),
+        "an update in place"
+    );
+    provider
+        .update(&ctx("old"), &created.physical_id, &old, &new)
+        .await?;
+    assert_eq!(boundary_of("byoc-acme-dev-old").await?, Some(boundary_arn));
+    let iam = emulator.requests("iam")?;
+    let put = iam
+        .find("Action=PutRolePermissionsBoundary")
+        .expect("a PutRolePermissionsBoundary");
+    let attach = iam
+        .find("Action=AttachRolePolicy")
+        .expect("an AttachRolePolicy");
+    assert!(put < attach, "the boundary goes on first");
+    Ok(())
+}
+
 /// Karpenter's interruption queue and one of its rules in the emulator: written, read back
 /// as written (no drift), adopted after an interrupted create, and deleted.
 #[tokio::test]
 async fn the_interruption_queue_and_its_rules_read_back_as_written() -> anyhow::Result<()> {
     use byoc_components::resources::{eventbridge_rule, sqs_queue};
-    let emulator = Emulator::shared();
-    let account = emulator.fresh_account();
-    let platform = common::env::platform(emulator.endpoint(), RateLimits::default()).await;
-    let env = common::env::Env::new(&platform, &account, STACK);
-    let ctx = |resource: &str| Ctx {
-        stack: STACK.into(),
-        resource: resource.into(),
-        token: format!("t-{resource}"),
-        attempt: 1,
-        cancel: CancellationToken::new(),
-    };
+    let (account, env) = fresh_env().await;
+    let ctx = step;
     let queue = env.providers.get(sqs_queue::KIND).unwrap();
     let rule = env.providers.get(eventbridge_rule::KIND).unwrap();
     let queue_inputs = json!({
@@ -424,6 +493,8 @@ async fn the_interruption_queue_and_its_rules_read_back_as_written() -> anyhow::
         stack: "other-dev".into(),
         ..ctx("karpenter-rule-spot")
     };
+    let platform =
+        common::env::platform(Emulator::shared().endpoint(), RateLimits::default()).await;
     let env_other = common::env::Env::new(&platform, &account, "other-dev");
     let foreign = env_other
         .providers

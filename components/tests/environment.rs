@@ -13,7 +13,8 @@ use byoc_components::blueprint::environment;
 use byoc_engine::{Action, RunStatus, base_name};
 use byoc_testkit::{Emulator, EmulatorOptions};
 use common::env::{
-    CrashAfterCreate, CrashPoint, Env, empty_census, expected_managed, managed_config, platform,
+    CrashAfterCreate, CrashPoint, Env, LeftoverTags, empty_census, expected_managed,
+    leave_leftovers, managed_config, platform,
 };
 use serde_json::Value;
 
@@ -494,8 +495,6 @@ async fn assume_role_sends_the_external_id_and_session_name() -> anyhow::Result<
 /// the destroy, which then deletes the VPC: nothing tagged for the cluster is left.
 #[tokio::test]
 async fn destroy_sweeps_what_the_cluster_left_in_the_vpc() -> anyhow::Result<()> {
-    use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
-
     let emulator = Emulator::shared();
     let platform = platform(emulator.endpoint(), RateLimits::default()).await;
     let stack = "leaky-dev";
@@ -504,103 +503,17 @@ async fn destroy_sweeps_what_the_cluster_left_in_the_vpc() -> anyhow::Result<()>
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     let (ec2, elb) = (&env.aws.ec2, &env.aws.elb);
     let vpc = env.id("vpc");
-    let private = env.id("subnet-private-a");
-    let public = [env.id("subnet-public-a"), env.id("subnet-public-b")];
-    let tagged = |kind: ResourceType, key: &str, value: &str| {
-        TagSpecification::builder()
-            .resource_type(kind)
-            .tags(Tag::builder().key(key).value(value).build())
-            .build()
-    };
     let cluster_tag = format!("kubernetes.io/cluster/{stack}");
-
-    let lb_sg = ec2
-        .create_security_group()
-        .group_name("k8s-elb")
-        .description("made by the load balancer controller")
-        .vpc_id(&vpc)
-        .tag_specifications(tagged(
-            ResourceType::SecurityGroup,
-            "elbv2.k8s.aws/cluster",
-            stack,
-        ))
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
-    let node_sg = ec2
-        .create_security_group()
-        .group_name("karpenter-node")
-        .description("refers to the load balancer's group")
-        .vpc_id(&vpc)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, &cluster_tag, "owned"))
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(&node_sg)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(30000)
-                .to_port(32767)
-                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&lb_sg).build())
-                .build(),
-        )
-        .send()
-        .await?;
-    ec2.create_network_interface()
-        .subnet_id(&private)
-        .groups(&node_sg)
-        .tag_specifications(tagged(
-            ResourceType::NetworkInterface,
-            "cluster.k8s.amazonaws.com/name",
-            stack,
-        ))
-        .send()
-        .await?;
-    ec2.run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::M6iLarge)
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&private)
-        .tag_specifications(tagged(ResourceType::Instance, &cluster_tag, "owned"))
-        .send()
-        .await?;
-    let lb = elb
-        .create_load_balancer()
-        .name("k8s-ingress-nginx")
-        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
-        .set_subnets(Some(public.to_vec()))
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key("elbv2.k8s.aws/cluster")
-                .value(stack)
-                .build(),
-        )
-        .send()
-        .await?;
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    elb.create_target_group()
-        .name("k8s-ingress-nginx-80")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Tcp)
-        .port(80)
-        .vpc_id(&vpc)
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key(&cluster_tag)
-                .value("owned")
-                .build(),
-        )
-        .send()
-        .await?;
+    let owned = (cluster_tag.as_str(), "owned");
+    let tags = LeftoverTags {
+        lb_security_group: ("elbv2.k8s.aws/cluster", stack),
+        node_security_group: owned,
+        network_interface: ("cluster.k8s.amazonaws.com/name", stack),
+        instance: owned,
+        load_balancer: ("elbv2.k8s.aws/cluster", stack),
+        target_group: owned,
+    };
+    let lb_arn = leave_leftovers(ec2, elb, &env, &tags).await?;
 
     let report = env.destroy("run-2").await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");

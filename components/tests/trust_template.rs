@@ -1,6 +1,7 @@
 //! The customer trust template (cfn-templates/customer-iam-role.yaml): cfn-lint (pinned)
 //! passes, and launched the way the customer would (CreateStack in the tenant account) it
-//! makes the role with exactly the intended trust policy and its two policies.
+//! makes the role with exactly the intended trust policy, its policies and the permissions
+//! boundary byoc puts its roles under.
 
 mod common;
 
@@ -15,23 +16,67 @@ use std::sync::Arc;
 
 const PLATFORM: &str = "123456789012";
 
-#[test]
-fn cfn_lint_passes() -> anyhow::Result<()> {
-    let lint = workspace_root().join(".venv/bin/cfn-lint");
+/// Runs a program of the pinned venv (`.venv/bin/{program}`) with `args` (paths relative to
+/// the workspace root): whether it succeeded, and its output.
+fn venv(program: &str, args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let path = workspace_root().join(".venv/bin").join(program);
     anyhow::ensure!(
-        lint.exists(),
+        path.exists(),
         "{} is missing: run tools/setup.sh",
-        lint.display()
+        path.display()
     );
-    let out = std::process::Command::new(lint)
-        .arg(workspace_root().join("cfn-templates/customer-iam-role.yaml"))
+    let out = std::process::Command::new(path)
+        .args(args.iter().map(|a| match a.starts_with('-') {
+            true => a.into(),
+            false => workspace_root().join(a),
+        }))
         .output()?;
-    assert!(
-        out.status.success(),
-        "cfn-lint: {}{}",
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    Ok((out.status.success(), text))
+}
+
+#[test]
+fn cfn_lint_passes() -> anyhow::Result<()> {
+    let (ok, out) = venv("cfn-lint", &["cfn-templates/customer-iam-role.yaml"])?;
+    assert!(ok, "cfn-lint: {out}");
+    Ok(())
+}
+
+/// `tools/policy/check.py` over `template` (relative to the workspace): its exit status and
+/// output.
+fn policy_check(template: &str) -> anyhow::Result<(bool, String)> {
+    venv("python", &["tools/policy/check.py", "--template", template])
+}
+
+/// parliament and cloudsplaining (pinned IAM linters) over the rendered policies, with every
+/// optional feature on and off: no privilege-escalation path of byoc's role (or of a role
+/// under the boundary) is left open, and every finding of theirs is one the check accepts
+/// with a reason.
+#[test]
+fn the_policy_linters_find_no_open_escalation_path() -> anyhow::Result<()> {
+    let (ok, out) = policy_check("cfn-templates/customer-iam-role.yaml")?;
+    assert!(ok, "tools/policy/check.py:\n{out}");
+    Ok(())
+}
+
+/// The same check over template 1.1.0 (the last without the boundary) finds the escalation
+/// issue 19 describes: a role byoc-x given any policy, then its trust.
+#[test]
+fn the_policy_linters_find_the_old_templates_escalation() -> anyhow::Result<()> {
+    let (ok, out) = policy_check("tools/policy/fixtures/customer-iam-role-1.1.0.yaml")?;
+    assert!(!ok, "template 1.1.0 passed the check:\n{out}");
+    for path in [
+        "escalation path cloudsplaining:AttachRolePolicy (iam:attachrolepolicy) is open",
+        "escalation path cloudsplaining:PutRolePolicy (iam:putrolepolicy) is open",
+        "escalation path cloudsplaining:UpdateRolePolicyToAssumeIt (iam:updateassumerolepolicy) is open",
+        "no permissions boundary",
+    ] {
+        assert!(out.contains(path), "{path:?} not in:\n{out}");
+    }
     Ok(())
 }
 
@@ -61,6 +106,7 @@ async fn launch(
         .capabilities(Capability::CapabilityNamedIam)
         .parameters(param("TrustedAccountId", PLATFORM))
         .parameters(param("ExternalId", external_id))
+        .parameters(param("TenantSlug", "acme"))
         .send()
         .await?;
     Ok(())
@@ -135,8 +181,22 @@ async fn launched_template_grants_exactly_the_intended_trust() -> anyhow::Result
     names.sort();
     assert_eq!(
         names,
-        ["byoc-deployer-deprovision", "byoc-deployer-provision"]
+        [
+            "byoc-deployer-deprovision",
+            "byoc-deployer-iam",
+            "byoc-deployer-karpenter",
+            "byoc-deployer-provision"
+        ]
     );
+    // The boundary exists under the name byoc computes, and caps no one yet: it is not the
+    // deployer's own (the customer's PermissionsBoundaryArn is, when given).
+    let boundary = format!(
+        "arn:aws:iam::{account}:policy/{}",
+        byoc_model::boundary_policy_name(byoc_model::TRUST_ROLE_NAME)
+    );
+    assert_eq!(output("BoundaryArn"), Some(boundary.clone()));
+    iam.get_policy().policy_arn(&boundary).send().await?;
+    assert!(role.permissions_boundary().is_none());
     Ok(())
 }
 
@@ -198,18 +258,23 @@ async fn verify_reads_the_launched_stack_and_trusts_it() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stack of an older template than byoc needs (0.9.0, and 1.1.0, the last one without the
+/// permissions boundary) fails verification, saying it needs an upgrade and how.
 #[tokio::test]
 async fn verify_of_an_old_template_says_an_upgrade_is_needed() -> anyhow::Result<()> {
-    let (emulator, account) = launched(Some("0.9.0")).await?;
-    let report = read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
-    assert_eq!(report.template_version.as_deref(), Some("0.9.0"));
-    let verdict = Verdict::of_report(&report, "acme");
-    assert_eq!(verdict.status, OnboardingStatus::TrustFailed);
-    assert!(
-        verdict.message.contains("0.9.0") && verdict.message.contains("upgrade is needed"),
-        "{}",
-        verdict.message
-    );
+    for old in ["0.9.0", "1.1.0"] {
+        let (emulator, account) = launched(Some(old)).await?;
+        let report =
+            read_trust_stack(&*byoc_session(emulator, &account).await, "byoc-trust").await?;
+        assert_eq!(report.template_version.as_deref(), Some(old));
+        let verdict = Verdict::of_report(&report, "acme");
+        assert_eq!(verdict.status, OnboardingStatus::TrustFailed);
+        let expected = format!(
+            "has template version {old}, older than {}, whose permissions byoc needs: an upgrade is needed; update the stack with the current template (`byoc tenant trust-template acme`)",
+            byoc_model::MIN_TRUST_TEMPLATE_VERSION
+        );
+        assert!(verdict.message.contains(&expected), "{}", verdict.message);
+    }
     Ok(())
 }
 

@@ -106,6 +106,9 @@ pub struct ExternalIdRotated {
 pub struct TrustParameters {
     pub trusted_account_id: Option<String>,
     pub role_name: String,
+    /// The tenant's slug: byoc's stacks in the account are `{slug}-{env}`, and the template
+    /// scopes what its role may delete to clusters so named.
+    pub tenant_slug: TenantSlug,
     /// A reminder: the external id is shown only at creation and rotation.
     pub external_id: String,
 }

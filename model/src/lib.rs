@@ -33,7 +33,7 @@ pub use records::{
 };
 pub use trust::{
     DEFAULT_TRUST_STACK, MIN_TRUST_TEMPLATE_VERSION, TRUST_ROLE_NAME, TRUST_TEMPLATE_VERSION,
-    TrustProblem, TrustStackReport, Verdict, facts,
+    TrustProblem, TrustStackReport, Verdict, boundary_policy_name, facts,
 };
 
 /// Input that breaks one of the model's rules; the message names what and why.

@@ -19,13 +19,21 @@ pub mod facts {
 }
 
 /// The version of `cfn-templates/customer-iam-role.yaml`, as its `TemplateVersion` output says.
-pub const TRUST_TEMPLATE_VERSION: &str = "1.1.0";
+pub const TRUST_TEMPLATE_VERSION: &str = "2.0.0";
 
 /// The oldest template version whose permissions still cover everything byoc does: older
-/// stacks must be updated before byoc acts in the account again. 1.1.0 may delete what a
-/// cluster's controllers made (tagged by the VPC CNI, the load balancer controller, Auto
-/// Mode), which a destroy sweeps.
-pub const MIN_TRUST_TEMPLATE_VERSION: &str = "1.1.0";
+/// stacks must be updated before byoc acts in the account again. 2.0.0 makes the
+/// permissions boundary byoc sets on every role it creates (and lets byoc create, or give
+/// policies to, only roles under it); older templates let the platform make itself admin.
+pub const MIN_TRUST_TEMPLATE_VERSION: &str = "2.0.0";
+
+/// The permissions boundary the trust template makes beside role `role_name` (its
+/// `BoundaryPolicy`, a customer managed policy of that name): byoc sets it on every role it
+/// creates, and the template lets byoc's role create roles, or give them policies, only with
+/// it.
+pub fn boundary_policy_name(role_name: &str) -> String {
+    format!("{role_name}-boundary")
+}
 
 /// The stack name the quick-create link proposes.
 pub const DEFAULT_TRUST_STACK: &str = "byoc-trust";
@@ -188,6 +196,19 @@ mod tests {
     }
 
     #[test]
+    fn the_boundary_is_named_after_the_role_as_the_template_names_it() {
+        assert_eq!(
+            boundary_policy_name(TRUST_ROLE_NAME),
+            "byoc-deployer-boundary"
+        );
+        let template = include_str!("../../cfn-templates/customer-iam-role.yaml");
+        assert!(
+            template.contains("ManagedPolicyName: !Sub \"${RoleName}-boundary\""),
+            "the template's BoundaryPolicy is not named {{RoleName}}-boundary"
+        );
+    }
+
+    #[test]
     fn a_complete_current_stack_is_trusted() {
         for status in USABLE {
             let v = Verdict::of_report(&report(status, Some(TRUST_TEMPLATE_VERSION)), "acme");
@@ -195,8 +216,22 @@ mod tests {
             assert_eq!(v.template_version.as_deref(), Some(TRUST_TEMPLATE_VERSION));
         }
         // A newer template than this byoc knows still grants what it needs.
-        let v = Verdict::of_report(&report("CREATE_COMPLETE", Some("1.9.0")), "acme");
+        let v = Verdict::of_report(&report("CREATE_COMPLETE", Some("2.9.0")), "acme");
         assert_eq!(v.status, OnboardingStatus::Trusted);
+    }
+
+    #[test]
+    fn a_template_without_the_boundary_needs_an_upgrade() {
+        // 1.1.0 let byoc's role attach any policy to a byoc-* role it made: no longer enough.
+        let v = Verdict::of_report(&report("CREATE_COMPLETE", Some("1.1.0")), "acme");
+        assert_eq!(v.status, OnboardingStatus::TrustFailed);
+        assert!(
+            v.message
+                .contains("template version 1.1.0, older than 2.0.0")
+                && v.message.contains("upgrade is needed"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]

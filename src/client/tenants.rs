@@ -154,6 +154,7 @@ impl Client {
                         row("template version", &t.template_version),
                         row("TrustedAccountId", opt(&p.trusted_account_id)),
                         row("RoleName", &p.role_name),
+                        row("TenantSlug", &p.tenant_slug),
                         row("ExternalId", &p.external_id),
                         row("quick-create link", opt(&t.quick_create_url)),
                     ]

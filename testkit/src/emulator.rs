@@ -19,6 +19,9 @@ pub struct EmulatorOptions {
     pub latency_ms: Option<String>,
     pub throttle_rate: f64,
     pub seed: Option<u64>,
+    /// Evaluates IAM policies once [`Emulator::enforce_iam`] turns it on
+    /// (`tools/emulator/iam_enforcement.py`: what it checks and what it cannot).
+    pub iam_enforcement: bool,
 }
 
 /// A running emulator process. Dropping an owned one stops it by its pid; the shared one is
@@ -86,6 +89,9 @@ impl Emulator {
         if let Some(seed) = opts.seed {
             cmd.arg(format!("--seed={seed}"));
         }
+        if opts.iam_enforcement {
+            cmd.arg("--iam-enforcement");
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawn {}", python.display()))?;
@@ -142,6 +148,24 @@ impl Emulator {
             &format!("/_emulator/requests?service={service}"),
             None,
         )
+    }
+
+    /// The IAM actions (`"ec2:CreateVpc"`) of the requests made in `account` by sessions of
+    /// role `role`, as JSON: `{"actions": {"ec2:CreateVpc": 1, ...}}`.
+    pub fn actions(&self, account: &str, role: &str) -> Result<String> {
+        self.control(
+            "GET",
+            &format!("/_emulator/actions?account={account}&role={role}"),
+            None,
+        )
+    }
+
+    /// Turns IAM enforcement on or off (an emulator started with
+    /// `EmulatorOptions::iam_enforcement`): while on, every request must be signed by an IAM
+    /// user's or an assumed role's keys whose policies allow it.
+    pub fn enforce_iam(&self, on: bool) -> Result<()> {
+        self.configure(&format!(r#"{{"enforce_iam": {on}}}"#))
+            .map(drop)
     }
 
     /// Requests served and requests throttled so far, as JSON.

@@ -25,6 +25,14 @@ GET/POST /_emulator/config with a JSON body of the same names):
   deny_assume_role role ARNs whose sts:AssumeRole is answered with AccessDenied, as AWS does
                    when the trust policy or the ExternalId does not match (moto checks
                    neither).
+  enforce_iam      (only with --iam-enforcement) every request is checked against the
+                   caller's IAM policies, as iam_enforcement.py evaluates them; off at start,
+                   so that a test can set up accounts, users and stacks first.
+
+EKS TagResource and UntagResource tag node groups too (moto tags clusters only).
+
+CloudFormation: an item of a list that is `!Ref AWS::NoValue` (an `!If` whose condition is
+false) is dropped, as AWS drops it; moto keeps a null.
 
 EKS updates are refused as AWS refuses them: a Kubernetes version more than one minor ahead
 (or not ahead), a node group version above the cluster's, an update while the resource is not
@@ -32,6 +40,11 @@ ACTIVE or another update is in progress. DescribeUpdate and ListUpdates follow t
 
 GET /_emulator/requests lists the last 2000 AWS requests (service, method, path, body), so a
 test can check what was sent where moto ignores a field; ?service=eks narrows the list.
+
+GET /_emulator/actions?account=ID&role=NAME counts the IAM actions (`ec2:CreateVpc`, the
+signing service and the operation) of the requests moto handled in that account, signed by
+a session of that role (without role: by anyone): what a principal called, whether allowed
+or not.
 
 GET /_emulator/stats counts requests and throttled requests. moto's own /moto-api/ (for
 example POST /moto-api/reset) passes through untouched and is never delayed or throttled.
@@ -93,11 +106,13 @@ class Knobs:
         self.throttled = 0
         self.deny_assume_role: list[str] = []
         self.log: collections.deque[dict[str, str]] = collections.deque(maxlen=2000)
+        # (account, role of the caller's assumed-role session or "") -> IAM action -> count
+        self.actions: dict[tuple[str, str], collections.Counter[str]] = {}
 
     def update(self, cfg: dict[str, Any]) -> None:
         unknown = set(cfg) - {
             "create_seconds", "create_seconds_by_kind", "update_seconds", "delete_seconds", "latency_ms",
-            "throttle_rate", "seed", "deny_assume_role",
+            "throttle_rate", "seed", "deny_assume_role", "enforce_iam",
         }
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -131,6 +146,10 @@ class Knobs:
                 self.deny_assume_role = arns
             if cfg.get("seed") is not None:
                 self.rng.seed(int(cfg["seed"]))
+            if "enforce_iam" in cfg:
+                if "iam_enforcement" not in sys.modules:
+                    raise ValueError("enforce_iam needs an emulator started with --iam-enforcement")
+                sys.modules["iam_enforcement"].set_enforcing(bool(cfg["enforce_iam"]))
 
     def as_dict(self) -> dict[str, Any]:
         lo, hi = self.latency
@@ -143,6 +162,7 @@ class Knobs:
             "latency_ms": latency,
             "throttle_rate": self.throttle_rate,
             "deny_assume_role": self.deny_assume_role,
+            "enforce_iam": "iam_enforcement" in sys.modules and sys.modules["iam_enforcement"].enforcing(),
         }
 
     def update_delay(self, kind: str) -> float:
@@ -246,7 +266,86 @@ class Timed:
             obj.__dict__[self.key] = (value, None, 0.0)
 
 
+def _patch_cloudformation() -> None:
+    """An `!If [cond, item, !Ref AWS::NoValue]` in a list drops the item, as in AWS (moto
+    keeps a null there, and a policy statement list with a null is malformed)."""
+    import moto.cloudformation.parsing as parsing
+
+    clean_json = parsing.clean_json
+
+    def clean_json_dropping_no_value(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            items = (clean_json_dropping_no_value(v, resources_map) for v in resource_json)
+            return [v for v in items if v is not None]
+        return clean_json(resource_json, resources_map)
+
+    parsing.clean_json = clean_json_dropping_no_value
+
+
+def _patch_action_log() -> None:
+    """Counts every request moto handles as the IAM action it is (`{signing service}:{operation}`)
+    by the account it acts in and the role of the assumed-role session that signed it."""
+    from moto.core.responses import BaseResponse
+    from moto.sts.models import sts_backends
+
+    call_action = BaseResponse.call_action
+
+    def recording_call_action(self: BaseResponse) -> Any:
+        try:
+            auth = self.headers.get("Authorization", "")
+            m = _SERVICE.search(auth)
+            key = auth.partition("Credential=")[2].partition("/")[0]
+            account = self.current_account
+            role = ""
+            if key:
+                assumed = sts_backends[account]["aws"].get_assumed_role_from_access_key(key)
+                if assumed is not None:
+                    role = assumed.role_arn.rsplit("/", 1)[-1]
+            action = self._get_action()
+            if m and action:
+                with KNOBS.lock:
+                    counts = KNOBS.actions.setdefault((account, role), collections.Counter())
+                    counts[f"{m.group(1)}:{action}"] += 1
+        except Exception:  # noqa: BLE001 - the log must never break a request
+            pass
+        return call_action(self)
+
+    BaseResponse.call_action = recording_call_action
+
+
+def _patch_nodegroup_tags() -> None:
+    """EKS TagResource / UntagResource of a node group's ARN (moto tags clusters only)."""
+    tag_resource = EKSBackend.tag_resource
+    untag_resource = EKSBackend.untag_resource
+
+    def nodegroup_by_arn(backend: EKSBackend, arn: str) -> Nodegroup | None:
+        for cluster in backend.clusters.values():
+            for nodegroup in cluster.nodegroups.values():
+                if nodegroup.arn == arn:
+                    return nodegroup
+        return None
+
+    def eks_tag_resource(self: EKSBackend, resource_arn: str, tags: dict[str, str]) -> None:
+        nodegroup = nodegroup_by_arn(self, resource_arn)
+        if nodegroup is None:
+            return tag_resource(self, resource_arn, tags)
+        nodegroup.tags.update(tags)
+
+    def eks_untag_resource(self: EKSBackend, resource_arn: str, tag_keys: list[str]) -> None:
+        nodegroup = nodegroup_by_arn(self, resource_arn)
+        if nodegroup is None:
+            return untag_resource(self, resource_arn, tag_keys)
+        for key in tag_keys if isinstance(tag_keys, list) else [tag_keys]:
+            nodegroup.tags.pop(key, None)
+
+    EKSBackend.tag_resource = eks_tag_resource
+    EKSBackend.untag_resource = eks_untag_resource
+
+
 def _patch_moto() -> None:
+    _patch_cloudformation()
+    _patch_action_log()
+    _patch_nodegroup_tags()
     cluster_status = Timed("eks_cluster", "status", "CREATING")
     nodegroup_status = Timed("eks_nodegroup", "status", "CREATING")
     nat_state = Timed("nat_gateway", "state", "pending")
@@ -726,6 +825,18 @@ class Emulator:
             with KNOBS.lock:
                 entries = [e for e in KNOBS.log if wanted is None or e["service"] == wanted]
             payload = {"requests": entries}
+        elif path == "/_emulator/actions":
+            from urllib.parse import parse_qs
+
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            account = query.get("account", [""])[0]
+            role = query.get("role", [None])[0]
+            total: collections.Counter[str] = collections.Counter()
+            with KNOBS.lock:
+                for (a, r), counts in KNOBS.actions.items():
+                    if a == account and (role is None or r == role):
+                        total.update(counts)
+            payload = {"actions": dict(sorted(total.items()))}
         elif path == "/_emulator/stats":
             payload = {"requests": KNOBS.requests, "throttled": KNOBS.throttled}
         else:
@@ -757,6 +868,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--throttle-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int)
     p.add_argument("--exit-with-parent", action="store_true")
+    p.add_argument("--iam-enforcement", action="store_true",
+                   help="evaluate IAM policies (iam_enforcement.py) once enforce_iam is set")
     args = p.parse_args(argv)
     try:
         KNOBS.update(
@@ -774,6 +887,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.exit_with_parent:
         _exit_with_parent()
     _patch_moto()
+    if args.iam_enforcement:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import iam_enforcement
+
+        iam_enforcement.install()
     app = Emulator(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)

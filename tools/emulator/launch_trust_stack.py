@@ -27,6 +27,9 @@ def main() -> int:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--stack-name", default="byoc-trust")
     p.add_argument("--role-name", default="byoc-deployer")
+    p.add_argument("--tenant-slug", default="acme", help="the tenant's slug (TenantSlug)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="another template parameter, e.g. EnableKarpenter=false")
     p.add_argument("--template-version",
                    help="pretend to be an older (or newer) template: overrides its version")
     args = p.parse_args()
@@ -60,6 +63,10 @@ def main() -> int:
             {"ParameterKey": "TrustedAccountId", "ParameterValue": args.platform_account},
             {"ParameterKey": "ExternalId", "ParameterValue": args.external_id},
             {"ParameterKey": "RoleName", "ParameterValue": args.role_name},
+            {"ParameterKey": "TenantSlug", "ParameterValue": args.tenant_slug},
+        ] + [
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, _, v in (pair.partition("=") for pair in args.param)
         ],
     )
     cfn.get_waiter("stack_create_complete").wait(

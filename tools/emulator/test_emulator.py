@@ -1,4 +1,5 @@
-"""The emulator's EKS updates against boto3, as byoc's day-2 changes drive them.
+"""The emulator's departures from moto against boto3: EKS updates as byoc's day-2 changes
+drive them, node group tags, and CloudFormation's AWS::NoValue in lists.
 
 Run: .venv/bin/python tools/emulator/test_emulator.py   (from the workspace root; -v for names)
 
@@ -209,6 +210,39 @@ class EmulatorEks(unittest.TestCase):
         # Each cluster keeps its own OIDC issuer.
         self.assertNotEqual(self.cluster("plain")["identity"]["oidc"]["issuer"],
                             self.cluster("slow")["identity"]["oidc"]["issuer"])
+
+    def test_node_groups_take_tags(self) -> None:
+        eks = self.eks
+        eks.create_cluster(name="tagged", roleArn=ROLE, resourcesVpcConfig=VPC)
+        self.wait_until("cluster ACTIVE", lambda: self.cluster("tagged")["status"] == "ACTIVE")
+        ng = eks.create_nodegroup(clusterName="tagged", nodegroupName="ng", nodeRole=ROLE,
+                                  subnets=VPC["subnetIds"], tags={"a": "1"})["nodegroup"]
+        eks.tag_resource(resourceArn=ng["nodegroupArn"], tags={"b": "2"})
+        eks.untag_resource(resourceArn=ng["nodegroupArn"], tagKeys=["a"])
+        self.assertEqual(self.nodegroup("tagged", "ng")["tags"], {"b": "2"})
+
+    def test_no_value_in_a_list_drops_the_item(self) -> None:
+        """A conditional policy statement whose condition is false is left out, as AWS does."""
+        cfn = boto3.client("cloudformation", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        template = {
+            "Conditions": {"Never": {"Fn::Equals": ["a", "b"]}},
+            "Resources": {"P": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "ManagedPolicyName": "novalue",
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"},
+                    {"Fn::If": ["Never", {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                                {"Ref": "AWS::NoValue"}]},
+                ]},
+            }}},
+        }
+        cfn.create_stack(StackName="novalue", TemplateBody=json.dumps(template))
+        arn = "arn:aws:iam::123456789012:policy/novalue"
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        self.assertEqual([s["Action"] for s in doc["Statement"]], ["ec2:DescribeVpcs"])
 
 
 if __name__ == "__main__":

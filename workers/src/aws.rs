@@ -1,7 +1,7 @@
 //! The AWS blueprint: an environment config becomes the components' resource graph, with
 //! providers acting in the tenant's account through its assumed role.
 
-use byoc_components::blueprint::environment;
+use byoc_components::blueprint::environment_for_role;
 use byoc_components::resources::providers;
 use byoc_components::trust::read_trust_stack;
 use byoc_components::{Platform, Target};
@@ -39,7 +39,9 @@ impl Blueprint for AwsBlueprint {
                 config.region
             ));
         }
-        let resources = environment(target.stack.as_str(), &config).map_err(|e| e.to_string())?;
+        let resources =
+            environment_for_role(target.stack.as_str(), &config, &self.platform.role_name)
+                .map_err(|e| e.to_string())?;
         let aws = self.platform.session(Target {
             account_id: target.account_id.to_string(),
             external_id: target.external_id.clone(),

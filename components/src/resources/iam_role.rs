@@ -35,6 +35,11 @@ pub struct Inputs {
     /// Inline policies by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inline_policies: BTreeMap<String, Value>,
+    /// The name of the customer managed policy (in the role's account) that caps the role:
+    /// the trust template's boundary, which its role may create roles only under. `None`:
+    /// the role's boundary is not byoc's concern (never set, never read, never removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -70,6 +75,11 @@ impl ServiceAccountTrust {
             }],
         })
     }
+}
+
+/// The ARN of customer managed policy `name` in `account`.
+fn policy_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:policy/{name}")
 }
 
 impl Inputs {
@@ -132,6 +142,12 @@ impl IamRole {
             inline_policies.insert(policy.clone(), policy_json(policy, doc.policy_document())?);
         }
         let tags = iam_tag_map(role.tags());
+        // A boundary of this account's is known by its name; any other by its ARN.
+        let own = policy_arn(&aws.account_id, "");
+        let boundary = role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(|arn| arn.strip_prefix(&own).unwrap_or(arn).to_string());
         let inputs = Inputs {
             name: name.to_string(),
             assume_role_policy: policy_json(
@@ -146,6 +162,7 @@ impl IamRole {
             inline_policies,
             tags: user_tags(&tags),
             service_account: None,
+            permissions_boundary: boundary,
         };
         Ok(Some((inputs, role.arn().to_string(), tags)))
     }
@@ -159,6 +176,20 @@ impl IamRole {
     ) -> Result<(), ProviderError> {
         let aws = &self.0;
         let name = desired.name.as_str();
+        // The boundary first: the trust template lets policies be given only to roles under it.
+        if let Some(boundary) = &desired.permissions_boundary
+            && current.permissions_boundary.as_ref() != Some(boundary)
+        {
+            let arn = policy_arn(&aws.account_id, boundary);
+            aws.perform(Iam, "PutRolePermissionsBoundary", ctx, |aws| {
+                aws.iam
+                    .put_role_permissions_boundary()
+                    .role_name(name)
+                    .permissions_boundary(&arn)
+                    .send()
+            })
+            .await?;
+        }
         if current.trust() != desired.trust() {
             let doc = desired.trust().to_string();
             aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |aws| {
@@ -247,12 +278,17 @@ impl NamedObject for IamRole {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();
+        let boundary = inputs
+            .permissions_boundary
+            .as_ref()
+            .map(|b| policy_arn(&aws.account_id, b));
         let out = aws
             .request(Iam, "CreateRole", ctx, |aws| {
                 aws.iam
                     .create_role()
                     .role_name(&inputs.name)
                     .assume_role_policy_document(&trust)
+                    .set_permissions_boundary(boundary.clone())
                     .set_tags(Some(iam_tags(aws, ctx, &inputs.tags)))
                     .send()
             })
@@ -262,6 +298,7 @@ impl NamedObject for IamRole {
             name: inputs.name.clone(),
             assume_role_policy: inputs.trust(),
             tags: inputs.tags.clone(),
+            permissions_boundary: inputs.permissions_boundary.clone(),
             ..Inputs::default()
         };
         self.converge(ctx, &current, inputs).await?;
@@ -278,6 +315,10 @@ impl NamedObject for IamRole {
             .describe(ctx, name)
             .await?
             .ok_or_else(|| super::not_found("IAM role", name))?;
+        // A boundary byoc does not manage is not reported.
+        if recorded.permissions_boundary.is_none() {
+            inputs.permissions_boundary = None;
+        }
         // A trust made from a service account reads back as that service account.
         if let Some(sa) = &recorded.service_account
             && sa.policy() == inputs.assume_role_policy
@@ -313,6 +354,7 @@ impl NamedObject for IamRole {
             name: name.to_string(),
             assume_role_policy: current.assume_role_policy.clone(),
             tags: current.tags.clone(),
+            permissions_boundary: current.permissions_boundary.clone(),
             ..Inputs::default()
         };
         self.converge(ctx, &current, &bare).await?;

@@ -322,3 +322,111 @@ impl Provider for CrashAfterCreate {
         self.inner.classify(error)
     }
 }
+
+/// How a cluster's controllers tagged each object they leave: `(key, value)`.
+pub struct LeftoverTags<'a> {
+    pub lb_security_group: (&'a str, &'a str),
+    pub node_security_group: (&'a str, &'a str),
+    pub network_interface: (&'a str, &'a str),
+    pub instance: (&'a str, &'a str),
+    pub load_balancer: (&'a str, &'a str),
+    pub target_group: (&'a str, &'a str),
+}
+
+/// What a cluster's controllers leave in `env`'s VPC (deployed, two zones), made with
+/// `ec2` and `elb`: a load balancer's security group, a node security group letting it in,
+/// an ENI, an instance, a network load balancer and a target group, tagged by `tags`.
+/// Returns the load balancer's ARN.
+pub async fn leave_leftovers(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    env: &Env,
+    tags: &LeftoverTags<'_>,
+) -> anyhow::Result<String> {
+    use aws_sdk_ec2::types::{IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+    use aws_sdk_elasticloadbalancingv2::types as elbv2;
+    let tagged = |kind: ResourceType, (key, value): (&str, &str)| {
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(Tag::builder().key(key).value(value).build())
+            .build()
+    };
+    let elb_tag = |(key, value): (&str, &str)| elbv2::Tag::builder().key(key).value(value).build();
+    let vpc = env.id("vpc");
+    let lb_sg = ec2
+        .create_security_group()
+        .group_name("k8s-elb")
+        .description("made by the load balancer controller")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(ResourceType::SecurityGroup, tags.lb_security_group))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    let node_sg = ec2
+        .create_security_group()
+        .group_name("k8s-node")
+        .description("refers to the load balancer's group")
+        .vpc_id(&vpc)
+        .tag_specifications(tagged(
+            ResourceType::SecurityGroup,
+            tags.node_security_group,
+        ))
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&node_sg)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(30000)
+                .to_port(32767)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&lb_sg).build())
+                .build(),
+        )
+        .send()
+        .await?;
+    ec2.create_network_interface()
+        .subnet_id(env.id("subnet-private-a"))
+        .groups(&node_sg)
+        .tag_specifications(tagged(
+            ResourceType::NetworkInterface,
+            tags.network_interface,
+        ))
+        .send()
+        .await?;
+    ec2.run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::M6iLarge)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(env.id("subnet-private-a"))
+        .tag_specifications(tagged(ResourceType::Instance, tags.instance))
+        .send()
+        .await?;
+    let lb = elb
+        .create_load_balancer()
+        .name("k8s-ingress-nginx")
+        .r#type(elbv2::LoadBalancerTypeEnum::Network)
+        .subnets(env.id("subnet-public-a"))
+        .subnets(env.id("subnet-public-b"))
+        .tags(elb_tag(tags.load_balancer))
+        .send()
+        .await?;
+    elb.create_target_group()
+        .name("k8s-ingress-nginx-80")
+        .protocol(elbv2::ProtocolEnum::Tcp)
+        .port(80)
+        .vpc_id(&vpc)
+        .tags(elb_tag(tags.target_group))
+        .send()
+        .await?;
+    Ok(lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string())
+}
