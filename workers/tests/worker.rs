@@ -488,6 +488,33 @@ async fn until_finished(db: &Database, run_id: &str) -> anyhow::Result<RunStatus
     }
 }
 
+/// A daemon of `worker` with `slots` runs at a time on `db`'s queue: the queue, the token
+/// that shuts it down and its task.
+async fn start_daemon(
+    db: &Database,
+    worker: Worker,
+    slots: usize,
+) -> anyhow::Result<(
+    JobQueue,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), byoc_workers::WorkerError>>,
+)> {
+    let config = QueueConfig {
+        batch: slots,
+        heartbeat: Duration::from_secs(5),
+    };
+    let queue = JobQueue::setup(db, config).await?;
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(run_daemon(
+        db.clone(),
+        queue.clone(),
+        worker,
+        slots,
+        shutdown.clone(),
+    ));
+    Ok((queue, shutdown, daemon))
+}
+
 /// Runs waiting for their stack's turn hold no worker slot: with two slots, one tenant's
 /// long deploy and three more runs queued on its stack, another tenant's deploy starts at
 /// once.
@@ -507,19 +534,7 @@ async fn runs_waiting_for_their_stack_hold_no_worker_slot() -> anyhow::Result<()
         db.save_config(&globex.id, "globex", "dev", &config(1), "test")
             .await?;
         cloud.set_latency("vpc", Duration::from_secs(3));
-        let config = QueueConfig {
-            batch: 2,
-            heartbeat: Duration::from_secs(5),
-        };
-        let queue = JobQueue::setup(&db, config).await?;
-        let shutdown = CancellationToken::new();
-        let daemon = tokio::spawn(run_daemon(
-            db.clone(),
-            queue.clone(),
-            worker,
-            2,
-            shutdown.clone(),
-        ));
+        let (queue, shutdown, daemon) = start_daemon(&db, worker, 2).await?;
         let (first, _) = queue.request(&db, &stack, RunKind::Deploy, "alice").await?;
         for kind in [RunKind::Preview, RunKind::Refresh, RunKind::Destroy] {
             queue.request(&db, &stack, kind, "alice").await?;
@@ -553,19 +568,7 @@ async fn runs_waiting_for_their_stack_hold_no_worker_slot() -> anyhow::Result<()
 async fn the_daemon_runs_queued_jobs_in_order_and_stops_on_shutdown() -> anyhow::Result<()> {
     for (_t, db) in databases().await? {
         let (stack, cloud, worker) = setup(&db).await?;
-        let config = QueueConfig {
-            batch: 4,
-            heartbeat: Duration::from_secs(5),
-        };
-        let queue = JobQueue::setup(&db, config).await?;
-        let shutdown = CancellationToken::new();
-        let daemon = tokio::spawn(run_daemon(
-            db.clone(),
-            queue.clone(),
-            worker,
-            4,
-            shutdown.clone(),
-        ));
+        let (queue, shutdown, daemon) = start_daemon(&db, worker, 4).await?;
 
         // Concurrent deploy requests, then a destroy that must run after them.
         let mut requests = Vec::new();
