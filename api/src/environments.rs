@@ -357,19 +357,12 @@ pub async fn unlock(
         Err(e) => return Err(e.into()),
     };
     let stack = state.db().stack_of(&tenant, &env).await?;
-    let broken = state
-        .db()
-        .force_unlock(&stack, &caller.actor(), body.force)
-        .await?;
-    Ok(Json(Unlocked {
-        stack,
-        holder: broken.holder,
-        generation: broken.generation,
-        new_generation: broken.new_generation,
-        expires_at: broken.expires_at,
-        was_live: broken.was_live,
-        run_id: broken.run_id,
-    }))
+    Ok(Json(
+        state
+            .db()
+            .force_unlock(&stack, &caller.actor(), body.force)
+            .await?,
+    ))
 }
 
 /// How the graph is written.

@@ -21,7 +21,7 @@ pub use db::{
 };
 pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
 pub use retention::{Pruned, Retention};
-pub use runs::{ApprovedPlan, Begin, BrokenLease, Lease, RunContext, RunLimits};
+pub use runs::{ApprovedPlan, Begin, Lease, RunContext, RunLimits};
 pub use schedule::{CheckCandidate, ScheduledCheck};
 pub use stacks::{RunMetrics, StoredConfig};
 pub use state_store::RunStore;

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use byoc_model::api::Unlocked;
 use byoc_model::{Run, RunEvent};
 use serde_json::Value;
 
 use crate::db::BeginWrite;
 use crate::db::{audit, on_db_clock, with_pool};
 use crate::{Database, DbError, now_ms};
-use byoc_model::{AccountId, Region, RunId, RunKind, RunStatus, StackName, TenantSlug};
+use byoc_model::{AccountId, Region, RunKind, RunStatus, StackName, TenantSlug};
 
 pub(crate) type RunRow = (
     String,
@@ -237,23 +238,6 @@ pub struct Lease {
     pub stack: String,
     pub holder: String,
     pub generation: i64,
-}
-
-/// A lease [`Database::force_unlock`] broke.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokenLease {
-    /// The worker that held it.
-    pub holder: String,
-    /// Its generation, refused from now on.
-    pub generation: i64,
-    /// The stack's generation now.
-    pub new_generation: i64,
-    /// When it was due to expire (Unix ms).
-    pub expires_at: Option<i64>,
-    /// It had not expired: broken by force.
-    pub was_live: bool,
-    /// The run that was running under it.
-    pub run_id: Option<RunId>,
 }
 
 /// What [`Database::begin_run`] decided.
@@ -762,7 +746,7 @@ impl Database {
         stack: &str,
         actor: &str,
         force: bool,
-    ) -> Result<BrokenLease, DbError> {
+    ) -> Result<Unlocked, DbError> {
         with_pool!(self, p => {
             let mut tx = p.begin_write().await.map_err(|e| self.query_error(e))?;
             // Live or not by the database's clock, as `begin_run` judges it.
@@ -825,7 +809,8 @@ impl Database {
             audit!(&mut *tx, actor, "stack.force_unlock", stack, now, &details)
                 .map_err(|e| self.query_error(e))?;
             tx.commit().await.map_err(|e| self.query_error(e))?;
-            Ok(BrokenLease {
+            Ok(Unlocked {
+                stack: crate::db::stored(stack)?,
                 holder,
                 generation,
                 new_generation: generation + 1,
