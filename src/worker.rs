@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use byoc_components::helm::Helm;
-use byoc_components::{Platform, PlatformOptions, RateLimits};
+use byoc_components::{Platform, PlatformOptions, RateLimits, WaitPolicy};
 use byoc_model::facts;
 use byoc_stacks::{Database, JobQueue, QueueConfig, Retention, Sealer};
 use byoc_workers::schedule::ScheduleConfig;
@@ -36,6 +36,11 @@ pub struct WorkerArgs {
     /// Send every AWS call here instead (an emulator); `AWS_ENDPOINT_URL` works too.
     #[arg(long, env = "BYOC_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// How long AWS operations take here relative to AWS (waiters first poll near an
+    /// operation's typical time): 1 against AWS; an emulator whose readiness delays are
+    /// AWS's scaled down, that factor (e.g. 0.01). Between 0.0001 and 1.
+    #[arg(long, env = "BYOC_AWS_WAIT_SCALE", default_value_t = 1.0, value_parser = wait_scale)]
+    pub aws_wait_scale: f64,
     /// The helm binary for the environments' bootstrap components (helm >= 3.14); when not
     /// set, `helm` on PATH if it is usable.
     #[arg(long, env = "BYOC_HELM")]
@@ -65,6 +70,13 @@ pub struct DriftEvery(pub Option<u32>);
 
 fn drift_every(text: &str) -> Result<DriftEvery, String> {
     byoc_model::parse_every(text).map(DriftEvery)
+}
+
+fn wait_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if (0.0001..=1.0).contains(&scale) => Ok(scale),
+        _ => Err(format!("{text:?} is not a number between 0.0001 and 1")),
+    }
 }
 
 fn account_id(text: &str) -> Result<String, String> {
@@ -126,7 +138,10 @@ pub async fn work(
         role_name: Some(args.role_name),
         limits: args.aws_rates,
         helm,
-        ..PlatformOptions::default()
+        wait: WaitPolicy {
+            scale: args.aws_wait_scale,
+            ..WaitPolicy::default()
+        },
     })
     .await;
     // For the API, which holds no cloud credentials: the account tenants must trust.

@@ -581,14 +581,14 @@ impl Aws {
             && (!by_token || tags.get(TAG_TOKEN) == Some(&ctx.token))
     }
 
-    /// Polls `check` until it yields a value: with backoff (a fraction of the time waited so
-    /// far, between the policy's bounds), until `timeout`, and stops when the run is
-    /// cancelled.
+    /// Polls `check` until it yields a value, on the policy's schedule for a wait that
+    /// usually takes `patience.typical` in AWS, until `patience.timeout`, and stops when the
+    /// run is cancelled.
     pub async fn wait_for<T, Fut>(
         &self,
         ctx: &Ctx,
         what: &str,
-        timeout: Duration,
+        patience: Patience,
         mut check: impl FnMut() -> Fut,
     ) -> Result<T, ProviderError>
     where
@@ -600,15 +600,13 @@ impl Aws {
                 return Ok(value);
             }
             let waited = start.elapsed();
-            if waited >= timeout {
+            if waited >= patience.timeout {
                 return Err(ProviderError::with_code(
                     WAIT_TIMEOUT,
                     format!("gave up waiting for {what} after {}s", waited.as_secs()),
                 ));
             }
-            let delay = waited
-                .mul_f64(self.wait.fraction)
-                .clamp(self.wait.min_delay, self.wait.max_delay);
+            let delay = self.wait.delay(patience.typical, waited);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = ctx.cancel.cancelled() => return Err(cancelled(&format!("waiting for {what}"))),
@@ -626,14 +624,14 @@ impl Aws {
         ctx: &Ctx,
         name: &str,
         state: &str,
-        timeout: Duration,
+        patience: Patience,
         describe: impl Fn() -> Fut,
         ready: impl Fn(&T) -> Result<bool, ProviderError>,
     ) -> Result<T, ProviderError>
     where
         Fut: Future<Output = Result<Option<T>, ProviderError>>,
     {
-        self.wait_for(ctx, &format!("{name} to be {state}"), timeout, || async {
+        self.wait_for(ctx, &format!("{name} to be {state}"), patience, || async {
             let object = describe().await?.ok_or_else(|| {
                 ProviderError::with_code("NotFound", format!("{name} does not exist"))
             })?;
@@ -647,35 +645,89 @@ impl Aws {
         &self,
         ctx: &Ctx,
         name: &str,
-        timeout: Duration,
+        patience: Patience,
         describe: impl Fn() -> Fut,
     ) -> Result<(), ProviderError>
     where
         Fut: Future<Output = Result<Option<T>, ProviderError>>,
     {
-        self.wait_for(ctx, &format!("{name} to be deleted"), timeout, || async {
+        self.wait_for(ctx, &format!("{name} to be deleted"), patience, || async {
             Ok(describe().await?.is_none().then_some(()))
         })
         .await
     }
 }
 
-/// How waiters poll.
+/// How long a wait usually takes in AWS, and when to give up on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    pub typical: Duration,
+    pub timeout: Duration,
+}
+
+impl Patience {
+    pub const fn secs(typical: u64, timeout: u64) -> Patience {
+        Patience {
+            typical: Duration::from_secs(typical),
+            timeout: Duration::from_secs(timeout),
+        }
+    }
+}
+
+/// How waiters poll, in the shape of AWS's own waiters: once right away (the object may be
+/// ready), then not again until most of the typical time has passed, then at a short
+/// interval. An object ready near its typical time is seen at most one interval late (1%
+/// of that time), with few calls; one ready much sooner is seen at the window's opening.
 #[derive(Clone, Debug)]
 pub struct WaitPolicy {
+    /// How long things take here relative to AWS: 1 against AWS; an emulator whose
+    /// readiness delays are AWS's scaled down by a factor sets the same factor.
+    pub scale: f64,
     pub min_delay: Duration,
     pub max_delay: Duration,
-    /// Each delay is this fraction of the time waited so far (within the bounds), so a wait
-    /// overshoots the moment the object got ready by about that fraction.
-    pub fraction: f64,
+}
+
+/// The part of the typical time the waiter sleeps through before polling again.
+const WAIT_WINDOW: f64 = 0.8;
+/// The interval from then on, as a part of the typical time (or of the time waited, once
+/// that is longer: a wait far past its typical time polls less often).
+const WAIT_INTERVAL: f64 = 0.01;
+
+impl WaitPolicy {
+    /// The pause after a poll, `waited` into a wait that usually takes `typical` in AWS.
+    pub fn delay(&self, typical: Duration, waited: Duration) -> Duration {
+        let typical = typical.mul_f64(self.scale);
+        let window = typical.mul_f64(WAIT_WINDOW);
+        if waited + self.min_delay < window {
+            return window - waited;
+        }
+        typical
+            .max(waited)
+            .mul_f64(WAIT_INTERVAL)
+            .clamp(self.min_delay, self.max_delay)
+    }
+
+    /// For an emulator whose readiness delays are AWS's scaled by `scale`.
+    pub fn scaled(scale: f64) -> WaitPolicy {
+        WaitPolicy {
+            scale,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+
+    /// For the emulator as the tests set it: readiness in seconds where AWS takes minutes.
+    pub fn emulator() -> WaitPolicy {
+        WaitPolicy::scaled(0.001)
+    }
 }
 
 impl Default for WaitPolicy {
     fn default() -> WaitPolicy {
         WaitPolicy {
+            scale: 1.0,
             min_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(15),
-            fraction: 0.05,
         }
     }
 }
@@ -819,6 +871,48 @@ pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wait polls once at once, then at 80% of the typical time, then every 1% of it: an
+    /// object ready at its typical time is seen within one interval, after a few polls.
+    #[test]
+    fn waiters_poll_near_the_typical_time() {
+        let policy = WaitPolicy::default();
+        let typical = Duration::from_secs(600);
+        assert_eq!(
+            policy.delay(typical, Duration::ZERO),
+            Duration::from_secs(480)
+        );
+        assert_eq!(
+            policy.delay(typical, Duration::from_secs(480)),
+            Duration::from_secs(6)
+        );
+        let (mut t, mut polls) = (Duration::ZERO, 1);
+        while t < typical {
+            t += policy.delay(typical, t);
+            polls += 1;
+        }
+        assert!(t - typical <= Duration::from_secs(6), "{t:?}");
+        assert!(polls <= 25, "{polls} polls");
+        // Far past its typical time a wait polls less often, within the bounds.
+        assert_eq!(
+            policy.delay(typical, Duration::from_secs(1200)),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            policy.delay(typical, Duration::from_secs(3600)),
+            Duration::from_secs(15)
+        );
+        // Scaled down for an emulator, with the policy's own bounds.
+        let scaled = WaitPolicy::scaled(0.01);
+        assert_eq!(
+            scaled.delay(typical, Duration::ZERO),
+            Duration::from_millis(4800)
+        );
+        assert_eq!(
+            scaled.delay(typical, Duration::from_secs(5)),
+            Duration::from_millis(60)
+        );
+    }
 
     #[test]
     fn a_target_never_prints_its_external_id() {

@@ -30,6 +30,8 @@ use crate::resources::route_table::RouteTable;
 use crate::resources::route_table_association::RouteTableAssociation;
 use crate::resources::subnet::Subnet;
 use crate::resources::vpc::Vpc;
+mod order;
+
 use crate::resources::{
     cluster_leftovers, eks_cluster, eks_nodegroup, elastic_ip, iam_instance_profile, iam_role,
     internet_gateway, internet_gateway_attachment, nat_gateway, oidc_provider, output, resource,
@@ -133,7 +135,10 @@ pub fn environment_for_role(
     out.extend(iam(&env));
     out.extend(eks(&env));
     out.extend(crate::bootstrap::bootstrap(&env));
-    Ok(out.into_iter().map(guard_customer_state).collect())
+    Ok(order::apply(out)
+        .into_iter()
+        .map(guard_customer_state)
+        .collect())
 }
 
 /// What the customer's workloads and data live on: replacing or deleting one in a deploy
@@ -185,8 +190,7 @@ fn network(env: &Env) -> Vec<Resource> {
                 tags: env.tags(&[("Name", &format!("{stack}-public"))]),
             },
         ),
-        default_route("route-public-default", "rt-public", Some("igw"), None)
-            .depends_on("igw-attachment"),
+        default_route("route-public-default", "rt-public", Some("igw"), None),
     ];
     let nat_zones = env.nat_zones();
     for (s, z) in env.subnets.iter().zip(env.zones()) {
@@ -258,7 +262,6 @@ fn nat(env: &Env, z: &str) -> Vec<Resource> {
                 tags: env.tags(&[("Name", &format!("{stack}-nat-{z}"))]),
             },
         ),
-        // The gateway needs the internet gateway attached to route its traffic.
         resource::<NatGateway>(
             format!("nat-{z}"),
             &nat_gateway::Inputs {
@@ -266,8 +269,7 @@ fn nat(env: &Env, z: &str) -> Vec<Resource> {
                 allocation_id: output(&eip, "id"),
                 tags: env.tags(&[("Name", &format!("{stack}-{z}"))]),
             },
-        )
-        .depends_on("igw-attachment"),
+        ),
     ]
 }
 
@@ -400,7 +402,7 @@ fn iam(env: &Env) -> Vec<Resource> {
 fn eks(env: &Env) -> Vec<Resource> {
     let stack = env.stack;
     let access = &env.config.endpoint_access;
-    let mut cluster = resource::<EksCluster>(
+    let cluster = resource::<EksCluster>(
         "cluster",
         &eks_cluster::Inputs {
             name: stack.to_string(),
@@ -421,27 +423,16 @@ fn eks(env: &Env) -> Vec<Resource> {
             }),
             tags: env.tags(&[]),
         },
-    )
-    .depends_on("cluster-leftovers");
+    );
     // What Kubernetes makes in AWS (load balancers, ENIs, Karpenter's instances) is swept
     // after the cluster is gone and before the network it lives in.
-    let mut leftovers = resource::<ClusterLeftovers>(
+    let leftovers = resource::<ClusterLeftovers>(
         "cluster-leftovers",
         &cluster_leftovers::Inputs {
             cluster_name: stack.to_string(),
             vpc_id: output("vpc", "id"),
         },
-    )
-    .depends_on("igw-attachment");
-    // Nodes need their default routes before they boot.
-    for z in env.zones() {
-        cluster = cluster
-            .depends_on(format!("route-private-{z}-default"))
-            .depends_on(format!("rta-private-{z}"));
-        leftovers = leftovers
-            .depends_on(format!("subnet-private-{z}"))
-            .depends_on(format!("subnet-public-{z}"));
-    }
+    );
     let mut out = vec![
         leftovers,
         cluster,
@@ -533,8 +524,6 @@ fn node_group(env: &Env) -> Resource {
             tags: env.tags(&[]),
         },
     )
-    // The cluster is upgraded first (explicit: the name reference alone would do).
-    .depends_on("cluster")
     .lifecycle(lifecycle)
 }
 
@@ -552,6 +541,7 @@ mod tests {
     use super::*;
     use byoc_engine::{Graph, reference};
     use serde_json::Value;
+    use std::time::Duration;
 
     fn config(extra: Value) -> EnvironmentConfig {
         let mut v = json!({"region": "us-east-1"});
@@ -887,7 +877,8 @@ mod tests {
         );
         assert!(base.lifecycle.create_before_destroy && base.lifecycle.guard);
         assert_eq!(base.inputs["version"], "1.31");
-        assert!(base.depends_on.contains(&"cluster".to_string()));
+        // Upgraded after the cluster: its name is a reference to the cluster's.
+        assert_eq!(base.inputs["cluster_name"], reference("cluster", "name"));
         for same in [
             json!({"kubernetes_version": "1.32"}),
             json!({"node_group_config": {"desired_size": 3, "max_size": 4}}),
@@ -907,6 +898,98 @@ mod tests {
         ] {
             assert_ne!(name(&nodegroup(new.clone())), name(&base), "{new}");
         }
+    }
+
+    /// Every component the mode allows (Karpenter is managed mode's).
+    fn full(mode: &str) -> Vec<Resource> {
+        let mut components = json!({
+            "argocd": {}, "cert_manager": {}, "external_secrets": {}, "ingress_nginx": {}
+        });
+        if mode == "managed" {
+            components["karpenter"] = json!({});
+        }
+        let c = config(json!({"eks_mode": mode, "az_count": 3, "components": components}));
+        environment("acme-dev", &c).unwrap()
+    }
+
+    /// Every ordering edge is one of `order`'s rules (a builder adding its own fails here),
+    /// and every rule orders something.
+    #[test]
+    fn every_ordering_edge_has_its_rule() {
+        let mut used = BTreeSet::new();
+        for mode in ["managed", "auto"] {
+            let resources = full(mode);
+            let by_name = |n: &str| resources.iter().find(|r| r.name == n).unwrap();
+            for r in &resources {
+                for first in &r.depends_on {
+                    let rule = order::explains(r, by_name(first)).unwrap_or_else(|| {
+                        panic!("{mode}: no rule orders {} after {first}", r.name)
+                    });
+                    used.insert(rule.why);
+                }
+            }
+        }
+        for rule in order::RULES {
+            assert!(used.contains(rule.why), "rule orders nothing: {rule:?}");
+        }
+    }
+
+    /// Everything `name` waits for, directly or not.
+    fn upstream<'g>(graph: &'g Graph, name: &str) -> BTreeSet<&'g str> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![name];
+        while let Some(n) = todo.pop() {
+            for d in graph.dependencies(n) {
+                if seen.insert(d) {
+                    todo.push(d);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Only what launches nodes waits for the NAT gateways (and so outlives them on
+    /// destroy): the cluster starts once its subnets and role exist, and with AWS's typical
+    /// times the longest chain is the cluster's and the node group's, not the gateway's.
+    #[test]
+    fn only_what_launches_nodes_waits_for_egress() {
+        for mode in ["managed", "auto"] {
+            let graph = Graph::new(full(mode)).unwrap();
+            let egress: Vec<&str> = graph
+                .resources()
+                .iter()
+                .map(|r| r.name.as_str())
+                .filter(|n| n.starts_with("nat-") || n.starts_with("route-private-"))
+                .collect();
+            let cluster = upstream(&graph, "cluster");
+            assert!(
+                egress.iter().all(|e| !cluster.contains(e)),
+                "{mode}: {cluster:?}"
+            );
+            let launchers = graph.resources().iter().filter(|r| {
+                r.name == "nodegroup-default"
+                    || r.kind == crate::resources::helm_release::KIND
+                    || r.kind == crate::resources::cluster_drain::KIND
+            });
+            for r in launchers {
+                let up = upstream(&graph, &r.name);
+                for e in &egress {
+                    assert!(up.contains(e), "{mode}: {} does not wait for {e}", r.name);
+                }
+            }
+        }
+        let graph =
+            Graph::new(environment("acme-dev", &config(json!({"eks_mode": "managed"}))).unwrap())
+                .unwrap();
+        let typical = |r: &Resource| {
+            Duration::from_secs(match r.kind.as_str() {
+                crate::resources::nat_gateway::KIND => 100,
+                crate::resources::eks_cluster::KIND => 600,
+                crate::resources::eks_nodegroup::KIND => 180,
+                _ => 0,
+            })
+        };
+        assert_eq!(graph.critical_path(typical), Duration::from_secs(780));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use byoc_engine::Resource;
-use byoc_model::{CapacityType, Component, ComponentConfig, EksMode, merge_values};
+use byoc_model::{CapacityType, Component, ComponentConfig, merge_values};
 use serde_json::{Value, json};
 
 use crate::blueprint::Env;
@@ -27,7 +27,6 @@ pub(crate) fn bootstrap(env: &Env) -> Vec<Resource> {
         out.extend(match component {
             Component::Karpenter => karpenter(env, cfg),
             Component::Argocd => vec![release(
-                env,
                 "argocd",
                 cfg,
                 component,
@@ -36,7 +35,6 @@ pub(crate) fn bootstrap(env: &Env) -> Vec<Resource> {
             Component::CertManager => cert_manager(env, cfg),
             Component::ExternalSecrets => external_secrets(env, cfg),
             Component::IngressNginx => vec![release(
-                env,
                 "ingress-nginx",
                 cfg,
                 component,
@@ -54,18 +52,14 @@ pub(crate) fn bootstrap(env: &Env) -> Vec<Resource> {
             .components
             .enabled()
             .any(|(c, _)| c == Component::Karpenter);
-        let mut drain = resource::<ClusterDrain>(
+        out.push(resource::<ClusterDrain>(
             "cluster-drain",
             &cluster_drain::Inputs {
                 cluster: cluster(),
                 node_pools: karpenter,
                 timeout_seconds: 900,
             },
-        );
-        for r in out.iter().filter(|r| r.kind == helm_release::KIND) {
-            drain = drain.depends_on(r.name.clone());
-        }
-        out.push(drain);
+        ));
     }
     out
 }
@@ -81,13 +75,7 @@ fn cluster() -> Cluster {
 
 /// Resource `name`: a release of `component`'s chart (or the one its config names) with the
 /// `values` byoc generates, the config's merged over them.
-fn release(
-    env: &Env,
-    name: &str,
-    cfg: &ComponentConfig,
-    component: Component,
-    values: Value,
-) -> Resource {
+fn release(name: &str, cfg: &ComponentConfig, component: Component, values: Value) -> Resource {
     let source = component.source();
     let mut values = values;
     merge_values(&mut values, &Value::Object(cfg.values.clone()));
@@ -100,12 +88,7 @@ fn release(
         version: chart.version.to_string(),
         values,
     };
-    let r = chart_release(name, release);
-    // Releases wait for their pods: nodes must exist first (Auto Mode makes its own).
-    match env.config.eks_mode {
-        EksMode::Managed => r.depends_on("nodegroup-default"),
-        EksMode::Auto => r,
-    }
+    chart_release(name, release)
 }
 
 /// Release `release` in the environment's cluster as resource `name`.
@@ -188,7 +171,6 @@ fn karpenter(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
         karpenter_policy(stack, &config.region, &queue),
     ));
     out.push(release(
-        env,
         "karpenter",
         cfg,
         Component::Karpenter,
@@ -218,7 +200,7 @@ fn karpenter(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
             }],
         }),
     };
-    out.push(chart_release("karpenter-defaults", defaults).depends_on("karpenter"));
+    out.push(chart_release("karpenter-defaults", defaults));
     out
 }
 
@@ -239,13 +221,7 @@ fn cert_manager(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
         // The role's web identity token: the pod needs fsGroup to read it.
         values["securityContext"] = json!({"fsGroup": 1001});
     }
-    out.push(release(
-        env,
-        "cert-manager",
-        cfg,
-        Component::CertManager,
-        values,
-    ));
+    out.push(release("cert-manager", cfg, Component::CertManager, values));
     out
 }
 
@@ -265,7 +241,6 @@ fn external_secrets(env: &Env, cfg: &ComponentConfig) -> Vec<Resource> {
             secrets_policy(&env.config.region, &prefix),
         ),
         release(
-            env,
             "external-secrets",
             cfg,
             Component::ExternalSecrets,

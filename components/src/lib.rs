@@ -13,5 +13,5 @@ pub mod limiter;
 pub mod resources;
 pub mod trust;
 
-pub use aws::{Aws, Platform, PlatformOptions, Target, WaitPolicy};
+pub use aws::{Aws, Patience, Platform, PlatformOptions, Target, WaitPolicy};
 pub use limiter::{RateLimiter, RateLimits, Service};

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
-use std::time::Duration;
 
 use byoc_components::resources::{cluster_drain, helm_release};
 use byoc_components::{Platform, PlatformOptions, Target, WaitPolicy};
@@ -352,11 +351,7 @@ async fn enforced() -> anyhow::Result<Enforced> {
     let platform = Platform::with_config(
         platform_sdk.clone(),
         PlatformOptions {
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(500),
-                fraction: 0.05,
-            },
+            wait: WaitPolicy::emulator(),
             ..PlatformOptions::default()
         },
     );

@@ -44,6 +44,8 @@ impl ByocProcess {
         }
         if let Some(endpoint) = emulator {
             cmd.env("BYOC_AWS_ENDPOINT_URL", endpoint);
+            // The emulator's readiness delays are seconds where AWS's are minutes.
+            cmd.env("BYOC_AWS_WAIT_SCALE", "0.001");
         }
         cmd
     }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::helm_release::Cluster;
 use super::{ResourceKind, Sweeper};
-use crate::aws::{self, Aws};
+use crate::aws::{self, Aws, Patience};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
 pub const KIND: &str = "k8s:ClusterDrain";
@@ -133,9 +133,13 @@ impl Sweeper for ClusterDrain {
             "cluster {}'s load balancers and Karpenter's nodes to go",
             inputs.cluster.name
         );
-        let timeout = Duration::from_secs(inputs.timeout_seconds);
+        // Load balancers go in seconds; nodes drain and terminate in a minute or two.
+        let patience = Patience {
+            typical: Duration::from_secs(60),
+            timeout: Duration::from_secs(inputs.timeout_seconds),
+        };
         self.0
-            .wait_for(ctx, &what, timeout, || async {
+            .wait_for(ctx, &what, patience, || async {
                 let left = remaining(&kube, inputs.node_pools).await?;
                 Ok(left.iter().all(Vec::is_empty).then_some(()))
             })

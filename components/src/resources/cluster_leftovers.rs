@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NetworkInterfaceStatus};
@@ -16,13 +15,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ResourceKind, Sweeper, absent, ec2_tag_map};
-use crate::aws::{Aws, TAG_STACK, tag_map};
+use crate::aws::{Aws, Patience, TAG_STACK, tag_map};
 use crate::limiter::Service::{Ec2, Elb};
 
 pub const KIND: &str = "byoc:ClusterLeftovers";
 
 /// Instances take minutes to terminate, load balancers to release their ENIs.
-const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// AWS terminates instances in about a minute and releases ENIs soon after.
+const INSTANCES: Patience = Patience::secs(60, 20 * 60);
+const ENIS: Patience = Patience::secs(30, 20 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,7 +167,7 @@ impl ClusterLeftovers {
             ids.len(),
             inputs.cluster_name
         );
-        aws.wait_for(ctx, &what, TIMEOUT, || async {
+        aws.wait_for(ctx, &what, INSTANCES, || async {
             Ok(live().await?.is_empty().then_some(()))
         })
         .await?;
@@ -178,7 +179,7 @@ impl ClusterLeftovers {
         let aws = &self.0;
         let deleted = AtomicUsize::new(0);
         let what = format!("the ENIs of cluster {} to be released", inputs.cluster_name);
-        aws.wait_for(ctx, &what, TIMEOUT, || async {
+        aws.wait_for(ctx, &what, ENIS, || async {
             let out = aws
                 .request(Ec2, "DescribeNetworkInterfaces", ctx, |aws| {
                     aws.ec2

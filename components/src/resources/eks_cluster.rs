@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
@@ -17,12 +16,16 @@ use serde_json::{Value, json};
 
 use super::named::NamedObject;
 use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, required, retag};
-use crate::aws::{Aws, user_tags};
+use crate::aws::{Aws, Patience, user_tags};
 use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Cluster";
 
-const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// AWS creates a control plane in about ten minutes, upgrades one in about as long and
+/// deletes one in about five.
+const CREATE: Patience = Patience::secs(600, 30 * 60);
+const UPDATE: Patience = Patience::secs(600, 60 * 60);
+const DELETE: Patience = Patience::secs(300, 30 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,7 +96,7 @@ impl EksCluster {
                 ctx,
                 &what,
                 "ACTIVE",
-                TIMEOUT,
+                CREATE,
                 || self.describe(ctx, name),
                 |c| match c.status() {
                     Some(ClusterStatus::Active) => Ok(true),
@@ -141,9 +144,9 @@ impl EksCluster {
             match started {
                 Ok(out) => {
                     let update = required(out.update().and_then(|u| u.id()), "update id")?;
-                    wait_update(aws, ctx, name, None, update, TIMEOUT).await?;
+                    wait_update(aws, ctx, name, None, update, UPDATE).await?;
                 }
-                Err(e) if in_use(&e) => wait_quiet(aws, ctx, name, None, TIMEOUT).await?,
+                Err(e) if in_use(&e) => wait_quiet(aws, ctx, name, None, UPDATE).await?,
                 Err(e) => return Err(e),
             }
         }
@@ -236,13 +239,13 @@ pub async fn wait_update(
     cluster: &str,
     nodegroup: Option<&str>,
     id: &str,
-    timeout: Duration,
+    patience: Patience,
 ) -> Result<(), ProviderError> {
     let what = match nodegroup {
         Some(ng) => format!("update {id} of node group {ng}"),
         None => format!("update {id} of EKS cluster {cluster}"),
     };
-    aws.wait_for(ctx, &format!("{what} to end"), timeout, || async {
+    aws.wait_for(ctx, &format!("{what} to end"), patience, || async {
         let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
         match update.status() {
             Some(UpdateStatus::Successful) => Ok(Some(())),
@@ -290,14 +293,14 @@ pub async fn wait_quiet(
     ctx: &Ctx,
     cluster: &str,
     nodegroup: Option<&str>,
-    timeout: Duration,
+    patience: Patience,
 ) -> Result<(), ProviderError> {
     let what = match nodegroup {
         Some(ng) => format!("node group {ng}'s updates to end"),
         None => format!("EKS cluster {cluster}'s updates to end"),
     };
     let mut first = true;
-    aws.wait_for(ctx, &what, timeout, || {
+    aws.wait_for(ctx, &what, patience, || {
         let polled = !std::mem::replace(&mut first, false);
         async move {
             if !polled {
@@ -484,7 +487,7 @@ impl NamedObject for EksCluster {
         })
         .await?;
         let what = format!("EKS cluster {name}");
-        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, name))
+        aws.wait_gone(ctx, &what, DELETE, || self.describe(ctx, name))
             .await
     }
 

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
@@ -19,12 +18,16 @@ use serde_json::{Value, json};
 use super::eks_cluster::{in_use, minor, wait_quiet, wait_update};
 use super::named::NamedObject;
 use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag};
-use crate::aws::{Aws, user_tags};
+use crate::aws::{Aws, Patience, user_tags};
 use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Nodegroup";
 
-const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// AWS makes a node group active in about three minutes; an update replaces or resizes
+/// nodes, a delete drains them.
+const CREATE: Patience = Patience::secs(180, 30 * 60);
+const UPDATE: Patience = Patience::secs(300, 60 * 60);
+const DELETE: Patience = Patience::secs(300, 30 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,7 +139,7 @@ impl EksNodegroup {
                 ctx,
                 &what,
                 "ACTIVE",
-                TIMEOUT,
+                CREATE,
                 || self.describe(ctx, cluster, name),
                 |g| match g.status() {
                     Some(NodegroupStatus::Active) => Ok(true),
@@ -216,9 +219,9 @@ impl EksNodegroup {
             match started {
                 Ok(out) => {
                     let update = super::required(out.update().and_then(|u| u.id()), "update id")?;
-                    wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
+                    wait_update(aws, ctx, cluster, Some(name), update, UPDATE).await?;
                 }
-                Err(e) if in_use(&e) => wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?,
+                Err(e) if in_use(&e) => wait_quiet(aws, ctx, cluster, Some(name), UPDATE).await?,
                 Err(e) => return Err(e),
             }
         }
@@ -421,11 +424,11 @@ impl NamedObject for EksNodegroup {
                     Ok(out) => {
                         let update =
                             super::required(out.update().and_then(|u| u.id()), "update id")?;
-                        wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
+                        wait_update(aws, ctx, cluster, Some(name), update, UPDATE).await?;
                         break;
                     }
                     Err(e) if in_use(&e) => {
-                        wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?;
+                        wait_quiet(aws, ctx, cluster, Some(name), UPDATE).await?;
                     }
                     Err(e) => return Err(e),
                 }
@@ -451,7 +454,7 @@ impl NamedObject for EksNodegroup {
         })
         .await?;
         let what = format!("node group {name}");
-        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, cluster, name))
+        aws.wait_gone(ctx, &what, DELETE, || self.describe(ctx, cluster, name))
             .await
     }
 

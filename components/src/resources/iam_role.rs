@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use byoc_engine::{Created, Ctx, ProviderError};
+use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -201,46 +202,54 @@ impl IamRole {
             })
             .await?;
         }
-        for arn in desired
+        // The policies are independent of each other: set at once, not one call after another.
+        let attach = desired
             .managed_policy_arns
             .without(&current.managed_policy_arns)
-        {
-            aws.perform(Iam, "AttachRolePolicy", ctx, |aws| {
-                aws.iam
-                    .attach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-            })
-            .await?;
-        }
-        for arn in current
-            .managed_policy_arns
-            .without(&desired.managed_policy_arns)
-        {
-            aws.perform(Iam, "DetachRolePolicy", ctx, |aws| {
-                aws.iam
-                    .detach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-            })
-            .await?;
-        }
-        for (policy, doc) in &desired.inline_policies {
-            if current.inline_policies.get(policy) != Some(doc) {
-                let doc = doc.to_string();
-                aws.perform(Iam, "PutRolePolicy", ctx, |aws| {
+            .map(|arn| {
+                aws.perform(Iam, "AttachRolePolicy", ctx, move |aws| {
                     aws.iam
-                        .put_role_policy()
+                        .attach_role_policy()
                         .role_name(name)
-                        .policy_name(policy)
-                        .policy_document(&doc)
+                        .policy_arn(arn)
                         .send()
                 })
-                .await?;
-            }
-        }
+            });
+        let detach = current
+            .managed_policy_arns
+            .without(&desired.managed_policy_arns)
+            .map(|arn| {
+                aws.perform(Iam, "DetachRolePolicy", ctx, move |aws| {
+                    aws.iam
+                        .detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                })
+            });
+        let put = desired
+            .inline_policies
+            .iter()
+            .filter(|(policy, doc)| current.inline_policies.get(*policy) != Some(doc))
+            .map(|(policy, doc)| {
+                let doc = doc.to_string();
+                async move {
+                    aws.perform(Iam, "PutRolePolicy", ctx, |aws| {
+                        aws.iam
+                            .put_role_policy()
+                            .role_name(name)
+                            .policy_name(policy)
+                            .policy_document(&doc)
+                            .send()
+                    })
+                    .await
+                }
+            });
+        futures::try_join!(
+            try_join_all(attach),
+            try_join_all(detach),
+            try_join_all(put)
+        )?;
         for policy in current.inline_policies.keys() {
             if !desired.inline_policies.contains_key(policy) {
                 aws.perform(Iam, "DeleteRolePolicy", ctx, |aws| {

@@ -2,7 +2,6 @@
 //! wait for the gateway to be `available` / `deleted` (a few minutes on AWS).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 use byoc_engine::{Created, Ctx, ProviderError};
@@ -10,12 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
 use super::{Ec2Find, ResourceKind, absent, ec2_tags, with_id};
-use crate::aws::Aws;
+use crate::aws::{Aws, Patience};
 use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:NatGateway";
 
-const TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// AWS makes a NAT gateway available in one to two minutes, and deletes one in about one.
+const CREATE: Patience = Patience::secs(100, 15 * 60);
+const DELETE: Patience = Patience::secs(60, 15 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +43,7 @@ impl NatGateway {
             ctx,
             &name,
             "available",
-            TIMEOUT,
+            CREATE,
             || NatGateway::get(aws, ctx, id),
             |g| match g.state() {
                 Some(NatGatewayState::Available) => Ok(true),
@@ -159,7 +160,7 @@ impl Ec2Object for NatGateway {
         .await?;
         // Its Elastic IP and subnet cannot go before it has.
         let name = format!("NAT gateway {id}");
-        aws.wait_gone(ctx, &name, TIMEOUT, || NatGateway::get(aws, ctx, id))
+        aws.wait_gone(ctx, &name, DELETE, || NatGateway::get(aws, ctx, id))
             .await
     }
 }

@@ -26,37 +26,44 @@ pub struct Inputs {
 
 pub struct Vpc;
 
+/// What AWS sets on a new VPC: DNS support on, DNS hostnames off.
+const CREATED: (bool, bool) = (true, false);
+
 impl Vpc {
+    /// Sets the DNS attributes that differ from `old` (`(support, hostnames)`; `None`:
+    /// unknown, both set), both at once: the API takes one attribute per call.
     async fn set_attributes(
         aws: &Aws,
         ctx: &Ctx,
         id: &str,
-        old: Option<&Inputs>,
+        old: Option<(bool, bool)>,
         new: &Inputs,
     ) -> Result<(), ProviderError> {
-        let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
-        // One attribute per call: the API refuses both at once.
-        if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
+        use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
+        let set = |name: VpcAttributeName, was: Option<bool>, value: bool| async move {
+            if was == Some(value) {
+                return Ok(());
+            }
+            let flag = AttributeBooleanValue::builder().value(value).build();
             aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .modify_vpc_attribute()
-                    .vpc_id(id)
-                    .enable_dns_support(flag(new.enable_dns_support))
-                    .send()
+                let request = aws.ec2.modify_vpc_attribute().vpc_id(id);
+                match &name {
+                    EnableDnsSupport => request.enable_dns_support(flag.clone()),
+                    _ => request.enable_dns_hostnames(flag.clone()),
+                }
+                .send()
             })
-            .await?;
-        }
-        if old.is_none_or(|o| o.enable_dns_hostnames != new.enable_dns_hostnames) {
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .modify_vpc_attribute()
-                    .vpc_id(id)
-                    .enable_dns_hostnames(flag(new.enable_dns_hostnames))
-                    .send()
-            })
-            .await?;
-        }
-        Ok(())
+            .await
+        };
+        tokio::try_join!(
+            set(EnableDnsSupport, old.map(|o| o.0), new.enable_dns_support),
+            set(
+                EnableDnsHostnames,
+                old.map(|o| o.1),
+                new.enable_dns_hostnames
+            ),
+        )
+        .map(drop)
     }
 
     async fn attribute(
@@ -103,7 +110,7 @@ impl Ec2Object for Vpc {
             })
             .await?;
         let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
-        Vpc::set_attributes(aws, ctx, id, None, inputs).await?;
+        Vpc::set_attributes(aws, ctx, id, Some(CREATED), inputs).await?;
         Ok(Created {
             outputs: Vpc::outputs(id, inputs, None),
             ..with_id(id)
@@ -124,10 +131,14 @@ impl Ec2Object for Vpc {
     ) -> Result<Inputs, ProviderError> {
         use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
         let id = vpc.vpc_id().unwrap_or_default();
+        let (enable_dns_support, enable_dns_hostnames) = tokio::try_join!(
+            Vpc::attribute(aws, ctx, id, EnableDnsSupport),
+            Vpc::attribute(aws, ctx, id, EnableDnsHostnames),
+        )?;
         Ok(Inputs {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
-            enable_dns_support: Vpc::attribute(aws, ctx, id, EnableDnsSupport).await?,
-            enable_dns_hostnames: Vpc::attribute(aws, ctx, id, EnableDnsHostnames).await?,
+            enable_dns_support,
+            enable_dns_hostnames,
             tags,
         })
     }
@@ -140,6 +151,7 @@ impl Ec2Object for Vpc {
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<(), ProviderError> {
+        let old = old.map(|o| (o.enable_dns_support, o.enable_dns_hostnames));
         Vpc::set_attributes(aws, ctx, id, old, new).await
     }
 

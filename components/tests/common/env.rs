@@ -41,11 +41,7 @@ pub async fn platform(endpoint: &str, limits: RateLimits) -> Platform {
         sdk,
         PlatformOptions {
             limits,
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(500),
-                fraction: 0.05,
-            },
+            wait: WaitPolicy::emulator(),
             ..PlatformOptions::default()
         },
     )

@@ -146,10 +146,7 @@ pub async fn emulated_fleet(
     }
     let options = PlatformOptions {
         endpoint: Some(emulator.endpoint().to_string()),
-        wait: WaitPolicy {
-            min_delay: Duration::from_millis(50),
-            ..WaitPolicy::default()
-        },
+        wait: WaitPolicy::emulator(),
         ..PlatformOptions::default()
     };
     // The platform's credentials: moto's default account, which may act in any account.

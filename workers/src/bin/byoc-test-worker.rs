@@ -258,11 +258,7 @@ async fn blueprint() -> Result<Arc<dyn Blueprint>, Box<dyn std::error::Error>> {
     if std::env::var("BLUEPRINT").as_deref() == Ok("aws") {
         let platform = Platform::load(PlatformOptions {
             endpoint: Some(env("AWS_ENDPOINT_URL")),
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(500),
-                fraction: 0.05,
-            },
+            wait: WaitPolicy::emulator(),
             ..PlatformOptions::default()
         })
         .await;

@@ -89,11 +89,7 @@ impl AwsWorld {
         let queue = JobQueue::setup(&db, QueueConfig::default()).await?;
         let options = PlatformOptions {
             endpoint: Some(emulator.endpoint().to_string()),
-            wait: WaitPolicy {
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(500),
-                fraction: 0.05,
-            },
+            wait: WaitPolicy::emulator(),
             ..PlatformOptions::default()
         };
         let platform =
