@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         );
         let graph = Graph::new(environment("bench-dev", &config)?)?;
         let least = minimum(&graph, scale_down);
-        for round in 1..=2 {
+        for round in 1..=3 {
             let env = Env::new(&platform, &emulator.fresh_account(), &format!("bench{round}-dev"));
             let naive = Env::new(&platform, &emulator.fresh_account(), &format!("naive{round}-dev"));
             // moto builds an account's default VPC and the like on its first request there,

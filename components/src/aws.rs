@@ -81,6 +81,15 @@ impl Platform {
     }
 
     pub fn with_config(sdk: SdkConfig, options: PlatformOptions) -> Platform {
+        // Every client of every run shares one connection pool: otherwise each SDK client
+        // makes its own, and each run would open (and keep) connections of its own.
+        let sdk = match sdk.http_client() {
+            Some(_) => sdk,
+            None => sdk
+                .into_builder()
+                .http_client(shared_https_client())
+                .build(),
+        };
         Platform {
             sdk,
             limiter: Arc::new(RateLimiter::new(options.limits)),
@@ -159,6 +168,24 @@ impl Platform {
             helm: self.helm.clone(),
         })
     }
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxies from the environment), made
+/// once: the SDK makes one per service client when the config names none.
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Where a run acts: the tenant's account and region, as which stack and run.

@@ -1,4 +1,4 @@
-//! Fleet benchmark: `cargo bench -p byoc-workers --bench fleet --profile dev`. Prints
+//! Fleet benchmark: `cargo bench --workspace --bench fleet` (release). Prints
 //! figures; asserts only that every run succeeded.
 //!
 //! 100 managed-mode environments (10 tenants in 10 emulated accounts, 26 resources each)
@@ -33,6 +33,8 @@ fn memory_mib(field: &str) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `byoc worker` and `byoc serve` do.
+    byoc_workers::cap_malloc_arenas();
     let emulator = Emulator::start(&EmulatorOptions::default())?;
     let emulator_pid = emulator.pid().expect("a private emulator").to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
