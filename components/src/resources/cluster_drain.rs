@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::helm_release::Cluster;
-use super::{ResourceKind, Sweeper};
+use super::{ResourceKind, Result, Sweeper};
 use crate::aws::{self, Aws};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
@@ -75,10 +75,7 @@ fn load_balancer(service: &Value) -> bool {
 
 /// What is left to go: LoadBalancer Services, Ingresses, and with `node_pools` the
 /// NodePools and Karpenter's nodes.
-async fn remaining(
-    kube: &KubeClient,
-    node_pools: bool,
-) -> Result<[Vec<(String, String)>; 4], ProviderError> {
+async fn remaining(kube: &KubeClient, node_pools: bool) -> Result<[Vec<(String, String)>; 4]> {
     let mut left = [
         items(&kube.get(SERVICES).await?, load_balancer),
         items(&kube.get(INGRESSES).await?, |_| true),
@@ -93,7 +90,7 @@ async fn remaining(
 }
 
 impl ClusterDrain {
-    async fn kube(&self, cluster: &Cluster) -> Result<KubeClient, ProviderError> {
+    async fn kube(&self, cluster: &Cluster) -> Result<KubeClient> {
         KubeClient::new(&cluster.access(&self.0).await?)
     }
 }
@@ -113,7 +110,7 @@ impl Sweeper for ClusterDrain {
         }
     }
 
-    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<(), ProviderError> {
+    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<()> {
         let kube = self.kube(&inputs.cluster).await?;
         let [services, ingresses, pools, _] = remaining(&kube, inputs.node_pools).await?;
         for (namespace, name) in &services {

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Tag;
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde_json::{Value, json};
 
-use super::{Ec2Find, ResourceKind, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found};
+use super::{
+    Ec2Find, ResourceKind, Result, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found,
+};
 use crate::aws::{Aws, user_tags};
 
 /// User tags.
@@ -30,14 +32,14 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
         aws: &Aws,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Created>> + Send;
 
     /// The object `find` finds, if any (`ec2_describe!` writes it).
     fn describe(
         aws: &Aws,
         ctx: &Ctx,
         find: Ec2Find<'_>,
-    ) -> impl Future<Output = Result<Option<Self::Object>, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Option<Self::Object>>> + Send;
 
     /// The inputs `object` shows; `tags` are its user tags.
     fn inputs(
@@ -45,7 +47,7 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
         ctx: &Ctx,
         object: &Self::Object,
         tags: Tags,
-    ) -> impl Future<Output = Result<Self::Inputs, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Self::Inputs>> + Send;
 
     /// Whether its outputs hold what only AWS knows (an address): then an update describes
     /// the object again for them.
@@ -66,15 +68,11 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
         _id: &str,
         _old: Option<&Self::Inputs>,
         _new: &Self::Inputs,
-    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+    ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
 
-    fn delete(
-        aws: &Aws,
-        ctx: &Ctx,
-        id: &str,
-    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Inputs with user tags (every EC2 type's have a `tags` field).
@@ -139,16 +137,11 @@ super::typed::forward_kind!(Ec2, Ec2Object);
 
 #[async_trait]
 impl<T: Ec2Object> TypedProvider for Ec2<T> {
-    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created> {
         T::create(&self.1, ctx, inputs).await
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        _: &T::Inputs,
-    ) -> Result<Seen<T::Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<Seen<T::Inputs>> {
         let object = T::describe(&self.1, ctx, Ec2Find::Id(id)).await?;
         let object = object.ok_or_else(|| not_found(T::WHAT, id))?;
         let tags = user_tags(&ec2_tag_map(object.tags()));
@@ -159,13 +152,7 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &T::Inputs,
-        new: &T::Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, id: &str, old: &T::Inputs, new: &T::Inputs) -> Result<Value> {
         T::settle(&self.1, ctx, id, Some(old), new).await?;
         ec2_retag(&self.1, ctx, id, old.tags(), new.tags()).await?;
         let object = if T::OUTPUTS_FROM_AWS {
@@ -177,15 +164,11 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         Ok(T::outputs(id, new, object.as_ref()))
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<()> {
         T::delete(&self.1, ctx, id).await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &T::Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Option<Created>> {
         let found = T::describe(&self.1, ctx, Ec2Find::Made).await?;
         let Some((object, id)) = found.as_ref().and_then(|o| Some((o, o.id()?))) else {
             return Ok(None);

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, required, retag};
+use super::{ResourceKind, Result, Seen, Tagging, absent, eks_tag_map, required, retag};
+use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Cluster";
 
@@ -76,17 +76,17 @@ fn vpc_config(inputs: &Inputs) -> VpcConfigRequest {
 
 impl EksCluster {
     /// The cluster, or `None` if there is none (or it is being deleted).
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
         let aws = &self.0;
         let out = aws
-            .request(Eks, "DescribeCluster", ctx, |aws| {
-                aws.eks.describe_cluster().name(name).send()
+            .request(Eks, "DescribeCluster", ctx, |eks| {
+                eks.describe_cluster().name(name).send()
             })
             .await;
         Ok(absent(out)?.and_then(|out| out.cluster().cloned()))
     }
 
-    async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster, ProviderError> {
+    async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster> {
         let what = format!("EKS cluster {name}");
         self.0
             .wait_ready(
@@ -115,7 +115,7 @@ impl EksCluster {
     /// UPDATING, or already at an intermediate version) continues; a version update refused
     /// because another update is in progress waits for that one. A cluster above `target`
     /// is refused: EKS cannot downgrade.
-    async fn upgrade(&self, ctx: &Ctx, name: &str, target: &str) -> Result<(), ProviderError> {
+    async fn upgrade(&self, ctx: &Ctx, name: &str, target: &str) -> Result<()> {
         let aws = &self.0;
         let want = minor(target).ok_or_else(|| invalid_version(target))?;
         loop {
@@ -130,9 +130,8 @@ impl EksCluster {
             }
             let next = format!("{}.{}", now.0, now.1 + 1);
             let started = aws
-                .request(Eks, "UpdateClusterVersion", ctx, |aws| {
-                    aws.eks
-                        .update_cluster_version()
+                .request(Eks, "UpdateClusterVersion", ctx, |eks| {
+                    eks.update_cluster_version()
                         .name(name)
                         .version(&next)
                         .send()
@@ -237,7 +236,7 @@ pub async fn wait_update(
     nodegroup: Option<&str>,
     id: &str,
     timeout: Duration,
-) -> Result<(), ProviderError> {
+) -> Result<()> {
     let what = match nodegroup {
         Some(ng) => format!("update {id} of node group {ng}"),
         None => format!("update {id} of EKS cluster {cluster}"),
@@ -269,11 +268,10 @@ async fn describe_update(
     cluster: &str,
     nodegroup: Option<&str>,
     id: &str,
-) -> Result<Update, ProviderError> {
+) -> Result<Update> {
     let out = aws
-        .request(Eks, "DescribeUpdate", ctx, |aws| {
-            aws.eks
-                .describe_update()
+        .request(Eks, "DescribeUpdate", ctx, |eks| {
+            eks.describe_update()
                 .name(cluster)
                 .set_nodegroup_name(nodegroup.map(str::to_string))
                 .update_id(id)
@@ -291,7 +289,7 @@ pub async fn wait_quiet(
     cluster: &str,
     nodegroup: Option<&str>,
     timeout: Duration,
-) -> Result<(), ProviderError> {
+) -> Result<()> {
     let what = match nodegroup {
         Some(ng) => format!("node group {ng}'s updates to end"),
         None => format!("EKS cluster {cluster}'s updates to end"),
@@ -304,9 +302,8 @@ pub async fn wait_quiet(
                 return Ok(None);
             }
             let out = aws
-                .request(Eks, "ListUpdates", ctx, |aws| {
-                    aws.eks
-                        .list_updates()
+                .request(Eks, "ListUpdates", ctx, |eks| {
+                    eks.list_updates()
                         .name(cluster)
                         .set_nodegroup_name(nodegroup.map(str::to_string))
                         .send()
@@ -331,12 +328,11 @@ impl NamedObject for EksCluster {
     // one a create-before-destroy replacement would replace.
     const ADOPT_BY_TOKEN: bool = true;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
-        aws.perform(Eks, "CreateCluster", ctx, |aws| {
-            let mut request = aws
-                .eks
+        aws.perform(Eks, "CreateCluster", ctx, |eks| {
+            let mut request = eks
                 .create_cluster()
                 .name(&inputs.name)
                 .version(&inputs.version)
@@ -383,12 +379,7 @@ impl NamedObject for EksCluster {
         Ok(EksCluster::created(&cluster))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
         let c = self
             .describe(ctx, name)
             .await?
@@ -422,13 +413,7 @@ impl NamedObject for EksCluster {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         // EKS runs one update at a time: each waits for the cluster to be ACTIVE again. The
         // version goes first: one minor at a time, from the version the cluster runs now (a
@@ -445,9 +430,8 @@ impl NamedObject for EksCluster {
                 .endpoint_private_access(new.endpoint_private_access)
                 .set_public_access_cidrs(Some(new.public_access_cidrs.clone()))
                 .build();
-            aws.perform(Eks, "UpdateClusterConfig", ctx, |aws| {
-                aws.eks
-                    .update_cluster_config()
+            aws.perform(Eks, "UpdateClusterConfig", ctx, |eks| {
+                eks.update_cluster_config()
                     .name(name)
                     .resources_vpc_config(config.clone())
                     .send()
@@ -459,9 +443,8 @@ impl NamedObject for EksCluster {
             let access = aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
                 .authentication_mode(AuthenticationMode::from(new.authentication_mode.as_str()))
                 .build();
-            aws.perform(Eks, "UpdateClusterConfig", ctx, |aws| {
-                aws.eks
-                    .update_cluster_config()
+            aws.perform(Eks, "UpdateClusterConfig", ctx, |eks| {
+                eks.update_cluster_config()
                     .name(name)
                     .access_config(access.clone())
                     .send()
@@ -477,10 +460,10 @@ impl NamedObject for EksCluster {
         Ok(outputs(&cluster))
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        aws.perform(Eks, "DeleteCluster", ctx, |aws| {
-            aws.eks.delete_cluster().name(name).send()
+        aws.perform(Eks, "DeleteCluster", ctx, |eks| {
+            eks.delete_cluster().name(name).send()
         })
         .await?;
         let what = format!("EKS cluster {name}");
@@ -488,7 +471,7 @@ impl NamedObject for EksCluster {
             .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         let found = self.describe(ctx, &inputs.name).await?;
         let found = found.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
         Ok(found.map(|c| (eks_tag_map(c.tags()), c)))
@@ -498,12 +481,7 @@ impl NamedObject for EksCluster {
         tags
     }
 
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        _: Self::Found,
-    ) -> Result<Created, ProviderError> {
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Self::Found) -> Result<Created> {
         let cluster = self.wait_active(ctx, &inputs.name).await?;
         Ok(EksCluster::created(&cluster))
     }

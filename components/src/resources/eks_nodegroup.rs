@@ -18,9 +18,11 @@ use serde_json::{Value, json};
 
 use super::eks_cluster::{in_use, minor, wait_quiet, wait_update};
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag};
+use super::{
+    ResourceKind, Result, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag,
+};
+use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Eks;
 
 pub const KIND: &str = "aws:eks:Nodegroup";
 
@@ -70,7 +72,7 @@ pub struct Taint {
 
 pub struct EksNodegroup(pub Arc<Aws>);
 
-fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+fn split(id: &str) -> Result<(&str, &str)> {
     id.split_once('/').ok_or_else(|| {
         ProviderError::new(format!("{id:?} is not a node group id (cluster/nodegroup)"))
     })
@@ -105,17 +107,11 @@ impl EksNodegroup {
         }
     }
 
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-    ) -> Result<Option<Nodegroup>, ProviderError> {
+    async fn describe(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>> {
         let aws = &self.0;
         let out = aws
-            .request(Eks, "DescribeNodegroup", ctx, |aws| {
-                aws.eks
-                    .describe_nodegroup()
+            .request(Eks, "DescribeNodegroup", ctx, |eks| {
+                eks.describe_nodegroup()
                     .cluster_name(cluster)
                     .nodegroup_name(name)
                     .send()
@@ -124,12 +120,7 @@ impl EksNodegroup {
         Ok(absent(out)?.and_then(|out| out.nodegroup().cloned()))
     }
 
-    async fn wait_active(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-    ) -> Result<Nodegroup, ProviderError> {
+    async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup> {
         let what = format!("node group {name}");
         self.0
             .wait_ready(
@@ -173,13 +164,7 @@ impl EksNodegroup {
     /// update waited for until it is Successful and the group ACTIVE. It starts from the
     /// version the group runs now: a run resumed after a crash continues; a call refused
     /// because an update is in progress waits for that one. EKS cannot downgrade a group.
-    async fn upgrade(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-        target: &str,
-    ) -> Result<(), ProviderError> {
+    async fn upgrade(&self, ctx: &Ctx, cluster: &str, name: &str, target: &str) -> Result<()> {
         let aws = &self.0;
         let want = minor(target).ok_or_else(|| {
             ProviderError::with_code(
@@ -204,9 +189,8 @@ impl EksNodegroup {
                 _ => {}
             }
             let started = aws
-                .request(Eks, "UpdateNodegroupVersion", ctx, |aws| {
-                    aws.eks
-                        .update_nodegroup_version()
+                .request(Eks, "UpdateNodegroupVersion", ctx, |eks| {
+                    eks.update_nodegroup_version()
                         .cluster_name(cluster)
                         .nodegroup_name(name)
                         .version(target)
@@ -275,13 +259,12 @@ impl NamedObject for EksNodegroup {
     // one a create-before-destroy replacement would replace.
     const ADOPT_BY_TOKEN: bool = true;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
-        aws.perform(Eks, "CreateNodegroup", ctx, |aws| {
-            aws.eks
-                .create_nodegroup()
+        aws.perform(Eks, "CreateNodegroup", ctx, |eks| {
+            eks.create_nodegroup()
                 .cluster_name(&inputs.cluster_name)
                 .nodegroup_name(&inputs.name)
                 .node_role(&inputs.node_role_arn)
@@ -309,7 +292,7 @@ impl NamedObject for EksNodegroup {
         ))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (cluster, name) = split(id)?;
         let g = self
             .describe(ctx, cluster, name)
@@ -364,13 +347,7 @@ impl NamedObject for EksNodegroup {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, id: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
         // The version first (the cluster is upgraded before: the group depends on it).
@@ -401,9 +378,8 @@ impl NamedObject for EksNodegroup {
             loop {
                 self.wait_active(ctx, cluster, name).await?;
                 let started = aws
-                    .request(Eks, "UpdateNodegroupConfig", ctx, |aws| {
-                        let mut request = aws
-                            .eks
+                    .request(Eks, "UpdateNodegroupConfig", ctx, |eks| {
+                        let mut request = eks
                             .update_nodegroup_config()
                             .cluster_name(cluster)
                             .nodegroup_name(name)
@@ -439,12 +415,11 @@ impl NamedObject for EksNodegroup {
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
-        aws.perform(Eks, "DeleteNodegroup", ctx, |aws| {
-            aws.eks
-                .delete_nodegroup()
+        aws.perform(Eks, "DeleteNodegroup", ctx, |eks| {
+            eks.delete_nodegroup()
                 .cluster_name(cluster)
                 .nodegroup_name(name)
                 .send()
@@ -455,7 +430,7 @@ impl NamedObject for EksNodegroup {
             .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         let (cluster, name) = (&inputs.cluster_name, &inputs.name);
         let found = self.describe(ctx, cluster, name).await?;
         let found = found.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
@@ -466,12 +441,7 @@ impl NamedObject for EksNodegroup {
         tags
     }
 
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        _: Self::Found,
-    ) -> Result<Created, ProviderError> {
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Self::Found) -> Result<Created> {
         let (cluster, name) = (&inputs.cluster_name, &inputs.name);
         let g = self.wait_active(ctx, cluster, name).await?;
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:ElasticIp";
 
@@ -33,11 +33,10 @@ impl Ec2Object for ElasticIp {
     type Object = Address;
     const WHAT: &'static str = "Elastic IP";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let out = aws
-            .request(Ec2, "AllocateAddress", ctx, |aws| {
-                aws.ec2
-                    .allocate_address()
+            .request(Ec2, "AllocateAddress", ctx, |ec2| {
+                ec2.allocate_address()
                     .domain(DomainType::Vpc)
                     .tag_specifications(ec2_tags(aws, ctx, ResourceType::ElasticIp, &inputs.tags))
                     .send()
@@ -58,7 +57,7 @@ impl Ec2Object for ElasticIp {
         addresses
     );
 
-    async fn inputs(_: &Aws, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs> {
         Ok(Inputs { tags })
     }
 
@@ -69,9 +68,9 @@ impl Ec2Object for ElasticIp {
         json!({"id": id, "public_ip": address.and_then(|a| a.public_ip())})
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "ReleaseAddress", ctx, |aws| {
-            aws.ec2.release_address().allocation_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "ReleaseAddress", ctx, |ec2| {
+            ec2.release_address().allocation_id(id).send()
         })
         .await
     }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, retag};
+use super::{ResourceKind, Result, Seen, Tagging, absent, retag};
+use crate::aws::api::Events;
 use crate::aws::{Aws, tag_map, user_tags};
-use crate::limiter::Service::Events;
 
 pub const KIND: &str = "aws:events:Rule";
 
@@ -43,11 +43,11 @@ impl EventbridgeRule {
         }
     }
 
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>, ProviderError> {
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>> {
         let aws = &self.0;
         let rule = aws
-            .request(Events, "DescribeRule", ctx, |aws| {
-                aws.events.describe_rule().name(name).send()
+            .request(Events, "DescribeRule", ctx, |events| {
+                events.describe_rule().name(name).send()
             })
             .await;
         let Some(rule) = absent(rule)? else {
@@ -55,16 +55,13 @@ impl EventbridgeRule {
         };
         let arn = super::required(rule.arn(), "rule ARN")?.to_string();
         let targets = aws
-            .request(Events, "ListTargetsByRule", ctx, |aws| {
-                aws.events.list_targets_by_rule().rule(name).send()
+            .request(Events, "ListTargetsByRule", ctx, |events| {
+                events.list_targets_by_rule().rule(name).send()
             })
             .await?;
         let tags = aws
-            .request(Events, "ListTagsForResource", ctx, |aws| {
-                aws.events
-                    .list_tags_for_resource()
-                    .resource_arn(&arn)
-                    .send()
+            .request(Events, "ListTagsForResource", ctx, |events| {
+                events.list_tags_for_resource().resource_arn(&arn).send()
             })
             .await?;
         let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
@@ -86,12 +83,12 @@ impl EventbridgeRule {
     }
 
     /// Writes the rule (PutRule is an upsert) and its target; returns the rule's ARN.
-    async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String, ProviderError> {
+    async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String> {
         let aws = &self.0;
         let pattern = inputs.event_pattern.to_string();
         let out = aws
-            .request(Events, "PutRule", ctx, |aws| {
-                aws.events
+            .request(Events, "PutRule", ctx, |events| {
+                events
                     .put_rule()
                     .name(&inputs.name)
                     .event_pattern(&pattern)
@@ -104,8 +101,8 @@ impl EventbridgeRule {
             .arn(&inputs.target_arn)
             .build()
             .map_err(|e| ProviderError::new(format!("rule target: {e}")))?;
-        aws.perform(Events, "PutTargets", ctx, |aws| {
-            aws.events
+        aws.perform(Events, "PutTargets", ctx, |events| {
+            events
                 .put_targets()
                 .rule(&inputs.name)
                 .targets(target.clone())
@@ -122,7 +119,7 @@ impl EventbridgeRule {
         ctx: &Ctx,
         current: &BTreeMap<String, String>,
         desired: &Inputs,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<String> {
         let arn = self.put(ctx, desired).await?;
         let rule = Tagging::Rule(&arn);
         retag(&self.0, ctx, rule, &user_tags(current), &desired.tags).await?;
@@ -147,12 +144,12 @@ impl ResourceKind for EventbridgeRule {
 impl NamedObject for EventbridgeRule {
     type Found = Described;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
         Ok(EventbridgeRule::created(&inputs.name, &arn))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (inputs, arn, _) = self
             .describe(ctx, name)
             .await?
@@ -163,13 +160,7 @@ impl NamedObject for EventbridgeRule {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         let (_, _, tags) = self
             .describe(ctx, name)
             .await?
@@ -178,25 +169,25 @@ impl NamedObject for EventbridgeRule {
         Ok(EventbridgeRule::created(name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         if self.describe(ctx, name).await?.is_none() {
             return Ok(());
         }
         // A rule goes only once it has no targets.
-        aws.perform(Events, "RemoveTargets", ctx, |aws| {
-            aws.events.remove_targets().rule(name).ids(TARGET_ID).send()
+        aws.perform(Events, "RemoveTargets", ctx, |events| {
+            events.remove_targets().rule(name).ids(TARGET_ID).send()
         })
         .await?;
         let deleted = aws
-            .request(Events, "DeleteRule", ctx, |aws| {
-                aws.events.delete_rule().name(name).send()
+            .request(Events, "DeleteRule", ctx, |events| {
+                events.delete_rule().name(name).send()
             })
             .await;
         absent(deleted).map(drop)
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         self.describe(ctx, &inputs.name).await
     }
 
@@ -209,7 +200,7 @@ impl NamedObject for EventbridgeRule {
         ctx: &Ctx,
         inputs: &Inputs,
         (_, _, tags): Self::Found,
-    ) -> Result<Created, ProviderError> {
+    ) -> Result<Created> {
         let arn = self.converge(ctx, &tags, inputs).await?;
         Ok(EventbridgeRule::created(&inputs.name, &arn))
     }

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use super::{ResourceKind, Result, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:InstanceProfile";
 
@@ -38,12 +38,11 @@ impl IamInstanceProfile {
         &self,
         ctx: &Ctx,
         name: &str,
-    ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
+    ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "GetInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .get_instance_profile()
+            .request(Iam, "GetInstanceProfile", ctx, |iam| {
+                iam.get_instance_profile()
                     .instance_profile_name(name)
                     .send()
             })
@@ -61,18 +60,11 @@ impl IamInstanceProfile {
     }
 
     /// Makes `role` the profile's only role.
-    async fn set_role(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        roles: &[String],
-        role: &str,
-    ) -> Result<(), ProviderError> {
+    async fn set_role(&self, ctx: &Ctx, name: &str, roles: &[String], role: &str) -> Result<()> {
         let aws = &self.0;
         for other in roles.iter().filter(|r| *r != role) {
-            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .remove_role_from_instance_profile()
+            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |iam| {
+                iam.remove_role_from_instance_profile()
                     .instance_profile_name(name)
                     .role_name(other)
                     .send()
@@ -80,9 +72,8 @@ impl IamInstanceProfile {
             .await?;
         }
         if !roles.iter().any(|r| r == role) {
-            aws.perform(Iam, "AddRoleToInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .add_role_to_instance_profile()
+            aws.perform(Iam, "AddRoleToInstanceProfile", ctx, |iam| {
+                iam.add_role_to_instance_profile()
                     .instance_profile_name(name)
                     .role_name(role)
                     .send()
@@ -103,12 +94,11 @@ impl ResourceKind for IamInstanceProfile {
 impl NamedObject for IamInstanceProfile {
     type Found = (Vec<String>, String, BTreeMap<String, String>);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "CreateInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .create_instance_profile()
+            .request(Iam, "CreateInstanceProfile", ctx, |iam| {
+                iam.create_instance_profile()
                     .instance_profile_name(&inputs.name)
                     .set_tags(Some(iam_tags(aws, ctx, &inputs.tags)))
                     .send()
@@ -122,7 +112,7 @@ impl NamedObject for IamInstanceProfile {
         Ok(IamInstanceProfile::created(&inputs.name, &arn))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (roles, arn, tags) = self
             .describe(ctx, name)
             .await?
@@ -137,13 +127,7 @@ impl NamedObject for IamInstanceProfile {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         if old.role_name != new.role_name {
             self.set_role(
@@ -160,31 +144,29 @@ impl NamedObject for IamInstanceProfile {
         Ok(IamInstanceProfile::created(name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let Some((roles, _, _)) = self.describe(ctx, name).await? else {
             return Ok(());
         };
         for role in &roles {
-            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .remove_role_from_instance_profile()
+            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |iam| {
+                iam.remove_role_from_instance_profile()
                     .instance_profile_name(name)
                     .role_name(role)
                     .send()
             })
             .await?;
         }
-        aws.perform(Iam, "DeleteInstanceProfile", ctx, |aws| {
-            aws.iam
-                .delete_instance_profile()
+        aws.perform(Iam, "DeleteInstanceProfile", ctx, |iam| {
+            iam.delete_instance_profile()
                 .instance_profile_name(name)
                 .send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         self.describe(ctx, &inputs.name).await
     }
 
@@ -197,7 +179,7 @@ impl NamedObject for IamInstanceProfile {
         ctx: &Ctx,
         inputs: &Inputs,
         (roles, arn, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
+    ) -> Result<Created> {
         let name = &inputs.name;
         self.set_role(ctx, name, &roles, &inputs.role_name).await?;
         Ok(IamInstanceProfile::created(name, &arn))

@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
 use super::{
-    ResourceKind, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json, required,
-    retag,
+    ResourceKind, Result, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json,
+    required, retag,
 };
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:Role";
 
@@ -107,11 +107,11 @@ impl IamRole {
         &self,
         ctx: &Ctx,
         name: &str,
-    ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
+    ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>> {
         let aws = &self.0;
         let role = aws
-            .request(Iam, "GetRole", ctx, |aws| {
-                aws.iam.get_role().role_name(name).send()
+            .request(Iam, "GetRole", ctx, |iam| {
+                iam.get_role().role_name(name).send()
             })
             .await;
         let Some(role) = absent(role)? else {
@@ -119,21 +119,20 @@ impl IamRole {
         };
         let role = required(role.role(), "role")?;
         let attached = aws
-            .request(Iam, "ListAttachedRolePolicies", ctx, |aws| {
-                aws.iam.list_attached_role_policies().role_name(name).send()
+            .request(Iam, "ListAttachedRolePolicies", ctx, |iam| {
+                iam.list_attached_role_policies().role_name(name).send()
             })
             .await?;
         let names = aws
-            .request(Iam, "ListRolePolicies", ctx, |aws| {
-                aws.iam.list_role_policies().role_name(name).send()
+            .request(Iam, "ListRolePolicies", ctx, |iam| {
+                iam.list_role_policies().role_name(name).send()
             })
             .await?;
         let mut inline_policies = BTreeMap::new();
         for policy in names.policy_names() {
             let doc = aws
-                .request(Iam, "GetRolePolicy", ctx, |aws| {
-                    aws.iam
-                        .get_role_policy()
+                .request(Iam, "GetRolePolicy", ctx, |iam| {
+                    iam.get_role_policy()
                         .role_name(name)
                         .policy_name(policy)
                         .send()
@@ -168,12 +167,7 @@ impl IamRole {
     }
 
     /// Brings the role's policies and tags from `current` to `desired`.
-    async fn converge(
-        &self,
-        ctx: &Ctx,
-        current: &Inputs,
-        desired: &Inputs,
-    ) -> Result<(), ProviderError> {
+    async fn converge(&self, ctx: &Ctx, current: &Inputs, desired: &Inputs) -> Result<()> {
         let aws = &self.0;
         let name = desired.name.as_str();
         // The boundary first: the trust template lets policies be given only to roles under it.
@@ -181,9 +175,8 @@ impl IamRole {
             && current.permissions_boundary.as_ref() != Some(boundary)
         {
             let arn = policy_arn(&aws.account_id, boundary);
-            aws.perform(Iam, "PutRolePermissionsBoundary", ctx, |aws| {
-                aws.iam
-                    .put_role_permissions_boundary()
+            aws.perform(Iam, "PutRolePermissionsBoundary", ctx, |iam| {
+                iam.put_role_permissions_boundary()
                     .role_name(name)
                     .permissions_boundary(&arn)
                     .send()
@@ -192,9 +185,8 @@ impl IamRole {
         }
         if current.trust() != desired.trust() {
             let doc = desired.trust().to_string();
-            aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |aws| {
-                aws.iam
-                    .update_assume_role_policy()
+            aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |iam| {
+                iam.update_assume_role_policy()
                     .role_name(name)
                     .policy_document(&doc)
                     .send()
@@ -205,9 +197,8 @@ impl IamRole {
             .managed_policy_arns
             .without(&current.managed_policy_arns)
         {
-            aws.perform(Iam, "AttachRolePolicy", ctx, |aws| {
-                aws.iam
-                    .attach_role_policy()
+            aws.perform(Iam, "AttachRolePolicy", ctx, |iam| {
+                iam.attach_role_policy()
                     .role_name(name)
                     .policy_arn(arn)
                     .send()
@@ -218,9 +209,8 @@ impl IamRole {
             .managed_policy_arns
             .without(&desired.managed_policy_arns)
         {
-            aws.perform(Iam, "DetachRolePolicy", ctx, |aws| {
-                aws.iam
-                    .detach_role_policy()
+            aws.perform(Iam, "DetachRolePolicy", ctx, |iam| {
+                iam.detach_role_policy()
                     .role_name(name)
                     .policy_arn(arn)
                     .send()
@@ -230,9 +220,8 @@ impl IamRole {
         for (policy, doc) in &desired.inline_policies {
             if current.inline_policies.get(policy) != Some(doc) {
                 let doc = doc.to_string();
-                aws.perform(Iam, "PutRolePolicy", ctx, |aws| {
-                    aws.iam
-                        .put_role_policy()
+                aws.perform(Iam, "PutRolePolicy", ctx, |iam| {
+                    iam.put_role_policy()
                         .role_name(name)
                         .policy_name(policy)
                         .policy_document(&doc)
@@ -243,9 +232,8 @@ impl IamRole {
         }
         for policy in current.inline_policies.keys() {
             if !desired.inline_policies.contains_key(policy) {
-                aws.perform(Iam, "DeleteRolePolicy", ctx, |aws| {
-                    aws.iam
-                        .delete_role_policy()
+                aws.perform(Iam, "DeleteRolePolicy", ctx, |iam| {
+                    iam.delete_role_policy()
                         .role_name(name)
                         .policy_name(policy)
                         .send()
@@ -275,7 +263,7 @@ impl ResourceKind for IamRole {
 impl NamedObject for IamRole {
     type Found = (Inputs, String, BTreeMap<String, String>);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();
         let boundary = inputs
@@ -283,9 +271,8 @@ impl NamedObject for IamRole {
             .as_ref()
             .map(|b| policy_arn(&aws.account_id, b));
         let out = aws
-            .request(Iam, "CreateRole", ctx, |aws| {
-                aws.iam
-                    .create_role()
+            .request(Iam, "CreateRole", ctx, |iam| {
+                iam.create_role()
                     .role_name(&inputs.name)
                     .assume_role_policy_document(&trust)
                     .set_permissions_boundary(boundary.clone())
@@ -305,12 +292,7 @@ impl NamedObject for IamRole {
         Ok(IamRole::created(inputs, &arn))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
         let (mut inputs, arn, _) = self
             .describe(ctx, name)
             .await?
@@ -332,19 +314,13 @@ impl NamedObject for IamRole {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         self.converge(ctx, old, new).await?;
         let arn = format!("arn:aws:iam::{}:role/{name}", self.0.account_id);
         Ok(IamRole::created(new, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let Some((current, _, _)) = self.describe(ctx, name).await? else {
             return Ok(());
@@ -358,13 +334,13 @@ impl NamedObject for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, &bare).await?;
-        aws.perform(Iam, "DeleteRole", ctx, |aws| {
-            aws.iam.delete_role().role_name(name).send()
+        aws.perform(Iam, "DeleteRole", ctx, |iam| {
+            iam.delete_role().role_name(name).send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         self.describe(ctx, &inputs.name).await
     }
 
@@ -377,7 +353,7 @@ impl NamedObject for IamRole {
         ctx: &Ctx,
         inputs: &Inputs,
         (current, arn, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
+    ) -> Result<Created> {
         self.converge(ctx, &current, inputs).await?;
         Ok(IamRole::created(inputs, &arn))
     }

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGateway";
 
@@ -32,11 +32,11 @@ impl Ec2Object for InternetGateway {
     type Object = aws_sdk_ec2::types::InternetGateway;
     const WHAT: &'static str = "internet gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
-            .request(Ec2, "CreateInternetGateway", ctx, |aws| {
-                let request = aws.ec2.create_internet_gateway();
+            .request(Ec2, "CreateInternetGateway", ctx, |ec2| {
+                let request = ec2.create_internet_gateway();
                 request.tag_specifications(tags.clone()).send()
             })
             .await?;
@@ -55,21 +55,13 @@ impl Ec2Object for InternetGateway {
         internet_gateways
     );
 
-    async fn inputs(
-        _: &Aws,
-        _: &Ctx,
-        _: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, _: &Self::Object, tags: Tags) -> Result<Inputs> {
         Ok(Inputs { tags })
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteInternetGateway", ctx, |aws| {
-            aws.ec2
-                .delete_internet_gateway()
-                .internet_gateway_id(id)
-                .send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteInternetGateway", ctx, |ec2| {
+            ec2.delete_internet_gateway().internet_gateway_id(id).send()
         })
         .await
     }

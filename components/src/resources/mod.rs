@@ -16,8 +16,8 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError, Providers};
 use serde_json::{Value, json};
 
+use crate::aws::api::{self, Api};
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
-use crate::limiter::Service;
 
 pub mod cluster_drain;
 pub mod cluster_leftovers;
@@ -45,6 +45,9 @@ pub mod vpc;
 use ec2::Ec2;
 use named::Named;
 pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
+
+/// What a provider's operations return: a [`ProviderError`] unless said otherwise.
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 
 /// Every provider, over one session.
 pub fn providers(aws: &Arc<Aws>) -> Providers {
@@ -94,7 +97,7 @@ pub fn with_id(id: &str) -> Created {
 }
 
 /// `None` for a `NotFound`-class error: a describe of something that may not exist.
-pub fn absent<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+pub fn absent<T>(result: Result<T>) -> Result<Option<T>> {
     match result {
         Err(e) if crate::aws::classify(&e) == ErrorClass::NotFound => Ok(None),
         other => other.map(Some),
@@ -153,7 +156,7 @@ impl Ec2Find<'_> {
     }
 }
 
-/// `async fn describe(aws, ctx, find: Ec2Find) -> Result<Option<$object>, ProviderError>`
+/// `async fn describe(aws, ctx, find: Ec2Find) -> Result<Option<$object>>`
 /// of an [`ec2::Ec2Object`]: the first EC2 object of one type that `find` finds (the
 /// SDK's types share no trait to write it once as a function).
 macro_rules! ec2_describe {
@@ -162,16 +165,16 @@ macro_rules! ec2_describe {
             aws: &$crate::aws::Aws,
             ctx: &byoc_engine::Ctx,
             find: $crate::resources::Ec2Find<'_>,
-        ) -> Result<Option<aws_sdk_ec2::types::$object>, byoc_engine::ProviderError> {
-            let send = |aws: &$crate::aws::Aws| {
-                aws.ec2
-                    .$describe()
-                    .$set_ids(find.ids())
-                    .set_filters(find.filters(aws, ctx))
-                    .send()
-            };
-            let service = $crate::limiter::Service::Ec2;
-            let out = aws.request(service, $operation, ctx, send).await?;
+        ) -> $crate::resources::Result<Option<aws_sdk_ec2::types::$object>> {
+            let service = $crate::aws::api::Ec2;
+            let out = aws
+                .request(service, $operation, ctx, |ec2| {
+                    ec2.$describe()
+                        .$set_ids(find.ids())
+                        .set_filters(find.filters(aws, ctx))
+                        .send()
+                })
+                .await?;
             Ok(out.$list().first().cloned())
         }
     };
@@ -206,15 +209,14 @@ pub async fn ec2_retag(
     id: &str,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
+) -> Result<()> {
     let gone: Vec<Tag> = removed_keys(old, new)
         .into_iter()
         .map(|k| Tag::builder().key(k).build())
         .collect();
     if !gone.is_empty() {
-        aws.perform(Service::Ec2, "DeleteTags", ctx, |aws| {
-            aws.ec2
-                .delete_tags()
+        aws.perform(api::Ec2, "DeleteTags", ctx, |ec2| {
+            ec2.delete_tags()
                 .resources(id)
                 .set_tags(Some(gone.clone()))
                 .send()
@@ -227,9 +229,8 @@ pub async fn ec2_retag(
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     if !set.is_empty() {
-        aws.perform(Service::Ec2, "CreateTags", ctx, |aws| {
-            aws.ec2
-                .create_tags()
+        aws.perform(api::Ec2, "CreateTags", ctx, |ec2| {
+            ec2.create_tags()
                 .resources(id)
                 .set_tags(Some(set.clone()))
                 .send()
@@ -264,9 +265,9 @@ pub async fn retag(
     object: Tagging<'_>,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
-    use Service::{Eks, Events, Iam, Sqs};
+) -> Result<()> {
     use Tagging::{InstanceProfile, OidcProvider, Queue, Role, Rule};
+    use api::{Eks, Events, Iam, Sqs};
     if old == new && !matches!(object, Queue(_) | Rule(_)) {
         return Ok(());
     }
@@ -396,11 +397,11 @@ pub async fn retag(
 async fn tag_calls<A, B, E, F, U, T>(
     aws: &Aws,
     ctx: &Ctx,
-    service: Service,
+    api: impl Api,
     gone: &[String],
     (untag_operation, untag): (&str, impl Fn(Vec<String>) -> U),
     (tag_operation, tag): (&str, impl Fn() -> T),
-) -> Result<(), ProviderError>
+) -> Result<()>
 where
     U: Future<Output = Result<A, SdkError<E, HttpResponse>>>,
     T: Future<Output = Result<B, SdkError<F, HttpResponse>>>,
@@ -409,9 +410,9 @@ where
 {
     if !gone.is_empty() {
         let untag = |_| untag(gone.to_vec());
-        aws.perform(service, untag_operation, ctx, untag).await?;
+        aws.perform(api, untag_operation, ctx, untag).await?;
     }
-    aws.perform(service, tag_operation, ctx, |_| tag()).await
+    aws.perform(api, tag_operation, ctx, |_| tag()).await
 }
 
 /// EKS tags (a cluster's or a node group's) as a map.
@@ -445,14 +446,14 @@ pub fn iam_tag_map(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String>
 }
 
 /// A JSON policy document as IAM returns it: URL-encoded.
-pub fn policy_json(what: &str, document: &str) -> Result<Value, ProviderError> {
+pub fn policy_json(what: &str, document: &str) -> Result<Value> {
     let decoded = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
     serde_json::from_str(&decoded)
         .map_err(|e| ProviderError::new(format!("{what}: unreadable policy document: {e}")))
 }
 
 /// The value an `Option` field of a described object must have.
-pub fn required<T>(value: Option<T>, what: &str) -> Result<T, ProviderError> {
+pub fn required<T>(value: Option<T>, what: &str) -> Result<T> {
     value.ok_or_else(|| ProviderError::new(format!("AWS returned no {what}")))
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde_json::Value;
 
-use super::{ResourceKind, Seen, TypedProvider};
+use super::{ResourceKind, Result, Seen, TypedProvider};
 use crate::aws::{self, Aws};
 
 /// One named type's own part: its operations, and what adopting its object needs. Its
@@ -32,7 +32,7 @@ pub trait NamedObject: ResourceKind {
         &self,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Option<Self::Found>, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Option<Self::Found>>> + Send;
 
     /// All of the found object's tags.
     fn tags(found: &Self::Found) -> &BTreeMap<String, String>;
@@ -44,13 +44,13 @@ pub trait NamedObject: ResourceKind {
         ctx: &Ctx,
         inputs: &Self::Inputs,
         found: Self::Found,
-    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Created>> + Send;
 
     fn create(
         &self,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Created>> + Send;
 
     /// As [`TypedProvider::read`].
     fn read(
@@ -58,7 +58,7 @@ pub trait NamedObject: ResourceKind {
         ctx: &Ctx,
         id: &str,
         recorded: &Self::Inputs,
-    ) -> impl Future<Output = Result<Seen<Self::Inputs>, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Seen<Self::Inputs>>> + Send;
 
     fn update(
         &self,
@@ -66,14 +66,14 @@ pub trait NamedObject: ResourceKind {
         id: &str,
         old: &Self::Inputs,
         new: &Self::Inputs,
-    ) -> impl Future<Output = Result<Value, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Value>> + Send;
 
     fn delete(
         &self,
         ctx: &Ctx,
         id: &str,
         inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// As [`TypedProvider::classify`].
     fn classify(error: &ProviderError) -> ErrorClass {
@@ -89,40 +89,25 @@ super::typed::forward_kind!(Named, NamedObject);
 
 #[async_trait]
 impl<T: NamedObject> TypedProvider for Named<T> {
-    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created> {
         self.0.create(ctx, inputs).await
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        recorded: &T::Inputs,
-    ) -> Result<Seen<T::Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, recorded: &T::Inputs) -> Result<Seen<T::Inputs>> {
         self.0.read(ctx, id, recorded).await
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &T::Inputs,
-        new: &T::Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, id: &str, old: &T::Inputs, new: &T::Inputs) -> Result<Value> {
         self.0.update(ctx, id, old, new).await
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &T::Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &T::Inputs) -> Result<()> {
         self.0.delete(ctx, id, inputs).await
     }
 
     /// Without the tags of this stack and this resource (and of this create, for a type
     /// adopting by token) the object is another's: not adopted.
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &T::Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Option<Created>> {
         match self.0.find(ctx, inputs).await? {
             Some(found) if self.1.owns(ctx, T::tags(&found), T::ADOPT_BY_TOKEN) => {
                 self.0.complete(ctx, inputs, found).await.map(Some)

@@ -9,9 +9,9 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{Ec2Find, ResourceKind, absent, ec2_tags, with_id};
+use super::{Ec2Find, ResourceKind, Result, absent, ec2_tags, with_id};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:NatGateway";
 
@@ -32,11 +32,11 @@ pub struct NatGateway;
 
 impl NatGateway {
     /// The gateway `id`, or `None` once it is deleted.
-    async fn get(aws: &Aws, ctx: &Ctx, id: &str) -> Result<Option<Gateway>, ProviderError> {
+    async fn get(aws: &Aws, ctx: &Ctx, id: &str) -> Result<Option<Gateway>> {
         NatGateway::describe(aws, ctx, Ec2Find::Id(id)).await
     }
 
-    async fn wait_available(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
+    async fn wait_available(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
         let name = format!("NAT gateway {id}");
         aws.wait_ready(
             ctx,
@@ -76,11 +76,10 @@ impl Ec2Object for NatGateway {
     type Object = Gateway;
     const WHAT: &'static str = "NAT gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let out = aws
-            .request(Ec2, "CreateNatGateway", ctx, |aws| {
-                aws.ec2
-                    .create_nat_gateway()
+            .request(Ec2, "CreateNatGateway", ctx, |ec2| {
+                ec2.create_nat_gateway()
                     .subnet_id(&inputs.subnet_id)
                     .allocation_id(&inputs.allocation_id)
                     .client_token(&ctx.token)
@@ -98,15 +97,10 @@ impl Ec2Object for NatGateway {
 
     /// By id, one that is deleted is none (AWS lists deleted ones for an hour); of those an
     /// interrupted create made, the one not failed or going.
-    async fn describe(
-        aws: &Aws,
-        ctx: &Ctx,
-        find: Ec2Find<'_>,
-    ) -> Result<Option<Gateway>, ProviderError> {
+    async fn describe(aws: &Aws, ctx: &Ctx, find: Ec2Find<'_>) -> Result<Option<Gateway>> {
         let out = aws
-            .request(Ec2, "DescribeNatGateways", ctx, |aws| {
-                aws.ec2
-                    .describe_nat_gateways()
+            .request(Ec2, "DescribeNatGateways", ctx, |ec2| {
+                ec2.describe_nat_gateways()
                     .set_nat_gateway_ids(find.ids())
                     .set_filter(find.filters(aws, ctx))
                     .send()
@@ -126,7 +120,7 @@ impl Ec2Object for NatGateway {
             .find(|g| g.state().is_none_or(|s| !gone.contains(s))))
     }
 
-    async fn inputs(_: &Aws, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs> {
         let address = g.nat_gateway_addresses().first();
         Ok(Inputs {
             subnet_id: g.subnet_id().unwrap_or_default().to_string(),
@@ -145,16 +139,16 @@ impl Ec2Object for NatGateway {
         id: &str,
         old: Option<&Inputs>,
         _: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         match old {
             None => NatGateway::wait_available(aws, ctx, id).await,
             Some(_) => Ok(()),
         }
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteNatGateway", ctx, |aws| {
-            aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteNatGateway", ctx, |ec2| {
+            ec2.delete_nat_gateway().nat_gateway_id(id).send()
         })
         .await?;
         // Its Elastic IP and subnet cannot go before it has.

@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use super::{ResourceKind, Result, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:OidcProvider";
 
@@ -49,12 +49,11 @@ impl OidcProvider {
         &self,
         ctx: &Ctx,
         arn: &str,
-    ) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
+    ) -> Result<Option<(Inputs, BTreeMap<String, String>)>> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "GetOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .get_open_id_connect_provider()
+            .request(Iam, "GetOpenIDConnectProvider", ctx, |iam| {
+                iam.get_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .send()
             })
@@ -79,12 +78,11 @@ impl OidcProvider {
         arn: &str,
         current: &Inputs,
         desired: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         let aws = &self.0;
         for id in desired.client_ids.difference(&current.client_ids) {
-            aws.perform(Iam, "AddClientIDToOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .add_client_id_to_open_id_connect_provider()
+            aws.perform(Iam, "AddClientIDToOpenIDConnectProvider", ctx, |iam| {
+                iam.add_client_id_to_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
                     .send()
@@ -92,9 +90,8 @@ impl OidcProvider {
             .await?;
         }
         for id in current.client_ids.difference(&desired.client_ids) {
-            aws.perform(Iam, "RemoveClientIDFromOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .remove_client_id_from_open_id_connect_provider()
+            aws.perform(Iam, "RemoveClientIDFromOpenIDConnectProvider", ctx, |iam| {
+                iam.remove_client_id_from_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
                     .send()
@@ -102,9 +99,8 @@ impl OidcProvider {
             .await?;
         }
         if current.thumbprints != desired.thumbprints {
-            aws.perform(Iam, "UpdateOpenIDConnectProviderThumbprint", ctx, |aws| {
-                aws.iam
-                    .update_open_id_connect_provider_thumbprint()
+            aws.perform(Iam, "UpdateOpenIDConnectProviderThumbprint", ctx, |iam| {
+                iam.update_open_id_connect_provider_thumbprint()
                     .open_id_connect_provider_arn(arn)
                     .set_thumbprint_list(Some(desired.thumbprints.clone()))
                     .send()
@@ -126,12 +122,11 @@ impl ResourceKind for OidcProvider {
 impl NamedObject for OidcProvider {
     type Found = (Inputs, BTreeMap<String, String>);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "CreateOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .create_open_id_connect_provider()
+            .request(Iam, "CreateOpenIDConnectProvider", ctx, |iam| {
+                iam.create_open_id_connect_provider()
                     .url(&inputs.url)
                     .set_client_id_list(Some(inputs.client_ids.iter().cloned().collect()))
                     .set_thumbprint_list(Some(inputs.thumbprints.clone()))
@@ -143,7 +138,7 @@ impl NamedObject for OidcProvider {
         Ok(OidcProvider::created(arn, &inputs.url))
     }
 
-    async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (inputs, _) = self
             .describe(ctx, arn)
             .await?
@@ -154,29 +149,22 @@ impl NamedObject for OidcProvider {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        arn: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, arn: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         self.converge(ctx, arn, old, new).await?;
         Ok(OidcProvider::created(arn, &new.url).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        aws.perform(Iam, "DeleteOpenIDConnectProvider", ctx, |aws| {
-            aws.iam
-                .delete_open_id_connect_provider()
+        aws.perform(Iam, "DeleteOpenIDConnectProvider", ctx, |iam| {
+            iam.delete_open_id_connect_provider()
                 .open_id_connect_provider_arn(arn)
                 .send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         self.describe(ctx, &self.arn(&inputs.url)).await
     }
 
@@ -189,7 +177,7 @@ impl NamedObject for OidcProvider {
         ctx: &Ctx,
         inputs: &Inputs,
         (current, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
+    ) -> Result<Created> {
         let arn = self.arn(&inputs.url);
         self.converge(ctx, &arn, &current, inputs).await?;
         Ok(OidcProvider::created(&arn, &inputs.url))

@@ -8,9 +8,9 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, not_found};
+use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Route";
 
@@ -39,19 +39,11 @@ impl Route {
     }
 
     /// The route as it is in its table, if it is there.
-    async fn find(
-        &self,
-        ctx: &Ctx,
-        table: &str,
-        destination: &str,
-    ) -> Result<Option<Inputs>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, table: &str, destination: &str) -> Result<Option<Inputs>> {
         let aws = &self.0;
         let out = aws
-            .request(Ec2, "DescribeRouteTables", ctx, |aws| {
-                aws.ec2
-                    .describe_route_tables()
-                    .route_table_ids(table)
-                    .send()
+            .request(Ec2, "DescribeRouteTables", ctx, |ec2| {
+                ec2.describe_route_tables().route_table_ids(table).send()
             })
             .await?;
         let t = out
@@ -70,7 +62,7 @@ impl Route {
     }
 }
 
-fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+fn split(id: &str) -> Result<(&str, &str)> {
     id.split_once('_')
         .ok_or_else(|| ProviderError::new(format!("{id:?} is not a route id (table_destination)")))
 }
@@ -93,11 +85,10 @@ impl ResourceKind for Route {
 
 #[async_trait]
 impl TypedProvider for Route {
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        aws.perform(Ec2, "CreateRoute", ctx, |aws| {
-            aws.ec2
-                .create_route()
+        aws.perform(Ec2, "CreateRoute", ctx, |ec2| {
+            ec2.create_route()
                 .route_table_id(&inputs.route_table_id)
                 .destination_cidr_block(&inputs.destination_cidr_block)
                 .set_gateway_id(inputs.gateway_id.clone())
@@ -108,7 +99,7 @@ impl TypedProvider for Route {
         Ok(Route::created(inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (table, destination) = split(id)?;
         let inputs = self
             .find(ctx, table, destination)
@@ -120,17 +111,10 @@ impl TypedProvider for Route {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        _: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, _: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
-        aws.perform(Ec2, "ReplaceRoute", ctx, |aws| {
-            aws.ec2
-                .replace_route()
+        aws.perform(Ec2, "ReplaceRoute", ctx, |ec2| {
+            ec2.replace_route()
                 .route_table_id(&new.route_table_id)
                 .destination_cidr_block(&new.destination_cidr_block)
                 .set_gateway_id(new.gateway_id.clone())
@@ -141,12 +125,11 @@ impl TypedProvider for Route {
         Ok(Route::created(new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let (table, destination) = split(id)?;
-        aws.perform(Ec2, "DeleteRoute", ctx, |aws| {
-            aws.ec2
-                .delete_route()
+        aws.perform(Ec2, "DeleteRoute", ctx, |ec2| {
+            ec2.delete_route()
                 .route_table_id(table)
                 .destination_cidr_block(destination)
                 .send()
@@ -154,11 +137,7 @@ impl TypedProvider for Route {
         .await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
         let found = self
             .find(ctx, &inputs.route_table_id, &inputs.destination_cidr_block)
             .await?;

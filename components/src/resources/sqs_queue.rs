@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, retag};
+use super::{ResourceKind, Result, Seen, Tagging, retag};
+use crate::aws::api::Sqs;
 use crate::aws::{self, Aws, user_tags};
-use crate::limiter::Service::Sqs;
 
 pub const KIND: &str = "aws:sqs:Queue";
 
@@ -76,11 +76,11 @@ impl SqsQueue {
     }
 
     /// The queue's URL, or `None` if there is no such queue.
-    async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>, ProviderError> {
+    async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>> {
         let aws = &self.0;
         match aws
-            .request(Sqs, "GetQueueUrl", ctx, |aws| {
-                aws.sqs.get_queue_url().queue_name(name).send()
+            .request(Sqs, "GetQueueUrl", ctx, |sqs| {
+                sqs.get_queue_url().queue_name(name).send()
             })
             .await
         {
@@ -89,12 +89,11 @@ impl SqsQueue {
         }
     }
 
-    async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes, ProviderError> {
+    async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes> {
         let aws = &self.0;
         let out = aws
-            .request(Sqs, "GetQueueAttributes", ctx, |aws| {
-                aws.sqs
-                    .get_queue_attributes()
+            .request(Sqs, "GetQueueAttributes", ctx, |sqs| {
+                sqs.get_queue_attributes()
                     .queue_url(url)
                     .attribute_names(QueueAttributeName::All)
                     .send()
@@ -113,11 +112,11 @@ impl SqsQueue {
         })
     }
 
-    async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+    async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>> {
         let aws = &self.0;
         let out = aws
-            .request(Sqs, "ListQueueTags", ctx, |aws| {
-                aws.sqs.list_queue_tags().queue_url(url).send()
+            .request(Sqs, "ListQueueTags", ctx, |sqs| {
+                sqs.list_queue_tags().queue_url(url).send()
             })
             .await?;
         Ok(out
@@ -131,7 +130,7 @@ impl SqsQueue {
         &self,
         ctx: &Ctx,
         name: &str,
-    ) -> Result<Option<(String, BTreeMap<String, String>)>, ProviderError> {
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
         let Some(url) = self.url(ctx, name).await? else {
             return Ok(None);
         };
@@ -162,12 +161,11 @@ impl SqsQueue {
         url: &str,
         current_tags: &BTreeMap<String, String>,
         desired: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         let aws = &self.0;
         let attributes = self.attributes_of(desired);
-        aws.perform(Sqs, "SetQueueAttributes", ctx, |aws| {
-            aws.sqs
-                .set_queue_attributes()
+        aws.perform(Sqs, "SetQueueAttributes", ctx, |sqs| {
+            sqs.set_queue_attributes()
                 .queue_url(url)
                 .set_attributes(Some(attributes.clone()))
                 .send()
@@ -207,7 +205,7 @@ impl ResourceKind for SqsQueue {
 impl NamedObject for SqsQueue {
     type Found = (String, BTreeMap<String, String>);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
         // Made whole in one call: its attributes and tags need no second write.
@@ -215,9 +213,8 @@ impl NamedObject for SqsQueue {
         attributes.retain(|_, value| !value.is_empty());
         attributes.insert(QueueAttributeName::SqsManagedSseEnabled, "true".into());
         let out = aws
-            .request(Sqs, "CreateQueue", ctx, |aws| {
-                aws.sqs
-                    .create_queue()
+            .request(Sqs, "CreateQueue", ctx, |sqs| {
+                sqs.create_queue()
                     .queue_name(&inputs.name)
                     .set_attributes(Some(attributes.clone()))
                     .set_tags(Some(tags.clone()))
@@ -228,12 +225,7 @@ impl NamedObject for SqsQueue {
         Ok(self.created(&inputs.name, &url))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
         let url = self
             .url(ctx, name)
             .await?
@@ -256,13 +248,7 @@ impl NamedObject for SqsQueue {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         let (url, tags) = self
             .described(ctx, name)
             .await?
@@ -271,14 +257,14 @@ impl NamedObject for SqsQueue {
         Ok(self.created(name, &url).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let Some(url) = self.url(ctx, name).await? else {
             return Ok(());
         };
         match aws
-            .perform(Sqs, "DeleteQueue", ctx, |aws| {
-                aws.sqs.delete_queue().queue_url(&url).send()
+            .perform(Sqs, "DeleteQueue", ctx, |sqs| {
+                sqs.delete_queue().queue_url(&url).send()
             })
             .await
         {
@@ -287,7 +273,7 @@ impl NamedObject for SqsQueue {
         }
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
+    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
         self.described(ctx, &inputs.name).await
     }
 
@@ -300,7 +286,7 @@ impl NamedObject for SqsQueue {
         ctx: &Ctx,
         inputs: &Inputs,
         (url, tags): Self::Found,
-    ) -> Result<Created, ProviderError> {
+    ) -> Result<Created> {
         self.converge(ctx, &url, &tags, inputs).await?;
         Ok(self.created(&inputs.name, &url))
     }

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Subnet";
 
@@ -29,10 +29,9 @@ pub struct Inputs {
 pub struct Subnet;
 
 impl Subnet {
-    async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "ModifySubnetAttribute", ctx, |aws| {
-            aws.ec2
-                .modify_subnet_attribute()
+    async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<()> {
+        aws.perform(Ec2, "ModifySubnetAttribute", ctx, |ec2| {
+            ec2.modify_subnet_attribute()
                 .subnet_id(id)
                 .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
                 .send()
@@ -52,11 +51,10 @@ impl Ec2Object for Subnet {
     type Object = aws_sdk_ec2::types::Subnet;
     const WHAT: &'static str = "subnet";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let out = aws
-            .request(Ec2, "CreateSubnet", ctx, |aws| {
-                aws.ec2
-                    .create_subnet()
+            .request(Ec2, "CreateSubnet", ctx, |ec2| {
+                ec2.create_subnet()
                     .vpc_id(&inputs.vpc_id)
                     .cidr_block(&inputs.cidr_block)
                     .availability_zone(&inputs.availability_zone)
@@ -87,12 +85,7 @@ impl Ec2Object for Subnet {
         json!({"id": id, "availability_zone": zone, "cidr_block": cidr})
     }
 
-    async fn inputs(
-        _: &Aws,
-        _: &Ctx,
-        s: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, s: &Self::Object, tags: Tags) -> Result<Inputs> {
         Ok(Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             cidr_block: s.cidr_block().unwrap_or_default().to_string(),
@@ -109,16 +102,16 @@ impl Ec2Object for Subnet {
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         if old.is_none_or(|o| o.map_public_ip_on_launch != new.map_public_ip_on_launch) {
             Subnet::set_public(aws, ctx, id, new.map_public_ip_on_launch).await?;
         }
         Ok(())
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteSubnet", ctx, |aws| {
-            aws.ec2.delete_subnet().subnet_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteSubnet", ctx, |ec2| {
+            ec2.delete_subnet().subnet_id(id).send()
         })
         .await
     }

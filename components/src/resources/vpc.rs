@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Vpc";
 
@@ -33,13 +33,12 @@ impl Vpc {
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
         // One attribute per call: the API refuses both at once.
         if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .modify_vpc_attribute()
+            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |ec2| {
+                ec2.modify_vpc_attribute()
                     .vpc_id(id)
                     .enable_dns_support(flag(new.enable_dns_support))
                     .send()
@@ -47,9 +46,8 @@ impl Vpc {
             .await?;
         }
         if old.is_none_or(|o| o.enable_dns_hostnames != new.enable_dns_hostnames) {
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .modify_vpc_attribute()
+            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |ec2| {
+                ec2.modify_vpc_attribute()
                     .vpc_id(id)
                     .enable_dns_hostnames(flag(new.enable_dns_hostnames))
                     .send()
@@ -59,16 +57,10 @@ impl Vpc {
         Ok(())
     }
 
-    async fn attribute(
-        aws: &Aws,
-        ctx: &Ctx,
-        id: &str,
-        name: VpcAttributeName,
-    ) -> Result<bool, ProviderError> {
+    async fn attribute(aws: &Aws, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool> {
         let out = aws
-            .request(Ec2, "DescribeVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .describe_vpc_attribute()
+            .request(Ec2, "DescribeVpcAttribute", ctx, |ec2| {
+                ec2.describe_vpc_attribute()
                     .vpc_id(id)
                     .attribute(name.clone())
                     .send()
@@ -92,11 +84,10 @@ impl Ec2Object for Vpc {
     type Object = aws_sdk_ec2::types::Vpc;
     const WHAT: &'static str = "VPC";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let out = aws
-            .request(Ec2, "CreateVpc", ctx, |aws| {
-                aws.ec2
-                    .create_vpc()
+            .request(Ec2, "CreateVpc", ctx, |ec2| {
+                ec2.create_vpc()
                     .cidr_block(&inputs.cidr_block)
                     .tag_specifications(ec2_tags(aws, ctx, ResourceType::Vpc, &inputs.tags))
                     .send()
@@ -116,12 +107,7 @@ impl Ec2Object for Vpc {
         json!({"id": id, "cidr_block": inputs.cidr_block})
     }
 
-    async fn inputs(
-        aws: &Aws,
-        ctx: &Ctx,
-        vpc: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(aws: &Aws, ctx: &Ctx, vpc: &Self::Object, tags: Tags) -> Result<Inputs> {
         use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
         let id = vpc.vpc_id().unwrap_or_default();
         Ok(Inputs {
@@ -139,13 +125,13 @@ impl Ec2Object for Vpc {
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         Vpc::set_attributes(aws, ctx, id, old, new).await
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteVpc", ctx, |aws| {
-            aws.ec2.delete_vpc().vpc_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteVpc", ctx, |ec2| {
+            ec2.delete_vpc().vpc_id(id).send()
         })
         .await
     }
