@@ -13,7 +13,7 @@ use byoc_engine::{Created, Ctx};
 use serde_json::{Value, json};
 
 use super::{
-    Ec2Find, ResourceKind, Result, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found,
+    Ec2Find, ResourceKind, Result, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found, required,
 };
 use crate::aws::{Aws, user_tags};
 
@@ -27,12 +27,13 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
     /// What a not-found error calls it, e.g. `VPC`.
     const WHAT: &'static str;
 
-    /// Makes the object, tagged with byoc's tags and the user's (`ec2_tags`).
+    /// Makes the object, tagged with byoc's tags and the user's (`ec2_tags`); the object as
+    /// the create describes it. What the request cannot set, [`Ec2Object::settle`] sets.
     fn create(
         aws: &Aws,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Created>> + Send;
+    ) -> impl Future<Output = Result<Self::Object>> + Send;
 
     /// The object `find` finds, if any (`ec2_describe!` writes it).
     fn describe(
@@ -60,8 +61,8 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
     }
 
     /// Sets what the create request cannot set (attributes, or waits for the object to be
-    /// ready): what changed from `old`, or with `old` none all of it, for an interrupted
-    /// create. By default there is nothing of the kind.
+    /// ready): what changed from `old`, or with `old` none what a new object needs (one just
+    /// made, or one an interrupted create made). By default there is nothing of the kind.
     fn settle(
         _aws: &Aws,
         _ctx: &Ctx,
@@ -133,12 +134,26 @@ described! {
 /// The engine's typed provider for an [`Ec2Object`] (a unit type), over a session.
 pub struct Ec2<T>(pub T, pub Arc<Aws>);
 
+impl<T: Ec2Object> Ec2<T> {
+    /// What a create of `inputs` made of `object` (as a create describes it, or as found
+    /// after an interrupted one), settled.
+    async fn made(&self, ctx: &Ctx, inputs: &T::Inputs, object: &T::Object) -> Result<Created> {
+        let id = required(object.id(), &format!("{} id", T::WHAT))?;
+        T::settle(&self.1, ctx, id, None, inputs).await?;
+        Ok(Created {
+            physical_id: id.to_string(),
+            outputs: T::outputs(id, inputs, Some(object)),
+        })
+    }
+}
+
 super::typed::forward_kind!(Ec2, Ec2Object);
 
 #[async_trait]
 impl<T: Ec2Object> TypedProvider for Ec2<T> {
     async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created> {
-        T::create(&self.1, ctx, inputs).await
+        let object = T::create(&self.1, ctx, inputs).await?;
+        self.made(ctx, inputs, &object).await
     }
 
     async fn read(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<Seen<T::Inputs>> {
@@ -169,14 +184,9 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
     }
 
     async fn find_existing(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Option<Created>> {
-        let found = T::describe(&self.1, ctx, Ec2Find::Made).await?;
-        let Some((object, id)) = found.as_ref().and_then(|o| Some((o, o.id()?))) else {
-            return Ok(None);
-        };
-        T::settle(&self.1, ctx, id, None, inputs).await?;
-        Ok(Some(Created {
-            physical_id: id.to_string(),
-            outputs: T::outputs(id, inputs, Some(object)),
-        }))
+        match T::describe(&self.1, ctx, Ec2Find::Made).await? {
+            Some(object) => self.made(ctx, inputs, &object).await.map(Some),
+            None => Ok(None),
+        }
     }
 }

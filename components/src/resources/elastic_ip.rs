@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
-use byoc_engine::{Created, Ctx};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -33,7 +33,8 @@ impl Ec2Object for ElasticIp {
     type Object = Address;
     const WHAT: &'static str = "Elastic IP";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    /// The address as AllocateAddress tells it: its allocation id and public IP.
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Address> {
         let out = aws
             .request(Ec2, "AllocateAddress", ctx, |ec2| {
                 ec2.allocate_address()
@@ -42,11 +43,10 @@ impl Ec2Object for ElasticIp {
                     .send()
             })
             .await?;
-        let id = super::required(out.allocation_id(), "allocation id")?;
-        Ok(Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id, "public_ip": out.public_ip()}),
-        })
+        Ok(Address::builder()
+            .set_allocation_id(out.allocation_id().map(str::to_string))
+            .set_public_ip(out.public_ip().map(str::to_string))
+            .build())
     }
 
     ec2_describe!(

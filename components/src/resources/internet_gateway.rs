@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
@@ -32,7 +32,7 @@ impl Ec2Object for InternetGateway {
     type Object = aws_sdk_ec2::types::InternetGateway;
     const WHAT: &'static str = "internet gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
             .request(Ec2, "CreateInternetGateway", ctx, |ec2| {
@@ -40,11 +40,7 @@ impl Ec2Object for InternetGateway {
                 request.tag_specifications(tags.clone()).send()
             })
             .await?;
-        let id = super::required(
-            out.internet_gateway().and_then(|g| g.internet_gateway_id()),
-            "internet gateway id",
-        )?;
-        Ok(with_id(id))
+        super::required(out.internet_gateway().cloned(), "internet gateway")
     }
 
     ec2_describe!(

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{Ec2Find, ResourceKind, Result, absent, ec2_tags, with_id};
+use super::{Ec2Find, ResourceKind, Result, absent, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
@@ -76,7 +76,7 @@ impl Ec2Object for NatGateway {
     type Object = Gateway;
     const WHAT: &'static str = "NAT gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Gateway> {
         let out = aws
             .request(Ec2, "CreateNatGateway", ctx, |ec2| {
                 ec2.create_nat_gateway()
@@ -87,12 +87,7 @@ impl Ec2Object for NatGateway {
                     .send()
             })
             .await?;
-        let id = super::required(
-            out.nat_gateway().and_then(|g| g.nat_gateway_id()),
-            "NAT gateway id",
-        )?;
-        NatGateway::wait_available(aws, ctx, id).await?;
-        Ok(with_id(id))
+        super::required(out.nat_gateway().cloned(), "NAT gateway")
     }
 
     /// By id, one that is deleted is none (AWS lists deleted ones for an hour); of those an
@@ -132,7 +127,7 @@ impl Ec2Object for NatGateway {
         })
     }
 
-    /// An interrupted create may not have waited for the gateway.
+    /// A new gateway is waited for until it is available.
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,

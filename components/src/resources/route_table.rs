@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
@@ -33,7 +33,7 @@ impl Ec2Object for RouteTable {
     type Object = aws_sdk_ec2::types::RouteTable;
     const WHAT: &'static str = "route table";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
             .request(Ec2, "CreateRouteTable", ctx, |ec2| {
                 ec2.create_route_table()
@@ -42,8 +42,7 @@ impl Ec2Object for RouteTable {
                     .send()
             })
             .await?;
-        let table = out.route_table().and_then(|t| t.route_table_id());
-        Ok(with_id(super::required(table, "route table id")?))
+        super::required(out.route_table().cloned(), "route table")
     }
 
     ec2_describe!(

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use byoc_engine::{Created, Ctx};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
@@ -28,18 +28,6 @@ pub struct Inputs {
 
 pub struct Subnet;
 
-impl Subnet {
-    async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<()> {
-        aws.perform(Ec2, "ModifySubnetAttribute", ctx, |ec2| {
-            ec2.modify_subnet_attribute()
-                .subnet_id(id)
-                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
-                .send()
-        })
-        .await
-    }
-}
-
 impl ResourceKind for Subnet {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
@@ -51,7 +39,7 @@ impl Ec2Object for Subnet {
     type Object = aws_sdk_ec2::types::Subnet;
     const WHAT: &'static str = "subnet";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
             .request(Ec2, "CreateSubnet", ctx, |ec2| {
                 ec2.create_subnet()
@@ -62,14 +50,7 @@ impl Ec2Object for Subnet {
                     .send()
             })
             .await?;
-        let id = super::required(out.subnet().and_then(|s| s.subnet_id()), "subnet id")?;
-        if inputs.map_public_ip_on_launch {
-            Subnet::set_public(aws, ctx, id, true).await?;
-        }
-        Ok(Created {
-            outputs: Subnet::outputs(id, inputs, None),
-            ..with_id(id)
-        })
+        super::required(out.subnet().cloned(), "subnet")
     }
 
     ec2_describe!(
@@ -95,7 +76,7 @@ impl Ec2Object for Subnet {
         })
     }
 
-    /// A create that died may not have made the subnet public yet.
+    /// A subnet is made private: one to be public is made so once it exists.
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,
@@ -103,8 +84,15 @@ impl Ec2Object for Subnet {
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<()> {
-        if old.is_none_or(|o| o.map_public_ip_on_launch != new.map_public_ip_on_launch) {
-            Subnet::set_public(aws, ctx, id, new.map_public_ip_on_launch).await?;
+        let public = new.map_public_ip_on_launch;
+        if old.map_or(public, |o| o.map_public_ip_on_launch != public) {
+            aws.perform(Ec2, "ModifySubnetAttribute", ctx, |ec2| {
+                ec2.modify_subnet_attribute()
+                    .subnet_id(id)
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }

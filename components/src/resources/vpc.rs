@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::operation::modify_vpc_attribute::builders::ModifyVpcAttributeFluentBuilder;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
-use byoc_engine::{Created, Ctx};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, Result, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
@@ -27,36 +28,6 @@ pub struct Inputs {
 pub struct Vpc;
 
 impl Vpc {
-    async fn set_attributes(
-        aws: &Aws,
-        ctx: &Ctx,
-        id: &str,
-        old: Option<&Inputs>,
-        new: &Inputs,
-    ) -> Result<()> {
-        let flag = |v: bool| AttributeBooleanValue::builder().value(v).build();
-        // One attribute per call: the API refuses both at once.
-        if old.is_none_or(|o| o.enable_dns_support != new.enable_dns_support) {
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |ec2| {
-                ec2.modify_vpc_attribute()
-                    .vpc_id(id)
-                    .enable_dns_support(flag(new.enable_dns_support))
-                    .send()
-            })
-            .await?;
-        }
-        if old.is_none_or(|o| o.enable_dns_hostnames != new.enable_dns_hostnames) {
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |ec2| {
-                ec2.modify_vpc_attribute()
-                    .vpc_id(id)
-                    .enable_dns_hostnames(flag(new.enable_dns_hostnames))
-                    .send()
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
     async fn attribute(aws: &Aws, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool> {
         let out = aws
             .request(Ec2, "DescribeVpcAttribute", ctx, |ec2| {
@@ -84,7 +55,7 @@ impl Ec2Object for Vpc {
     type Object = aws_sdk_ec2::types::Vpc;
     const WHAT: &'static str = "VPC";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
             .request(Ec2, "CreateVpc", ctx, |ec2| {
                 ec2.create_vpc()
@@ -93,12 +64,7 @@ impl Ec2Object for Vpc {
                     .send()
             })
             .await?;
-        let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
-        Vpc::set_attributes(aws, ctx, id, None, inputs).await?;
-        Ok(Created {
-            outputs: Vpc::outputs(id, inputs, None),
-            ..with_id(id)
-        })
+        super::required(out.vpc().cloned(), "VPC")
     }
 
     ec2_describe!(Vpc, "DescribeVpcs", describe_vpcs, set_vpc_ids, vpcs);
@@ -118,7 +84,7 @@ impl Ec2Object for Vpc {
         })
     }
 
-    /// The create may have died between CreateVpc and the attributes.
+    /// The DNS attributes CreateVpc cannot set, one per call (the API refuses both at once).
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,
@@ -126,7 +92,26 @@ impl Ec2Object for Vpc {
         old: Option<&Inputs>,
         new: &Inputs,
     ) -> Result<()> {
-        Vpc::set_attributes(aws, ctx, id, old, new).await
+        type Request = ModifyVpcAttributeFluentBuilder;
+        // Each attribute: its input, and how the request sets it.
+        type Attribute = (
+            fn(&Inputs) -> bool,
+            fn(Request, AttributeBooleanValue) -> Request,
+        );
+        let attributes: [Attribute; 2] = [
+            (|i| i.enable_dns_support, Request::enable_dns_support),
+            (|i| i.enable_dns_hostnames, Request::enable_dns_hostnames),
+        ];
+        for (value, set) in attributes {
+            if old.is_none_or(|o| value(o) != value(new)) {
+                let flag = AttributeBooleanValue::builder().value(value(new)).build();
+                aws.perform(Ec2, "ModifyVpcAttribute", ctx, |ec2| {
+                    set(ec2.modify_vpc_attribute().vpc_id(id), flag.clone()).send()
+                })
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
