@@ -58,14 +58,10 @@ impl ClusterLeftovers {
                 elb.describe_load_balancers().send()
             })
             .await?;
-        let arns: Vec<String> = out
-            .load_balancers()
-            .iter()
-            .filter(|lb| lb.vpc_id() == Some(inputs.vpc_id.as_str()))
-            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
-            .collect();
-        let doomed = self.elb_made_by_cluster(ctx, inputs, arns).await?;
-        for arn in &doomed {
+        let listed = out.load_balancers().iter();
+        let listed = listed.map(|lb| (lb.vpc_id(), lb.load_balancer_arn()));
+        let balancers = self.elb_made_by_cluster(ctx, inputs, listed).await?;
+        for arn in &balancers {
             aws.perform(Elb, "DeleteLoadBalancer", ctx, |elb| {
                 elb.delete_load_balancer().load_balancer_arn(arn).send()
             })
@@ -76,30 +72,32 @@ impl ClusterLeftovers {
                 elb.describe_target_groups().send()
             })
             .await?;
-        let arns: Vec<String> = out
-            .target_groups()
-            .iter()
-            .filter(|tg| tg.vpc_id() == Some(inputs.vpc_id.as_str()))
-            .filter_map(|tg| tg.target_group_arn().map(str::to_string))
-            .collect();
-        let groups = self.elb_made_by_cluster(ctx, inputs, arns).await?;
+        let listed = out.target_groups().iter();
+        let listed = listed.map(|tg| (tg.vpc_id(), tg.target_group_arn()));
+        let groups = self.elb_made_by_cluster(ctx, inputs, listed).await?;
         for arn in &groups {
             aws.perform(Elb, "DeleteTargetGroup", ctx, |elb| {
                 elb.delete_target_group().target_group_arn(arn).send()
             })
             .await?;
         }
-        Ok(doomed.len() + groups.len())
+        Ok(balancers.len() + groups.len())
     }
 
-    /// Those of `arns` (load balancers or target groups) whose tags say the cluster made them.
-    async fn elb_made_by_cluster(
+    /// The ARNs of those of `listed` (load balancers or target groups, each `(vpc, arn)`) in
+    /// the environment's VPC whose tags say the cluster made them.
+    async fn elb_made_by_cluster<'a>(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-        arns: Vec<String>,
+        listed: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
     ) -> Result<Vec<String>> {
         let aws = &self.0;
+        let vpc = Some(inputs.vpc_id.as_str());
+        let arns: Vec<String> = listed
+            .filter(|(in_vpc, _)| *in_vpc == vpc)
+            .filter_map(|(_, arn)| arn.map(str::to_string))
+            .collect();
         let mut found = Vec::new();
         // DescribeTags takes 20 ARNs at a time.
         for chunk in arns.chunks(20) {
