@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::helm_release::Cluster;
-use super::{ResourceKind, Result, Sweeper};
+use super::{ResourceKind, Result, Sweeper, is_seconds, seconds};
 use crate::aws::{self, Aws};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
@@ -34,19 +34,8 @@ pub struct Inputs {
     #[serde(default)]
     pub node_pools: bool,
     /// How long to wait for load balancers and nodes to go.
-    #[serde(
-        default = "default_timeout",
-        skip_serializing_if = "is_default_timeout"
-    )]
+    #[serde(default = "seconds::<900>", skip_serializing_if = "is_seconds::<900>")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout() -> u64 {
-    900
-}
-
-fn is_default_timeout(seconds: &u64) -> bool {
-    *seconds == default_timeout()
 }
 
 pub struct ClusterDrain(pub Arc<Aws>);

@@ -9,7 +9,7 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Result, Seen, TypedProvider};
+use super::{ResourceKind, Result, Seen, TypedProvider, is_seconds, seconds};
 use crate::aws::{self, Aws};
 use crate::helm::{Helm, HelmError, Listed, Release};
 use crate::kube::{ClusterAccess, eks_token};
@@ -32,19 +32,8 @@ pub struct Inputs {
     #[serde(flatten)]
     pub release: Release,
     /// How long helm waits for the release's resources to be ready before rolling back.
-    #[serde(
-        default = "default_timeout",
-        skip_serializing_if = "is_default_timeout"
-    )]
+    #[serde(default = "seconds::<600>", skip_serializing_if = "is_seconds::<600>")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout() -> u64 {
-    600
-}
-
-fn is_default_timeout(seconds: &u64) -> bool {
-    *seconds == default_timeout()
 }
 
 impl Cluster {

@@ -44,7 +44,10 @@ pub mod vpc;
 
 use ec2::Ec2;
 use named::Named;
-pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
+pub use typed::{
+    ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, is_seconds, output, resource,
+    seconds,
+};
 
 /// What a provider's operations return: a [`ProviderError`] unless said otherwise.
 pub type Result<T, E = ProviderError> = std::result::Result<T, E>;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::named::NamedObject;
-use super::{ResourceKind, Result, Seen, Tagging, retag};
+use super::{ResourceKind, Result, Seen, Tagging, is_seconds, retag, seconds};
 use crate::aws::api::Sqs;
 use crate::aws::{self, Aws, user_tags};
 
@@ -21,11 +21,8 @@ pub const KIND: &str = "aws:sqs:Queue";
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
     pub name: String,
-    #[serde(
-        default = "default_retention",
-        skip_serializing_if = "is_default_retention"
-    )]
-    pub message_retention_seconds: u32,
+    #[serde(default = "seconds::<300>", skip_serializing_if = "is_seconds::<300>")]
+    pub message_retention_seconds: u64,
     /// Service principals that may send messages, e.g. `events.amazonaws.com`.
     #[serde(default)]
     pub senders: BTreeSet<String>,
@@ -33,19 +30,11 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-fn default_retention() -> u32 {
-    300
-}
-
-fn is_default_retention(seconds: &u32) -> bool {
-    *seconds == default_retention()
-}
-
 pub struct SqsQueue(pub Arc<Aws>);
 
 /// The queue's attributes as byoc sets them.
 struct Attributes {
-    retention: u32,
+    retention: u64,
     policy: Option<Value>,
 }
 

@@ -518,6 +518,18 @@ impl<'de> Deserializer<'de> for Planned<'de> {
     }
 }
 
+/// A number of seconds an input has unless it is given, for its
+/// `#[serde(default = "seconds::<N>", skip_serializing_if = "is_seconds::<N>")]`: left out of the
+/// inputs when it is the default, as in inputs recorded before the input was.
+pub fn seconds<const N: u64>() -> u64 {
+    N
+}
+
+/// Whether `value` is the default `N` of [`seconds`].
+pub fn is_seconds<const N: u64>(value: &u64) -> bool {
+    *value == N
+}
+
 /// A set of strings given as a list: in the order given when built (so that the blueprint's
 /// inputs read as written), sorted and without repeats once parsed (the canonical form the
 /// planner compares, whatever order AWS lists them in).
