@@ -2,10 +2,11 @@
 //! balancing turned on. Creates, updates and deletes wait for the cluster (up to 30 minutes
 //! on AWS). Found by its name; adopted only if its tags say it is this stack's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_eks::operation::update_cluster_config::builders::UpdateClusterConfigFluentBuilder as ConfigRequest;
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
     CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
@@ -15,14 +16,17 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
-use super::{ResourceKind, Result, Seen, Tagging, absent, eks_tag_map, required, retag};
+use super::named::{Found, NamedObject};
+use super::{
+    ResourceKind, Result, Seen, Tagging, absent, keyed_tag_map, keyed_tags, required, retag,
+};
 use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
 
 pub const KIND: &str = "aws:eks:Cluster";
 
-const TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long a wait for a cluster or a node group may take.
+pub const TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,8 +79,8 @@ fn vpc_config(inputs: &Inputs) -> VpcConfigRequest {
 }
 
 impl EksCluster {
-    /// The cluster, or `None` if there is none (or it is being deleted).
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
+    /// The cluster, or `None` if there is none (a cluster being deleted is one).
+    async fn get(&self, ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
         let aws = &self.0;
         let out = aws
             .request(Eks, "DescribeCluster", ctx, |eks| {
@@ -94,7 +98,7 @@ impl EksCluster {
                 &what,
                 "ACTIVE",
                 TIMEOUT,
-                || self.describe(ctx, name),
+                || self.get(ctx, name),
                 |c| match c.status() {
                     Some(ClusterStatus::Active) => Ok(true),
                     Some(ClusterStatus::Failed | ClusterStatus::Deleting) => {
@@ -126,7 +130,7 @@ impl EksCluster {
                 return Ok(());
             }
             if now > want {
-                return Err(downgrade(name, running, target));
+                return Err(downgrade(&format!("EKS cluster {name}"), running, target));
             }
             let next = format!("{}.{}", now.0, now.1 + 1);
             let started = aws
@@ -137,15 +141,25 @@ impl EksCluster {
                         .send()
                 })
                 .await;
-            match started {
-                Ok(out) => {
-                    let update = required(out.update().and_then(|u| u.id()), "update id")?;
-                    wait_update(aws, ctx, name, None, update, TIMEOUT).await?;
-                }
-                Err(e) if in_use(&e) => wait_quiet(aws, ctx, name, None, TIMEOUT).await?,
-                Err(e) => return Err(e),
-            }
+            let started = started.map(|out| out.update().cloned());
+            waited(aws, ctx, name, None, started).await?;
         }
+    }
+
+    /// One UpdateClusterConfig of the cluster (`config` sets what it changes), waited for
+    /// until the cluster is ACTIVE again.
+    async fn update_config(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        config: impl Fn(ConfigRequest) -> ConfigRequest + Sync,
+    ) -> Result<()> {
+        self.0
+            .perform(Eks, "UpdateClusterConfig", ctx, |eks| {
+                config(eks.update_cluster_config().name(name)).send()
+            })
+            .await?;
+        self.wait_active(ctx, name).await.map(drop)
     }
 
     fn created(c: &Cluster) -> Created {
@@ -167,12 +181,7 @@ impl ResourceKind for EksCluster {
     }
 
     fn check(inputs: &Inputs) -> Result<(), String> {
-        if inputs.version != super::typed::PLACEHOLDER && minor(&inputs.version).is_none() {
-            return Err(format!(
-                "version {:?} is not a Kubernetes version such as 1.32",
-                inputs.version
-            ));
-        }
+        check_version(&inputs.version)?;
         const MODES: [&str; 3] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
         if !MODES.contains(&inputs.authentication_mode.as_str()) {
             return Err(format!(
@@ -191,7 +200,17 @@ pub fn minor(version: &str) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
-fn invalid_version(version: &str) -> ProviderError {
+/// A Kubernetes version such as `1.32` (or one not known before apply).
+pub fn check_version(version: &str) -> Result<(), String> {
+    match minor(version) {
+        None if version != super::typed::PLACEHOLDER => Err(format!(
+            "version {version:?} is not a Kubernetes version such as 1.32"
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub fn invalid_version(version: &str) -> ProviderError {
     ProviderError::with_code(
         super::typed::INVALID_INPUTS,
         format!("{version:?} is not a Kubernetes version such as 1.32"),
@@ -210,12 +229,13 @@ pub fn no_downgrade(what: &str, old: &str, new: &str) -> Result<(), String> {
     }
 }
 
-/// EKS cannot take a cluster back to an older Kubernetes version.
-fn downgrade(name: &str, running: &str, target: &str) -> ProviderError {
+/// EKS cannot take a cluster or a node group (`what`, e.g. `EKS cluster acme-dev`) back to
+/// an older Kubernetes version.
+pub fn downgrade(what: &str, running: &str, target: &str) -> ProviderError {
     ProviderError::with_code(
         super::typed::INVALID_INPUTS,
         format!(
-            "EKS cluster {name} runs Kubernetes {running}: EKS cannot downgrade it to {target} \
+            "{what} runs Kubernetes {running}: EKS cannot downgrade it to {target} \
              (set kubernetes_version to {running} or later, or replace the environment)"
         ),
     )
@@ -223,25 +243,24 @@ fn downgrade(name: &str, running: &str, target: &str) -> ProviderError {
 
 /// Whether EKS refused a call because the cluster or node group is busy (another update in
 /// progress, or not ACTIVE).
-pub fn in_use(error: &ProviderError) -> bool {
+fn in_use(error: &ProviderError) -> bool {
     error.code.as_deref() == Some("ResourceInUseException")
 }
 
 /// Waits for update `id` of cluster `cluster` (or of its node group `nodegroup`) to end:
 /// Successful, or an error saying why it Failed or was Cancelled.
-pub async fn wait_update(
+async fn wait_update(
     aws: &Aws,
     ctx: &Ctx,
     cluster: &str,
     nodegroup: Option<&str>,
     id: &str,
-    timeout: Duration,
 ) -> Result<()> {
     let what = match nodegroup {
         Some(ng) => format!("update {id} of node group {ng}"),
         None => format!("update {id} of EKS cluster {cluster}"),
     };
-    aws.wait_for(ctx, &format!("{what} to end"), timeout, || async {
+    aws.wait_for(ctx, &format!("{what} to end"), TIMEOUT, || async {
         let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
         match update.status() {
             Some(UpdateStatus::Successful) => Ok(Some(())),
@@ -283,19 +302,13 @@ async fn describe_update(
 
 /// After a call refused as in use: waits (at least one poll interval) until no update of the
 /// cluster (or of its node group) is in progress.
-pub async fn wait_quiet(
-    aws: &Aws,
-    ctx: &Ctx,
-    cluster: &str,
-    nodegroup: Option<&str>,
-    timeout: Duration,
-) -> Result<()> {
+async fn wait_quiet(aws: &Aws, ctx: &Ctx, cluster: &str, nodegroup: Option<&str>) -> Result<()> {
     let what = match nodegroup {
         Some(ng) => format!("node group {ng}'s updates to end"),
         None => format!("EKS cluster {cluster}'s updates to end"),
     };
     let mut first = true;
-    aws.wait_for(ctx, &what, timeout, || {
+    aws.wait_for(ctx, &what, TIMEOUT, || {
         let polled = !std::mem::replace(&mut first, false);
         async move {
             if !polled {
@@ -322,15 +335,54 @@ pub async fn wait_quiet(
     .await
 }
 
+/// Waits out what an update call of the cluster (or of its node group `nodegroup`) did:
+/// the update it `started`, until the update ends (`true`); or, refused because the cluster
+/// or group is busy, until no update of it is in progress (`false`: call again).
+pub async fn waited(
+    aws: &Aws,
+    ctx: &Ctx,
+    cluster: &str,
+    nodegroup: Option<&str>,
+    started: Result<Option<Update>>,
+) -> Result<bool> {
+    match started {
+        Ok(update) => {
+            let id = required(update.as_ref().and_then(|u| u.id()), "update id")?;
+            wait_update(aws, ctx, cluster, nodegroup, id).await?;
+            Ok(true)
+        }
+        Err(e) if in_use(&e) => {
+            wait_quiet(aws, ctx, cluster, nodegroup).await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl NamedObject for EksCluster {
-    type Found = (BTreeMap<String, String>, Cluster);
+    const WHAT: &'static str = "EKS cluster";
+    type Object = Cluster;
     // The create tags it: an object of the same name without this create's token is the
     // one a create-before-destroy replacement would replace.
     const ADOPT_BY_TOKEN: bool = true;
 
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The cluster, unless it is being deleted.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let cluster = self.get(ctx, name).await?;
+        let cluster = cluster.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
+        Ok(cluster.map(|c| Found {
+            tags: keyed_tag_map(c.tags()),
+            object: c,
+        }))
+    }
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags = keyed_tags(aws, ctx, &inputs.tags);
         aws.perform(Eks, "CreateCluster", ctx, |eks| {
             let mut request = eks
                 .create_cluster()
@@ -380,11 +432,7 @@ impl NamedObject for EksCluster {
     }
 
     async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
-        let c = self
-            .describe(ctx, name)
-            .await?
-            .filter(|c| c.status() != Some(&ClusterStatus::Deleting))
-            .ok_or_else(|| super::not_found("EKS cluster", name))?;
+        let c = self.existing(ctx, name).await?.object;
         let vpc = required(c.resources_vpc_config(), "cluster VPC config")?;
         let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
         let inputs = Inputs {
@@ -405,7 +453,7 @@ impl NamedObject for EksCluster {
                 node_role_arn: cc.node_role_arn().unwrap_or_default().to_string(),
                 node_pools: cc.node_pools().to_vec(),
             }),
-            tags: user_tags(&eks_tag_map(c.tags())),
+            tags: user_tags(&keyed_tag_map(c.tags())),
         };
         Ok(Seen {
             outputs: outputs(&c),
@@ -430,33 +478,19 @@ impl NamedObject for EksCluster {
                 .endpoint_private_access(new.endpoint_private_access)
                 .set_public_access_cidrs(Some(new.public_access_cidrs.clone()))
                 .build();
-            aws.perform(Eks, "UpdateClusterConfig", ctx, |eks| {
-                eks.update_cluster_config()
-                    .name(name)
-                    .resources_vpc_config(config.clone())
-                    .send()
-            })
-            .await?;
-            self.wait_active(ctx, name).await?;
+            let config = |request: ConfigRequest| request.resources_vpc_config(config.clone());
+            self.update_config(ctx, name, config).await?;
         }
         if old.authentication_mode != new.authentication_mode {
             let access = aws_sdk_eks::types::UpdateAccessConfigRequest::builder()
                 .authentication_mode(AuthenticationMode::from(new.authentication_mode.as_str()))
                 .build();
-            aws.perform(Eks, "UpdateClusterConfig", ctx, |eks| {
-                eks.update_cluster_config()
-                    .name(name)
-                    .access_config(access.clone())
-                    .send()
-            })
-            .await?;
-            self.wait_active(ctx, name).await?;
+            let config = |request: ConfigRequest| request.access_config(access.clone());
+            self.update_config(ctx, name, config).await?;
         }
         let cluster = self.wait_active(ctx, name).await?;
-        if old.tags != new.tags {
-            let arn = required(cluster.arn(), "cluster ARN")?;
-            retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
-        }
+        let arn = required(cluster.arn(), "cluster ARN")?;
+        retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
         Ok(outputs(&cluster))
     }
 
@@ -467,21 +501,11 @@ impl NamedObject for EksCluster {
         })
         .await?;
         let what = format!("EKS cluster {name}");
-        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, name))
+        aws.wait_gone(ctx, &what, TIMEOUT, || self.get(ctx, name))
             .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        let found = self.describe(ctx, &inputs.name).await?;
-        let found = found.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
-        Ok(found.map(|c| (eks_tag_map(c.tags()), c)))
-    }
-
-    fn tags((tags, _): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Self::Found) -> Result<Created> {
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
         let cluster = self.wait_active(ctx, &inputs.name).await?;
         Ok(EksCluster::created(&cluster))
     }

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
@@ -16,17 +15,17 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::eks_cluster::{in_use, minor, wait_quiet, wait_update};
-use super::named::NamedObject;
+use super::eks_cluster::{
+    TIMEOUT, check_version, downgrade, invalid_version, minor, no_downgrade, waited,
+};
+use super::named::{Found, NamedObject};
 use super::{
-    ResourceKind, Result, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag,
+    ResourceKind, Result, Seen, Tagging, absent, keyed_tag_map, keyed_tags, removed_keys, retag,
 };
 use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
 
 pub const KIND: &str = "aws:eks:Nodegroup";
-
-const TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +106,8 @@ impl EksNodegroup {
         }
     }
 
-    async fn describe(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>> {
+    /// The group, or `None` if there is none (a group being deleted is one).
+    async fn get(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>> {
         let aws = &self.0;
         let out = aws
             .request(Eks, "DescribeNodegroup", ctx, |eks| {
@@ -128,7 +128,7 @@ impl EksNodegroup {
                 &what,
                 "ACTIVE",
                 TIMEOUT,
-                || self.describe(ctx, cluster, name),
+                || self.get(ctx, cluster, name),
                 |g| match g.status() {
                     Some(NodegroupStatus::Active) => Ok(true),
                     Some(
@@ -166,25 +166,14 @@ impl EksNodegroup {
     /// because an update is in progress waits for that one. EKS cannot downgrade a group.
     async fn upgrade(&self, ctx: &Ctx, cluster: &str, name: &str, target: &str) -> Result<()> {
         let aws = &self.0;
-        let want = minor(target).ok_or_else(|| {
-            ProviderError::with_code(
-                super::typed::INVALID_INPUTS,
-                format!("{target:?} is not a Kubernetes version such as 1.32"),
-            )
-        })?;
+        let want = minor(target).ok_or_else(|| invalid_version(target))?;
         loop {
             let g = self.wait_active(ctx, cluster, name).await?;
             let running = g.version().unwrap_or_default();
             match minor(running) {
                 Some(now) if now == want => return Ok(()),
                 Some(now) if now > want => {
-                    return Err(ProviderError::with_code(
-                        super::typed::INVALID_INPUTS,
-                        format!(
-                            "node group {name} runs Kubernetes {running}: EKS cannot downgrade \
-                             it to {target}"
-                        ),
-                    ));
+                    return Err(downgrade(&format!("node group {name}"), running, target));
                 }
                 _ => {}
             }
@@ -197,14 +186,8 @@ impl EksNodegroup {
                         .send()
                 })
                 .await;
-            match started {
-                Ok(out) => {
-                    let update = super::required(out.update().and_then(|u| u.id()), "update id")?;
-                    wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
-                }
-                Err(e) if in_use(&e) => wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?,
-                Err(e) => return Err(e),
-            }
+            let started = started.map(|out| out.update().cloned());
+            waited(aws, ctx, cluster, Some(name), started).await?;
         }
     }
 }
@@ -225,7 +208,7 @@ impl ResourceKind for EksNodegroup {
     const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["cluster_name", "name"]];
 
     fn check_change(old: &Inputs, new: &Inputs) -> Result<(), String> {
-        super::eks_cluster::no_downgrade("node group", &old.version, &new.version)
+        no_downgrade("node group", &old.version, &new.version)
     }
 
     /// EKS's bounds: at least one instance type, `min <= desired <= max`, `max >= 1`.
@@ -234,12 +217,8 @@ impl ResourceKind for EksNodegroup {
         if inputs.instance_types.is_empty() {
             return Err("instance_types lists none".into());
         }
-        let placeholder = inputs.version == super::typed::PLACEHOLDER;
-        if !inputs.version.is_empty() && !placeholder && minor(&inputs.version).is_none() {
-            return Err(format!(
-                "version {:?} is not a Kubernetes version such as 1.32",
-                inputs.version
-            ));
+        if !inputs.version.is_empty() {
+            check_version(&inputs.version)?;
         }
         if !(0 <= s.min_size && s.min_size <= s.desired_size && s.desired_size <= s.max_size)
             || s.max_size < 1
@@ -254,14 +233,30 @@ impl ResourceKind for EksNodegroup {
 }
 
 impl NamedObject for EksNodegroup {
-    type Found = (BTreeMap<String, String>, Nodegroup);
+    const WHAT: &'static str = "node group";
+    type Object = Nodegroup;
     // The create tags it: an object of the same name without this create's token is the
     // one a create-before-destroy replacement would replace.
     const ADOPT_BY_TOKEN: bool = true;
 
+    fn id(&self, inputs: &Inputs) -> String {
+        format!("{}/{}", inputs.cluster_name, inputs.name)
+    }
+
+    /// The group, unless it is being deleted.
+    async fn describe(&self, ctx: &Ctx, id: &str) -> Result<Option<Found<Self>>> {
+        let (cluster, name) = split(id)?;
+        let group = self.get(ctx, cluster, name).await?;
+        let group = group.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
+        Ok(group.map(|g| Found {
+            tags: keyed_tag_map(g.tags()),
+            object: g,
+        }))
+    }
+
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags = keyed_tags(aws, ctx, &inputs.tags);
         let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
         aws.perform(Eks, "CreateNodegroup", ctx, |eks| {
             eks.create_nodegroup()
@@ -294,11 +289,7 @@ impl NamedObject for EksNodegroup {
 
     async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (cluster, name) = split(id)?;
-        let g = self
-            .describe(ctx, cluster, name)
-            .await?
-            .filter(|g| g.status() != Some(&NodegroupStatus::Deleting))
-            .ok_or_else(|| not_found("node group", id))?;
+        let g = self.existing(ctx, id).await?.object;
         let s = g.scaling_config();
         let inputs = Inputs {
             cluster_name: cluster.to_string(),
@@ -339,7 +330,7 @@ impl NamedObject for EksNodegroup {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            tags: user_tags(&eks_tag_map(g.tags())),
+            tags: user_tags(&keyed_tag_map(g.tags())),
         };
         Ok(Seen {
             outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
@@ -393,25 +384,15 @@ impl NamedObject for EksNodegroup {
                         request.send()
                     })
                     .await;
-                match started {
-                    Ok(out) => {
-                        let update =
-                            super::required(out.update().and_then(|u| u.id()), "update id")?;
-                        wait_update(aws, ctx, cluster, Some(name), update, TIMEOUT).await?;
-                        break;
-                    }
-                    Err(e) if in_use(&e) => {
-                        wait_quiet(aws, ctx, cluster, Some(name), TIMEOUT).await?;
-                    }
-                    Err(e) => return Err(e),
+                let started = started.map(|out| out.update().cloned());
+                if waited(aws, ctx, cluster, Some(name), started).await? {
+                    break;
                 }
             }
         }
         let g = self.wait_active(ctx, cluster, name).await?;
-        if old.tags != new.tags {
-            let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
-            retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
-        }
+        let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
+        retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
     }
 
@@ -426,22 +407,11 @@ impl NamedObject for EksNodegroup {
         })
         .await?;
         let what = format!("node group {name}");
-        aws.wait_gone(ctx, &what, TIMEOUT, || self.describe(ctx, cluster, name))
+        aws.wait_gone(ctx, &what, TIMEOUT, || self.get(ctx, cluster, name))
             .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
-        let found = self.describe(ctx, cluster, name).await?;
-        let found = found.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
-        Ok(found.map(|g| (eks_tag_map(g.tags()), g)))
-    }
-
-    fn tags((tags, _): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Self::Found) -> Result<Created> {
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
         let (cluster, name) = (&inputs.cluster_name, &inputs.name);
         let g = self.wait_active(ctx, cluster, name).await?;
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::named::NamedObject;
-use super::{ResourceKind, Result, Seen, Tagging, absent, retag};
+use super::named::{Found, NamedObject};
+use super::{ResourceKind, Result, Seen, Tagging, absent, retag, with_name_and_arn};
 use crate::aws::api::Events;
 use crate::aws::{Aws, tag_map, user_tags};
 
@@ -32,56 +32,7 @@ pub struct Inputs {
 
 pub struct EventbridgeRule(pub Arc<Aws>);
 
-/// The rule as it is: its inputs, ARN and all its tags.
-type Described = (Inputs, String, BTreeMap<String, String>);
-
 impl EventbridgeRule {
-    fn created(name: &str, arn: &str) -> Created {
-        Created {
-            physical_id: name.to_string(),
-            outputs: json!({"name": name, "arn": arn}),
-        }
-    }
-
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>> {
-        let aws = &self.0;
-        let rule = aws
-            .request(Events, "DescribeRule", ctx, |events| {
-                events.describe_rule().name(name).send()
-            })
-            .await;
-        let Some(rule) = absent(rule)? else {
-            return Ok(None);
-        };
-        let arn = super::required(rule.arn(), "rule ARN")?.to_string();
-        let targets = aws
-            .request(Events, "ListTargetsByRule", ctx, |events| {
-                events.list_targets_by_rule().rule(name).send()
-            })
-            .await?;
-        let tags = aws
-            .request(Events, "ListTagsForResource", ctx, |events| {
-                events.list_tags_for_resource().resource_arn(&arn).send()
-            })
-            .await?;
-        let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
-        let inputs = Inputs {
-            name: name.to_string(),
-            event_pattern: super::policy_json(
-                "event pattern",
-                rule.event_pattern().unwrap_or("{}"),
-            )?,
-            target_arn: targets
-                .targets()
-                .iter()
-                .find(|t| t.id() == TARGET_ID)
-                .map(|t| t.arn().to_string())
-                .unwrap_or_default(),
-            tags: user_tags(&tags),
-        };
-        Ok(Some((inputs, arn, tags)))
-    }
-
     /// Writes the rule (PutRule is an upsert) and its target; returns the rule's ARN.
     async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String> {
         let aws = &self.0;
@@ -142,31 +93,73 @@ impl ResourceKind for EventbridgeRule {
 }
 
 impl NamedObject for EventbridgeRule {
-    type Found = Described;
+    const WHAT: &'static str = "EventBridge rule";
+    type Object = (Inputs, String);
+
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The rule's inputs as it is, and its ARN.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let aws = &self.0;
+        let rule = aws
+            .request(Events, "DescribeRule", ctx, |events| {
+                events.describe_rule().name(name).send()
+            })
+            .await;
+        let Some(rule) = absent(rule)? else {
+            return Ok(None);
+        };
+        let arn = super::required(rule.arn(), "rule ARN")?.to_string();
+        let targets = aws
+            .request(Events, "ListTargetsByRule", ctx, |events| {
+                events.list_targets_by_rule().rule(name).send()
+            })
+            .await?;
+        let tags = aws
+            .request(Events, "ListTagsForResource", ctx, |events| {
+                events.list_tags_for_resource().resource_arn(&arn).send()
+            })
+            .await?;
+        let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
+        let inputs = Inputs {
+            name: name.to_string(),
+            event_pattern: super::policy_json(
+                "event pattern",
+                rule.event_pattern().unwrap_or("{}"),
+            )?,
+            target_arn: targets
+                .targets()
+                .iter()
+                .find(|t| t.id() == TARGET_ID)
+                .map(|t| t.arn().to_string())
+                .unwrap_or_default(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some(Found {
+            tags,
+            object: (inputs, arn),
+        }))
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
-        Ok(EventbridgeRule::created(&inputs.name, &arn))
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 
     async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>> {
-        let (inputs, arn, _) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
+        let (inputs, arn) = self.existing(ctx, name).await?.object;
         Ok(Seen {
             inputs,
-            outputs: EventbridgeRule::created(name, &arn).outputs,
+            outputs: with_name_and_arn(name, &arn).outputs,
         })
     }
 
     async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
-        let (_, _, tags) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
-        let arn = self.converge(ctx, &tags, new).await?;
-        Ok(EventbridgeRule::created(name, &arn).outputs)
+        // Written whole, as a create completes it.
+        let found = self.existing(ctx, name).await?;
+        Ok(self.complete(ctx, new, found).await?.outputs)
     }
 
     async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
@@ -187,21 +180,8 @@ impl NamedObject for EventbridgeRule {
         absent(deleted).map(drop)
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        self.describe(ctx, &inputs.name).await
-    }
-
-    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (_, _, tags): Self::Found,
-    ) -> Result<Created> {
-        let arn = self.converge(ctx, &tags, inputs).await?;
-        Ok(EventbridgeRule::created(&inputs.name, &arn))
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.converge(ctx, &found.tags, inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 }

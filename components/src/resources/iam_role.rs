@@ -8,10 +8,10 @@ use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
+use super::named::{Found, NamedObject};
 use super::{
     ResourceKind, Result, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json,
-    required, retag,
+    required, retag, with_name_and_arn,
 };
 use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
@@ -95,77 +95,6 @@ impl Inputs {
 pub struct IamRole(pub Arc<Aws>);
 
 impl IamRole {
-    fn created(inputs: &Inputs, arn: &str) -> Created {
-        Created {
-            physical_id: inputs.name.clone(),
-            outputs: json!({"name": inputs.name, "arn": arn}),
-        }
-    }
-
-    /// The role as it is, with its ARN; `None` if it does not exist.
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>> {
-        let aws = &self.0;
-        let role = aws
-            .request(Iam, "GetRole", ctx, |iam| {
-                iam.get_role().role_name(name).send()
-            })
-            .await;
-        let Some(role) = absent(role)? else {
-            return Ok(None);
-        };
-        let role = required(role.role(), "role")?;
-        let attached = aws
-            .request(Iam, "ListAttachedRolePolicies", ctx, |iam| {
-                iam.list_attached_role_policies().role_name(name).send()
-            })
-            .await?;
-        let names = aws
-            .request(Iam, "ListRolePolicies", ctx, |iam| {
-                iam.list_role_policies().role_name(name).send()
-            })
-            .await?;
-        let mut inline_policies = BTreeMap::new();
-        for policy in names.policy_names() {
-            let doc = aws
-                .request(Iam, "GetRolePolicy", ctx, |iam| {
-                    iam.get_role_policy()
-                        .role_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await?;
-            inline_policies.insert(policy.clone(), policy_json(policy, doc.policy_document())?);
-        }
-        let tags = iam_tag_map(role.tags());
-        // A boundary of this account's is known by its name; any other by its ARN.
-        let own = policy_arn(&aws.account_id, "");
-        let boundary = role
-            .permissions_boundary()
-            .and_then(|b| b.permissions_boundary_arn())
-            .map(|arn| arn.strip_prefix(&own).unwrap_or(arn).to_string());
-        let inputs = Inputs {
-            name: name.to_string(),
-            assume_role_policy: policy_json(
-                name,
-                role.assume_role_policy_document().unwrap_or("{}"),
-            )?,
-            managed_policy_arns: attached
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string))
-                .collect(),
-            inline_policies,
-            tags: user_tags(&tags),
-            service_account: None,
-            permissions_boundary: boundary,
-        };
-        Ok(Some((inputs, role.arn().to_string(), tags)))
-    }
-
     /// Brings the role's policies and tags from `current` to `desired`.
     async fn converge(&self, ctx: &Ctx, current: &Inputs, desired: &Inputs) -> Result<()> {
         let aws = &self.0;
@@ -261,7 +190,73 @@ impl ResourceKind for IamRole {
 }
 
 impl NamedObject for IamRole {
-    type Found = (Inputs, String, BTreeMap<String, String>);
+    const WHAT: &'static str = "IAM role";
+    type Object = (Inputs, String);
+
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The role's inputs as it is, and its ARN.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let aws = &self.0;
+        let role = aws
+            .request(Iam, "GetRole", ctx, |iam| {
+                iam.get_role().role_name(name).send()
+            })
+            .await;
+        let Some(role) = absent(role)? else {
+            return Ok(None);
+        };
+        let role = required(role.role(), "role")?;
+        let attached = aws
+            .request(Iam, "ListAttachedRolePolicies", ctx, |iam| {
+                iam.list_attached_role_policies().role_name(name).send()
+            })
+            .await?;
+        let names = aws
+            .request(Iam, "ListRolePolicies", ctx, |iam| {
+                iam.list_role_policies().role_name(name).send()
+            })
+            .await?;
+        let mut inline_policies = BTreeMap::new();
+        for policy in names.policy_names() {
+            let doc = aws
+                .request(Iam, "GetRolePolicy", ctx, |iam| {
+                    iam.get_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
+                })
+                .await?;
+            inline_policies.insert(policy.clone(), policy_json(policy, doc.policy_document())?);
+        }
+        let tags = iam_tag_map(role.tags());
+        // A boundary of this account's is known by its name; any other by its ARN.
+        let own = policy_arn(&aws.account_id, "");
+        let boundary = role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(|arn| arn.strip_prefix(&own).unwrap_or(arn).to_string());
+        let inputs = Inputs {
+            name: name.to_string(),
+            assume_role_policy: policy_json(
+                name,
+                role.assume_role_policy_document().unwrap_or("{}"),
+            )?,
+            managed_policy_arns: attached
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            inline_policies,
+            tags: user_tags(&tags),
+            service_account: None,
+            permissions_boundary: boundary,
+        };
+        let object = (inputs, role.arn().to_string());
+        Ok(Some(Found { tags, object }))
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
@@ -289,14 +284,11 @@ impl NamedObject for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, inputs).await?;
-        Ok(IamRole::created(inputs, &arn))
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 
     async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
-        let (mut inputs, arn, _) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("IAM role", name))?;
+        let (mut inputs, arn) = self.existing(ctx, name).await?.object;
         // A boundary byoc does not manage is not reported.
         if recorded.permissions_boundary.is_none() {
             inputs.permissions_boundary = None;
@@ -309,7 +301,7 @@ impl NamedObject for IamRole {
             inputs.service_account = Some(sa.clone());
         }
         Ok(Seen {
-            outputs: IamRole::created(&inputs, &arn).outputs,
+            outputs: with_name_and_arn(&inputs.name, &arn).outputs,
             inputs,
         })
     }
@@ -317,14 +309,15 @@ impl NamedObject for IamRole {
     async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         self.converge(ctx, old, new).await?;
         let arn = format!("arn:aws:iam::{}:role/{name}", self.0.account_id);
-        Ok(IamRole::created(new, &arn).outputs)
+        Ok(with_name_and_arn(&new.name, &arn).outputs)
     }
 
     async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        let Some((current, _, _)) = self.describe(ctx, name).await? else {
+        let Some(found) = self.describe(ctx, name).await? else {
             return Ok(());
         };
+        let (current, _) = found.object;
         // A role goes only once nothing is attached to it.
         let bare = Inputs {
             name: name.to_string(),
@@ -340,21 +333,9 @@ impl NamedObject for IamRole {
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        self.describe(ctx, &inputs.name).await
-    }
-
-    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (current, arn, _): Self::Found,
-    ) -> Result<Created> {
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let (current, arn) = found.object;
         self.converge(ctx, &current, inputs).await?;
-        Ok(IamRole::created(inputs, &arn))
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 }

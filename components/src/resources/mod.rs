@@ -99,6 +99,14 @@ pub fn with_id(id: &str) -> Created {
     }
 }
 
+/// An object known by its name, which is its id, and its ARN: both are its outputs.
+pub fn with_name_and_arn(name: &str, arn: &str) -> Created {
+    Created {
+        physical_id: name.to_string(),
+        outputs: json!({"name": name, "arn": arn}),
+    }
+}
+
 /// `None` for a `NotFound`-class error: a describe of something that may not exist.
 pub fn absent<T>(result: Result<T>) -> Result<Option<T>> {
     match result {
@@ -275,7 +283,7 @@ pub async fn retag(
         return Ok(());
     }
     let gone = &removed_keys(old, new);
-    let all = || -> HashMap<String, String> { aws.tags(ctx, new).into_iter().collect() };
+    let all = || keyed_tags(aws, ctx, new);
     let (iam, eks, sqs, events) = (&aws.iam, &aws.eks, &aws.sqs, &aws.events);
     match object {
         Role(name) => {
@@ -418,12 +426,21 @@ where
     aws.perform(api, tag_operation, ctx, |_| tag()).await
 }
 
-/// EKS tags (a cluster's or a node group's) as a map.
-pub fn eks_tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+/// Tags given as a map (EKS's, SQS's), maybe none, as a sorted map.
+pub fn keyed_tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
     tags.into_iter()
         .flatten()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The tags of a create, as the APIs that take a map of them take them (EKS, SQS).
+pub fn keyed_tags(
+    aws: &Aws,
+    ctx: &Ctx,
+    user: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
+    aws.tags(ctx, user).into_iter().collect()
 }
 
 /// IAM tags of a create.

@@ -10,14 +10,18 @@ use async_trait::async_trait;
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde_json::Value;
 
-use super::{ResourceKind, Result, Seen, TypedProvider};
+use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::{self, Aws};
 
 /// One named type's own part: its operations, and what adopting its object needs. Its
 /// futures are `Send` for the engine's tasks.
-pub trait NamedObject: ResourceKind {
-    /// What a look-up by name sees of the object: its tags and what completing it needs.
-    type Found: Send;
+pub trait NamedObject: ResourceKind + Sized {
+    /// What a not-found error calls it, e.g. `IAM role`.
+    const WHAT: &'static str;
+
+    /// What a look-up sees of the object beside its tags ([`Found`]): what reading,
+    /// updating, deleting or completing it needs.
+    type Object: Send;
 
     /// Whether an object found by name is adopted only if it also carries the interrupted
     /// create's token (`byoc:token`), not only this stack's and this resource's tags. For
@@ -27,15 +31,24 @@ pub trait NamedObject: ResourceKind {
     /// deletes).
     const ADOPT_BY_TOKEN: bool = false;
 
-    /// The object named as the create of `inputs` names it, if there is one.
-    fn find(
+    /// The physical id the create of `inputs` gives its object: its name, or what follows
+    /// from it.
+    fn id(&self, inputs: &Self::Inputs) -> String;
+
+    /// The object `id` as it is, if there is one.
+    fn describe(
         &self,
         ctx: &Ctx,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Option<Self::Found>>> + Send;
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Found<Self>>>> + Send;
 
-    /// All of the found object's tags.
-    fn tags(found: &Self::Found) -> &BTreeMap<String, String>;
+    /// The object `id` as it is: a not-found error if there is none.
+    fn existing(&self, ctx: &Ctx, id: &str) -> impl Future<Output = Result<Found<Self>>> + Send {
+        async move {
+            let found = self.describe(ctx, id).await?;
+            found.ok_or_else(|| not_found(Self::WHAT, id))
+        }
+    }
 
     /// Does what an interrupted create of `inputs` may not have done (policies, waits) to
     /// the object found; what the create made.
@@ -43,7 +56,7 @@ pub trait NamedObject: ResourceKind {
         &self,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-        found: Self::Found,
+        found: Found<Self>,
     ) -> impl Future<Output = Result<Created>> + Send;
 
     fn create(
@@ -81,6 +94,13 @@ pub trait NamedObject: ResourceKind {
     }
 }
 
+/// An object of type `T` as a look-up sees it.
+pub struct Found<T: NamedObject> {
+    /// All its tags (byoc's own too): whether it may be adopted.
+    pub tags: BTreeMap<String, String>,
+    pub object: T::Object,
+}
+
 /// The engine's typed provider for a [`NamedObject`], over its session (the one whose stack
 /// an object must be tagged for to be adopted).
 pub struct Named<T>(pub T, pub Arc<Aws>);
@@ -105,11 +125,11 @@ impl<T: NamedObject> TypedProvider for Named<T> {
         self.0.delete(ctx, id, inputs).await
     }
 
-    /// Without the tags of this stack and this resource (and of this create, for a type
-    /// adopting by token) the object is another's: not adopted.
+    /// The object the create of `inputs` names, adopted only with the tags of this stack and
+    /// this resource (and of this create, for a type adopting by token): else it is another's.
     async fn find_existing(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Option<Created>> {
-        match self.0.find(ctx, inputs).await? {
-            Some(found) if self.1.owns(ctx, T::tags(&found), T::ADOPT_BY_TOKEN) => {
+        match self.0.describe(ctx, &self.0.id(inputs)).await? {
+            Some(found) if self.1.owns(ctx, &found.tags, T::ADOPT_BY_TOKEN) => {
                 self.0.complete(ctx, inputs, found).await.map(Some)
             }
             _ => Ok(None),

@@ -8,7 +8,7 @@ use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
+use super::named::{Found, NamedObject};
 use super::{ResourceKind, Result, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
 use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
@@ -29,47 +29,11 @@ pub struct Inputs {
 pub struct OidcProvider(pub Arc<Aws>);
 
 impl OidcProvider {
-    fn arn(&self, url: &str) -> String {
-        let host_path = url.trim_start_matches("https://");
-        format!(
-            "arn:aws:iam::{}:oidc-provider/{host_path}",
-            self.0.account_id
-        )
-    }
-
     fn created(arn: &str, url: &str) -> Created {
         Created {
             physical_id: arn.to_string(),
             outputs: json!({"arn": arn, "url": url.trim_start_matches("https://")}),
         }
-    }
-
-    /// The provider as it is, with all its tags; `None` if it does not exist.
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        arn: &str,
-    ) -> Result<Option<(Inputs, BTreeMap<String, String>)>> {
-        let aws = &self.0;
-        let out = aws
-            .request(Iam, "GetOpenIDConnectProvider", ctx, |iam| {
-                iam.get_open_id_connect_provider()
-                    .open_id_connect_provider_arn(arn)
-                    .send()
-            })
-            .await;
-        let Some(out) = absent(out)? else {
-            return Ok(None);
-        };
-        let tags = iam_tag_map(out.tags());
-        let url = required(out.url(), "OIDC provider URL")?;
-        let inputs = Inputs {
-            url: format!("https://{}", url.trim_start_matches("https://")),
-            client_ids: out.client_id_list().iter().cloned().collect(),
-            thumbprints: out.thumbprint_list().to_vec(),
-            tags: user_tags(&tags),
-        };
-        Ok(Some((inputs, tags)))
     }
 
     async fn converge(
@@ -120,7 +84,43 @@ impl ResourceKind for OidcProvider {
 }
 
 impl NamedObject for OidcProvider {
-    type Found = (Inputs, BTreeMap<String, String>);
+    const WHAT: &'static str = "OIDC provider";
+    type Object = Inputs;
+
+    /// Its ARN: the account's, for the issuer's host and path.
+    fn id(&self, inputs: &Inputs) -> String {
+        let host_path = inputs.url.trim_start_matches("https://");
+        format!(
+            "arn:aws:iam::{}:oidc-provider/{host_path}",
+            self.0.account_id
+        )
+    }
+
+    async fn describe(&self, ctx: &Ctx, arn: &str) -> Result<Option<Found<Self>>> {
+        let aws = &self.0;
+        let out = aws
+            .request(Iam, "GetOpenIDConnectProvider", ctx, |iam| {
+                iam.get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
+            })
+            .await;
+        let Some(out) = absent(out)? else {
+            return Ok(None);
+        };
+        let tags = iam_tag_map(out.tags());
+        let url = required(out.url(), "OIDC provider URL")?;
+        let inputs = Inputs {
+            url: format!("https://{}", url.trim_start_matches("https://")),
+            client_ids: out.client_id_list().iter().cloned().collect(),
+            thumbprints: out.thumbprint_list().to_vec(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some(Found {
+            tags,
+            object: inputs,
+        }))
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
@@ -139,10 +139,7 @@ impl NamedObject for OidcProvider {
     }
 
     async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>> {
-        let (inputs, _) = self
-            .describe(ctx, arn)
-            .await?
-            .ok_or_else(|| super::not_found("OIDC provider", arn))?;
+        let inputs = self.existing(ctx, arn).await?.object;
         Ok(Seen {
             outputs: OidcProvider::created(arn, &inputs.url).outputs,
             inputs,
@@ -164,22 +161,9 @@ impl NamedObject for OidcProvider {
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        self.describe(ctx, &self.arn(&inputs.url)).await
-    }
-
-    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (current, _): Self::Found,
-    ) -> Result<Created> {
-        let arn = self.arn(&inputs.url);
-        self.converge(ctx, &arn, &current, inputs).await?;
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.id(inputs);
+        self.converge(ctx, &arn, &found.object, inputs).await?;
         Ok(OidcProvider::created(&arn, &inputs.url))
     }
 }

@@ -10,8 +10,10 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
-use super::{ResourceKind, Result, Seen, Tagging, is_seconds, retag, seconds};
+use super::named::{Found, NamedObject};
+use super::{
+    ResourceKind, Result, Seen, Tagging, is_seconds, keyed_tag_map, keyed_tags, retag, seconds,
+};
 use crate::aws::api::Sqs;
 use crate::aws::{self, Aws, user_tags};
 
@@ -101,32 +103,6 @@ impl SqsQueue {
         })
     }
 
-    async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>> {
-        let aws = &self.0;
-        let out = aws
-            .request(Sqs, "ListQueueTags", ctx, |sqs| {
-                sqs.list_queue_tags().queue_url(url).send()
-            })
-            .await?;
-        Ok(out
-            .tags()
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
-    }
-
-    /// The queue's URL and all its tags, or `None` if there is no such queue.
-    async fn described(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
-        let Some(url) = self.url(ctx, name).await? else {
-            return Ok(None);
-        };
-        let tags = self.tags(ctx, &url).await?;
-        Ok(Some((url, tags)))
-    }
-
     /// The attributes byoc sets, as CreateQueue and SetQueueAttributes take them.
     fn attributes_of(&self, inputs: &Inputs) -> HashMap<QueueAttributeName, String> {
         HashMap::from([
@@ -192,11 +168,31 @@ impl ResourceKind for SqsQueue {
 }
 
 impl NamedObject for SqsQueue {
-    type Found = (String, BTreeMap<String, String>);
+    const WHAT: &'static str = "SQS queue";
+    type Object = String;
+
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The queue's URL.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let Some(url) = self.url(ctx, name).await? else {
+            return Ok(None);
+        };
+        let tags = self
+            .0
+            .request(Sqs, "ListQueueTags", ctx, |sqs| {
+                sqs.list_queue_tags().queue_url(&url).send()
+            })
+            .await?;
+        let tags = keyed_tag_map(tags.tags());
+        Ok(Some(Found { tags, object: url }))
+    }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags = keyed_tags(aws, ctx, &inputs.tags);
         // Made whole in one call: its attributes and tags need no second write.
         let mut attributes = self.attributes_of(inputs);
         attributes.retain(|_, value| !value.is_empty());
@@ -215,10 +211,7 @@ impl NamedObject for SqsQueue {
     }
 
     async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
-        let url = self
-            .url(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("SQS queue", name))?;
+        let Found { tags, object: url } = self.existing(ctx, name).await?;
         let attributes = self.attributes(ctx, &url).await?;
         // The policy reads back as its senders when it is the one byoc writes.
         let senders = if attributes.policy == self.policy(recorded) {
@@ -231,19 +224,16 @@ impl NamedObject for SqsQueue {
                 name: name.to_string(),
                 message_retention_seconds: attributes.retention,
                 senders,
-                tags: user_tags(&self.tags(ctx, &url).await?),
+                tags: user_tags(&tags),
             },
             outputs: self.created(name, &url).outputs,
         })
     }
 
     async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
-        let (url, tags) = self
-            .described(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("SQS queue", name))?;
-        self.converge(ctx, &url, &tags, new).await?;
-        Ok(self.created(name, &url).outputs)
+        // Written whole, as a create completes it.
+        let found = self.existing(ctx, name).await?;
+        Ok(self.complete(ctx, new, found).await?.outputs)
     }
 
     async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
@@ -262,21 +252,9 @@ impl NamedObject for SqsQueue {
         }
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>> {
-        self.described(ctx, &inputs.name).await
-    }
-
-    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (url, tags): Self::Found,
-    ) -> Result<Created> {
-        self.converge(ctx, &url, &tags, inputs).await?;
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let url = found.object;
+        self.converge(ctx, &url, &found.tags, inputs).await?;
         Ok(self.created(&inputs.name, &url))
     }
 
