@@ -3,6 +3,7 @@
 //! on AWS). Found by its name; adopted only if its tags say it is this stack's.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,7 +92,7 @@ impl EksCluster {
     }
 
     async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster> {
-        let what = format!("EKS cluster {name}");
+        let what = EksObject::cluster(name).to_string();
         self.0
             .wait_ready(
                 ctx,
@@ -130,7 +131,7 @@ impl EksCluster {
                 return Ok(());
             }
             if now > want {
-                return Err(downgrade(&format!("EKS cluster {name}"), running, target));
+                return Err(downgrade(EksObject::cluster(name), running, target));
             }
             let next = format!("{}.{}", now.0, now.1 + 1);
             let started = aws
@@ -142,7 +143,7 @@ impl EksCluster {
                 })
                 .await;
             let started = started.map(|out| out.update().cloned());
-            waited(aws, ctx, name, None, started).await?;
+            waited(aws, ctx, EksObject::cluster(name), started).await?;
         }
     }
 
@@ -229,16 +230,63 @@ pub fn no_downgrade(what: &str, old: &str, new: &str) -> Result<(), String> {
     }
 }
 
-/// EKS cannot take a cluster or a node group (`what`, e.g. `EKS cluster acme-dev`) back to
-/// an older Kubernetes version.
-pub fn downgrade(what: &str, running: &str, target: &str) -> ProviderError {
+/// The cluster, or one of its node groups: what an update or a wait is of.
+#[derive(Clone, Copy, Debug)]
+pub struct EksObject<'a> {
+    pub cluster: &'a str,
+    pub nodegroup: Option<&'a str>,
+}
+
+impl<'a> EksObject<'a> {
+    pub fn cluster(name: &'a str) -> EksObject<'a> {
+        EksObject {
+            cluster: name,
+            nodegroup: None,
+        }
+    }
+
+    pub fn nodegroup(cluster: &'a str, name: &'a str) -> EksObject<'a> {
+        EksObject {
+            cluster,
+            nodegroup: Some(name),
+        }
+    }
+}
+
+/// `EKS cluster acme-dev`, `node group workers-1`.
+impl fmt::Display for EksObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.nodegroup {
+            Some(ng) => write!(f, "node group {ng}"),
+            None => write!(f, "EKS cluster {}", self.cluster),
+        }
+    }
+}
+
+/// EKS cannot take the cluster or a node group back to an older Kubernetes version.
+pub fn downgrade(of: EksObject<'_>, running: &str, target: &str) -> ProviderError {
     ProviderError::with_code(
         super::typed::INVALID_INPUTS,
         format!(
-            "{what} runs Kubernetes {running}: EKS cannot downgrade it to {target} \
+            "{of} runs Kubernetes {running}: EKS cannot downgrade it to {target} \
              (set kubernetes_version to {running} or later, or replace the environment)"
         ),
     )
+}
+
+/// `what` (an update, a node group) is `status`, failed, for EKS's `reasons` (each a code
+/// and a message).
+pub fn failed<'a, C: fmt::Debug>(
+    code: &str,
+    what: &str,
+    status: impl fmt::Debug,
+    reasons: impl Iterator<Item = (C, Option<&'a str>)>,
+) -> ProviderError {
+    let reasons: Vec<String> = reasons
+        .map(|(code, message)| format!("{code:?}: {}", message.unwrap_or("")))
+        .collect();
+    let message = format!("{what} is {status:?}: {}", reasons.join("; "));
+    ProviderError::with_code(code, message)
 }
 
 /// Whether EKS refused a call because the cluster or node group is busy (another update in
@@ -247,33 +295,18 @@ fn in_use(error: &ProviderError) -> bool {
     error.code.as_deref() == Some("ResourceInUseException")
 }
 
-/// Waits for update `id` of cluster `cluster` (or of its node group `nodegroup`) to end:
-/// Successful, or an error saying why it Failed or was Cancelled.
-async fn wait_update(
-    aws: &Aws,
-    ctx: &Ctx,
-    cluster: &str,
-    nodegroup: Option<&str>,
-    id: &str,
-) -> Result<()> {
-    let what = match nodegroup {
-        Some(ng) => format!("update {id} of node group {ng}"),
-        None => format!("update {id} of EKS cluster {cluster}"),
-    };
+/// Waits for update `id` of `of` to end: Successful, or an error saying why it Failed or
+/// was Cancelled.
+async fn wait_update(aws: &Aws, ctx: &Ctx, of: EksObject<'_>, id: &str) -> Result<()> {
+    let what = format!("update {id} of {of}");
     aws.wait_for(ctx, &format!("{what} to end"), TIMEOUT, || async {
-        let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
+        let update = describe_update(aws, ctx, of, id).await?;
         match update.status() {
             Some(UpdateStatus::Successful) => Ok(Some(())),
             Some(UpdateStatus::Failed | UpdateStatus::Cancelled) => {
-                let errors: Vec<String> = update
-                    .errors()
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.error_code(), e.error_message().unwrap_or("")))
-                    .collect();
-                Err(ProviderError::with_code(
-                    "UpdateFailed",
-                    format!("{what} is {:?}: {}", update.status(), errors.join("; ")),
-                ))
+                let errors = update.errors().iter();
+                let errors = errors.map(|e| (e.error_code(), e.error_message()));
+                Err(failed("UpdateFailed", &what, update.status(), errors))
             }
             _ => Ok(None),
         }
@@ -281,18 +314,12 @@ async fn wait_update(
     .await
 }
 
-async fn describe_update(
-    aws: &Aws,
-    ctx: &Ctx,
-    cluster: &str,
-    nodegroup: Option<&str>,
-    id: &str,
-) -> Result<Update> {
+async fn describe_update(aws: &Aws, ctx: &Ctx, of: EksObject<'_>, id: &str) -> Result<Update> {
     let out = aws
         .request(Eks, "DescribeUpdate", ctx, |eks| {
             eks.describe_update()
-                .name(cluster)
-                .set_nodegroup_name(nodegroup.map(str::to_string))
+                .name(of.cluster)
+                .set_nodegroup_name(of.nodegroup.map(str::to_string))
                 .update_id(id)
                 .send()
         })
@@ -300,15 +327,11 @@ async fn describe_update(
     required(out.update().cloned(), "update")
 }
 
-/// After a call refused as in use: waits (at least one poll interval) until no update of the
-/// cluster (or of its node group) is in progress.
-async fn wait_quiet(aws: &Aws, ctx: &Ctx, cluster: &str, nodegroup: Option<&str>) -> Result<()> {
-    let what = match nodegroup {
-        Some(ng) => format!("node group {ng}'s updates to end"),
-        None => format!("EKS cluster {cluster}'s updates to end"),
-    };
+/// After a call refused as in use: waits (at least one poll interval) until no update of
+/// `of` is in progress.
+async fn wait_quiet(aws: &Aws, ctx: &Ctx, of: EksObject<'_>) -> Result<()> {
     let mut first = true;
-    aws.wait_for(ctx, &what, TIMEOUT, || {
+    aws.wait_for(ctx, &format!("{of}'s updates to end"), TIMEOUT, || {
         let polled = !std::mem::replace(&mut first, false);
         async move {
             if !polled {
@@ -317,14 +340,14 @@ async fn wait_quiet(aws: &Aws, ctx: &Ctx, cluster: &str, nodegroup: Option<&str>
             let out = aws
                 .request(Eks, "ListUpdates", ctx, |eks| {
                     eks.list_updates()
-                        .name(cluster)
-                        .set_nodegroup_name(nodegroup.map(str::to_string))
+                        .name(of.cluster)
+                        .set_nodegroup_name(of.nodegroup.map(str::to_string))
                         .send()
                 })
                 .await?;
             // The newest are last: one in progress is found early.
             for id in out.update_ids().iter().rev() {
-                let update = describe_update(aws, ctx, cluster, nodegroup, id).await?;
+                let update = describe_update(aws, ctx, of, id).await?;
                 if update.status() == Some(&UpdateStatus::InProgress) {
                     return Ok(None);
                 }
@@ -335,24 +358,23 @@ async fn wait_quiet(aws: &Aws, ctx: &Ctx, cluster: &str, nodegroup: Option<&str>
     .await
 }
 
-/// Waits out what an update call of the cluster (or of its node group `nodegroup`) did:
-/// the update it `started`, until the update ends (`true`); or, refused because the cluster
-/// or group is busy, until no update of it is in progress (`false`: call again).
+/// Waits out what an update call of `of` did: the update it `started`, until the update
+/// ends (`true`); or, refused because the cluster or group is busy, until no update of it is
+/// in progress (`false`: call again).
 pub async fn waited(
     aws: &Aws,
     ctx: &Ctx,
-    cluster: &str,
-    nodegroup: Option<&str>,
+    of: EksObject<'_>,
     started: Result<Option<Update>>,
 ) -> Result<bool> {
     match started {
         Ok(update) => {
             let id = required(update.as_ref().and_then(|u| u.id()), "update id")?;
-            wait_update(aws, ctx, cluster, nodegroup, id).await?;
+            wait_update(aws, ctx, of, id).await?;
             Ok(true)
         }
         Err(e) if in_use(&e) => {
-            wait_quiet(aws, ctx, cluster, nodegroup).await?;
+            wait_quiet(aws, ctx, of).await?;
             Ok(false)
         }
         Err(e) => Err(e),
@@ -500,7 +522,7 @@ impl NamedObject for EksCluster {
             eks.delete_cluster().name(name).send()
         })
         .await?;
-        let what = format!("EKS cluster {name}");
+        let what = EksObject::cluster(name).to_string();
         aws.wait_gone(ctx, &what, TIMEOUT, || self.get(ctx, name))
             .await
     }

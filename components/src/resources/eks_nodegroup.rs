@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::eks_cluster::{
-    TIMEOUT, check_version, downgrade, invalid_version, minor, no_downgrade, waited,
+    EksObject, TIMEOUT, check_version, downgrade, failed, invalid_version, minor, no_downgrade,
+    waited,
 };
 use super::named::{Found, NamedObject};
 use super::{
@@ -121,7 +122,7 @@ impl EksNodegroup {
     }
 
     async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup> {
-        let what = format!("node group {name}");
+        let what = EksObject::nodegroup(cluster, name).to_string();
         self.0
             .wait_ready(
                 ctx,
@@ -136,21 +137,9 @@ impl EksNodegroup {
                         | NodegroupStatus::Degraded
                         | NodegroupStatus::Deleting,
                     ) => {
-                        let issues: Vec<String> = g
-                            .health()
-                            .map(|h| {
-                                h.issues()
-                                    .iter()
-                                    .map(|i| {
-                                        format!("{:?}: {}", i.code(), i.message().unwrap_or(""))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        Err(ProviderError::with_code(
-                            "NodegroupFailed",
-                            format!("{what} is {:?}: {}", g.status(), issues.join("; ")),
-                        ))
+                        let issues = g.health().map(|h| h.issues()).unwrap_or_default().iter();
+                        let issues = issues.map(|i| (i.code(), i.message()));
+                        Err(failed("NodegroupFailed", &what, g.status(), issues))
                     }
                     _ => Ok(false),
                 },
@@ -173,7 +162,8 @@ impl EksNodegroup {
             match minor(running) {
                 Some(now) if now == want => return Ok(()),
                 Some(now) if now > want => {
-                    return Err(downgrade(&format!("node group {name}"), running, target));
+                    let group = EksObject::nodegroup(cluster, name);
+                    return Err(downgrade(group, running, target));
                 }
                 _ => {}
             }
@@ -187,7 +177,7 @@ impl EksNodegroup {
                 })
                 .await;
             let started = started.map(|out| out.update().cloned());
-            waited(aws, ctx, cluster, Some(name), started).await?;
+            waited(aws, ctx, EksObject::nodegroup(cluster, name), started).await?;
         }
     }
 }
@@ -385,7 +375,7 @@ impl NamedObject for EksNodegroup {
                     })
                     .await;
                 let started = started.map(|out| out.update().cloned());
-                if waited(aws, ctx, cluster, Some(name), started).await? {
+                if waited(aws, ctx, EksObject::nodegroup(cluster, name), started).await? {
                     break;
                 }
             }
@@ -406,7 +396,7 @@ impl NamedObject for EksNodegroup {
                 .send()
         })
         .await?;
-        let what = format!("node group {name}");
+        let what = EksObject::nodegroup(cluster, name).to_string();
         aws.wait_gone(ctx, &what, TIMEOUT, || self.get(ctx, cluster, name))
             .await
     }
