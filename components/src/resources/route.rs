@@ -62,6 +62,18 @@ impl Route {
     }
 }
 
+/// `request` (CreateRoute or ReplaceRoute, which take the same fields but share no trait)
+/// for the route `inputs` describe.
+macro_rules! route {
+    ($request:expr, $inputs:expr) => {
+        $request
+            .route_table_id(&$inputs.route_table_id)
+            .destination_cidr_block(&$inputs.destination_cidr_block)
+            .set_gateway_id($inputs.gateway_id.clone())
+            .set_nat_gateway_id($inputs.nat_gateway_id.clone())
+    };
+}
+
 fn split(id: &str) -> Result<(&str, &str)> {
     id.split_once('_')
         .ok_or_else(|| ProviderError::new(format!("{id:?} is not a route id (table_destination)")))
@@ -88,12 +100,7 @@ impl TypedProvider for Route {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         aws.perform(Ec2, "CreateRoute", ctx, |ec2| {
-            ec2.create_route()
-                .route_table_id(&inputs.route_table_id)
-                .destination_cidr_block(&inputs.destination_cidr_block)
-                .set_gateway_id(inputs.gateway_id.clone())
-                .set_nat_gateway_id(inputs.nat_gateway_id.clone())
-                .send()
+            route!(ec2.create_route(), inputs).send()
         })
         .await?;
         Ok(Route::created(inputs))
@@ -114,12 +121,7 @@ impl TypedProvider for Route {
     async fn update(&self, ctx: &Ctx, _: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         aws.perform(Ec2, "ReplaceRoute", ctx, |ec2| {
-            ec2.replace_route()
-                .route_table_id(&new.route_table_id)
-                .destination_cidr_block(&new.destination_cidr_block)
-                .set_gateway_id(new.gateway_id.clone())
-                .set_nat_gateway_id(new.nat_gateway_id.clone())
-                .send()
+            route!(ec2.replace_route(), new).send()
         })
         .await?;
         Ok(Route::created(new).outputs)
