@@ -42,6 +42,18 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
         find: Ec2Find<'_>,
     ) -> impl Future<Output = Result<Option<Self::Object>>> + Send;
 
+    /// The object `id`: a not-found error if there is none.
+    fn existing(
+        aws: &Aws,
+        ctx: &Ctx,
+        id: &str,
+    ) -> impl Future<Output = Result<Self::Object>> + Send {
+        async move {
+            let object = Self::describe(aws, ctx, Ec2Find::Id(id)).await?;
+            object.ok_or_else(|| not_found(Self::WHAT, id))
+        }
+    }
+
     /// The inputs `object` shows; `tags` are its user tags.
     fn inputs(
         aws: &Aws,
@@ -157,8 +169,7 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
     }
 
     async fn read(&self, ctx: &Ctx, id: &str, _: &T::Inputs) -> Result<Seen<T::Inputs>> {
-        let object = T::describe(&self.1, ctx, Ec2Find::Id(id)).await?;
-        let object = object.ok_or_else(|| not_found(T::WHAT, id))?;
+        let object = T::existing(&self.1, ctx, id).await?;
         let tags = user_tags(&ec2_tag_map(object.tags()));
         let inputs = T::inputs(&self.1, ctx, &object, tags).await?;
         Ok(Seen {
@@ -171,8 +182,7 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
         T::settle(&self.1, ctx, id, Some(old), new).await?;
         ec2_retag(&self.1, ctx, id, old.tags(), new.tags()).await?;
         let object = if T::OUTPUTS_FROM_AWS {
-            let object = T::describe(&self.1, ctx, Ec2Find::Id(id)).await?;
-            Some(object.ok_or_else(|| not_found(T::WHAT, id))?)
+            Some(T::existing(&self.1, ctx, id).await?)
         } else {
             None
         };

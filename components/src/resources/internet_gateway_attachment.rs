@@ -7,6 +7,8 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ec2::Ec2Object;
+use super::internet_gateway::InternetGateway;
 use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
@@ -32,18 +34,7 @@ impl InternetGatewayAttachment {
 
     /// The VPCs the gateway is attached to.
     async fn attached(&self, ctx: &Ctx, igw: &str) -> Result<Vec<String>> {
-        let aws = &self.0;
-        let out = aws
-            .request(Ec2, "DescribeInternetGateways", ctx, |ec2| {
-                ec2.describe_internet_gateways()
-                    .internet_gateway_ids(igw)
-                    .send()
-            })
-            .await?;
-        let g = out
-            .internet_gateways()
-            .first()
-            .ok_or_else(|| not_found("internet gateway", igw))?;
+        let g = InternetGateway::existing(&self.0, ctx, igw).await?;
         Ok(g.attachments()
             .iter()
             .filter_map(|a| a.vpc_id().map(str::to_string))

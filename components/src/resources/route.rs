@@ -8,6 +8,8 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::ec2::Ec2Object;
+use super::route_table::RouteTable;
 use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
@@ -40,16 +42,7 @@ impl Route {
 
     /// The route as it is in its table, if it is there.
     async fn find(&self, ctx: &Ctx, table: &str, destination: &str) -> Result<Option<Inputs>> {
-        let aws = &self.0;
-        let out = aws
-            .request(Ec2, "DescribeRouteTables", ctx, |ec2| {
-                ec2.describe_route_tables().route_table_ids(table).send()
-            })
-            .await?;
-        let t = out
-            .route_tables()
-            .first()
-            .ok_or_else(|| not_found("route table", table))?;
+        let t = RouteTable::existing(&self.0, ctx, table).await?;
         Ok(t.routes()
             .iter()
             .find(|r| r.destination_cidr_block() == Some(destination))
