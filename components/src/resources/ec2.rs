@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Tag;
 use byoc_engine::{Created, Ctx};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
@@ -88,6 +89,15 @@ pub trait Ec2Object: ResourceKind<Inputs: Tagged> {
     fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// The inputs of an EC2 type that takes nothing but user tags (an Elastic IP, an internet
+/// gateway).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsOnly {
+    #[serde(default)]
+    pub tags: Tags,
+}
+
 /// Inputs with user tags (every EC2 type's have a `tags` field).
 pub trait Tagged {
     fn tags(&self) -> &Tags;
@@ -107,9 +117,8 @@ macro_rules! tagged {
 tagged! {
     super::vpc::Inputs,
     super::subnet::Inputs,
-    super::internet_gateway::Inputs,
+    TagsOnly,
     super::route_table::Inputs,
-    super::elastic_ip::Inputs,
     super::nat_gateway::Inputs,
 }
 

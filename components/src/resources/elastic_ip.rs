@@ -1,25 +1,18 @@
 //! An Elastic IP address (for a NAT gateway).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
 use byoc_engine::Ctx;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ec2::{Ec2Object, Tags};
+use super::ec2::{Ec2Object, Tags, TagsOnly};
 use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:ElasticIp";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inputs {
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
+/// Its user tags, all it takes.
+pub type Inputs = TagsOnly;
 
 pub struct ElasticIp;
 

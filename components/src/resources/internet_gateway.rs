@@ -1,24 +1,17 @@
 //! An internet gateway (attached to its VPC by an `InternetGatewayAttachment`).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::ResourceType;
 use byoc_engine::Ctx;
-use serde::{Deserialize, Serialize};
 
-use super::ec2::{Ec2Object, Tags};
+use super::ec2::{Ec2Object, Tags, TagsOnly};
 use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
 use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGateway";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inputs {
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
+/// Its user tags, all it takes.
+pub type Inputs = TagsOnly;
 
 pub struct InternetGateway;
 
