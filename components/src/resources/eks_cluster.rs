@@ -10,8 +10,8 @@ use std::time::Duration;
 use aws_sdk_eks::operation::update_cluster_config::builders::UpdateClusterConfigFluentBuilder as ConfigRequest;
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
-    CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest,
-    StorageConfigRequest, Update, UpdateStatus, VpcConfigRequest,
+    CreateAccessConfigRequest, ElasticLoadBalancing, KubernetesNetworkConfigRequest, Nodegroup,
+    NodegroupStatus, StorageConfigRequest, Update, UpdateStatus, VpcConfigRequest,
 };
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
@@ -92,26 +92,8 @@ impl EksCluster {
     }
 
     async fn wait_active(&self, ctx: &Ctx, name: &str) -> Result<Cluster> {
-        let what = EksObject::cluster(name).to_string();
-        self.0
-            .wait_ready(
-                ctx,
-                &what,
-                "ACTIVE",
-                TIMEOUT,
-                || self.get(ctx, name),
-                |c| match c.status() {
-                    Some(ClusterStatus::Active) => Ok(true),
-                    Some(ClusterStatus::Failed | ClusterStatus::Deleting) => {
-                        Err(ProviderError::with_code(
-                            "ClusterFailed",
-                            format!("{what} is {:?}", c.status()),
-                        ))
-                    }
-                    _ => Ok(false),
-                },
-            )
-            .await
+        let cluster = EksObject::cluster(name);
+        wait_active(&self.0, ctx, cluster, || self.get(ctx, name), active).await
     }
 
     /// Brings the cluster to Kubernetes `target` one minor at a time (1.30 to 1.32 is two
@@ -263,6 +245,72 @@ impl fmt::Display for EksObject<'_> {
     }
 }
 
+/// What the descriptions of the cluster and of its node groups tell alike.
+pub trait EksDescribed: Send + Sync {
+    /// All its tags.
+    fn all_tags(&self) -> BTreeMap<String, String>;
+
+    /// Whether it is being deleted (for byoc, it is gone).
+    fn deleting(&self) -> bool;
+}
+
+/// [`EksDescribed`] for the SDK's descriptions, by their status type (they share no trait).
+macro_rules! eks_described {
+    ($($object:ident => $status:ident),* $(,)?) => {$(
+        impl EksDescribed for $object {
+            fn all_tags(&self) -> BTreeMap<String, String> {
+                keyed_tag_map(self.tags())
+            }
+
+            fn deleting(&self) -> bool {
+                self.status() == Some(&$status::Deleting)
+            }
+        }
+    )*};
+}
+
+eks_described! {
+    Cluster => ClusterStatus,
+    Nodegroup => NodegroupStatus,
+}
+
+/// Whether the cluster is ACTIVE (`Ok(false)`: not yet); an error if it never will be.
+fn active(c: &Cluster, what: &str) -> Result<bool> {
+    match c.status() {
+        Some(ClusterStatus::Active) => Ok(true),
+        Some(ClusterStatus::Failed | ClusterStatus::Deleting) => Err(ProviderError::with_code(
+            "ClusterFailed",
+            format!("{what} is {:?}", c.status()),
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// The object `described`, unless it is being deleted: as a look-up finds it.
+pub fn unless_deleting<T>(described: Option<T::Object>) -> Option<Found<T>>
+where
+    T: NamedObject<Object: EksDescribed>,
+{
+    let described = described.filter(|d| !d.deleting());
+    described.map(|d| Found {
+        tags: d.all_tags(),
+        object: d,
+    })
+}
+
+/// Waits until `get` finds `of` ACTIVE, as `active` tells; it, as described then.
+pub async fn wait_active<D, Fut: Future<Output = Result<Option<D>>>>(
+    aws: &Aws,
+    ctx: &Ctx,
+    of: EksObject<'_>,
+    get: impl Fn() -> Fut,
+    active: fn(&D, &str) -> Result<bool>,
+) -> Result<D> {
+    let what = of.to_string();
+    aws.wait_ready(ctx, &what, "ACTIVE", TIMEOUT, get, |d| active(d, &what))
+        .await
+}
+
 /// EKS cannot take the cluster or a node group back to an older Kubernetes version.
 pub fn downgrade(of: EksObject<'_>, running: &str, target: &str) -> ProviderError {
     ProviderError::with_code(
@@ -392,14 +440,8 @@ impl NamedObject for EksCluster {
         inputs.name.clone()
     }
 
-    /// The cluster, unless it is being deleted.
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
-        let cluster = self.get(ctx, name).await?;
-        let cluster = cluster.filter(|c| c.status() != Some(&ClusterStatus::Deleting));
-        Ok(cluster.map(|c| Found {
-            tags: keyed_tag_map(c.tags()),
-            object: c,
-        }))
+        Ok(unless_deleting(self.get(ctx, name).await?))
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
@@ -454,7 +496,8 @@ impl NamedObject for EksCluster {
     }
 
     async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
-        let c = self.existing(ctx, name).await?.object;
+        let found = self.existing(ctx, name).await?;
+        let c = &found.object;
         let vpc = required(c.resources_vpc_config(), "cluster VPC config")?;
         let compute = c.compute_config().filter(|cc| cc.enabled() == Some(true));
         let inputs = Inputs {
@@ -475,10 +518,10 @@ impl NamedObject for EksCluster {
                 node_role_arn: cc.node_role_arn().unwrap_or_default().to_string(),
                 node_pools: cc.node_pools().to_vec(),
             }),
-            tags: user_tags(&keyed_tag_map(c.tags())),
+            tags: user_tags(&found.tags),
         };
         Ok(Seen {
-            outputs: outputs(&c),
+            outputs: outputs(c),
             inputs,
         })
     }

@@ -17,12 +17,10 @@ use serde_json::{Value, json};
 
 use super::eks_cluster::{
     EksObject, TIMEOUT, check_version, downgrade, failed, invalid_version, minor, no_downgrade,
-    waited,
+    unless_deleting, wait_active, waited,
 };
 use super::named::{Found, NamedObject};
-use super::{
-    ResourceKind, Result, Seen, Tagging, absent, keyed_tag_map, keyed_tags, removed_keys, retag,
-};
+use super::{ResourceKind, Result, Seen, Tagging, absent, keyed_tags, removed_keys, retag};
 use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
 
@@ -99,6 +97,21 @@ fn scaling(s: &Scaling) -> NodegroupScalingConfig {
         .build()
 }
 
+/// Whether the group is ACTIVE (`Ok(false)`: not yet); an error if it failed, is degraded
+/// or going, with the issues its health lists.
+fn active(g: &Nodegroup, what: &str) -> Result<bool> {
+    use NodegroupStatus::{Active, CreateFailed, Degraded, Deleting};
+    match g.status() {
+        Some(Active) => Ok(true),
+        Some(CreateFailed | Degraded | Deleting) => {
+            let issues = g.health().map(|h| h.issues()).unwrap_or_default().iter();
+            let issues = issues.map(|i| (i.code(), i.message()));
+            Err(failed("NodegroupFailed", what, g.status(), issues))
+        }
+        _ => Ok(false),
+    }
+}
+
 impl EksNodegroup {
     fn created(cluster: &str, name: &str, arn: Option<&str>) -> Created {
         Created {
@@ -122,29 +135,9 @@ impl EksNodegroup {
     }
 
     async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup> {
-        let what = EksObject::nodegroup(cluster, name).to_string();
-        self.0
-            .wait_ready(
-                ctx,
-                &what,
-                "ACTIVE",
-                TIMEOUT,
-                || self.get(ctx, cluster, name),
-                |g| match g.status() {
-                    Some(NodegroupStatus::Active) => Ok(true),
-                    Some(
-                        NodegroupStatus::CreateFailed
-                        | NodegroupStatus::Degraded
-                        | NodegroupStatus::Deleting,
-                    ) => {
-                        let issues = g.health().map(|h| h.issues()).unwrap_or_default().iter();
-                        let issues = issues.map(|i| (i.code(), i.message()));
-                        Err(failed("NodegroupFailed", &what, g.status(), issues))
-                    }
-                    _ => Ok(false),
-                },
-            )
-            .await
+        let group = EksObject::nodegroup(cluster, name);
+        let get = || self.get(ctx, cluster, name);
+        wait_active(&self.0, ctx, group, get, active).await
     }
 }
 
@@ -233,15 +226,9 @@ impl NamedObject for EksNodegroup {
         format!("{}/{}", inputs.cluster_name, inputs.name)
     }
 
-    /// The group, unless it is being deleted.
     async fn describe(&self, ctx: &Ctx, id: &str) -> Result<Option<Found<Self>>> {
         let (cluster, name) = split(id)?;
-        let group = self.get(ctx, cluster, name).await?;
-        let group = group.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
-        Ok(group.map(|g| Found {
-            tags: keyed_tag_map(g.tags()),
-            object: g,
-        }))
+        Ok(unless_deleting(self.get(ctx, cluster, name).await?))
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
@@ -279,7 +266,8 @@ impl NamedObject for EksNodegroup {
 
     async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (cluster, name) = split(id)?;
-        let g = self.existing(ctx, id).await?.object;
+        let found = self.existing(ctx, id).await?;
+        let g = &found.object;
         let s = g.scaling_config();
         let inputs = Inputs {
             cluster_name: cluster.to_string(),
@@ -320,7 +308,7 @@ impl NamedObject for EksNodegroup {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            tags: user_tags(&keyed_tag_map(g.tags())),
+            tags: user_tags(&found.tags),
         };
         Ok(Seen {
             outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
