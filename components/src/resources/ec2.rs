@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Ec2Find, ResourceKind, Result, Seen, TypedProvider, ec2_retag, ec2_tag_map, not_found, required,
+    Ec2Find, ResourceKind, Result, Seen, Tagging, TypedProvider, ec2_tag_map, not_found, required,
+    retag,
 };
 use crate::aws::{Aws, user_tags};
 
@@ -189,7 +190,8 @@ impl<T: Ec2Object> TypedProvider for Ec2<T> {
 
     async fn update(&self, ctx: &Ctx, id: &str, old: &T::Inputs, new: &T::Inputs) -> Result<Value> {
         T::settle(&self.1, ctx, id, Some(old), new).await?;
-        ec2_retag(&self.1, ctx, id, old.tags(), new.tags()).await?;
+        let object = Tagging::Ec2(id);
+        retag(&self.1, ctx, object, old.tags(), new.tags()).await?;
         let object = if T::OUTPUTS_FROM_AWS {
             Some(T::existing(&self.1, ctx, id).await?)
         } else {

@@ -213,48 +213,11 @@ pub fn ec2_tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     crate::aws::tag_map(tags.iter().map(|t| (t.key(), t.value())))
 }
 
-/// Brings an EC2 object's user tags from `old` to `new`.
-pub async fn ec2_retag(
-    aws: &Aws,
-    ctx: &Ctx,
-    id: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Result<()> {
-    let gone: Vec<Tag> = removed_keys(old, new)
-        .into_iter()
-        .map(|k| Tag::builder().key(k).build())
-        .collect();
-    if !gone.is_empty() {
-        aws.perform(api::Ec2, "DeleteTags", ctx, |ec2| {
-            ec2.delete_tags()
-                .resources(id)
-                .set_tags(Some(gone.clone()))
-                .send()
-        })
-        .await?;
-    }
-    let set: Vec<Tag> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
-    if !set.is_empty() {
-        aws.perform(api::Ec2, "CreateTags", ctx, |ec2| {
-            ec2.create_tags()
-                .resources(id)
-                .set_tags(Some(set.clone()))
-                .send()
-        })
-        .await?;
-    }
-    Ok(())
-}
-
 /// An object tagged through its API's tag and untag calls, by what that API knows it by.
-/// (EC2 sets only the tags that changed: [`ec2_retag`].)
 #[derive(Clone, Copy, Debug)]
 pub enum Tagging<'a> {
+    /// An EC2 object, by id.
+    Ec2(&'a str),
     Role(&'a str),
     InstanceProfile(&'a str),
     OidcProvider(&'a str),
@@ -267,9 +230,9 @@ pub enum Tagging<'a> {
 }
 
 /// Brings an object's user tags from `old` to `new`: untags the keys that went (when some
-/// went), then tags with `new` (and byoc's own, but on EKS, whose create's stay). IAM and EKS
-/// objects are left alone when their user tags are unchanged; a queue's and a rule's are
-/// written every time.
+/// went), then tags with `new` (and byoc's own, but on EC2 and EKS, whose create's stay; EC2
+/// sets only the tags that changed). EC2, IAM and EKS objects are left alone when their user
+/// tags are unchanged; a queue's and a rule's are written every time.
 pub async fn retag(
     aws: &Aws,
     ctx: &Ctx,
@@ -284,8 +247,26 @@ pub async fn retag(
     }
     let gone = &removed_keys(old, new);
     let all = || keyed_tags(aws, ctx, new);
-    let (iam, eks, sqs, events) = (&aws.iam, &aws.eks, &aws.sqs, &aws.events);
+    let (ec2, iam, eks, sqs, events) = (&aws.ec2, &aws.iam, &aws.eks, &aws.sqs, &aws.events);
     match object {
+        Tagging::Ec2(id) => {
+            let set: Vec<Tag> = new
+                .iter()
+                .filter(|(k, v)| old.get(*k) != Some(*v))
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect();
+            let untag = |keys: Vec<String>| {
+                let keys = keys.into_iter().map(|k| Tag::builder().key(k).build());
+                let request = ec2.delete_tags().resources(id);
+                request.set_tags(Some(keys.collect())).send()
+            };
+            let tag = || {
+                let request = ec2.create_tags().resources(id);
+                request.set_tags(Some(set.clone())).send()
+            };
+            let tag = (!set.is_empty()).then_some(("CreateTags", tag));
+            tag_calls(aws, ctx, api::Ec2, gone, ("DeleteTags", untag), tag).await
+        }
         Role(name) => {
             let tags = Some(iam_tags(aws, ctx, new));
             let untag = |keys| {
@@ -295,7 +276,8 @@ pub async fn retag(
                     .send()
             };
             let tag = || iam.tag_role().role_name(name).set_tags(tags.clone()).send();
-            tag_calls(aws, ctx, Iam, gone, ("UntagRole", untag), ("TagRole", tag)).await
+            let (untag, tag) = (("UntagRole", untag), Some(("TagRole", tag)));
+            tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         InstanceProfile(name) => {
             let tags = Some(iam_tags(aws, ctx, new));
@@ -307,7 +289,10 @@ pub async fn retag(
                 let request = iam.tag_instance_profile().instance_profile_name(name);
                 request.set_tags(tags.clone()).send()
             };
-            let (untag, tag) = (("UntagInstanceProfile", untag), ("TagInstanceProfile", tag));
+            let (untag, tag) = (
+                ("UntagInstanceProfile", untag),
+                Some(("TagInstanceProfile", tag)),
+            );
             tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         OidcProvider(arn) => {
@@ -323,15 +308,8 @@ pub async fn retag(
                 request.set_tags(tags.clone()).send()
             };
             let untag = ("UntagOpenIDConnectProvider", untag);
-            tag_calls(
-                aws,
-                ctx,
-                Iam,
-                gone,
-                untag,
-                ("TagOpenIDConnectProvider", tag),
-            )
-            .await
+            let tag = Some(("TagOpenIDConnectProvider", tag));
+            tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         Tagging::Eks(arn) => {
             let tags = Some(new.clone().into_iter().collect());
@@ -345,15 +323,8 @@ pub async fn retag(
                     .set_tags(tags.clone())
                     .send()
             };
-            tag_calls(
-                aws,
-                ctx,
-                Eks,
-                gone,
-                ("UntagResource", untag),
-                ("TagResource", tag),
-            )
-            .await
+            let (untag, tag) = (("UntagResource", untag), Some(("TagResource", tag)));
+            tag_calls(aws, ctx, Eks, gone, untag, tag).await
         }
         Queue(url) => {
             let tags = Some(all());
@@ -364,15 +335,8 @@ pub async fn retag(
                     .send()
             };
             let tag = || sqs.tag_queue().queue_url(url).set_tags(tags.clone()).send();
-            tag_calls(
-                aws,
-                ctx,
-                Sqs,
-                gone,
-                ("UntagQueue", untag),
-                ("TagQueue", tag),
-            )
-            .await
+            let (untag, tag) = (("UntagQueue", untag), Some(("TagQueue", tag)));
+            tag_calls(aws, ctx, Sqs, gone, untag, tag).await
         }
         Rule(arn) => {
             let tags = all()
@@ -397,21 +361,22 @@ pub async fn retag(
                     .set_tags(tags.clone())
                     .send()
             };
-            let (untag, tag) = (("UntagResource", untag), ("TagResource", tag));
+            let (untag, tag) = (("UntagResource", untag), Some(("TagResource", tag)));
             tag_calls(aws, ctx, Events, gone, untag, tag).await
         }
     }
 }
 
 /// An API's two tagging calls, each `(operation, request)`: `untag` the keys of `gone` (when
-/// there are any), then `tag`. Requests are made anew for each attempt.
+/// there are any), then `tag` (when there is something to tag). Requests are made anew for
+/// each attempt.
 async fn tag_calls<A, B, E, F, U, T>(
     aws: &Aws,
     ctx: &Ctx,
     api: impl Api,
     gone: &[String],
     (untag_operation, untag): (&str, impl Fn(Vec<String>) -> U),
-    (tag_operation, tag): (&str, impl Fn() -> T),
+    tag: Option<(&str, impl Fn() -> T)>,
 ) -> Result<()>
 where
     U: Future<Output = Result<A, SdkError<E, HttpResponse>>>,
@@ -423,7 +388,10 @@ where
         let untag = |_| untag(gone.to_vec());
         aws.perform(api, untag_operation, ctx, untag).await?;
     }
-    aws.perform(api, tag_operation, ctx, |_| tag()).await
+    match tag {
+        Some((operation, tag)) => aws.perform(api, operation, ctx, |_| tag()).await,
+        None => Ok(()),
+    }
 }
 
 /// Tags given as a map (EKS's, SQS's), maybe none, as a sorted map.
