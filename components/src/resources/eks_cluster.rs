@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_eks::operation::update_cluster_config::builders::UpdateClusterConfigFluentBuilder as ConfigRequest;
 use aws_sdk_eks::types::{
     AuthenticationMode, BlockStorage, Cluster, ClusterStatus, ComputeConfigRequest,
@@ -17,9 +18,10 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::{Found, NamedObject};
+use super::named::{Found, NamedObject, adopt};
 use super::{
-    ResourceKind, Result, Seen, Tagging, absent, keyed_tag_map, keyed_tags, required, retag,
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, keyed_tag_map, keyed_tags,
+    required, retag,
 };
 use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
@@ -444,6 +446,14 @@ impl NamedObject for EksCluster {
         Ok(unless_deleting(self.get(ctx, name).await?))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
+        let cluster = self.wait_active(ctx, &inputs.name).await?;
+        Ok(EksCluster::created(&cluster))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for EksCluster {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags = keyed_tags(aws, ctx, &inputs.tags);
@@ -570,8 +580,7 @@ impl NamedObject for EksCluster {
             .await
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
-        let cluster = self.wait_active(ctx, &inputs.name).await?;
-        Ok(EksCluster::created(&cluster))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
     TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
@@ -19,8 +20,10 @@ use super::eks_cluster::{
     EksObject, TIMEOUT, check_version, downgrade, failed, invalid_version, minor, no_downgrade,
     unless_deleting, wait_active, waited,
 };
-use super::named::{Found, NamedObject};
-use super::{ResourceKind, Result, Seen, Tagging, absent, keyed_tags, removed_keys, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, keyed_tags, removed_keys, retag,
+};
 use crate::aws::api::Eks;
 use crate::aws::{Aws, user_tags};
 
@@ -231,6 +234,15 @@ impl NamedObject for EksNodegroup {
         Ok(unless_deleting(self.get(ctx, cluster, name).await?))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
+        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
+        let g = self.wait_active(ctx, cluster, name).await?;
+        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for EksNodegroup {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags = keyed_tags(aws, ctx, &inputs.tags);
@@ -389,9 +401,7 @@ impl NamedObject for EksNodegroup {
             .await
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
-        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
-        let g = self.wait_active(ctx, cluster, name).await?;
-        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

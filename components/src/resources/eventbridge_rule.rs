@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::named::{Found, NamedObject};
-use super::{ResourceKind, Result, Seen, Tagging, absent, retag, with_name_and_arn};
+use super::named::{Found, NamedObject, adopt};
+use super::{ResourceKind, Result, Seen, Tagging, TypedProvider, absent, retag, with_name_and_arn};
 use crate::aws::api::Events;
 use crate::aws::{Aws, tag_map, user_tags};
 
@@ -143,6 +144,14 @@ impl NamedObject for EventbridgeRule {
         }))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.converge(ctx, &found.tags, inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for EventbridgeRule {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
         Ok(with_name_and_arn(&inputs.name, &arn))
@@ -180,8 +189,7 @@ impl NamedObject for EventbridgeRule {
         absent(deleted).map(drop)
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
-        let arn = self.converge(ctx, &found.tags, inputs).await?;
-        Ok(with_name_and_arn(&inputs.name, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

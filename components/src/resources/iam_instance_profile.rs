@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::named::{Found, NamedObject};
+use super::named::{Found, NamedObject, adopt};
 use super::{
-    ResourceKind, Result, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag,
-    with_name_and_arn,
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, iam_tag_map, iam_tags, required,
+    retag, with_name_and_arn,
 };
 use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
@@ -102,6 +103,16 @@ impl NamedObject for IamInstanceProfile {
         }))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let (name, (roles, arn)) = (&inputs.name, found.object);
+        self.set_role(ctx, name, &roles, Some(&inputs.role_name))
+            .await?;
+        Ok(with_name_and_arn(name, &arn))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for IamInstanceProfile {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let out = aws
@@ -166,10 +177,7 @@ impl NamedObject for IamInstanceProfile {
         .await
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
-        let (name, (roles, arn)) = (&inputs.name, found.object);
-        self.set_role(ctx, name, &roles, Some(&inputs.role_name))
-            .await?;
-        Ok(with_name_and_arn(name, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::{Found, NamedObject};
+use super::named::{Found, NamedObject, adopt};
 use super::{
-    ResourceKind, Result, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json,
-    required, retag, with_name_and_arn,
+    ResourceKind, Result, Seen, StringSet, Tagging, TypedProvider, absent, iam_tag_map, iam_tags,
+    policy_json, required, retag, with_name_and_arn,
 };
 use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
@@ -258,6 +259,15 @@ impl NamedObject for IamRole {
         Ok(Some(Found { tags, object }))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let (current, arn) = found.object;
+        self.converge(ctx, &current, inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for IamRole {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();
@@ -333,9 +343,7 @@ impl NamedObject for IamRole {
         .await
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
-        let (current, arn) = found.object;
-        self.converge(ctx, &current, inputs).await?;
-        Ok(with_name_and_arn(&inputs.name, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

@@ -1,9 +1,9 @@
 //! One file per resource type, all of the same shape: a [`ResourceKind`] (`KIND`, the
 //! `Inputs` it takes: what the blueprint builds, the planner diffs and a read reports back),
 //! and its calls over an [`Aws`] session: an [`ec2::Ec2Object`], which [`ec2::Ec2`] makes a
-//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), a
-//! [`named::NamedObject`], which [`named::Named`] makes one (IAM, EKS, SQS, EventBridge:
-//! adopted by deterministic name), or a [`TypedProvider`] itself (the others).
+//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), or a
+//! [`TypedProvider`] itself: a [`named::NamedObject`] too for the types adopted by
+//! deterministic name (IAM, EKS, SQS, EventBridge: [`named::adopt`]).
 //! [`Typed`] makes each the engine's provider: parsing, diffing and classifying are done
 //! there once. Below: helpers the types share (tags, lookups).
 
@@ -43,7 +43,6 @@ pub mod typed;
 pub mod vpc;
 
 use ec2::Ec2;
-use named::Named;
 pub use typed::{
     ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, is_seconds, output, resource,
     seconds,
@@ -65,16 +64,13 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .typed(Ec2(route_table::RouteTable, aws()))
         .typed(route::Route(aws()))
         .typed(route_table_association::RouteTableAssociation(aws()))
-        .typed(Named(iam_role::IamRole(aws()), aws()))
-        .typed(Named(
-            iam_instance_profile::IamInstanceProfile(aws()),
-            aws(),
-        ))
-        .typed(Named(oidc_provider::OidcProvider(aws()), aws()))
-        .typed(Named(eks_cluster::EksCluster(aws()), aws()))
-        .typed(Named(eks_nodegroup::EksNodegroup(aws()), aws()))
-        .typed(Named(sqs_queue::SqsQueue(aws()), aws()))
-        .typed(Named(eventbridge_rule::EventbridgeRule(aws()), aws()))
+        .typed(iam_role::IamRole(aws()))
+        .typed(iam_instance_profile::IamInstanceProfile(aws()))
+        .typed(oidc_provider::OidcProvider(aws()))
+        .typed(eks_cluster::EksCluster(aws()))
+        .typed(eks_nodegroup::EksNodegroup(aws()))
+        .typed(sqs_queue::SqsQueue(aws()))
+        .typed(eventbridge_rule::EventbridgeRule(aws()))
         .typed(cluster_drain::ClusterDrain(aws()))
         .typed(cluster_leftovers::ClusterLeftovers(aws()))
         .typed(helm_release::HelmRelease(aws()))

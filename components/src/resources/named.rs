@@ -1,20 +1,17 @@
 //! The shape every type named by its create shares (IAM, EKS, SQS, EventBridge): after an
 //! interrupted create its object is looked up by that name and adopted only if its tags (all
-//! of them) say it is this stack's and this resource's, then completed. A type says only
-//! what is its own ([`NamedObject`]); [`Named`] makes it a [`TypedProvider`].
+//! of them) say it is this stack's and this resource's, then completed. Such a type is a
+//! [`TypedProvider`] whose `find_existing` is [`adopt`], and says what adopting needs
+//! ([`NamedObject`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
-use serde_json::Value;
+use byoc_engine::{Created, Ctx};
 
-use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
-use crate::aws::{self, Aws};
+use super::{ResourceKind, Result, not_found};
+use crate::aws::Aws;
 
-/// One named type's own part: its operations, and what adopting its object needs. Its
-/// futures are `Send` for the engine's tasks.
+/// What adopting a named type's object needs. Its futures are `Send` for the engine's tasks.
 pub trait NamedObject: ResourceKind + Sized {
     /// What a not-found error calls it, e.g. `IAM role`.
     const WHAT: &'static str;
@@ -58,40 +55,6 @@ pub trait NamedObject: ResourceKind + Sized {
         inputs: &Self::Inputs,
         found: Found<Self>,
     ) -> impl Future<Output = Result<Created>> + Send;
-
-    fn create(
-        &self,
-        ctx: &Ctx,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Created>> + Send;
-
-    /// As [`TypedProvider::read`].
-    fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        recorded: &Self::Inputs,
-    ) -> impl Future<Output = Result<Seen<Self::Inputs>>> + Send;
-
-    fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Self::Inputs,
-        new: &Self::Inputs,
-    ) -> impl Future<Output = Result<Value>> + Send;
-
-    fn delete(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// As [`TypedProvider::classify`].
-    fn classify(error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
-    }
 }
 
 /// An object of type `T` as a look-up sees it.
@@ -101,42 +64,21 @@ pub struct Found<T: NamedObject> {
     pub object: T::Object,
 }
 
-/// The engine's typed provider for a [`NamedObject`], over its session (the one whose stack
-/// an object must be tagged for to be adopted).
-pub struct Named<T>(pub T, pub Arc<Aws>);
-
-super::typed::forward_kind!(Named, NamedObject);
-
-#[async_trait]
-impl<T: NamedObject> TypedProvider for Named<T> {
-    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created> {
-        self.0.create(ctx, inputs).await
-    }
-
-    async fn read(&self, ctx: &Ctx, id: &str, recorded: &T::Inputs) -> Result<Seen<T::Inputs>> {
-        self.0.read(ctx, id, recorded).await
-    }
-
-    async fn update(&self, ctx: &Ctx, id: &str, old: &T::Inputs, new: &T::Inputs) -> Result<Value> {
-        self.0.update(ctx, id, old, new).await
-    }
-
-    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &T::Inputs) -> Result<()> {
-        self.0.delete(ctx, id, inputs).await
-    }
-
-    /// The object the create of `inputs` names, adopted only with the tags of this stack and
-    /// this resource (and of this create, for a type adopting by token): else it is another's.
-    async fn find_existing(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Option<Created>> {
-        match self.0.describe(ctx, &self.0.id(inputs)).await? {
-            Some(found) if self.1.owns(ctx, &found.tags, T::ADOPT_BY_TOKEN) => {
-                self.0.complete(ctx, inputs, found).await.map(Some)
-            }
-            _ => Ok(None),
+/// [`TypedProvider::find_existing`] of a named type: the object the create of `inputs`
+/// names, adopted only with the tags of this stack and this resource (and of this create, for
+/// a type adopting by token) of session `aws`: else it is another's.
+///
+/// [`TypedProvider::find_existing`]: super::TypedProvider::find_existing
+pub async fn adopt<T: NamedObject>(
+    object: &T,
+    aws: &Aws,
+    ctx: &Ctx,
+    inputs: &T::Inputs,
+) -> Result<Option<Created>> {
+    match object.describe(ctx, &object.id(inputs)).await? {
+        Some(found) if aws.owns(ctx, &found.tags, T::ADOPT_BY_TOKEN) => {
+            object.complete(ctx, inputs, found).await.map(Some)
         }
-    }
-
-    fn classify(error: &ProviderError) -> ErrorClass {
-        T::classify(error)
+        _ => Ok(None),
     }
 }

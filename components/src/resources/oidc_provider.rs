@@ -4,12 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::{Found, NamedObject};
-use super::{ResourceKind, Result, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, iam_tag_map, iam_tags, required,
+    retag,
+};
 use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
 
@@ -122,6 +126,15 @@ impl NamedObject for OidcProvider {
         }))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.id(inputs);
+        self.converge(ctx, &arn, &found.object, inputs).await?;
+        Ok(OidcProvider::created(&arn, &inputs.url))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for OidcProvider {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let out = aws
@@ -161,9 +174,7 @@ impl NamedObject for OidcProvider {
         .await
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
-        let arn = self.id(inputs);
-        self.converge(ctx, &arn, &found.object, inputs).await?;
-        Ok(OidcProvider::created(&arn, &inputs.url))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

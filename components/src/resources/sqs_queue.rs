@@ -5,14 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::{Found, NamedObject};
+use super::named::{Found, NamedObject, adopt};
 use super::{
-    ResourceKind, Result, Seen, Tagging, is_seconds, keyed_tag_map, keyed_tags, retag, seconds,
+    ResourceKind, Result, Seen, Tagging, TypedProvider, is_seconds, keyed_tag_map, keyed_tags,
+    retag, seconds,
 };
 use crate::aws::api::Sqs;
 use crate::aws::{self, Aws, user_tags};
@@ -190,6 +192,15 @@ impl NamedObject for SqsQueue {
         Ok(Some(Found { tags, object: url }))
     }
 
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let url = found.object;
+        self.converge(ctx, &url, &found.tags, inputs).await?;
+        Ok(self.created(&inputs.name, &url))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for SqsQueue {
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let tags = keyed_tags(aws, ctx, &inputs.tags);
@@ -252,10 +263,8 @@ impl NamedObject for SqsQueue {
         }
     }
 
-    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
-        let url = found.object;
-        self.converge(ctx, &url, &found.tags, inputs).await?;
-        Ok(self.created(&inputs.name, &url))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 
     fn classify(error: &ProviderError) -> ErrorClass {
