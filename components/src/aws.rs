@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::helm::Helm;
 use crate::limiter::{BucketKey, RateLimiter, RateLimits, Service};
+use api::Api;
 
 /// The role the customer's trust template creates.
 pub use byoc_model::TRUST_ROLE_NAME as DEFAULT_ROLE_NAME;
@@ -554,35 +555,38 @@ impl Aws {
         }
     }
 
-    /// [`Aws::call`] as a resource operation makes it: cancelled with the step (`ctx`), the
-    /// request built from this session (`f(self)`, anew for each attempt).
-    pub async fn request<'a, T, E, Fut>(
+    /// [`Aws::call`] as a resource operation makes it: a call of API `A` (e.g. [`api::Ec2`]),
+    /// cancelled with the step (`ctx`), the request built on that API's client (`f(client)`,
+    /// anew for each attempt).
+    pub async fn request<'a, A: Api, T, E, Fut>(
         &'a self,
-        service: Service,
+        _: A,
         operation: &str,
         ctx: &Ctx,
-        f: impl Fn(&'a Aws) -> Fut,
+        f: impl Fn(&'a A::Client) -> Fut,
     ) -> Result<T, ProviderError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.call(service, operation, &ctx.cancel, || f(self)).await
+        let client = A::client(self);
+        self.call(A::SERVICE, operation, &ctx.cancel, || f(client))
+            .await
     }
 
     /// [`Aws::request`] of a call whose answer is not needed (a delete, a setting).
-    pub async fn perform<'a, T, E, Fut>(
+    pub async fn perform<'a, A: Api, T, E, Fut>(
         &'a self,
-        service: Service,
+        api: A,
         operation: &str,
         ctx: &Ctx,
-        f: impl Fn(&'a Aws) -> Fut,
+        f: impl Fn(&'a A::Client) -> Fut,
     ) -> Result<(), ProviderError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.request(service, operation, ctx, f).await.map(drop)
+        self.request(api, operation, ctx, f).await.map(drop)
     }
 
     /// The tags every object byoc creates carries, then the user's.
@@ -682,6 +686,45 @@ impl Aws {
             Ok(describe().await?.is_none().then_some(()))
         })
         .await
+    }
+}
+
+/// The APIs a resource operation calls ([`Aws::request`]): each names its session client
+/// and the limiter's bucket its calls count against, so that a request names its service once.
+pub mod api {
+    use super::Aws;
+    use crate::limiter::Service;
+
+    /// An AWS API of a session.
+    pub trait Api: Copy {
+        type Client: Sync + 'static;
+        const SERVICE: Service;
+        fn client(aws: &Aws) -> &Self::Client;
+    }
+
+    macro_rules! apis {
+        ($($api:ident => $field:ident: $client:ty),* $(,)?) => {$(
+            #[derive(Clone, Copy, Debug)]
+            pub struct $api;
+
+            impl Api for $api {
+                type Client = $client;
+                const SERVICE: Service = Service::$api;
+
+                fn client(aws: &Aws) -> &$client {
+                    &aws.$field
+                }
+            }
+        )*};
+    }
+
+    apis! {
+        Ec2 => ec2: aws_sdk_ec2::Client,
+        Iam => iam: aws_sdk_iam::Client,
+        Eks => eks: aws_sdk_eks::Client,
+        Elb => elb: aws_sdk_elasticloadbalancingv2::Client,
+        Sqs => sqs: aws_sdk_sqs::Client,
+        Events => events: aws_sdk_eventbridge::Client,
     }
 }
 

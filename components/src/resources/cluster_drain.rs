@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::helm_release::Cluster;
-use super::{ResourceKind, Sweeper};
+use super::{ResourceKind, Result, Sweeper, is_seconds, seconds};
 use crate::aws::{self, Aws, Patience};
 use crate::kube::{KUBE_UNAVAILABLE, KubeClient};
 
@@ -34,19 +34,8 @@ pub struct Inputs {
     #[serde(default)]
     pub node_pools: bool,
     /// How long to wait for load balancers and nodes to go.
-    #[serde(
-        default = "default_timeout",
-        skip_serializing_if = "is_default_timeout"
-    )]
+    #[serde(default = "seconds::<900>", skip_serializing_if = "is_seconds::<900>")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout() -> u64 {
-    900
-}
-
-fn is_default_timeout(seconds: &u64) -> bool {
-    *seconds == default_timeout()
 }
 
 pub struct ClusterDrain(pub Arc<Aws>);
@@ -75,10 +64,7 @@ fn load_balancer(service: &Value) -> bool {
 
 /// What is left to go: LoadBalancer Services, Ingresses, and with `node_pools` the
 /// NodePools and Karpenter's nodes.
-async fn remaining(
-    kube: &KubeClient,
-    node_pools: bool,
-) -> Result<[Vec<(String, String)>; 4], ProviderError> {
+async fn remaining(kube: &KubeClient, node_pools: bool) -> Result<[Vec<(String, String)>; 4]> {
     let mut left = [
         items(&kube.get(SERVICES).await?, load_balancer),
         items(&kube.get(INGRESSES).await?, |_| true),
@@ -93,7 +79,7 @@ async fn remaining(
 }
 
 impl ClusterDrain {
-    async fn kube(&self, cluster: &Cluster) -> Result<KubeClient, ProviderError> {
+    async fn kube(&self, cluster: &Cluster) -> Result<KubeClient> {
         KubeClient::new(&cluster.access(&self.0).await?)
     }
 }
@@ -113,7 +99,7 @@ impl Sweeper for ClusterDrain {
         }
     }
 
-    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<(), ProviderError> {
+    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<()> {
         let kube = self.kube(&inputs.cluster).await?;
         let [services, ingresses, pools, _] = remaining(&kube, inputs.node_pools).await?;
         for (namespace, name) in &services {

@@ -14,9 +14,9 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ResourceKind, Sweeper, absent, ec2_tag_map};
+use super::{ResourceKind, Result, Sweeper, absent, ec2_tag_map};
+use crate::aws::api::{Ec2, Elb};
 use crate::aws::{Aws, Patience, TAG_STACK, tag_map};
-use crate::limiter::Service::{Ec2, Elb};
 
 pub const KIND: &str = "byoc:ClusterLeftovers";
 
@@ -52,62 +52,59 @@ fn vpc_filter(vpc_id: &str) -> Filter {
 
 impl ClusterLeftovers {
     /// Deletes the cluster's load balancers, then its target groups; the number deleted.
-    async fn load_balancers(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+    async fn load_balancers(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize> {
         let aws = &self.0;
         let out = aws
-            .request(Elb, "DescribeLoadBalancers", ctx, |aws| {
-                aws.elb.describe_load_balancers().send()
+            .request(Elb, "DescribeLoadBalancers", ctx, |elb| {
+                elb.describe_load_balancers().send()
             })
             .await?;
-        let arns: Vec<String> = out
-            .load_balancers()
-            .iter()
-            .filter(|lb| lb.vpc_id() == Some(inputs.vpc_id.as_str()))
-            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
-            .collect();
-        let doomed = self.elb_made_by_cluster(ctx, inputs, arns).await?;
-        for arn in &doomed {
-            aws.perform(Elb, "DeleteLoadBalancer", ctx, |aws| {
-                aws.elb.delete_load_balancer().load_balancer_arn(arn).send()
+        let listed = out.load_balancers().iter();
+        let listed = listed.map(|lb| (lb.vpc_id(), lb.load_balancer_arn()));
+        let balancers = self.elb_made_by_cluster(ctx, inputs, listed).await?;
+        for arn in &balancers {
+            aws.perform(Elb, "DeleteLoadBalancer", ctx, |elb| {
+                elb.delete_load_balancer().load_balancer_arn(arn).send()
             })
             .await?;
         }
         let out = aws
-            .request(Elb, "DescribeTargetGroups", ctx, |aws| {
-                aws.elb.describe_target_groups().send()
+            .request(Elb, "DescribeTargetGroups", ctx, |elb| {
+                elb.describe_target_groups().send()
             })
             .await?;
-        let arns: Vec<String> = out
-            .target_groups()
-            .iter()
-            .filter(|tg| tg.vpc_id() == Some(inputs.vpc_id.as_str()))
-            .filter_map(|tg| tg.target_group_arn().map(str::to_string))
-            .collect();
-        let groups = self.elb_made_by_cluster(ctx, inputs, arns).await?;
+        let listed = out.target_groups().iter();
+        let listed = listed.map(|tg| (tg.vpc_id(), tg.target_group_arn()));
+        let groups = self.elb_made_by_cluster(ctx, inputs, listed).await?;
         for arn in &groups {
-            aws.perform(Elb, "DeleteTargetGroup", ctx, |aws| {
-                aws.elb.delete_target_group().target_group_arn(arn).send()
+            aws.perform(Elb, "DeleteTargetGroup", ctx, |elb| {
+                elb.delete_target_group().target_group_arn(arn).send()
             })
             .await?;
         }
-        Ok(doomed.len() + groups.len())
+        Ok(balancers.len() + groups.len())
     }
 
-    /// Those of `arns` (load balancers or target groups) whose tags say the cluster made them.
-    async fn elb_made_by_cluster(
+    /// The ARNs of those of `listed` (load balancers or target groups, each `(vpc, arn)`) in
+    /// the environment's VPC whose tags say the cluster made them.
+    async fn elb_made_by_cluster<'a>(
         &self,
         ctx: &Ctx,
         inputs: &Inputs,
-        arns: Vec<String>,
-    ) -> Result<Vec<String>, ProviderError> {
+        listed: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    ) -> Result<Vec<String>> {
         let aws = &self.0;
+        let vpc = Some(inputs.vpc_id.as_str());
+        let arns: Vec<String> = listed
+            .filter(|(in_vpc, _)| *in_vpc == vpc)
+            .filter_map(|(_, arn)| arn.map(str::to_string))
+            .collect();
         let mut found = Vec::new();
         // DescribeTags takes 20 ARNs at a time.
         for chunk in arns.chunks(20) {
             let out = aws
-                .request(Elb, "DescribeTags", ctx, |aws| {
-                    aws.elb
-                        .describe_tags()
+                .request(Elb, "DescribeTags", ctx, |elb| {
+                    elb.describe_tags()
                         .set_resource_arns(Some(chunk.to_vec()))
                         .send()
                 })
@@ -125,13 +122,12 @@ impl ClusterLeftovers {
     }
 
     /// Terminates the instances the cluster launched and waits until they are gone.
-    async fn instances(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+    async fn instances(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize> {
         let aws = &self.0;
         let live = || async {
             let out = aws
-                .request(Ec2, "DescribeInstances", ctx, |aws| {
-                    aws.ec2
-                        .describe_instances()
+                .request(Ec2, "DescribeInstances", ctx, |ec2| {
+                    ec2.describe_instances()
                         .filters(vpc_filter(&inputs.vpc_id))
                         .send()
                 })
@@ -155,9 +151,8 @@ impl ClusterLeftovers {
         if ids.is_empty() {
             return Ok(0);
         }
-        aws.perform(Ec2, "TerminateInstances", ctx, |aws| {
-            aws.ec2
-                .terminate_instances()
+        aws.perform(Ec2, "TerminateInstances", ctx, |ec2| {
+            ec2.terminate_instances()
                 .set_instance_ids(Some(ids.clone()))
                 .send()
         })
@@ -175,15 +170,14 @@ impl ClusterLeftovers {
     }
 
     /// Deletes the cluster's ENIs, waiting for those still attached to be released.
-    async fn network_interfaces(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+    async fn network_interfaces(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize> {
         let aws = &self.0;
         let deleted = AtomicUsize::new(0);
         let what = format!("the ENIs of cluster {} to be released", inputs.cluster_name);
         aws.wait_for(ctx, &what, ENIS, || async {
             let out = aws
-                .request(Ec2, "DescribeNetworkInterfaces", ctx, |aws| {
-                    aws.ec2
-                        .describe_network_interfaces()
+                .request(Ec2, "DescribeNetworkInterfaces", ctx, |ec2| {
+                    ec2.describe_network_interfaces()
                         .filters(vpc_filter(&inputs.vpc_id))
                         .send()
                 })
@@ -203,9 +197,8 @@ impl ClusterLeftovers {
                     continue;
                 }
                 let gone = aws
-                    .request(Ec2, "DeleteNetworkInterface", ctx, |aws| {
-                        aws.ec2
-                            .delete_network_interface()
+                    .request(Ec2, "DeleteNetworkInterface", ctx, |ec2| {
+                        ec2.delete_network_interface()
                             .network_interface_id(id)
                             .send()
                     })
@@ -222,12 +215,11 @@ impl ClusterLeftovers {
 
     /// Deletes the cluster's security groups, their rules first: groups that refer to each
     /// other could not be deleted otherwise.
-    async fn security_groups(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize, ProviderError> {
+    async fn security_groups(&self, ctx: &Ctx, inputs: &Inputs) -> Result<usize> {
         let aws = &self.0;
         let out = aws
-            .request(Ec2, "DescribeSecurityGroups", ctx, |aws| {
-                aws.ec2
-                    .describe_security_groups()
+            .request(Ec2, "DescribeSecurityGroups", ctx, |ec2| {
+                ec2.describe_security_groups()
                     .filters(vpc_filter(&inputs.vpc_id))
                     .send()
             })
@@ -241,9 +233,8 @@ impl ClusterLeftovers {
         for g in &groups {
             let id = g.group_id().unwrap_or_default();
             if !g.ip_permissions().is_empty() {
-                aws.perform(Ec2, "RevokeSecurityGroupIngress", ctx, |aws| {
-                    aws.ec2
-                        .revoke_security_group_ingress()
+                aws.perform(Ec2, "RevokeSecurityGroupIngress", ctx, |ec2| {
+                    ec2.revoke_security_group_ingress()
                         .group_id(id)
                         .set_ip_permissions(Some(g.ip_permissions().to_vec()))
                         .send()
@@ -251,9 +242,8 @@ impl ClusterLeftovers {
                 .await?;
             }
             if !g.ip_permissions_egress().is_empty() {
-                aws.perform(Ec2, "RevokeSecurityGroupEgress", ctx, |aws| {
-                    aws.ec2
-                        .revoke_security_group_egress()
+                aws.perform(Ec2, "RevokeSecurityGroupEgress", ctx, |ec2| {
+                    ec2.revoke_security_group_egress()
                         .group_id(id)
                         .set_ip_permissions(Some(g.ip_permissions_egress().to_vec()))
                         .send()
@@ -264,8 +254,8 @@ impl ClusterLeftovers {
         for g in &groups {
             let id = g.group_id().unwrap_or_default();
             let gone = aws
-                .request(Ec2, "DeleteSecurityGroup", ctx, |aws| {
-                    aws.ec2.delete_security_group().group_id(id).send()
+                .request(Ec2, "DeleteSecurityGroup", ctx, |ec2| {
+                    ec2.delete_security_group().group_id(id).send()
                 })
                 .await;
             absent(gone)?;
@@ -289,7 +279,7 @@ impl Sweeper for ClusterLeftovers {
         }
     }
 
-    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<(), ProviderError> {
+    async fn sweep(&self, ctx: &Ctx, inputs: &Inputs) -> Result<()> {
         // Load balancers and instances hold ENIs, and ENIs hold security groups.
         let balancers = self.load_balancers(ctx, inputs).await?;
         let instances = self.instances(ctx, inputs).await?;

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint as EksTaint,
     TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
@@ -15,19 +16,18 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::eks_cluster::{in_use, minor, wait_quiet, wait_update};
-use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, eks_tag_map, not_found, removed_keys, retag};
-use crate::aws::{Aws, Patience, user_tags};
-use crate::limiter::Service::Eks;
+use super::eks_cluster::{
+    EksObject, Op, check_version, downgrade, failed, invalid_version, minor, no_downgrade,
+    unless_deleting, wait_active, waited,
+};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, keyed_tags, removed_keys, retag,
+};
+use crate::aws::api::Eks;
+use crate::aws::{Aws, user_tags};
 
 pub const KIND: &str = "aws:eks:Nodegroup";
-
-/// AWS makes a node group active in about three minutes; an update replaces or resizes
-/// nodes, a delete drains them.
-const CREATE: Patience = Patience::secs(180, 30 * 60);
-const UPDATE: Patience = Patience::secs(300, 60 * 60);
-const DELETE: Patience = Patience::secs(300, 30 * 60);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +73,7 @@ pub struct Taint {
 
 pub struct EksNodegroup(pub Arc<Aws>);
 
-fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+fn split(id: &str) -> Result<(&str, &str)> {
     id.split_once('/').ok_or_else(|| {
         ProviderError::new(format!("{id:?} is not a node group id (cluster/nodegroup)"))
     })
@@ -100,6 +100,21 @@ fn scaling(s: &Scaling) -> NodegroupScalingConfig {
         .build()
 }
 
+/// Whether the group is ACTIVE (`Ok(false)`: not yet); an error if it failed, is degraded
+/// or going, with the issues its health lists.
+fn active(g: &Nodegroup, what: &str) -> Result<bool> {
+    use NodegroupStatus::{Active, CreateFailed, Degraded, Deleting};
+    match g.status() {
+        Some(Active) => Ok(true),
+        Some(CreateFailed | Degraded | Deleting) => {
+            let issues = g.health().map(|h| h.issues()).unwrap_or_default().iter();
+            let issues = issues.map(|i| (i.code(), i.message()));
+            Err(failed("NodegroupFailed", what, g.status(), issues))
+        }
+        _ => Ok(false),
+    }
+}
+
 impl EksNodegroup {
     fn created(cluster: &str, name: &str, arn: Option<&str>) -> Created {
         Created {
@@ -108,17 +123,12 @@ impl EksNodegroup {
         }
     }
 
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-    ) -> Result<Option<Nodegroup>, ProviderError> {
+    /// The group, or `None` if there is none (a group being deleted is one).
+    async fn get(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>> {
         let aws = &self.0;
         let out = aws
-            .request(Eks, "DescribeNodegroup", ctx, |aws| {
-                aws.eks
-                    .describe_nodegroup()
+            .request(Eks, "DescribeNodegroup", ctx, |eks| {
+                eks.describe_nodegroup()
                     .cluster_name(cluster)
                     .nodegroup_name(name)
                     .send()
@@ -127,47 +137,10 @@ impl EksNodegroup {
         Ok(absent(out)?.and_then(|out| out.nodegroup().cloned()))
     }
 
-    async fn wait_active(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-    ) -> Result<Nodegroup, ProviderError> {
-        let what = format!("node group {name}");
-        self.0
-            .wait_ready(
-                ctx,
-                &what,
-                "ACTIVE",
-                CREATE,
-                || self.describe(ctx, cluster, name),
-                |g| match g.status() {
-                    Some(NodegroupStatus::Active) => Ok(true),
-                    Some(
-                        NodegroupStatus::CreateFailed
-                        | NodegroupStatus::Degraded
-                        | NodegroupStatus::Deleting,
-                    ) => {
-                        let issues: Vec<String> = g
-                            .health()
-                            .map(|h| {
-                                h.issues()
-                                    .iter()
-                                    .map(|i| {
-                                        format!("{:?}: {}", i.code(), i.message().unwrap_or(""))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        Err(ProviderError::with_code(
-                            "NodegroupFailed",
-                            format!("{what} is {:?}: {}", g.status(), issues.join("; ")),
-                        ))
-                    }
-                    _ => Ok(false),
-                },
-            )
-            .await
+    async fn wait_active(&self, ctx: &Ctx, cluster: &str, name: &str) -> Result<Nodegroup> {
+        let group = EksObject::nodegroup(cluster, name);
+        let get = || self.get(ctx, cluster, name);
+        wait_active(&self.0, ctx, group, get, active).await
     }
 }
 
@@ -176,54 +149,31 @@ impl EksNodegroup {
     /// update waited for until it is Successful and the group ACTIVE. It starts from the
     /// version the group runs now: a run resumed after a crash continues; a call refused
     /// because an update is in progress waits for that one. EKS cannot downgrade a group.
-    async fn upgrade(
-        &self,
-        ctx: &Ctx,
-        cluster: &str,
-        name: &str,
-        target: &str,
-    ) -> Result<(), ProviderError> {
+    async fn upgrade(&self, ctx: &Ctx, cluster: &str, name: &str, target: &str) -> Result<()> {
         let aws = &self.0;
-        let want = minor(target).ok_or_else(|| {
-            ProviderError::with_code(
-                super::typed::INVALID_INPUTS,
-                format!("{target:?} is not a Kubernetes version such as 1.32"),
-            )
-        })?;
+        let want = minor(target).ok_or_else(|| invalid_version(target))?;
         loop {
             let g = self.wait_active(ctx, cluster, name).await?;
             let running = g.version().unwrap_or_default();
             match minor(running) {
                 Some(now) if now == want => return Ok(()),
                 Some(now) if now > want => {
-                    return Err(ProviderError::with_code(
-                        super::typed::INVALID_INPUTS,
-                        format!(
-                            "node group {name} runs Kubernetes {running}: EKS cannot downgrade \
-                             it to {target}"
-                        ),
-                    ));
+                    let group = EksObject::nodegroup(cluster, name);
+                    return Err(downgrade(group, running, target));
                 }
                 _ => {}
             }
             let started = aws
-                .request(Eks, "UpdateNodegroupVersion", ctx, |aws| {
-                    aws.eks
-                        .update_nodegroup_version()
+                .request(Eks, "UpdateNodegroupVersion", ctx, |eks| {
+                    eks.update_nodegroup_version()
                         .cluster_name(cluster)
                         .nodegroup_name(name)
                         .version(target)
                         .send()
                 })
                 .await;
-            match started {
-                Ok(out) => {
-                    let update = super::required(out.update().and_then(|u| u.id()), "update id")?;
-                    wait_update(aws, ctx, cluster, Some(name), update, UPDATE).await?;
-                }
-                Err(e) if in_use(&e) => wait_quiet(aws, ctx, cluster, Some(name), UPDATE).await?,
-                Err(e) => return Err(e),
-            }
+            let started = started.map(|out| out.update().cloned());
+            waited(aws, ctx, EksObject::nodegroup(cluster, name), started).await?;
         }
     }
 }
@@ -244,7 +194,7 @@ impl ResourceKind for EksNodegroup {
     const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["cluster_name", "name"]];
 
     fn check_change(old: &Inputs, new: &Inputs) -> Result<(), String> {
-        super::eks_cluster::no_downgrade("node group", &old.version, &new.version)
+        no_downgrade("node group", &old.version, &new.version)
     }
 
     /// EKS's bounds: at least one instance type, `min <= desired <= max`, `max >= 1`.
@@ -253,12 +203,8 @@ impl ResourceKind for EksNodegroup {
         if inputs.instance_types.is_empty() {
             return Err("instance_types lists none".into());
         }
-        let placeholder = inputs.version == super::typed::PLACEHOLDER;
-        if !inputs.version.is_empty() && !placeholder && minor(&inputs.version).is_none() {
-            return Err(format!(
-                "version {:?} is not a Kubernetes version such as 1.32",
-                inputs.version
-            ));
+        if !inputs.version.is_empty() {
+            check_version(&inputs.version)?;
         }
         if !(0 <= s.min_size && s.min_size <= s.desired_size && s.desired_size <= s.max_size)
             || s.max_size < 1
@@ -273,18 +219,36 @@ impl ResourceKind for EksNodegroup {
 }
 
 impl NamedObject for EksNodegroup {
-    type Found = (BTreeMap<String, String>, Nodegroup);
+    const WHAT: &'static str = "node group";
+    type Object = Nodegroup;
     // The create tags it: an object of the same name without this create's token is the
     // one a create-before-destroy replacement would replace.
     const ADOPT_BY_TOKEN: bool = true;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    fn id(&self, inputs: &Inputs) -> String {
+        format!("{}/{}", inputs.cluster_name, inputs.name)
+    }
+
+    async fn describe(&self, ctx: &Ctx, id: &str) -> Result<Option<Found<Self>>> {
+        let (cluster, name) = split(id)?;
+        Ok(unless_deleting(self.get(ctx, cluster, name).await?))
+    }
+
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, _: Found<Self>) -> Result<Created> {
+        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
+        let g = self.wait_active(ctx, cluster, name).await?;
+        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for EksNodegroup {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags = keyed_tags(aws, ctx, &inputs.tags);
         let labels: HashMap<String, String> = inputs.labels.clone().into_iter().collect();
-        aws.perform(Eks, "CreateNodegroup", ctx, |aws| {
-            aws.eks
-                .create_nodegroup()
+        aws.perform(Eks, "CreateNodegroup", ctx, |eks| {
+            eks.create_nodegroup()
                 .cluster_name(&inputs.cluster_name)
                 .nodegroup_name(&inputs.name)
                 .node_role(&inputs.node_role_arn)
@@ -312,13 +276,10 @@ impl NamedObject for EksNodegroup {
         ))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (cluster, name) = split(id)?;
-        let g = self
-            .describe(ctx, cluster, name)
-            .await?
-            .filter(|g| g.status() != Some(&NodegroupStatus::Deleting))
-            .ok_or_else(|| not_found("node group", id))?;
+        let found = self.existing(ctx, id).await?;
+        let g = &found.object;
         let s = g.scaling_config();
         let inputs = Inputs {
             cluster_name: cluster.to_string(),
@@ -359,7 +320,7 @@ impl NamedObject for EksNodegroup {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            tags: user_tags(&eks_tag_map(g.tags())),
+            tags: user_tags(&found.tags),
         };
         Ok(Seen {
             outputs: EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs,
@@ -367,13 +328,7 @@ impl NamedObject for EksNodegroup {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, id: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
         // The version first (the cluster is upgraded before: the group depends on it).
@@ -404,9 +359,8 @@ impl NamedObject for EksNodegroup {
             loop {
                 self.wait_active(ctx, cluster, name).await?;
                 let started = aws
-                    .request(Eks, "UpdateNodegroupConfig", ctx, |aws| {
-                        let mut request = aws
-                            .eks
+                    .request(Eks, "UpdateNodegroupConfig", ctx, |eks| {
+                        let mut request = eks
                             .update_nodegroup_config()
                             .cluster_name(cluster)
                             .nodegroup_name(name)
@@ -420,63 +374,35 @@ impl NamedObject for EksNodegroup {
                         request.send()
                     })
                     .await;
-                match started {
-                    Ok(out) => {
-                        let update =
-                            super::required(out.update().and_then(|u| u.id()), "update id")?;
-                        wait_update(aws, ctx, cluster, Some(name), update, UPDATE).await?;
-                        break;
-                    }
-                    Err(e) if in_use(&e) => {
-                        wait_quiet(aws, ctx, cluster, Some(name), UPDATE).await?;
-                    }
-                    Err(e) => return Err(e),
+                let started = started.map(|out| out.update().cloned());
+                if waited(aws, ctx, EksObject::nodegroup(cluster, name), started).await? {
+                    break;
                 }
             }
         }
         let g = self.wait_active(ctx, cluster, name).await?;
-        if old.tags != new.tags {
-            let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
-            retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
-        }
+        let arn = super::required(g.nodegroup_arn(), "node group ARN")?;
+        retag(aws, ctx, Tagging::Eks(arn), &old.tags, &new.tags).await?;
         Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let (cluster, name) = split(id)?;
-        aws.perform(Eks, "DeleteNodegroup", ctx, |aws| {
-            aws.eks
-                .delete_nodegroup()
+        aws.perform(Eks, "DeleteNodegroup", ctx, |eks| {
+            eks.delete_nodegroup()
                 .cluster_name(cluster)
                 .nodegroup_name(name)
                 .send()
         })
         .await?;
-        let what = format!("node group {name}");
-        aws.wait_gone(ctx, &what, DELETE, || self.describe(ctx, cluster, name))
+        let what = EksObject::nodegroup(cluster, name).to_string();
+        let patience = EksObject::nodegroup(cluster, name).patience(Op::Delete);
+        aws.wait_gone(ctx, &what, patience, || self.get(ctx, cluster, name))
             .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
-        let found = self.describe(ctx, cluster, name).await?;
-        let found = found.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
-        Ok(found.map(|g| (eks_tag_map(g.tags()), g)))
-    }
-
-    fn tags((tags, _): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        _: Self::Found,
-    ) -> Result<Created, ProviderError> {
-        let (cluster, name) = (&inputs.cluster_name, &inputs.name);
-        let g = self.wait_active(ctx, cluster, name).await?;
-        Ok(EksNodegroup::created(cluster, name, g.nodegroup_arn()))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

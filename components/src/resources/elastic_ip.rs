@@ -1,25 +1,18 @@
 //! An Elastic IP address (for a NAT gateway).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
-use serde::{Deserialize, Serialize};
+use byoc_engine::Ctx;
 use serde_json::{Value, json};
 
-use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags};
+use super::ec2::{Ec2Object, Tags, TagsOnly};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:ElasticIp";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inputs {
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
+/// Its user tags, all it takes.
+pub type Inputs = TagsOnly;
 
 pub struct ElasticIp;
 
@@ -33,21 +26,20 @@ impl Ec2Object for ElasticIp {
     type Object = Address;
     const WHAT: &'static str = "Elastic IP";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    /// The address as AllocateAddress tells it: its allocation id and public IP.
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Address> {
         let out = aws
-            .request(Ec2, "AllocateAddress", ctx, |aws| {
-                aws.ec2
-                    .allocate_address()
+            .request(Ec2, "AllocateAddress", ctx, |ec2| {
+                ec2.allocate_address()
                     .domain(DomainType::Vpc)
                     .tag_specifications(ec2_tags(aws, ctx, ResourceType::ElasticIp, &inputs.tags))
                     .send()
             })
             .await?;
-        let id = super::required(out.allocation_id(), "allocation id")?;
-        Ok(Created {
-            physical_id: id.to_string(),
-            outputs: json!({"id": id, "public_ip": out.public_ip()}),
-        })
+        Ok(Address::builder()
+            .set_allocation_id(out.allocation_id().map(str::to_string))
+            .set_public_ip(out.public_ip().map(str::to_string))
+            .build())
     }
 
     ec2_describe!(
@@ -58,7 +50,7 @@ impl Ec2Object for ElasticIp {
         addresses
     );
 
-    async fn inputs(_: &Aws, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, _: &Address, tags: Tags) -> Result<Inputs> {
         Ok(Inputs { tags })
     }
 
@@ -69,9 +61,9 @@ impl Ec2Object for ElasticIp {
         json!({"id": id, "public_ip": address.and_then(|a| a.public_ip())})
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "ReleaseAddress", ctx, |aws| {
-            aws.ec2.release_address().allocation_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "ReleaseAddress", ctx, |ec2| {
+            ec2.release_address().allocation_id(id).send()
         })
         .await
     }

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{ResourceKind, Result, Seen, Tagging, TypedProvider, absent, retag, with_name_and_arn};
+use crate::aws::api::Events;
 use crate::aws::{Aws, tag_map, user_tags};
-use crate::limiter::Service::Events;
 
 pub const KIND: &str = "aws:events:Rule";
 
@@ -32,66 +33,14 @@ pub struct Inputs {
 
 pub struct EventbridgeRule(pub Arc<Aws>);
 
-/// The rule as it is: its inputs, ARN and all its tags.
-type Described = (Inputs, String, BTreeMap<String, String>);
-
 impl EventbridgeRule {
-    fn created(name: &str, arn: &str) -> Created {
-        Created {
-            physical_id: name.to_string(),
-            outputs: json!({"name": name, "arn": arn}),
-        }
-    }
-
-    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Described>, ProviderError> {
-        let aws = &self.0;
-        let rule = aws
-            .request(Events, "DescribeRule", ctx, |aws| {
-                aws.events.describe_rule().name(name).send()
-            })
-            .await;
-        let Some(rule) = absent(rule)? else {
-            return Ok(None);
-        };
-        let arn = super::required(rule.arn(), "rule ARN")?.to_string();
-        let targets = aws
-            .request(Events, "ListTargetsByRule", ctx, |aws| {
-                aws.events.list_targets_by_rule().rule(name).send()
-            })
-            .await?;
-        let tags = aws
-            .request(Events, "ListTagsForResource", ctx, |aws| {
-                aws.events
-                    .list_tags_for_resource()
-                    .resource_arn(&arn)
-                    .send()
-            })
-            .await?;
-        let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
-        let inputs = Inputs {
-            name: name.to_string(),
-            event_pattern: super::policy_json(
-                "event pattern",
-                rule.event_pattern().unwrap_or("{}"),
-            )?,
-            target_arn: targets
-                .targets()
-                .iter()
-                .find(|t| t.id() == TARGET_ID)
-                .map(|t| t.arn().to_string())
-                .unwrap_or_default(),
-            tags: user_tags(&tags),
-        };
-        Ok(Some((inputs, arn, tags)))
-    }
-
     /// Writes the rule (PutRule is an upsert) and its target; returns the rule's ARN.
-    async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String, ProviderError> {
+    async fn put(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String> {
         let aws = &self.0;
         let pattern = inputs.event_pattern.to_string();
         let out = aws
-            .request(Events, "PutRule", ctx, |aws| {
-                aws.events
+            .request(Events, "PutRule", ctx, |events| {
+                events
                     .put_rule()
                     .name(&inputs.name)
                     .event_pattern(&pattern)
@@ -104,8 +53,8 @@ impl EventbridgeRule {
             .arn(&inputs.target_arn)
             .build()
             .map_err(|e| ProviderError::new(format!("rule target: {e}")))?;
-        aws.perform(Events, "PutTargets", ctx, |aws| {
-            aws.events
+        aws.perform(Events, "PutTargets", ctx, |events| {
+            events
                 .put_targets()
                 .rule(&inputs.name)
                 .targets(target.clone())
@@ -122,7 +71,7 @@ impl EventbridgeRule {
         ctx: &Ctx,
         current: &BTreeMap<String, String>,
         desired: &Inputs,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<String> {
         let arn = self.put(ctx, desired).await?;
         let rule = Tagging::Rule(&arn);
         retag(&self.0, ctx, rule, &user_tags(current), &desired.tags).await?;
@@ -145,72 +94,102 @@ impl ResourceKind for EventbridgeRule {
 }
 
 impl NamedObject for EventbridgeRule {
-    type Found = Described;
+    const WHAT: &'static str = "EventBridge rule";
+    type Object = (Inputs, String);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
-        let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
-        Ok(EventbridgeRule::created(&inputs.name, &arn))
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let (inputs, arn, _) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
+    /// The rule's inputs as it is, and its ARN.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let aws = &self.0;
+        let rule = aws
+            .request(Events, "DescribeRule", ctx, |events| {
+                events.describe_rule().name(name).send()
+            })
+            .await;
+        let Some(rule) = absent(rule)? else {
+            return Ok(None);
+        };
+        let arn = super::required(rule.arn(), "rule ARN")?.to_string();
+        let targets = aws
+            .request(Events, "ListTargetsByRule", ctx, |events| {
+                events.list_targets_by_rule().rule(name).send()
+            })
+            .await?;
+        let tags = aws
+            .request(Events, "ListTagsForResource", ctx, |events| {
+                events.list_tags_for_resource().resource_arn(&arn).send()
+            })
+            .await?;
+        let tags = tag_map(tags.tags().iter().map(|t| (Some(t.key()), Some(t.value()))));
+        let inputs = Inputs {
+            name: name.to_string(),
+            event_pattern: super::policy_json(
+                "event pattern",
+                rule.event_pattern().unwrap_or("{}"),
+            )?,
+            target_arn: targets
+                .targets()
+                .iter()
+                .find(|t| t.id() == TARGET_ID)
+                .map(|t| t.arn().to_string())
+                .unwrap_or_default(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some(Found {
+            tags,
+            object: (inputs, arn),
+        }))
+    }
+
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.converge(ctx, &found.tags, inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for EventbridgeRule {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+        let arn = self.converge(ctx, &BTreeMap::new(), inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
+    }
+
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>> {
+        let (inputs, arn) = self.existing(ctx, name).await?.object;
         Ok(Seen {
             inputs,
-            outputs: EventbridgeRule::created(name, &arn).outputs,
+            outputs: with_name_and_arn(name, &arn).outputs,
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        let (_, _, tags) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("EventBridge rule", name))?;
-        let arn = self.converge(ctx, &tags, new).await?;
-        Ok(EventbridgeRule::created(name, &arn).outputs)
+    async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
+        // Written whole, as a create completes it.
+        let found = self.existing(ctx, name).await?;
+        Ok(self.complete(ctx, new, found).await?.outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         if self.describe(ctx, name).await?.is_none() {
             return Ok(());
         }
         // A rule goes only once it has no targets.
-        aws.perform(Events, "RemoveTargets", ctx, |aws| {
-            aws.events.remove_targets().rule(name).ids(TARGET_ID).send()
+        aws.perform(Events, "RemoveTargets", ctx, |events| {
+            events.remove_targets().rule(name).ids(TARGET_ID).send()
         })
         .await?;
         let deleted = aws
-            .request(Events, "DeleteRule", ctx, |aws| {
-                aws.events.delete_rule().name(name).send()
+            .request(Events, "DeleteRule", ctx, |events| {
+                events.delete_rule().name(name).send()
             })
             .await;
         absent(deleted).map(drop)
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        self.describe(ctx, &inputs.name).await
-    }
-
-    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (_, _, tags): Self::Found,
-    ) -> Result<Created, ProviderError> {
-        let arn = self.converge(ctx, &tags, inputs).await?;
-        Ok(EventbridgeRule::created(&inputs.name, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

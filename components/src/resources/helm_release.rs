@@ -9,7 +9,7 @@ use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider};
+use super::{ResourceKind, Result, Seen, TypedProvider, is_seconds, seconds};
 use crate::aws::{self, Aws};
 use crate::helm::{Helm, HelmError, Listed, Release};
 use crate::kube::{ClusterAccess, eks_token};
@@ -32,25 +32,14 @@ pub struct Inputs {
     #[serde(flatten)]
     pub release: Release,
     /// How long helm waits for the release's resources to be ready before rolling back.
-    #[serde(
-        default = "default_timeout",
-        skip_serializing_if = "is_default_timeout"
-    )]
+    #[serde(default = "seconds::<600>", skip_serializing_if = "is_seconds::<600>")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout() -> u64 {
-    600
-}
-
-fn is_default_timeout(seconds: &u64) -> bool {
-    *seconds == default_timeout()
 }
 
 impl Cluster {
     /// How the session reaches this cluster: its endpoint and CA, and an EKS token signed
     /// with the session's assumed-role credentials.
-    pub async fn access(&self, aws: &Aws) -> Result<ClusterAccess, ProviderError> {
+    pub async fn access(&self, aws: &Aws) -> Result<ClusterAccess> {
         let credentials = aws.credentials().await?;
         Ok(ClusterAccess {
             name: self.name.clone(),
@@ -64,7 +53,7 @@ impl Cluster {
 pub struct HelmRelease(pub Arc<Aws>);
 
 impl HelmRelease {
-    fn helm(&self) -> Result<&Helm, ProviderError> {
+    fn helm(&self) -> Result<&Helm> {
         self.0.helm.as_ref().ok_or_else(|| {
             ProviderError::with_code(
                 HELM_MISSING,
@@ -73,12 +62,12 @@ impl HelmRelease {
         })
     }
 
-    async fn access(&self, cluster: &Cluster) -> Result<ClusterAccess, ProviderError> {
+    async fn access(&self, cluster: &Cluster) -> Result<ClusterAccess> {
         cluster.access(&self.0).await
     }
 
     /// Installs or upgrades the release to `inputs`.
-    async fn apply(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn apply(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let helm = self.helm()?;
         let access = self.access(&inputs.cluster).await?;
         let timeout = Duration::from_secs(inputs.timeout_seconds);
@@ -163,16 +152,11 @@ impl ResourceKind for HelmRelease {
 
 #[async_trait]
 impl TypedProvider for HelmRelease {
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         self.apply(ctx, inputs).await
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
         let mut inputs = recorded.clone();
         let helm = self.helm()?;
         let access = self.access(&inputs.cluster).await?;
@@ -197,17 +181,11 @@ impl TypedProvider for HelmRelease {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        _: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, _: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         Ok(self.apply(ctx, new).await?.outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, _: &str, inputs: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, _: &str, inputs: &Inputs) -> Result<()> {
         let access = self.access(&inputs.cluster).await?;
         self.helm()?
             .uninstall(
@@ -221,11 +199,7 @@ impl TypedProvider for HelmRelease {
             .map_err(helm_error)
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
         let access = self.access(&inputs.cluster).await?;
         let (name, namespace) = (&inputs.release.name, &inputs.release.namespace);
         // The cluster is this stack's, and so is a release of this name in it. An

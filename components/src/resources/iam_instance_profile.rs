@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, iam_tag_map, iam_tags, required,
+    retag, with_name_and_arn,
+};
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:InstanceProfile";
 
@@ -26,63 +30,29 @@ pub struct Inputs {
 pub struct IamInstanceProfile(pub Arc<Aws>);
 
 impl IamInstanceProfile {
-    fn created(name: &str, arn: &str) -> Created {
-        Created {
-            physical_id: name.to_string(),
-            outputs: json!({"name": name, "arn": arn}),
-        }
-    }
-
-    /// `(roles, arn, tags)` of the profile, or `None` if it does not exist.
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(Vec<String>, String, BTreeMap<String, String>)>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .request(Iam, "GetInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .get_instance_profile()
-                    .instance_profile_name(name)
-                    .send()
-            })
-            .await;
-        let Some(out) = absent(out)? else {
-            return Ok(None);
-        };
-        let p = required(out.instance_profile(), "instance profile")?;
-        let roles = p
-            .roles()
-            .iter()
-            .map(|r| r.role_name().to_string())
-            .collect();
-        Ok(Some((roles, p.arn().to_string(), iam_tag_map(p.tags()))))
-    }
-
-    /// Makes `role` the profile's only role.
+    /// Makes `role` the profile's only role (with `None`, it holds none); it holds `roles`.
     async fn set_role(
         &self,
         ctx: &Ctx,
         name: &str,
         roles: &[String],
-        role: &str,
-    ) -> Result<(), ProviderError> {
+        role: Option<&str>,
+    ) -> Result<()> {
         let aws = &self.0;
-        for other in roles.iter().filter(|r| *r != role) {
-            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .remove_role_from_instance_profile()
+        for other in roles.iter().filter(|r| Some(r.as_str()) != role) {
+            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |iam| {
+                iam.remove_role_from_instance_profile()
                     .instance_profile_name(name)
                     .role_name(other)
                     .send()
             })
             .await?;
         }
-        if !roles.iter().any(|r| r == role) {
-            aws.perform(Iam, "AddRoleToInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .add_role_to_instance_profile()
+        if let Some(role) = role
+            && !roles.iter().any(|r| r == role)
+        {
+            aws.perform(Iam, "AddRoleToInstanceProfile", ctx, |iam| {
+                iam.add_role_to_instance_profile()
                     .instance_profile_name(name)
                     .role_name(role)
                     .send()
@@ -101,14 +71,53 @@ impl ResourceKind for IamInstanceProfile {
 }
 
 impl NamedObject for IamInstanceProfile {
-    type Found = (Vec<String>, String, BTreeMap<String, String>);
+    const WHAT: &'static str = "instance profile";
+    type Object = (Vec<String>, String);
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The profile's roles and its ARN.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "CreateInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .create_instance_profile()
+            .request(Iam, "GetInstanceProfile", ctx, |iam| {
+                iam.get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+            })
+            .await;
+        let Some(out) = absent(out)? else {
+            return Ok(None);
+        };
+        let p = required(out.instance_profile(), "instance profile")?;
+        let roles = p
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
+        Ok(Some(Found {
+            tags: iam_tag_map(p.tags()),
+            object: (roles, p.arn().to_string()),
+        }))
+    }
+
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let (name, (roles, arn)) = (&inputs.name, found.object);
+        self.set_role(ctx, name, &roles, Some(&inputs.role_name))
+            .await?;
+        Ok(with_name_and_arn(name, &arn))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for IamInstanceProfile {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+        let aws = &self.0;
+        let out = aws
+            .request(Iam, "CreateInstanceProfile", ctx, |iam| {
+                iam.create_instance_profile()
                     .instance_profile_name(&inputs.name)
                     .set_tags(Some(iam_tags(aws, ctx, &inputs.tags)))
                     .send()
@@ -117,89 +126,58 @@ impl NamedObject for IamInstanceProfile {
         let arn = required(out.instance_profile(), "instance profile")?
             .arn()
             .to_string();
-        self.set_role(ctx, &inputs.name, &[], &inputs.role_name)
+        self.set_role(ctx, &inputs.name, &[], Some(&inputs.role_name))
             .await?;
-        Ok(IamInstanceProfile::created(&inputs.name, &arn))
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 
-    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let (roles, arn, tags) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("instance profile", name))?;
+    async fn read(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<Seen<Inputs>> {
+        let found = self.existing(ctx, name).await?;
+        let (roles, arn) = found.object;
         Ok(Seen {
             inputs: Inputs {
                 name: name.to_string(),
                 role_name: roles.first().cloned().unwrap_or_default(),
-                tags: user_tags(&tags),
+                tags: user_tags(&found.tags),
             },
-            outputs: IamInstanceProfile::created(name, &arn).outputs,
+            outputs: with_name_and_arn(name, &arn).outputs,
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
         if old.role_name != new.role_name {
             self.set_role(
                 ctx,
                 name,
                 std::slice::from_ref(&old.role_name),
-                &new.role_name,
+                Some(&new.role_name),
             )
             .await?;
         }
         let profile = Tagging::InstanceProfile(name);
         retag(aws, ctx, profile, &old.tags, &new.tags).await?;
         let arn = format!("arn:aws:iam::{}:instance-profile/{name}", aws.account_id);
-        Ok(IamInstanceProfile::created(name, &arn).outputs)
+        Ok(with_name_and_arn(name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        let Some((roles, _, _)) = self.describe(ctx, name).await? else {
+        let Some(found) = self.describe(ctx, name).await? else {
             return Ok(());
         };
-        for role in &roles {
-            aws.perform(Iam, "RemoveRoleFromInstanceProfile", ctx, |aws| {
-                aws.iam
-                    .remove_role_from_instance_profile()
-                    .instance_profile_name(name)
-                    .role_name(role)
-                    .send()
-            })
-            .await?;
-        }
-        aws.perform(Iam, "DeleteInstanceProfile", ctx, |aws| {
-            aws.iam
-                .delete_instance_profile()
+        let (roles, _) = found.object;
+        // A profile goes only once it holds no role.
+        self.set_role(ctx, name, &roles, None).await?;
+        aws.perform(Iam, "DeleteInstanceProfile", ctx, |iam| {
+            iam.delete_instance_profile()
                 .instance_profile_name(name)
                 .send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        self.describe(ctx, &inputs.name).await
-    }
-
-    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (roles, arn, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
-        let name = &inputs.name;
-        self.set_role(ctx, name, &roles, &inputs.role_name).await?;
-        Ok(IamInstanceProfile::created(name, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

@@ -4,18 +4,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx};
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
+use super::named::{Found, NamedObject, adopt};
 use super::{
-    ResourceKind, Seen, StringSet, Tagging, absent, iam_tag_map, iam_tags, policy_json, required,
-    retag,
+    ResourceKind, Result, Seen, StringSet, Tagging, TypedProvider, absent, iam_tag_map, iam_tags,
+    policy_json, required, retag, with_name_and_arn,
 };
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:Role";
 
@@ -96,23 +97,122 @@ impl Inputs {
 pub struct IamRole(pub Arc<Aws>);
 
 impl IamRole {
-    fn created(inputs: &Inputs, arn: &str) -> Created {
-        Created {
-            physical_id: inputs.name.clone(),
-            outputs: json!({"name": inputs.name, "arn": arn}),
+    /// Brings the role's policies and tags from `current` to `desired`.
+    async fn converge(&self, ctx: &Ctx, current: &Inputs, desired: &Inputs) -> Result<()> {
+        let aws = &self.0;
+        let name = desired.name.as_str();
+        // The boundary first: the trust template lets policies be given only to roles under it.
+        if let Some(boundary) = &desired.permissions_boundary
+            && current.permissions_boundary.as_ref() != Some(boundary)
+        {
+            let arn = policy_arn(&aws.account_id, boundary);
+            aws.perform(Iam, "PutRolePermissionsBoundary", ctx, |iam| {
+                iam.put_role_permissions_boundary()
+                    .role_name(name)
+                    .permissions_boundary(&arn)
+                    .send()
+            })
+            .await?;
         }
+        if current.trust() != desired.trust() {
+            let doc = desired.trust().to_string();
+            aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |iam| {
+                iam.update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(&doc)
+                    .send()
+            })
+            .await?;
+        }
+        // The policies are independent of each other: set at once, not one call after another.
+        let attach = desired
+            .managed_policy_arns
+            .without(&current.managed_policy_arns)
+            .map(|arn| {
+                aws.perform(Iam, "AttachRolePolicy", ctx, move |iam| {
+                    iam.attach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                })
+            });
+        let detach = current
+            .managed_policy_arns
+            .without(&desired.managed_policy_arns)
+            .map(|arn| {
+                aws.perform(Iam, "DetachRolePolicy", ctx, move |iam| {
+                    iam.detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send()
+                })
+            });
+        let put = desired
+            .inline_policies
+            .iter()
+            .filter(|(policy, doc)| current.inline_policies.get(*policy) != Some(doc))
+            .map(|(policy, doc)| {
+                let doc = doc.to_string();
+                async move {
+                    aws.perform(Iam, "PutRolePolicy", ctx, |iam| {
+                        iam.put_role_policy()
+                            .role_name(name)
+                            .policy_name(policy)
+                            .policy_document(&doc)
+                            .send()
+                    })
+                    .await
+                }
+            });
+        futures::try_join!(
+            try_join_all(attach),
+            try_join_all(detach),
+            try_join_all(put)
+        )?;
+        for policy in current.inline_policies.keys() {
+            if !desired.inline_policies.contains_key(policy) {
+                aws.perform(Iam, "DeleteRolePolicy", ctx, |iam| {
+                    iam.delete_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
+                })
+                .await?;
+            }
+        }
+        retag(aws, ctx, Tagging::Role(name), &current.tags, &desired.tags).await
+    }
+}
+
+impl ResourceKind for IamRole {
+    const KIND: &'static str = KIND;
+    type Inputs = Inputs;
+    const REPLACE_ON: &'static [&'static str] = &["name"];
+    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
+
+    /// One trust: a policy, or a service account's.
+    fn check(inputs: &Inputs) -> Result<(), String> {
+        if inputs.assume_role_policy.is_null() == inputs.service_account.is_none() {
+            return Err("a role needs one trust: assume_role_policy or service_account".into());
+        }
+        Ok(())
+    }
+}
+
+impl NamedObject for IamRole {
+    const WHAT: &'static str = "IAM role";
+    type Object = (Inputs, String);
+
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
     }
 
-    /// The role as it is, with its ARN; `None` if it does not exist.
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(Inputs, String, BTreeMap<String, String>)>, ProviderError> {
+    /// The role's inputs as it is, and its ARN.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
         let aws = &self.0;
         let role = aws
-            .request(Iam, "GetRole", ctx, |aws| {
-                aws.iam.get_role().role_name(name).send()
+            .request(Iam, "GetRole", ctx, |iam| {
+                iam.get_role().role_name(name).send()
             })
             .await;
         let Some(role) = absent(role)? else {
@@ -120,21 +220,20 @@ impl IamRole {
         };
         let role = required(role.role(), "role")?;
         let attached = aws
-            .request(Iam, "ListAttachedRolePolicies", ctx, |aws| {
-                aws.iam.list_attached_role_policies().role_name(name).send()
+            .request(Iam, "ListAttachedRolePolicies", ctx, |iam| {
+                iam.list_attached_role_policies().role_name(name).send()
             })
             .await?;
         let names = aws
-            .request(Iam, "ListRolePolicies", ctx, |aws| {
-                aws.iam.list_role_policies().role_name(name).send()
+            .request(Iam, "ListRolePolicies", ctx, |iam| {
+                iam.list_role_policies().role_name(name).send()
             })
             .await?;
         let mut inline_policies = BTreeMap::new();
         for policy in names.policy_names() {
             let doc = aws
-                .request(Iam, "GetRolePolicy", ctx, |aws| {
-                    aws.iam
-                        .get_role_policy()
+                .request(Iam, "GetRolePolicy", ctx, |iam| {
+                    iam.get_role_policy()
                         .role_name(name)
                         .policy_name(policy)
                         .send()
@@ -165,126 +264,20 @@ impl IamRole {
             service_account: None,
             permissions_boundary: boundary,
         };
-        Ok(Some((inputs, role.arn().to_string(), tags)))
+        let object = (inputs, role.arn().to_string());
+        Ok(Some(Found { tags, object }))
     }
 
-    /// Brings the role's policies and tags from `current` to `desired`.
-    async fn converge(
-        &self,
-        ctx: &Ctx,
-        current: &Inputs,
-        desired: &Inputs,
-    ) -> Result<(), ProviderError> {
-        let aws = &self.0;
-        let name = desired.name.as_str();
-        // The boundary first: the trust template lets policies be given only to roles under it.
-        if let Some(boundary) = &desired.permissions_boundary
-            && current.permissions_boundary.as_ref() != Some(boundary)
-        {
-            let arn = policy_arn(&aws.account_id, boundary);
-            aws.perform(Iam, "PutRolePermissionsBoundary", ctx, |aws| {
-                aws.iam
-                    .put_role_permissions_boundary()
-                    .role_name(name)
-                    .permissions_boundary(&arn)
-                    .send()
-            })
-            .await?;
-        }
-        if current.trust() != desired.trust() {
-            let doc = desired.trust().to_string();
-            aws.perform(Iam, "UpdateAssumeRolePolicy", ctx, |aws| {
-                aws.iam
-                    .update_assume_role_policy()
-                    .role_name(name)
-                    .policy_document(&doc)
-                    .send()
-            })
-            .await?;
-        }
-        // The policies are independent of each other: set at once, not one call after another.
-        let attach = desired
-            .managed_policy_arns
-            .without(&current.managed_policy_arns)
-            .map(|arn| {
-                aws.perform(Iam, "AttachRolePolicy", ctx, move |aws| {
-                    aws.iam
-                        .attach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-            });
-        let detach = current
-            .managed_policy_arns
-            .without(&desired.managed_policy_arns)
-            .map(|arn| {
-                aws.perform(Iam, "DetachRolePolicy", ctx, move |aws| {
-                    aws.iam
-                        .detach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                })
-            });
-        let put = desired
-            .inline_policies
-            .iter()
-            .filter(|(policy, doc)| current.inline_policies.get(*policy) != Some(doc))
-            .map(|(policy, doc)| {
-                let doc = doc.to_string();
-                async move {
-                    aws.perform(Iam, "PutRolePolicy", ctx, |aws| {
-                        aws.iam
-                            .put_role_policy()
-                            .role_name(name)
-                            .policy_name(policy)
-                            .policy_document(&doc)
-                            .send()
-                    })
-                    .await
-                }
-            });
-        futures::try_join!(
-            try_join_all(attach),
-            try_join_all(detach),
-            try_join_all(put)
-        )?;
-        for policy in current.inline_policies.keys() {
-            if !desired.inline_policies.contains_key(policy) {
-                aws.perform(Iam, "DeleteRolePolicy", ctx, |aws| {
-                    aws.iam
-                        .delete_role_policy()
-                        .role_name(name)
-                        .policy_name(policy)
-                        .send()
-                })
-                .await?;
-            }
-        }
-        retag(aws, ctx, Tagging::Role(name), &current.tags, &desired.tags).await
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let (current, arn) = found.object;
+        self.converge(ctx, &current, inputs).await?;
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 }
 
-impl ResourceKind for IamRole {
-    const KIND: &'static str = KIND;
-    type Inputs = Inputs;
-    const REPLACE_ON: &'static [&'static str] = &["name"];
-    const UNIQUE_BY: &'static [&'static [&'static str]] = &[&["name"]];
-
-    /// One trust: a policy, or a service account's.
-    fn check(inputs: &Inputs) -> Result<(), String> {
-        if inputs.assume_role_policy.is_null() == inputs.service_account.is_none() {
-            return Err("a role needs one trust: assume_role_policy or service_account".into());
-        }
-        Ok(())
-    }
-}
-
-impl NamedObject for IamRole {
-    type Found = (Inputs, String, BTreeMap<String, String>);
-
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+#[async_trait]
+impl TypedProvider for IamRole {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let trust = inputs.trust().to_string();
         let boundary = inputs
@@ -292,9 +285,8 @@ impl NamedObject for IamRole {
             .as_ref()
             .map(|b| policy_arn(&aws.account_id, b));
         let out = aws
-            .request(Iam, "CreateRole", ctx, |aws| {
-                aws.iam
-                    .create_role()
+            .request(Iam, "CreateRole", ctx, |iam| {
+                iam.create_role()
                     .role_name(&inputs.name)
                     .assume_role_policy_document(&trust)
                     .set_permissions_boundary(boundary.clone())
@@ -311,19 +303,11 @@ impl NamedObject for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, inputs).await?;
-        Ok(IamRole::created(inputs, &arn))
+        Ok(with_name_and_arn(&inputs.name, &arn))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
-        let (mut inputs, arn, _) = self
-            .describe(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("IAM role", name))?;
+    async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
+        let (mut inputs, arn) = self.existing(ctx, name).await?.object;
         // A boundary byoc does not manage is not reported.
         if recorded.permissions_boundary.is_none() {
             inputs.permissions_boundary = None;
@@ -336,28 +320,23 @@ impl NamedObject for IamRole {
             inputs.service_account = Some(sa.clone());
         }
         Ok(Seen {
-            outputs: IamRole::created(&inputs, &arn).outputs,
+            outputs: with_name_and_arn(&inputs.name, &arn).outputs,
             inputs,
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, name: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         self.converge(ctx, old, new).await?;
         let arn = format!("arn:aws:iam::{}:role/{name}", self.0.account_id);
-        Ok(IamRole::created(new, &arn).outputs)
+        Ok(with_name_and_arn(&new.name, &arn).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        let Some((current, _, _)) = self.describe(ctx, name).await? else {
+        let Some(found) = self.describe(ctx, name).await? else {
             return Ok(());
         };
+        let (current, _) = found.object;
         // A role goes only once nothing is attached to it.
         let bare = Inputs {
             name: name.to_string(),
@@ -367,27 +346,13 @@ impl NamedObject for IamRole {
             ..Inputs::default()
         };
         self.converge(ctx, &current, &bare).await?;
-        aws.perform(Iam, "DeleteRole", ctx, |aws| {
-            aws.iam.delete_role().role_name(name).send()
+        aws.perform(Iam, "DeleteRole", ctx, |iam| {
+            iam.delete_role().role_name(name).send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        self.describe(ctx, &inputs.name).await
-    }
-
-    fn tags((_, _, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (current, arn, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
-        self.converge(ctx, &current, inputs).await?;
-        Ok(IamRole::created(inputs, &arn))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

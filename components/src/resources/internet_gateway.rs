@@ -1,24 +1,17 @@
 //! An internet gateway (attached to its VPC by an `InternetGatewayAttachment`).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx, ProviderError};
-use serde::{Deserialize, Serialize};
+use byoc_engine::Ctx;
 
-use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::ec2::{Ec2Object, Tags, TagsOnly};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGateway";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Inputs {
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
+/// Its user tags, all it takes.
+pub type Inputs = TagsOnly;
 
 pub struct InternetGateway;
 
@@ -32,19 +25,15 @@ impl Ec2Object for InternetGateway {
     type Object = aws_sdk_ec2::types::InternetGateway;
     const WHAT: &'static str = "internet gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let tags = ec2_tags(aws, ctx, ResourceType::InternetGateway, &inputs.tags);
         let out = aws
-            .request(Ec2, "CreateInternetGateway", ctx, |aws| {
-                let request = aws.ec2.create_internet_gateway();
+            .request(Ec2, "CreateInternetGateway", ctx, |ec2| {
+                let request = ec2.create_internet_gateway();
                 request.tag_specifications(tags.clone()).send()
             })
             .await?;
-        let id = super::required(
-            out.internet_gateway().and_then(|g| g.internet_gateway_id()),
-            "internet gateway id",
-        )?;
-        Ok(with_id(id))
+        super::required(out.internet_gateway().cloned(), "internet gateway")
     }
 
     ec2_describe!(
@@ -55,21 +44,13 @@ impl Ec2Object for InternetGateway {
         internet_gateways
     );
 
-    async fn inputs(
-        _: &Aws,
-        _: &Ctx,
-        _: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, _: &Self::Object, tags: Tags) -> Result<Inputs> {
         Ok(Inputs { tags })
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteInternetGateway", ctx, |aws| {
-            aws.ec2
-                .delete_internet_gateway()
-                .internet_gateway_id(id)
-                .send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteInternetGateway", ctx, |ec2| {
+            ec2.delete_internet_gateway().internet_gateway_id(id).send()
         })
         .await
     }

@@ -7,9 +7,11 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ResourceKind, Seen, TypedProvider, not_found};
+use super::ec2::Ec2Object;
+use super::internet_gateway::InternetGateway;
+use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:InternetGatewayAttachment";
 
@@ -31,20 +33,8 @@ impl InternetGatewayAttachment {
     }
 
     /// The VPCs the gateway is attached to.
-    async fn attached(&self, ctx: &Ctx, igw: &str) -> Result<Vec<String>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .request(Ec2, "DescribeInternetGateways", ctx, |aws| {
-                aws.ec2
-                    .describe_internet_gateways()
-                    .internet_gateway_ids(igw)
-                    .send()
-            })
-            .await?;
-        let g = out
-            .internet_gateways()
-            .first()
-            .ok_or_else(|| not_found("internet gateway", igw))?;
+    async fn attached(&self, ctx: &Ctx, igw: &str) -> Result<Vec<String>> {
+        let g = InternetGateway::existing(&self.0, ctx, igw).await?;
         Ok(g.attachments()
             .iter()
             .filter_map(|a| a.vpc_id().map(str::to_string))
@@ -52,7 +42,7 @@ impl InternetGatewayAttachment {
     }
 }
 
-fn split(id: &str) -> Result<Inputs, ProviderError> {
+fn split(id: &str) -> Result<Inputs> {
     let (igw, vpc) = id
         .split_once(':')
         .ok_or_else(|| ProviderError::new(format!("{id:?} is not an attachment id (igw:vpc)")))?;
@@ -71,11 +61,10 @@ impl ResourceKind for InternetGatewayAttachment {
 
 #[async_trait]
 impl TypedProvider for InternetGatewayAttachment {
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        aws.perform(Ec2, "AttachInternetGateway", ctx, |aws| {
-            aws.ec2
-                .attach_internet_gateway()
+        aws.perform(Ec2, "AttachInternetGateway", ctx, |ec2| {
+            ec2.attach_internet_gateway()
                 .internet_gateway_id(&inputs.internet_gateway_id)
                 .vpc_id(&inputs.vpc_id)
                 .send()
@@ -84,7 +73,7 @@ impl TypedProvider for InternetGatewayAttachment {
         Ok(InternetGatewayAttachment::created(inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let inputs = split(id)?;
         if !self
             .attached(ctx, &inputs.internet_gateway_id)
@@ -99,13 +88,12 @@ impl TypedProvider for InternetGatewayAttachment {
         })
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let inputs = split(id)?;
         match aws
-            .perform(Ec2, "DetachInternetGateway", ctx, |aws| {
-                aws.ec2
-                    .detach_internet_gateway()
+            .perform(Ec2, "DetachInternetGateway", ctx, |ec2| {
+                ec2.detach_internet_gateway()
                     .internet_gateway_id(&inputs.internet_gateway_id)
                     .vpc_id(&inputs.vpc_id)
                     .send()
@@ -119,11 +107,7 @@ impl TypedProvider for InternetGatewayAttachment {
         }
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
         let attached = self.attached(ctx, &inputs.internet_gateway_id).await?;
         Ok(attached
             .contains(&inputs.vpc_id)

@@ -1,9 +1,9 @@
 //! One file per resource type, all of the same shape: a [`ResourceKind`] (`KIND`, the
 //! `Inputs` it takes: what the blueprint builds, the planner diffs and a read reports back),
 //! and its calls over an [`Aws`] session: an [`ec2::Ec2Object`], which [`ec2::Ec2`] makes a
-//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), a
-//! [`named::NamedObject`], which [`named::Named`] makes one (IAM, EKS, SQS, EventBridge:
-//! adopted by deterministic name), or a [`TypedProvider`] itself (the others).
+//! [`TypedProvider`] (EC2 types, adopted after an interrupted create by its tags), or a
+//! [`TypedProvider`] itself: a [`named::NamedObject`] too for the types adopted by
+//! deterministic name (IAM, EKS, SQS, EventBridge: [`named::adopt`]).
 //! [`Typed`] makes each the engine's provider: parsing, diffing and classifying are done
 //! there once. Below: helpers the types share (tags, lookups).
 
@@ -16,8 +16,8 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError, Providers};
 use serde_json::{Value, json};
 
+use crate::aws::api::{self, Api};
 use crate::aws::{Aws, TAG_RESOURCE, TAG_STACK, TAG_TOKEN};
-use crate::limiter::Service;
 
 pub mod cluster_drain;
 pub mod cluster_leftovers;
@@ -43,8 +43,13 @@ pub mod typed;
 pub mod vpc;
 
 use ec2::Ec2;
-use named::Named;
-pub use typed::{ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, output, resource};
+pub use typed::{
+    ResourceKind, Seen, StringSet, Sweeper, Typed, TypedProvider, is_seconds, output, resource,
+    seconds,
+};
+
+/// What a provider's operations return: a [`ProviderError`] unless said otherwise.
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 
 /// Every provider, over one session.
 pub fn providers(aws: &Arc<Aws>) -> Providers {
@@ -59,16 +64,13 @@ pub fn providers(aws: &Arc<Aws>) -> Providers {
         .typed(Ec2(route_table::RouteTable, aws()))
         .typed(route::Route(aws()))
         .typed(route_table_association::RouteTableAssociation(aws()))
-        .typed(Named(iam_role::IamRole(aws()), aws()))
-        .typed(Named(
-            iam_instance_profile::IamInstanceProfile(aws()),
-            aws(),
-        ))
-        .typed(Named(oidc_provider::OidcProvider(aws()), aws()))
-        .typed(Named(eks_cluster::EksCluster(aws()), aws()))
-        .typed(Named(eks_nodegroup::EksNodegroup(aws()), aws()))
-        .typed(Named(sqs_queue::SqsQueue(aws()), aws()))
-        .typed(Named(eventbridge_rule::EventbridgeRule(aws()), aws()))
+        .typed(iam_role::IamRole(aws()))
+        .typed(iam_instance_profile::IamInstanceProfile(aws()))
+        .typed(oidc_provider::OidcProvider(aws()))
+        .typed(eks_cluster::EksCluster(aws()))
+        .typed(eks_nodegroup::EksNodegroup(aws()))
+        .typed(sqs_queue::SqsQueue(aws()))
+        .typed(eventbridge_rule::EventbridgeRule(aws()))
         .typed(cluster_drain::ClusterDrain(aws()))
         .typed(cluster_leftovers::ClusterLeftovers(aws()))
         .typed(helm_release::HelmRelease(aws()))
@@ -93,8 +95,16 @@ pub fn with_id(id: &str) -> Created {
     }
 }
 
+/// An object known by its name, which is its id, and its ARN: both are its outputs.
+pub fn with_name_and_arn(name: &str, arn: &str) -> Created {
+    Created {
+        physical_id: name.to_string(),
+        outputs: json!({"name": name, "arn": arn}),
+    }
+}
+
 /// `None` for a `NotFound`-class error: a describe of something that may not exist.
-pub fn absent<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+pub fn absent<T>(result: Result<T>) -> Result<Option<T>> {
     match result {
         Err(e) if crate::aws::classify(&e) == ErrorClass::NotFound => Ok(None),
         other => other.map(Some),
@@ -153,7 +163,7 @@ impl Ec2Find<'_> {
     }
 }
 
-/// `async fn describe(aws, ctx, find: Ec2Find) -> Result<Option<$object>, ProviderError>`
+/// `async fn describe(aws, ctx, find: Ec2Find) -> Result<Option<$object>>`
 /// of an [`ec2::Ec2Object`]: the first EC2 object of one type that `find` finds (the
 /// SDK's types share no trait to write it once as a function).
 macro_rules! ec2_describe {
@@ -162,16 +172,16 @@ macro_rules! ec2_describe {
             aws: &$crate::aws::Aws,
             ctx: &byoc_engine::Ctx,
             find: $crate::resources::Ec2Find<'_>,
-        ) -> Result<Option<aws_sdk_ec2::types::$object>, byoc_engine::ProviderError> {
-            let send = |aws: &$crate::aws::Aws| {
-                aws.ec2
-                    .$describe()
-                    .$set_ids(find.ids())
-                    .set_filters(find.filters(aws, ctx))
-                    .send()
-            };
-            let service = $crate::limiter::Service::Ec2;
-            let out = aws.request(service, $operation, ctx, send).await?;
+        ) -> $crate::resources::Result<Option<aws_sdk_ec2::types::$object>> {
+            let service = $crate::aws::api::Ec2;
+            let out = aws
+                .request(service, $operation, ctx, |ec2| {
+                    ec2.$describe()
+                        .$set_ids(find.ids())
+                        .set_filters(find.filters(aws, ctx))
+                        .send()
+                })
+                .await?;
             Ok(out.$list().first().cloned())
         }
     };
@@ -199,50 +209,11 @@ pub fn ec2_tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     crate::aws::tag_map(tags.iter().map(|t| (t.key(), t.value())))
 }
 
-/// Brings an EC2 object's user tags from `old` to `new`.
-pub async fn ec2_retag(
-    aws: &Aws,
-    ctx: &Ctx,
-    id: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
-    let gone: Vec<Tag> = removed_keys(old, new)
-        .into_iter()
-        .map(|k| Tag::builder().key(k).build())
-        .collect();
-    if !gone.is_empty() {
-        aws.perform(Service::Ec2, "DeleteTags", ctx, |aws| {
-            aws.ec2
-                .delete_tags()
-                .resources(id)
-                .set_tags(Some(gone.clone()))
-                .send()
-        })
-        .await?;
-    }
-    let set: Vec<Tag> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
-    if !set.is_empty() {
-        aws.perform(Service::Ec2, "CreateTags", ctx, |aws| {
-            aws.ec2
-                .create_tags()
-                .resources(id)
-                .set_tags(Some(set.clone()))
-                .send()
-        })
-        .await?;
-    }
-    Ok(())
-}
-
 /// An object tagged through its API's tag and untag calls, by what that API knows it by.
-/// (EC2 sets only the tags that changed: [`ec2_retag`].)
 #[derive(Clone, Copy, Debug)]
 pub enum Tagging<'a> {
+    /// An EC2 object, by id.
+    Ec2(&'a str),
     Role(&'a str),
     InstanceProfile(&'a str),
     OidcProvider(&'a str),
@@ -255,25 +226,43 @@ pub enum Tagging<'a> {
 }
 
 /// Brings an object's user tags from `old` to `new`: untags the keys that went (when some
-/// went), then tags with `new` (and byoc's own, but on EKS, whose create's stay). IAM and EKS
-/// objects are left alone when their user tags are unchanged; a queue's and a rule's are
-/// written every time.
+/// went), then tags with `new` (and byoc's own, but on EC2 and EKS, whose create's stay; EC2
+/// sets only the tags that changed). EC2, IAM and EKS objects are left alone when their user
+/// tags are unchanged; a queue's and a rule's are written every time.
 pub async fn retag(
     aws: &Aws,
     ctx: &Ctx,
     object: Tagging<'_>,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
-    use Service::{Eks, Events, Iam, Sqs};
+) -> Result<()> {
     use Tagging::{InstanceProfile, OidcProvider, Queue, Role, Rule};
+    use api::{Eks, Events, Iam, Sqs};
     if old == new && !matches!(object, Queue(_) | Rule(_)) {
         return Ok(());
     }
     let gone = &removed_keys(old, new);
-    let all = || -> HashMap<String, String> { aws.tags(ctx, new).into_iter().collect() };
-    let (iam, eks, sqs, events) = (&aws.iam, &aws.eks, &aws.sqs, &aws.events);
+    let all = || keyed_tags(aws, ctx, new);
+    let (ec2, iam, eks, sqs, events) = (&aws.ec2, &aws.iam, &aws.eks, &aws.sqs, &aws.events);
     match object {
+        Tagging::Ec2(id) => {
+            let set: Vec<Tag> = new
+                .iter()
+                .filter(|(k, v)| old.get(*k) != Some(*v))
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect();
+            let untag = |keys: Vec<String>| {
+                let keys = keys.into_iter().map(|k| Tag::builder().key(k).build());
+                let request = ec2.delete_tags().resources(id);
+                request.set_tags(Some(keys.collect())).send()
+            };
+            let tag = || {
+                let request = ec2.create_tags().resources(id);
+                request.set_tags(Some(set.clone())).send()
+            };
+            let tag = (!set.is_empty()).then_some(("CreateTags", tag));
+            tag_calls(aws, ctx, api::Ec2, gone, ("DeleteTags", untag), tag).await
+        }
         Role(name) => {
             let tags = Some(iam_tags(aws, ctx, new));
             let untag = |keys| {
@@ -283,7 +272,8 @@ pub async fn retag(
                     .send()
             };
             let tag = || iam.tag_role().role_name(name).set_tags(tags.clone()).send();
-            tag_calls(aws, ctx, Iam, gone, ("UntagRole", untag), ("TagRole", tag)).await
+            let (untag, tag) = (("UntagRole", untag), Some(("TagRole", tag)));
+            tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         InstanceProfile(name) => {
             let tags = Some(iam_tags(aws, ctx, new));
@@ -295,7 +285,10 @@ pub async fn retag(
                 let request = iam.tag_instance_profile().instance_profile_name(name);
                 request.set_tags(tags.clone()).send()
             };
-            let (untag, tag) = (("UntagInstanceProfile", untag), ("TagInstanceProfile", tag));
+            let (untag, tag) = (
+                ("UntagInstanceProfile", untag),
+                Some(("TagInstanceProfile", tag)),
+            );
             tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         OidcProvider(arn) => {
@@ -311,15 +304,8 @@ pub async fn retag(
                 request.set_tags(tags.clone()).send()
             };
             let untag = ("UntagOpenIDConnectProvider", untag);
-            tag_calls(
-                aws,
-                ctx,
-                Iam,
-                gone,
-                untag,
-                ("TagOpenIDConnectProvider", tag),
-            )
-            .await
+            let tag = Some(("TagOpenIDConnectProvider", tag));
+            tag_calls(aws, ctx, Iam, gone, untag, tag).await
         }
         Tagging::Eks(arn) => {
             let tags = Some(new.clone().into_iter().collect());
@@ -333,15 +319,8 @@ pub async fn retag(
                     .set_tags(tags.clone())
                     .send()
             };
-            tag_calls(
-                aws,
-                ctx,
-                Eks,
-                gone,
-                ("UntagResource", untag),
-                ("TagResource", tag),
-            )
-            .await
+            let (untag, tag) = (("UntagResource", untag), Some(("TagResource", tag)));
+            tag_calls(aws, ctx, Eks, gone, untag, tag).await
         }
         Queue(url) => {
             let tags = Some(all());
@@ -352,15 +331,8 @@ pub async fn retag(
                     .send()
             };
             let tag = || sqs.tag_queue().queue_url(url).set_tags(tags.clone()).send();
-            tag_calls(
-                aws,
-                ctx,
-                Sqs,
-                gone,
-                ("UntagQueue", untag),
-                ("TagQueue", tag),
-            )
-            .await
+            let (untag, tag) = (("UntagQueue", untag), Some(("TagQueue", tag)));
+            tag_calls(aws, ctx, Sqs, gone, untag, tag).await
         }
         Rule(arn) => {
             let tags = all()
@@ -385,22 +357,23 @@ pub async fn retag(
                     .set_tags(tags.clone())
                     .send()
             };
-            let (untag, tag) = (("UntagResource", untag), ("TagResource", tag));
+            let (untag, tag) = (("UntagResource", untag), Some(("TagResource", tag)));
             tag_calls(aws, ctx, Events, gone, untag, tag).await
         }
     }
 }
 
 /// An API's two tagging calls, each `(operation, request)`: `untag` the keys of `gone` (when
-/// there are any), then `tag`. Requests are made anew for each attempt.
+/// there are any), then `tag` (when there is something to tag). Requests are made anew for
+/// each attempt.
 async fn tag_calls<A, B, E, F, U, T>(
     aws: &Aws,
     ctx: &Ctx,
-    service: Service,
+    api: impl Api,
     gone: &[String],
     (untag_operation, untag): (&str, impl Fn(Vec<String>) -> U),
-    (tag_operation, tag): (&str, impl Fn() -> T),
-) -> Result<(), ProviderError>
+    tag: Option<(&str, impl Fn() -> T)>,
+) -> Result<()>
 where
     U: Future<Output = Result<A, SdkError<E, HttpResponse>>>,
     T: Future<Output = Result<B, SdkError<F, HttpResponse>>>,
@@ -409,17 +382,29 @@ where
 {
     if !gone.is_empty() {
         let untag = |_| untag(gone.to_vec());
-        aws.perform(service, untag_operation, ctx, untag).await?;
+        aws.perform(api, untag_operation, ctx, untag).await?;
     }
-    aws.perform(service, tag_operation, ctx, |_| tag()).await
+    match tag {
+        Some((operation, tag)) => aws.perform(api, operation, ctx, |_| tag()).await,
+        None => Ok(()),
+    }
 }
 
-/// EKS tags (a cluster's or a node group's) as a map.
-pub fn eks_tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+/// Tags given as a map (EKS's, SQS's), maybe none, as a sorted map.
+pub fn keyed_tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
     tags.into_iter()
         .flatten()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The tags of a create, as the APIs that take a map of them take them (EKS, SQS).
+pub fn keyed_tags(
+    aws: &Aws,
+    ctx: &Ctx,
+    user: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
+    aws.tags(ctx, user).into_iter().collect()
 }
 
 /// IAM tags of a create.
@@ -445,14 +430,14 @@ pub fn iam_tag_map(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String>
 }
 
 /// A JSON policy document as IAM returns it: URL-encoded.
-pub fn policy_json(what: &str, document: &str) -> Result<Value, ProviderError> {
+pub fn policy_json(what: &str, document: &str) -> Result<Value> {
     let decoded = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
     serde_json::from_str(&decoded)
         .map_err(|e| ProviderError::new(format!("{what}: unreadable policy document: {e}")))
 }
 
 /// The value an `Option` field of a described object must have.
-pub fn required<T>(value: Option<T>, what: &str) -> Result<T, ProviderError> {
+pub fn required<T>(value: Option<T>, what: &str) -> Result<T> {
     value.ok_or_else(|| ProviderError::new(format!("AWS returned no {what}")))
 }
 

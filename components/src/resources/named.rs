@@ -1,23 +1,24 @@
 //! The shape every type named by its create shares (IAM, EKS, SQS, EventBridge): after an
 //! interrupted create its object is looked up by that name and adopted only if its tags (all
-//! of them) say it is this stack's and this resource's, then completed. A type says only
-//! what is its own ([`NamedObject`]); [`Named`] makes it a [`TypedProvider`].
+//! of them) say it is this stack's and this resource's, then completed. Such a type is a
+//! [`TypedProvider`] whose `find_existing` is [`adopt`], and says what adopting needs
+//! ([`NamedObject`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
-use serde_json::Value;
+use byoc_engine::{Created, Ctx};
 
-use super::{ResourceKind, Seen, TypedProvider};
-use crate::aws::{self, Aws};
+use super::{ResourceKind, Result, not_found};
+use crate::aws::Aws;
 
-/// One named type's own part: its operations, and what adopting its object needs. Its
-/// futures are `Send` for the engine's tasks.
-pub trait NamedObject: ResourceKind {
-    /// What a look-up by name sees of the object: its tags and what completing it needs.
-    type Found: Send;
+/// What adopting a named type's object needs. Its futures are `Send` for the engine's tasks.
+pub trait NamedObject: ResourceKind + Sized {
+    /// What a not-found error calls it, e.g. `IAM role`.
+    const WHAT: &'static str;
+
+    /// What a look-up sees of the object beside its tags ([`Found`]): what reading,
+    /// updating, deleting or completing it needs.
+    type Object: Send;
 
     /// Whether an object found by name is adopted only if it also carries the interrupted
     /// create's token (`byoc:token`), not only this stack's and this resource's tags. For
@@ -27,15 +28,24 @@ pub trait NamedObject: ResourceKind {
     /// deletes).
     const ADOPT_BY_TOKEN: bool = false;
 
-    /// The object named as the create of `inputs` names it, if there is one.
-    fn find(
+    /// The physical id the create of `inputs` gives its object: its name, or what follows
+    /// from it.
+    fn id(&self, inputs: &Self::Inputs) -> String;
+
+    /// The object `id` as it is, if there is one.
+    fn describe(
         &self,
         ctx: &Ctx,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Option<Self::Found>, ProviderError>> + Send;
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Found<Self>>>> + Send;
 
-    /// All of the found object's tags.
-    fn tags(found: &Self::Found) -> &BTreeMap<String, String>;
+    /// The object `id` as it is: a not-found error if there is none.
+    fn existing(&self, ctx: &Ctx, id: &str) -> impl Future<Output = Result<Found<Self>>> + Send {
+        async move {
+            let found = self.describe(ctx, id).await?;
+            found.ok_or_else(|| not_found(Self::WHAT, id))
+        }
+    }
 
     /// Does what an interrupted create of `inputs` may not have done (policies, waits) to
     /// the object found; what the create made.
@@ -43,95 +53,32 @@ pub trait NamedObject: ResourceKind {
         &self,
         ctx: &Ctx,
         inputs: &Self::Inputs,
-        found: Self::Found,
-    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
-
-    fn create(
-        &self,
-        ctx: &Ctx,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<Created, ProviderError>> + Send;
-
-    /// As [`TypedProvider::read`].
-    fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        recorded: &Self::Inputs,
-    ) -> impl Future<Output = Result<Seen<Self::Inputs>, ProviderError>> + Send;
-
-    fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Self::Inputs,
-        new: &Self::Inputs,
-    ) -> impl Future<Output = Result<Value, ProviderError>> + Send;
-
-    fn delete(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        inputs: &Self::Inputs,
-    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
-
-    /// As [`TypedProvider::classify`].
-    fn classify(error: &ProviderError) -> ErrorClass {
-        aws::classify(error)
-    }
+        found: Found<Self>,
+    ) -> impl Future<Output = Result<Created>> + Send;
 }
 
-/// The engine's typed provider for a [`NamedObject`], over its session (the one whose stack
-/// an object must be tagged for to be adopted).
-pub struct Named<T>(pub T, pub Arc<Aws>);
+/// An object of type `T` as a look-up sees it.
+pub struct Found<T: NamedObject> {
+    /// All its tags (byoc's own too): whether it may be adopted.
+    pub tags: BTreeMap<String, String>,
+    pub object: T::Object,
+}
 
-super::typed::forward_kind!(Named, NamedObject);
-
-#[async_trait]
-impl<T: NamedObject> TypedProvider for Named<T> {
-    async fn create(&self, ctx: &Ctx, inputs: &T::Inputs) -> Result<Created, ProviderError> {
-        self.0.create(ctx, inputs).await
-    }
-
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        recorded: &T::Inputs,
-    ) -> Result<Seen<T::Inputs>, ProviderError> {
-        self.0.read(ctx, id, recorded).await
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &T::Inputs,
-        new: &T::Inputs,
-    ) -> Result<Value, ProviderError> {
-        self.0.update(ctx, id, old, new).await
-    }
-
-    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &T::Inputs) -> Result<(), ProviderError> {
-        self.0.delete(ctx, id, inputs).await
-    }
-
-    /// Without the tags of this stack and this resource (and of this create, for a type
-    /// adopting by token) the object is another's: not adopted.
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &T::Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
-        match self.0.find(ctx, inputs).await? {
-            Some(found) if self.1.owns(ctx, T::tags(&found), T::ADOPT_BY_TOKEN) => {
-                self.0.complete(ctx, inputs, found).await.map(Some)
-            }
-            _ => Ok(None),
+/// [`TypedProvider::find_existing`] of a named type: the object the create of `inputs`
+/// names, adopted only with the tags of this stack and this resource (and of this create, for
+/// a type adopting by token) of session `aws`: else it is another's.
+///
+/// [`TypedProvider::find_existing`]: super::TypedProvider::find_existing
+pub async fn adopt<T: NamedObject>(
+    object: &T,
+    aws: &Aws,
+    ctx: &Ctx,
+    inputs: &T::Inputs,
+) -> Result<Option<Created>> {
+    match object.describe(ctx, &object.id(inputs)).await? {
+        Some(found) if aws.owns(ctx, &found.tags, T::ADOPT_BY_TOKEN) => {
+            object.complete(ctx, inputs, found).await.map(Some)
         }
-    }
-
-    fn classify(error: &ProviderError) -> ErrorClass {
-        T::classify(error)
+        _ => Ok(None),
     }
 }

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{Ec2Find, ResourceKind, absent, ec2_tags, with_id};
+use super::{Ec2Find, ResourceKind, Result, absent, ec2_tags};
+use crate::aws::api::Ec2;
 use crate::aws::{Aws, Patience};
-use crate::limiter::Service::Ec2;
 
 pub const KIND: &str = "aws:ec2:NatGateway";
 
@@ -33,11 +33,11 @@ pub struct NatGateway;
 
 impl NatGateway {
     /// The gateway `id`, or `None` once it is deleted.
-    async fn get(aws: &Aws, ctx: &Ctx, id: &str) -> Result<Option<Gateway>, ProviderError> {
+    async fn get(aws: &Aws, ctx: &Ctx, id: &str) -> Result<Option<Gateway>> {
         NatGateway::describe(aws, ctx, Ec2Find::Id(id)).await
     }
 
-    async fn wait_available(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
+    async fn wait_available(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
         let name = format!("NAT gateway {id}");
         aws.wait_ready(
             ctx,
@@ -77,11 +77,10 @@ impl Ec2Object for NatGateway {
     type Object = Gateway;
     const WHAT: &'static str = "NAT gateway";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Gateway> {
         let out = aws
-            .request(Ec2, "CreateNatGateway", ctx, |aws| {
-                aws.ec2
-                    .create_nat_gateway()
+            .request(Ec2, "CreateNatGateway", ctx, |ec2| {
+                ec2.create_nat_gateway()
                     .subnet_id(&inputs.subnet_id)
                     .allocation_id(&inputs.allocation_id)
                     .client_token(&ctx.token)
@@ -89,25 +88,15 @@ impl Ec2Object for NatGateway {
                     .send()
             })
             .await?;
-        let id = super::required(
-            out.nat_gateway().and_then(|g| g.nat_gateway_id()),
-            "NAT gateway id",
-        )?;
-        NatGateway::wait_available(aws, ctx, id).await?;
-        Ok(with_id(id))
+        super::required(out.nat_gateway().cloned(), "NAT gateway")
     }
 
     /// By id, one that is deleted is none (AWS lists deleted ones for an hour); of those an
     /// interrupted create made, the one not failed or going.
-    async fn describe(
-        aws: &Aws,
-        ctx: &Ctx,
-        find: Ec2Find<'_>,
-    ) -> Result<Option<Gateway>, ProviderError> {
+    async fn describe(aws: &Aws, ctx: &Ctx, find: Ec2Find<'_>) -> Result<Option<Gateway>> {
         let out = aws
-            .request(Ec2, "DescribeNatGateways", ctx, |aws| {
-                aws.ec2
-                    .describe_nat_gateways()
+            .request(Ec2, "DescribeNatGateways", ctx, |ec2| {
+                ec2.describe_nat_gateways()
                     .set_nat_gateway_ids(find.ids())
                     .set_filter(find.filters(aws, ctx))
                     .send()
@@ -127,7 +116,7 @@ impl Ec2Object for NatGateway {
             .find(|g| g.state().is_none_or(|s| !gone.contains(s))))
     }
 
-    async fn inputs(_: &Aws, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, g: &Gateway, tags: Tags) -> Result<Inputs> {
         let address = g.nat_gateway_addresses().first();
         Ok(Inputs {
             subnet_id: g.subnet_id().unwrap_or_default().to_string(),
@@ -139,23 +128,23 @@ impl Ec2Object for NatGateway {
         })
     }
 
-    /// An interrupted create may not have waited for the gateway.
+    /// A new gateway is waited for until it is available.
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         _: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         match old {
             None => NatGateway::wait_available(aws, ctx, id).await,
             Some(_) => Ok(()),
         }
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteNatGateway", ctx, |aws| {
-            aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteNatGateway", ctx, |ec2| {
+            ec2.delete_nat_gateway().nat_gateway_id(id).send()
         })
         .await?;
         // Its Elastic IP and subnet cannot go before it has.

@@ -4,14 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use byoc_engine::{Created, Ctx, ProviderError};
+use async_trait::async_trait;
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, absent, iam_tag_map, iam_tags, required, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, absent, iam_tag_map, iam_tags, required,
+    retag,
+};
+use crate::aws::api::Iam;
 use crate::aws::{Aws, user_tags};
-use crate::limiter::Service::Iam;
 
 pub const KIND: &str = "aws:iam:OidcProvider";
 
@@ -29,48 +33,11 @@ pub struct Inputs {
 pub struct OidcProvider(pub Arc<Aws>);
 
 impl OidcProvider {
-    fn arn(&self, url: &str) -> String {
-        let host_path = url.trim_start_matches("https://");
-        format!(
-            "arn:aws:iam::{}:oidc-provider/{host_path}",
-            self.0.account_id
-        )
-    }
-
     fn created(arn: &str, url: &str) -> Created {
         Created {
             physical_id: arn.to_string(),
             outputs: json!({"arn": arn, "url": url.trim_start_matches("https://")}),
         }
-    }
-
-    /// The provider as it is, with all its tags; `None` if it does not exist.
-    async fn describe(
-        &self,
-        ctx: &Ctx,
-        arn: &str,
-    ) -> Result<Option<(Inputs, BTreeMap<String, String>)>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .request(Iam, "GetOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .get_open_id_connect_provider()
-                    .open_id_connect_provider_arn(arn)
-                    .send()
-            })
-            .await;
-        let Some(out) = absent(out)? else {
-            return Ok(None);
-        };
-        let tags = iam_tag_map(out.tags());
-        let url = required(out.url(), "OIDC provider URL")?;
-        let inputs = Inputs {
-            url: format!("https://{}", url.trim_start_matches("https://")),
-            client_ids: out.client_id_list().iter().cloned().collect(),
-            thumbprints: out.thumbprint_list().to_vec(),
-            tags: user_tags(&tags),
-        };
-        Ok(Some((inputs, tags)))
     }
 
     async fn converge(
@@ -79,12 +46,11 @@ impl OidcProvider {
         arn: &str,
         current: &Inputs,
         desired: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         let aws = &self.0;
         for id in desired.client_ids.difference(&current.client_ids) {
-            aws.perform(Iam, "AddClientIDToOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .add_client_id_to_open_id_connect_provider()
+            aws.perform(Iam, "AddClientIDToOpenIDConnectProvider", ctx, |iam| {
+                iam.add_client_id_to_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
                     .send()
@@ -92,9 +58,8 @@ impl OidcProvider {
             .await?;
         }
         for id in current.client_ids.difference(&desired.client_ids) {
-            aws.perform(Iam, "RemoveClientIDFromOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .remove_client_id_from_open_id_connect_provider()
+            aws.perform(Iam, "RemoveClientIDFromOpenIDConnectProvider", ctx, |iam| {
+                iam.remove_client_id_from_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
                     .send()
@@ -102,9 +67,8 @@ impl OidcProvider {
             .await?;
         }
         if current.thumbprints != desired.thumbprints {
-            aws.perform(Iam, "UpdateOpenIDConnectProviderThumbprint", ctx, |aws| {
-                aws.iam
-                    .update_open_id_connect_provider_thumbprint()
+            aws.perform(Iam, "UpdateOpenIDConnectProviderThumbprint", ctx, |iam| {
+                iam.update_open_id_connect_provider_thumbprint()
                     .open_id_connect_provider_arn(arn)
                     .set_thumbprint_list(Some(desired.thumbprints.clone()))
                     .send()
@@ -124,14 +88,58 @@ impl ResourceKind for OidcProvider {
 }
 
 impl NamedObject for OidcProvider {
-    type Found = (Inputs, BTreeMap<String, String>);
+    const WHAT: &'static str = "OIDC provider";
+    type Object = Inputs;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    /// Its ARN: the account's, for the issuer's host and path.
+    fn id(&self, inputs: &Inputs) -> String {
+        let host_path = inputs.url.trim_start_matches("https://");
+        format!(
+            "arn:aws:iam::{}:oidc-provider/{host_path}",
+            self.0.account_id
+        )
+    }
+
+    async fn describe(&self, ctx: &Ctx, arn: &str) -> Result<Option<Found<Self>>> {
         let aws = &self.0;
         let out = aws
-            .request(Iam, "CreateOpenIDConnectProvider", ctx, |aws| {
-                aws.iam
-                    .create_open_id_connect_provider()
+            .request(Iam, "GetOpenIDConnectProvider", ctx, |iam| {
+                iam.get_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .send()
+            })
+            .await;
+        let Some(out) = absent(out)? else {
+            return Ok(None);
+        };
+        let tags = iam_tag_map(out.tags());
+        let url = required(out.url(), "OIDC provider URL")?;
+        let inputs = Inputs {
+            url: format!("https://{}", url.trim_start_matches("https://")),
+            client_ids: out.client_id_list().iter().cloned().collect(),
+            thumbprints: out.thumbprint_list().to_vec(),
+            tags: user_tags(&tags),
+        };
+        Ok(Some(Found {
+            tags,
+            object: inputs,
+        }))
+    }
+
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let arn = self.id(inputs);
+        self.converge(ctx, &arn, &found.object, inputs).await?;
+        Ok(OidcProvider::created(&arn, &inputs.url))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for OidcProvider {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
+        let aws = &self.0;
+        let out = aws
+            .request(Iam, "CreateOpenIDConnectProvider", ctx, |iam| {
+                iam.create_open_id_connect_provider()
                     .url(&inputs.url)
                     .set_client_id_list(Some(inputs.client_ids.iter().cloned().collect()))
                     .set_thumbprint_list(Some(inputs.thumbprints.clone()))
@@ -143,55 +151,30 @@ impl NamedObject for OidcProvider {
         Ok(OidcProvider::created(arn, &inputs.url))
     }
 
-    async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
-        let (inputs, _) = self
-            .describe(ctx, arn)
-            .await?
-            .ok_or_else(|| super::not_found("OIDC provider", arn))?;
+    async fn read(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<Seen<Inputs>> {
+        let inputs = self.existing(ctx, arn).await?.object;
         Ok(Seen {
             outputs: OidcProvider::created(arn, &inputs.url).outputs,
             inputs,
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        arn: &str,
-        old: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, arn: &str, old: &Inputs, new: &Inputs) -> Result<Value> {
         self.converge(ctx, arn, old, new).await?;
         Ok(OidcProvider::created(arn, &new.url).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, arn: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        aws.perform(Iam, "DeleteOpenIDConnectProvider", ctx, |aws| {
-            aws.iam
-                .delete_open_id_connect_provider()
+        aws.perform(Iam, "DeleteOpenIDConnectProvider", ctx, |iam| {
+            iam.delete_open_id_connect_provider()
                 .open_id_connect_provider_arn(arn)
                 .send()
         })
         .await
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        self.describe(ctx, &self.arn(&inputs.url)).await
-    }
-
-    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (current, _): Self::Found,
-    ) -> Result<Created, ProviderError> {
-        let arn = self.arn(&inputs.url);
-        self.converge(ctx, &arn, &current, inputs).await?;
-        Ok(OidcProvider::created(&arn, &inputs.url))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 }

@@ -8,9 +8,11 @@ use byoc_engine::{Created, Ctx, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ResourceKind, Seen, TypedProvider, not_found};
+use super::ec2::Ec2Object;
+use super::route_table::RouteTable;
+use super::{ResourceKind, Result, Seen, TypedProvider, not_found};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Route";
 
@@ -39,25 +41,8 @@ impl Route {
     }
 
     /// The route as it is in its table, if it is there.
-    async fn find(
-        &self,
-        ctx: &Ctx,
-        table: &str,
-        destination: &str,
-    ) -> Result<Option<Inputs>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .request(Ec2, "DescribeRouteTables", ctx, |aws| {
-                aws.ec2
-                    .describe_route_tables()
-                    .route_table_ids(table)
-                    .send()
-            })
-            .await?;
-        let t = out
-            .route_tables()
-            .first()
-            .ok_or_else(|| not_found("route table", table))?;
+    async fn find(&self, ctx: &Ctx, table: &str, destination: &str) -> Result<Option<Inputs>> {
+        let t = RouteTable::existing(&self.0, ctx, table).await?;
         Ok(t.routes()
             .iter()
             .find(|r| r.destination_cidr_block() == Some(destination))
@@ -70,7 +55,19 @@ impl Route {
     }
 }
 
-fn split(id: &str) -> Result<(&str, &str), ProviderError> {
+/// `request` (CreateRoute or ReplaceRoute, which take the same fields but share no trait)
+/// for the route `inputs` describe.
+macro_rules! route {
+    ($request:expr, $inputs:expr) => {
+        $request
+            .route_table_id(&$inputs.route_table_id)
+            .destination_cidr_block(&$inputs.destination_cidr_block)
+            .set_gateway_id($inputs.gateway_id.clone())
+            .set_nat_gateway_id($inputs.nat_gateway_id.clone())
+    };
+}
+
+fn split(id: &str) -> Result<(&str, &str)> {
     id.split_once('_')
         .ok_or_else(|| ProviderError::new(format!("{id:?} is not a route id (table_destination)")))
 }
@@ -93,22 +90,16 @@ impl ResourceKind for Route {
 
 #[async_trait]
 impl TypedProvider for Route {
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        aws.perform(Ec2, "CreateRoute", ctx, |aws| {
-            aws.ec2
-                .create_route()
-                .route_table_id(&inputs.route_table_id)
-                .destination_cidr_block(&inputs.destination_cidr_block)
-                .set_gateway_id(inputs.gateway_id.clone())
-                .set_nat_gateway_id(inputs.nat_gateway_id.clone())
-                .send()
+        aws.perform(Ec2, "CreateRoute", ctx, |ec2| {
+            route!(ec2.create_route(), inputs).send()
         })
         .await?;
         Ok(Route::created(inputs))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (table, destination) = split(id)?;
         let inputs = self
             .find(ctx, table, destination)
@@ -120,33 +111,20 @@ impl TypedProvider for Route {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        _: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, _: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
         let aws = &self.0;
-        aws.perform(Ec2, "ReplaceRoute", ctx, |aws| {
-            aws.ec2
-                .replace_route()
-                .route_table_id(&new.route_table_id)
-                .destination_cidr_block(&new.destination_cidr_block)
-                .set_gateway_id(new.gateway_id.clone())
-                .set_nat_gateway_id(new.nat_gateway_id.clone())
-                .send()
+        aws.perform(Ec2, "ReplaceRoute", ctx, |ec2| {
+            route!(ec2.replace_route(), new).send()
         })
         .await?;
         Ok(Route::created(new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let (table, destination) = split(id)?;
-        aws.perform(Ec2, "DeleteRoute", ctx, |aws| {
-            aws.ec2
-                .delete_route()
+        aws.perform(Ec2, "DeleteRoute", ctx, |ec2| {
+            ec2.delete_route()
                 .route_table_id(table)
                 .destination_cidr_block(destination)
                 .send()
@@ -154,11 +132,7 @@ impl TypedProvider for Route {
         .await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
         let found = self
             .find(ctx, &inputs.route_table_id, &inputs.destination_cidr_block)
             .await?;

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::ResourceType;
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:RouteTable";
 
@@ -33,18 +33,16 @@ impl Ec2Object for RouteTable {
     type Object = aws_sdk_ec2::types::RouteTable;
     const WHAT: &'static str = "route table";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
-            .request(Ec2, "CreateRouteTable", ctx, |aws| {
-                aws.ec2
-                    .create_route_table()
+            .request(Ec2, "CreateRouteTable", ctx, |ec2| {
+                ec2.create_route_table()
                     .vpc_id(&inputs.vpc_id)
                     .tag_specifications(ec2_tags(aws, ctx, ResourceType::RouteTable, &inputs.tags))
                     .send()
             })
             .await?;
-        let table = out.route_table().and_then(|t| t.route_table_id());
-        Ok(with_id(super::required(table, "route table id")?))
+        super::required(out.route_table().cloned(), "route table")
     }
 
     ec2_describe!(
@@ -55,19 +53,14 @@ impl Ec2Object for RouteTable {
         route_tables
     );
 
-    async fn inputs(
-        _: &Aws,
-        _: &Ctx,
-        t: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, t: &Self::Object, tags: Tags) -> Result<Inputs> {
         let vpc_id = t.vpc_id().unwrap_or_default().to_string();
         Ok(Inputs { vpc_id, tags })
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteRouteTable", ctx, |aws| {
-            aws.ec2.delete_route_table().route_table_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteRouteTable", ctx, |ec2| {
+            ec2.delete_route_table().route_table_id(id).send()
         })
         .await
     }

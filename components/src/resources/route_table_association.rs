@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::{Created, Ctx};
 use serde::{Deserialize, Serialize};
 
-use super::{ResourceKind, Seen, TypedProvider, not_found, with_id};
+use super::{ResourceKind, Result, Seen, TypedProvider, not_found, with_id};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:RouteTableAssociation";
 
@@ -23,19 +23,15 @@ pub struct RouteTableAssociation(pub Arc<Aws>);
 
 impl RouteTableAssociation {
     /// The association of `subnet` with `table`, if there is one: `(id, table, subnet)`.
-    async fn lookup(
-        &self,
-        ctx: &Ctx,
-        filter: (&str, &str),
-    ) -> Result<Option<(String, Inputs)>, ProviderError> {
+    async fn lookup(&self, ctx: &Ctx, filter: (&str, &str)) -> Result<Option<(String, Inputs)>> {
         let aws = &self.0;
         let f = aws_sdk_ec2::types::Filter::builder()
             .name(filter.0)
             .values(filter.1)
             .build();
         let out = aws
-            .request(Ec2, "DescribeRouteTables", ctx, |aws| {
-                aws.ec2.describe_route_tables().filters(f.clone()).send()
+            .request(Ec2, "DescribeRouteTables", ctx, |ec2| {
+                ec2.describe_route_tables().filters(f.clone()).send()
             })
             .await?;
         Ok(out
@@ -67,12 +63,11 @@ impl ResourceKind for RouteTableAssociation {
 
 #[async_trait]
 impl TypedProvider for RouteTableAssociation {
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
         let out = aws
-            .request(Ec2, "AssociateRouteTable", ctx, |aws| {
-                aws.ec2
-                    .associate_route_table()
+            .request(Ec2, "AssociateRouteTable", ctx, |ec2| {
+                ec2.associate_route_table()
                     .route_table_id(&inputs.route_table_id)
                     .subnet_id(&inputs.subnet_id)
                     .send()
@@ -82,7 +77,7 @@ impl TypedProvider for RouteTableAssociation {
         Ok(with_id(id))
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<Seen<Inputs>> {
         let (_, inputs) = self
             .lookup(ctx, ("association.route-table-association-id", id))
             .await?
@@ -93,19 +88,15 @@ impl TypedProvider for RouteTableAssociation {
         })
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
-        aws.perform(Ec2, "DisassociateRouteTable", ctx, |aws| {
-            aws.ec2.disassociate_route_table().association_id(id).send()
+        aws.perform(Ec2, "DisassociateRouteTable", ctx, |ec2| {
+            ec2.disassociate_route_table().association_id(id).send()
         })
         .await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
         let found = self
             .lookup(ctx, ("association.subnet-id", &inputs.subnet_id))
             .await?;

@@ -5,15 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use byoc_engine::{Created, Ctx, ErrorClass, ProviderError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::named::NamedObject;
-use super::{ResourceKind, Seen, Tagging, retag};
+use super::named::{Found, NamedObject, adopt};
+use super::{
+    ResourceKind, Result, Seen, Tagging, TypedProvider, is_seconds, keyed_tag_map, keyed_tags,
+    retag, seconds,
+};
+use crate::aws::api::Sqs;
 use crate::aws::{self, Aws, user_tags};
-use crate::limiter::Service::Sqs;
 
 pub const KIND: &str = "aws:sqs:Queue";
 
@@ -21,11 +25,8 @@ pub const KIND: &str = "aws:sqs:Queue";
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
     pub name: String,
-    #[serde(
-        default = "default_retention",
-        skip_serializing_if = "is_default_retention"
-    )]
-    pub message_retention_seconds: u32,
+    #[serde(default = "seconds::<300>", skip_serializing_if = "is_seconds::<300>")]
+    pub message_retention_seconds: u64,
     /// Service principals that may send messages, e.g. `events.amazonaws.com`.
     #[serde(default)]
     pub senders: BTreeSet<String>,
@@ -33,19 +34,11 @@ pub struct Inputs {
     pub tags: BTreeMap<String, String>,
 }
 
-fn default_retention() -> u32 {
-    300
-}
-
-fn is_default_retention(seconds: &u32) -> bool {
-    *seconds == default_retention()
-}
-
 pub struct SqsQueue(pub Arc<Aws>);
 
 /// The queue's attributes as byoc sets them.
 struct Attributes {
-    retention: u32,
+    retention: u64,
     policy: Option<Value>,
 }
 
@@ -76,11 +69,11 @@ impl SqsQueue {
     }
 
     /// The queue's URL, or `None` if there is no such queue.
-    async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>, ProviderError> {
+    async fn url(&self, ctx: &Ctx, name: &str) -> Result<Option<String>> {
         let aws = &self.0;
         match aws
-            .request(Sqs, "GetQueueUrl", ctx, |aws| {
-                aws.sqs.get_queue_url().queue_name(name).send()
+            .request(Sqs, "GetQueueUrl", ctx, |sqs| {
+                sqs.get_queue_url().queue_name(name).send()
             })
             .await
         {
@@ -89,12 +82,11 @@ impl SqsQueue {
         }
     }
 
-    async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes, ProviderError> {
+    async fn attributes(&self, ctx: &Ctx, url: &str) -> Result<Attributes> {
         let aws = &self.0;
         let out = aws
-            .request(Sqs, "GetQueueAttributes", ctx, |aws| {
-                aws.sqs
-                    .get_queue_attributes()
+            .request(Sqs, "GetQueueAttributes", ctx, |sqs| {
+                sqs.get_queue_attributes()
                     .queue_url(url)
                     .attribute_names(QueueAttributeName::All)
                     .send()
@@ -111,32 +103,6 @@ impl SqsQueue {
                 .map(|p| super::policy_json("queue policy", &p))
                 .transpose()?,
         })
-    }
-
-    async fn tags(&self, ctx: &Ctx, url: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-        let aws = &self.0;
-        let out = aws
-            .request(Sqs, "ListQueueTags", ctx, |aws| {
-                aws.sqs.list_queue_tags().queue_url(url).send()
-            })
-            .await?;
-        Ok(out
-            .tags()
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
-    }
-
-    /// The queue's URL and all its tags, or `None` if there is no such queue.
-    async fn described(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(String, BTreeMap<String, String>)>, ProviderError> {
-        let Some(url) = self.url(ctx, name).await? else {
-            return Ok(None);
-        };
-        let tags = self.tags(ctx, &url).await?;
-        Ok(Some((url, tags)))
     }
 
     /// The attributes byoc sets, as CreateQueue and SetQueueAttributes take them.
@@ -162,12 +128,11 @@ impl SqsQueue {
         url: &str,
         current_tags: &BTreeMap<String, String>,
         desired: &Inputs,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<()> {
         let aws = &self.0;
         let attributes = self.attributes_of(desired);
-        aws.perform(Sqs, "SetQueueAttributes", ctx, |aws| {
-            aws.sqs
-                .set_queue_attributes()
+        aws.perform(Sqs, "SetQueueAttributes", ctx, |sqs| {
+            sqs.set_queue_attributes()
                 .queue_url(url)
                 .set_attributes(Some(attributes.clone()))
                 .send()
@@ -205,19 +170,47 @@ impl ResourceKind for SqsQueue {
 }
 
 impl NamedObject for SqsQueue {
-    type Found = (String, BTreeMap<String, String>);
+    const WHAT: &'static str = "SQS queue";
+    type Object = String;
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    fn id(&self, inputs: &Inputs) -> String {
+        inputs.name.clone()
+    }
+
+    /// The queue's URL.
+    async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<Found<Self>>> {
+        let Some(url) = self.url(ctx, name).await? else {
+            return Ok(None);
+        };
+        let tags = self
+            .0
+            .request(Sqs, "ListQueueTags", ctx, |sqs| {
+                sqs.list_queue_tags().queue_url(&url).send()
+            })
+            .await?;
+        let tags = keyed_tag_map(tags.tags());
+        Ok(Some(Found { tags, object: url }))
+    }
+
+    async fn complete(&self, ctx: &Ctx, inputs: &Inputs, found: Found<Self>) -> Result<Created> {
+        let url = found.object;
+        self.converge(ctx, &url, &found.tags, inputs).await?;
+        Ok(self.created(&inputs.name, &url))
+    }
+}
+
+#[async_trait]
+impl TypedProvider for SqsQueue {
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Created> {
         let aws = &self.0;
-        let tags: HashMap<String, String> = aws.tags(ctx, &inputs.tags).into_iter().collect();
+        let tags = keyed_tags(aws, ctx, &inputs.tags);
         // Made whole in one call: its attributes and tags need no second write.
         let mut attributes = self.attributes_of(inputs);
         attributes.retain(|_, value| !value.is_empty());
         attributes.insert(QueueAttributeName::SqsManagedSseEnabled, "true".into());
         let out = aws
-            .request(Sqs, "CreateQueue", ctx, |aws| {
-                aws.sqs
-                    .create_queue()
+            .request(Sqs, "CreateQueue", ctx, |sqs| {
+                sqs.create_queue()
                     .queue_name(&inputs.name)
                     .set_attributes(Some(attributes.clone()))
                     .set_tags(Some(tags.clone()))
@@ -228,16 +221,8 @@ impl NamedObject for SqsQueue {
         Ok(self.created(&inputs.name, &url))
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        recorded: &Inputs,
-    ) -> Result<Seen<Inputs>, ProviderError> {
-        let url = self
-            .url(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("SQS queue", name))?;
+    async fn read(&self, ctx: &Ctx, name: &str, recorded: &Inputs) -> Result<Seen<Inputs>> {
+        let Found { tags, object: url } = self.existing(ctx, name).await?;
         let attributes = self.attributes(ctx, &url).await?;
         // The policy reads back as its senders when it is the one byoc writes.
         let senders = if attributes.policy == self.policy(recorded) {
@@ -250,35 +235,26 @@ impl NamedObject for SqsQueue {
                 name: name.to_string(),
                 message_retention_seconds: attributes.retention,
                 senders,
-                tags: user_tags(&self.tags(ctx, &url).await?),
+                tags: user_tags(&tags),
             },
             outputs: self.created(name, &url).outputs,
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        _: &Inputs,
-        new: &Inputs,
-    ) -> Result<Value, ProviderError> {
-        let (url, tags) = self
-            .described(ctx, name)
-            .await?
-            .ok_or_else(|| super::not_found("SQS queue", name))?;
-        self.converge(ctx, &url, &tags, new).await?;
-        Ok(self.created(name, &url).outputs)
+    async fn update(&self, ctx: &Ctx, name: &str, _: &Inputs, new: &Inputs) -> Result<Value> {
+        // Written whole, as a create completes it.
+        let found = self.existing(ctx, name).await?;
+        Ok(self.complete(ctx, new, found).await?.outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, name: &str, _: &Inputs) -> Result<()> {
         let aws = &self.0;
         let Some(url) = self.url(ctx, name).await? else {
             return Ok(());
         };
         match aws
-            .perform(Sqs, "DeleteQueue", ctx, |aws| {
-                aws.sqs.delete_queue().queue_url(&url).send()
+            .perform(Sqs, "DeleteQueue", ctx, |sqs| {
+                sqs.delete_queue().queue_url(&url).send()
             })
             .await
         {
@@ -287,22 +263,8 @@ impl NamedObject for SqsQueue {
         }
     }
 
-    async fn find(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Self::Found>, ProviderError> {
-        self.described(ctx, &inputs.name).await
-    }
-
-    fn tags((_, tags): &Self::Found) -> &BTreeMap<String, String> {
-        tags
-    }
-
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        inputs: &Inputs,
-        (url, tags): Self::Found,
-    ) -> Result<Created, ProviderError> {
-        self.converge(ctx, &url, &tags, inputs).await?;
-        Ok(self.created(&inputs.name, &url))
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Option<Created>> {
+        adopt(self, &self.0, ctx, inputs).await
     }
 
     fn classify(error: &ProviderError) -> ErrorClass {

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::Ctx;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Subnet";
 
@@ -28,19 +28,6 @@ pub struct Inputs {
 
 pub struct Subnet;
 
-impl Subnet {
-    async fn set_public(aws: &Aws, ctx: &Ctx, id: &str, public: bool) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "ModifySubnetAttribute", ctx, |aws| {
-            aws.ec2
-                .modify_subnet_attribute()
-                .subnet_id(id)
-                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
-                .send()
-        })
-        .await
-    }
-}
-
 impl ResourceKind for Subnet {
     const KIND: &'static str = KIND;
     type Inputs = Inputs;
@@ -52,11 +39,10 @@ impl Ec2Object for Subnet {
     type Object = aws_sdk_ec2::types::Subnet;
     const WHAT: &'static str = "subnet";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
-            .request(Ec2, "CreateSubnet", ctx, |aws| {
-                aws.ec2
-                    .create_subnet()
+            .request(Ec2, "CreateSubnet", ctx, |ec2| {
+                ec2.create_subnet()
                     .vpc_id(&inputs.vpc_id)
                     .cidr_block(&inputs.cidr_block)
                     .availability_zone(&inputs.availability_zone)
@@ -64,14 +50,7 @@ impl Ec2Object for Subnet {
                     .send()
             })
             .await?;
-        let id = super::required(out.subnet().and_then(|s| s.subnet_id()), "subnet id")?;
-        if inputs.map_public_ip_on_launch {
-            Subnet::set_public(aws, ctx, id, true).await?;
-        }
-        Ok(Created {
-            outputs: Subnet::outputs(id, inputs, None),
-            ..with_id(id)
-        })
+        super::required(out.subnet().cloned(), "subnet")
     }
 
     ec2_describe!(
@@ -87,12 +66,7 @@ impl Ec2Object for Subnet {
         json!({"id": id, "availability_zone": zone, "cidr_block": cidr})
     }
 
-    async fn inputs(
-        _: &Aws,
-        _: &Ctx,
-        s: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(_: &Aws, _: &Ctx, s: &Self::Object, tags: Tags) -> Result<Inputs> {
         Ok(Inputs {
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             cidr_block: s.cidr_block().unwrap_or_default().to_string(),
@@ -102,23 +76,30 @@ impl Ec2Object for Subnet {
         })
     }
 
-    /// A create that died may not have made the subnet public yet.
+    /// A subnet is made private: one to be public is made so once it exists.
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<(), ProviderError> {
-        if old.is_none_or(|o| o.map_public_ip_on_launch != new.map_public_ip_on_launch) {
-            Subnet::set_public(aws, ctx, id, new.map_public_ip_on_launch).await?;
+    ) -> Result<()> {
+        let public = new.map_public_ip_on_launch;
+        if old.map_or(public, |o| o.map_public_ip_on_launch != public) {
+            aws.perform(Ec2, "ModifySubnetAttribute", ctx, |ec2| {
+                ec2.modify_subnet_attribute()
+                    .subnet_id(id)
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteSubnet", ctx, |aws| {
-            aws.ec2.delete_subnet().subnet_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteSubnet", ctx, |ec2| {
+            ec2.delete_subnet().subnet_id(id).send()
         })
         .await
     }

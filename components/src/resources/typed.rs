@@ -21,6 +21,7 @@ use serde::de::{DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Result;
 use crate::aws;
 
 /// The code of inputs that do not parse or break a rule of their type: permanent.
@@ -89,7 +90,7 @@ pub(crate) use forward_kind;
 /// [`Provider`]); [`Typed`] makes it the engine's provider.
 #[async_trait]
 pub trait TypedProvider: ResourceKind {
-    async fn create(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<Created, ProviderError>;
+    async fn create(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<Created>;
 
     /// The object as it is now (a `NotFound`-class error if it is gone); `recorded` are the
     /// inputs last applied.
@@ -98,7 +99,7 @@ pub trait TypedProvider: ResourceKind {
         ctx: &Ctx,
         id: &str,
         recorded: &Self::Inputs,
-    ) -> Result<Seen<Self::Inputs>, ProviderError>;
+    ) -> Result<Seen<Self::Inputs>>;
 
     /// Applies `new` over `old` in place; the new outputs. By default a type changes nothing
     /// in place (every input is in `REPLACE_ON`, so no update comes): its outputs read back.
@@ -108,21 +109,16 @@ pub trait TypedProvider: ResourceKind {
         id: &str,
         _old: &Self::Inputs,
         new: &Self::Inputs,
-    ) -> Result<Value, ProviderError> {
+    ) -> Result<Value> {
         Ok(self.read(ctx, id, new).await?.outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Self::Inputs)
-    -> Result<(), ProviderError>;
+    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Self::Inputs) -> Result<()>;
 
     /// The object an interrupted create of `inputs` made, if any: found by the create's tags
     /// (`ctx.token`) or by its deterministic name with the `byoc:stack` tag checked, and
     /// completed where the create may not have finished.
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Self::Inputs,
-    ) -> Result<Option<Created>, ProviderError>;
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<Option<Created>>;
 
     /// What the engine does with a failed call; AWS's classification unless the type knows
     /// better.
@@ -138,7 +134,7 @@ pub trait Sweeper: ResourceKind {
     /// What it is recorded as: an id and outputs.
     fn recorded(inputs: &Self::Inputs) -> Created;
 
-    async fn sweep(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<(), ProviderError>;
+    async fn sweep(&self, ctx: &Ctx, inputs: &Self::Inputs) -> Result<()>;
 
     fn classify(error: &ProviderError) -> ErrorClass {
         aws::classify(error)
@@ -147,43 +143,28 @@ pub trait Sweeper: ResourceKind {
 
 #[async_trait]
 impl<S: Sweeper> TypedProvider for S {
-    async fn create(&self, _: &Ctx, inputs: &S::Inputs) -> Result<Created, ProviderError> {
+    async fn create(&self, _: &Ctx, inputs: &S::Inputs) -> Result<Created> {
         Ok(S::recorded(inputs))
     }
 
     /// Nothing of its own to read.
-    async fn read(
-        &self,
-        _: &Ctx,
-        _: &str,
-        recorded: &S::Inputs,
-    ) -> Result<Seen<S::Inputs>, ProviderError> {
+    async fn read(&self, _: &Ctx, _: &str, recorded: &S::Inputs) -> Result<Seen<S::Inputs>> {
         Ok(Seen {
             inputs: recorded.clone(),
             outputs: S::recorded(recorded).outputs,
         })
     }
 
-    async fn update(
-        &self,
-        _: &Ctx,
-        _: &str,
-        _: &S::Inputs,
-        new: &S::Inputs,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, _: &Ctx, _: &str, _: &S::Inputs, new: &S::Inputs) -> Result<Value> {
         Ok(S::recorded(new).outputs)
     }
 
-    async fn delete(&self, ctx: &Ctx, _: &str, inputs: &S::Inputs) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, _: &str, inputs: &S::Inputs) -> Result<()> {
         self.sweep(ctx, inputs).await
     }
 
     /// Its create makes nothing: an interrupted one is complete.
-    async fn find_existing(
-        &self,
-        _: &Ctx,
-        inputs: &S::Inputs,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, _: &Ctx, inputs: &S::Inputs) -> Result<Option<Created>> {
         Ok(Some(S::recorded(inputs)))
     }
 
@@ -197,12 +178,12 @@ pub struct Typed<P>(pub P);
 
 impl<P: TypedProvider> Typed<P> {
     /// Inputs as the engine hands them over (references resolved).
-    fn parse(ctx: &Ctx, inputs: &Value) -> Result<P::Inputs, ProviderError> {
+    fn parse(ctx: &Ctx, inputs: &Value) -> Result<P::Inputs> {
         parse(inputs, false).map_err(|message| invalid::<P>(ctx, message))
     }
 
     /// Inputs to apply: parsed and checked.
-    fn desired(ctx: &Ctx, inputs: &Value) -> Result<P::Inputs, ProviderError> {
+    fn desired(ctx: &Ctx, inputs: &Value) -> Result<P::Inputs> {
         let parsed = Typed::<P>::parse(ctx, inputs)?;
         P::check(&parsed)
             .and_then(|()| check_tags(inputs))
@@ -290,12 +271,12 @@ impl<P: TypedProvider> Provider for Typed<P> {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created, ProviderError> {
+    async fn create(&self, ctx: &Ctx, inputs: &Value) -> Result<Created> {
         let inputs = Typed::<P>::desired(ctx, inputs)?;
         self.0.create(ctx, &inputs).await
     }
 
-    async fn read(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<Observed, ProviderError> {
+    async fn read(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<Observed> {
         let recorded = Typed::<P>::parse(ctx, inputs)?;
         let seen = self.0.read(ctx, id, &recorded).await?;
         Ok(Observed {
@@ -304,28 +285,18 @@ impl<P: TypedProvider> Provider for Typed<P> {
         })
     }
 
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        id: &str,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, ctx: &Ctx, id: &str, old: &Value, new: &Value) -> Result<Value> {
         let old = Typed::<P>::parse(ctx, old)?;
         let new = Typed::<P>::desired(ctx, new)?;
         self.0.update(ctx, id, &old, &new).await
     }
 
-    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, id: &str, inputs: &Value) -> Result<()> {
         let inputs = Typed::<P>::parse(ctx, inputs)?;
         self.0.delete(ctx, id, &inputs).await
     }
 
-    async fn find_existing(
-        &self,
-        ctx: &Ctx,
-        inputs: &Value,
-    ) -> Result<Option<Created>, ProviderError> {
+    async fn find_existing(&self, ctx: &Ctx, inputs: &Value) -> Result<Option<Created>> {
         let inputs = Typed::<P>::parse(ctx, inputs)?;
         self.0.find_existing(ctx, &inputs).await
     }
@@ -547,6 +518,18 @@ impl<'de> Deserializer<'de> for Planned<'de> {
     }
 }
 
+/// A number of seconds an input has unless it is given, for its
+/// `#[serde(default = "seconds::<N>", skip_serializing_if = "is_seconds::<N>")]`: left out of the
+/// inputs when it is the default, as in inputs recorded before the input was.
+pub fn seconds<const N: u64>() -> u64 {
+    N
+}
+
+/// Whether `value` is the default `N` of [`seconds`].
+pub fn is_seconds<const N: u64>(value: &u64) -> bool {
+    *value == N
+}
+
 /// A set of strings given as a list: in the order given when built (so that the blueprint's
 /// inputs read as written), sorted and without repeats once parsed (the canonical form the
 /// planner compares, whatever order AWS lists them in).
@@ -697,38 +680,23 @@ mod tests {
 
     #[async_trait]
     impl TypedProvider for Disk {
-        async fn create(&self, _: &Ctx, _: &DiskInputs) -> Result<Created, ProviderError> {
+        async fn create(&self, _: &Ctx, _: &DiskInputs) -> Result<Created> {
             unreachable!()
         }
 
-        async fn read(
-            &self,
-            _: &Ctx,
-            _: &str,
-            _: &DiskInputs,
-        ) -> Result<Seen<DiskInputs>, ProviderError> {
+        async fn read(&self, _: &Ctx, _: &str, _: &DiskInputs) -> Result<Seen<DiskInputs>> {
             unreachable!()
         }
 
-        async fn update(
-            &self,
-            _: &Ctx,
-            _: &str,
-            _: &DiskInputs,
-            _: &DiskInputs,
-        ) -> Result<Value, ProviderError> {
+        async fn update(&self, _: &Ctx, _: &str, _: &DiskInputs, _: &DiskInputs) -> Result<Value> {
             unreachable!()
         }
 
-        async fn delete(&self, _: &Ctx, _: &str, _: &DiskInputs) -> Result<(), ProviderError> {
+        async fn delete(&self, _: &Ctx, _: &str, _: &DiskInputs) -> Result<()> {
             unreachable!()
         }
 
-        async fn find_existing(
-            &self,
-            _: &Ctx,
-            _: &DiskInputs,
-        ) -> Result<Option<Created>, ProviderError> {
+        async fn find_existing(&self, _: &Ctx, _: &DiskInputs) -> Result<Option<Created>> {
             unreachable!()
         }
     }

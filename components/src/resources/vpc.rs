@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::operation::modify_vpc_attribute::builders::ModifyVpcAttributeFluentBuilder;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
-use byoc_engine::{Created, Ctx, ProviderError};
+use byoc_engine::Ctx;
+use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2::{Ec2Object, Tags};
-use super::{ResourceKind, ec2_describe, ec2_tags, with_id};
+use super::{ResourceKind, Result, ec2_describe, ec2_tags};
 use crate::aws::Aws;
-use crate::limiter::Service::Ec2;
+use crate::aws::api::Ec2;
 
 pub const KIND: &str = "aws:ec2:Vpc";
 
@@ -26,56 +28,11 @@ pub struct Inputs {
 
 pub struct Vpc;
 
-/// What AWS sets on a new VPC: DNS support on, DNS hostnames off.
-const CREATED: (bool, bool) = (true, false);
-
 impl Vpc {
-    /// Sets the DNS attributes that differ from `old` (`(support, hostnames)`; `None`:
-    /// unknown, both set), both at once: the API takes one attribute per call.
-    async fn set_attributes(
-        aws: &Aws,
-        ctx: &Ctx,
-        id: &str,
-        old: Option<(bool, bool)>,
-        new: &Inputs,
-    ) -> Result<(), ProviderError> {
-        use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
-        let set = |name: VpcAttributeName, was: Option<bool>, value: bool| async move {
-            if was == Some(value) {
-                return Ok(());
-            }
-            let flag = AttributeBooleanValue::builder().value(value).build();
-            aws.perform(Ec2, "ModifyVpcAttribute", ctx, |aws| {
-                let request = aws.ec2.modify_vpc_attribute().vpc_id(id);
-                match &name {
-                    EnableDnsSupport => request.enable_dns_support(flag.clone()),
-                    _ => request.enable_dns_hostnames(flag.clone()),
-                }
-                .send()
-            })
-            .await
-        };
-        tokio::try_join!(
-            set(EnableDnsSupport, old.map(|o| o.0), new.enable_dns_support),
-            set(
-                EnableDnsHostnames,
-                old.map(|o| o.1),
-                new.enable_dns_hostnames
-            ),
-        )
-        .map(drop)
-    }
-
-    async fn attribute(
-        aws: &Aws,
-        ctx: &Ctx,
-        id: &str,
-        name: VpcAttributeName,
-    ) -> Result<bool, ProviderError> {
+    async fn attribute(aws: &Aws, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool> {
         let out = aws
-            .request(Ec2, "DescribeVpcAttribute", ctx, |aws| {
-                aws.ec2
-                    .describe_vpc_attribute()
+            .request(Ec2, "DescribeVpcAttribute", ctx, |ec2| {
+                ec2.describe_vpc_attribute()
                     .vpc_id(id)
                     .attribute(name.clone())
                     .send()
@@ -99,22 +56,16 @@ impl Ec2Object for Vpc {
     type Object = aws_sdk_ec2::types::Vpc;
     const WHAT: &'static str = "VPC";
 
-    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Created, ProviderError> {
+    async fn create(aws: &Aws, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Object> {
         let out = aws
-            .request(Ec2, "CreateVpc", ctx, |aws| {
-                aws.ec2
-                    .create_vpc()
+            .request(Ec2, "CreateVpc", ctx, |ec2| {
+                ec2.create_vpc()
                     .cidr_block(&inputs.cidr_block)
                     .tag_specifications(ec2_tags(aws, ctx, ResourceType::Vpc, &inputs.tags))
                     .send()
             })
             .await?;
-        let id = super::required(out.vpc().and_then(|v| v.vpc_id()), "VPC id")?;
-        Vpc::set_attributes(aws, ctx, id, Some(CREATED), inputs).await?;
-        Ok(Created {
-            outputs: Vpc::outputs(id, inputs, None),
-            ..with_id(id)
-        })
+        super::required(out.vpc().cloned(), "VPC")
     }
 
     ec2_describe!(Vpc, "DescribeVpcs", describe_vpcs, set_vpc_ids, vpcs);
@@ -123,12 +74,7 @@ impl Ec2Object for Vpc {
         json!({"id": id, "cidr_block": inputs.cidr_block})
     }
 
-    async fn inputs(
-        aws: &Aws,
-        ctx: &Ctx,
-        vpc: &Self::Object,
-        tags: Tags,
-    ) -> Result<Inputs, ProviderError> {
+    async fn inputs(aws: &Aws, ctx: &Ctx, vpc: &Self::Object, tags: Tags) -> Result<Inputs> {
         use VpcAttributeName::{EnableDnsHostnames, EnableDnsSupport};
         let id = vpc.vpc_id().unwrap_or_default();
         let (enable_dns_support, enable_dns_hostnames) = tokio::try_join!(
@@ -143,21 +89,46 @@ impl Ec2Object for Vpc {
         })
     }
 
-    /// The create may have died between CreateVpc and the attributes.
+    /// The DNS attributes CreateVpc cannot set that differ from `old` (without it, from
+    /// what a new VPC has: DNS support on, hostnames off), at once: the API takes one
+    /// attribute per call.
     async fn settle(
         aws: &Aws,
         ctx: &Ctx,
         id: &str,
         old: Option<&Inputs>,
         new: &Inputs,
-    ) -> Result<(), ProviderError> {
-        let old = old.map(|o| (o.enable_dns_support, o.enable_dns_hostnames));
-        Vpc::set_attributes(aws, ctx, id, old, new).await
+    ) -> Result<()> {
+        type Request = ModifyVpcAttributeFluentBuilder;
+        // Each attribute: its input, its value in a new VPC, how the request sets it.
+        type Attribute = (
+            fn(&Inputs) -> bool,
+            bool,
+            fn(Request, AttributeBooleanValue) -> Request,
+        );
+        let attributes: [Attribute; 2] = [
+            (|i| i.enable_dns_support, true, Request::enable_dns_support),
+            (
+                |i| i.enable_dns_hostnames,
+                false,
+                Request::enable_dns_hostnames,
+            ),
+        ];
+        let calls = attributes
+            .into_iter()
+            .filter(|(value, created, _)| old.map_or(*created, value) != value(new))
+            .map(|(value, _, set)| {
+                let flag = AttributeBooleanValue::builder().value(value(new)).build();
+                aws.perform(Ec2, "ModifyVpcAttribute", ctx, move |ec2| {
+                    set(ec2.modify_vpc_attribute().vpc_id(id), flag.clone()).send()
+                })
+            });
+        try_join_all(calls).await.map(drop)
     }
 
-    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<(), ProviderError> {
-        aws.perform(Ec2, "DeleteVpc", ctx, |aws| {
-            aws.ec2.delete_vpc().vpc_id(id).send()
+    async fn delete(aws: &Aws, ctx: &Ctx, id: &str) -> Result<()> {
+        aws.perform(Ec2, "DeleteVpc", ctx, |ec2| {
+            ec2.delete_vpc().vpc_id(id).send()
         })
         .await
     }
