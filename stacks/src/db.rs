@@ -142,6 +142,8 @@ pub struct Database {
     url: String,
     /// Caps on the unfinished runs a request may add to.
     limits: RunLimits,
+    /// Wakes this process's queue consumers when it pushes a job.
+    pushed: crate::queue::JobsPushed,
 }
 
 /// The typed pool, for what must use one (the queue's storage).
@@ -246,6 +248,7 @@ impl Database {
             pool,
             url: shown,
             limits: RunLimits::DEFAULT,
+            pushed: Default::default(),
         })
     }
 
@@ -267,6 +270,11 @@ impl Database {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The wake-up of this process's queue consumers on this database (shared by its clones).
+    pub fn jobs_pushed(&self) -> &crate::queue::JobsPushed {
+        &self.pushed
     }
 
     /// The SQLite file, for the embedded default's key file beside it.

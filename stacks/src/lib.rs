@@ -19,7 +19,7 @@ pub use crypto::Sealer;
 pub use db::{
     Database, DbError, MigrationStatus, Pool, migrate_url, redact_url, schema_fingerprint,
 };
-pub use queue::{JobQueue, QUEUE, QueueConfig, RunJob};
+pub use queue::{JobQueue, JobStorage, JobsPushed, QUEUE, QueueConfig, RunJob};
 pub use retention::{Pruned, Retention};
 pub use runs::{ApprovedPlan, Begin, Lease, RunContext, RunLimits};
 pub use schedule::{CheckCandidate, ScheduledCheck};

@@ -5,7 +5,9 @@ use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 use crate::db::{Pool, with_pool};
 use crate::tenants::TrustLocation;
@@ -22,20 +24,59 @@ pub struct RunJob {
     pub run_id: String,
 }
 
+/// The queue of run jobs: apalis storage on the store's own database, and the wake-up of
+/// this process's consumers of it.
+#[derive(Clone)]
+pub struct JobQueue {
+    storage: JobStorage,
+    pushed: JobsPushed,
+    tick: Duration,
+}
+
 /// apalis storage on the store's own database.
 #[derive(Clone)]
-pub enum JobQueue {
+pub enum JobStorage {
     Sqlite(SqliteStorage<RunJob>),
     Postgres(PostgresStorage<RunJob>),
 }
 
-/// How workers poll and watch each other; see the apalis notes in ARCHITECTURE.md.
+/// The in-process wake-up of a database's queue consumers: every job pushed through a
+/// [`JobQueue`] of a [`Database`] (or of a clone of it) wakes, at once, the consumers this
+/// process runs on it. Consumers in other processes learn of the job by polling (SQLite has
+/// no notification across processes) or from Postgres' NOTIFY.
+#[derive(Clone, Debug)]
+pub struct JobsPushed(Arc<watch::Sender<u64>>);
+
+impl Default for JobsPushed {
+    fn default() -> JobsPushed {
+        JobsPushed(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl JobsPushed {
+    /// Tells every subscriber that a job was pushed (after it was committed).
+    fn notify(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change whenever a job is pushed after this call or after the
+    /// receiver last looked (pushes while it is not looking are one change, never lost).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// How workers poll and watch each other; see the queue notes in docs/internals.md.
 #[derive(Clone, Copy, Debug)]
 pub struct QueueConfig {
     /// Jobs a worker fetches (and locks) at a time: its concurrency, so none wait locked.
     pub batch: usize,
     /// A worker missing two heartbeats is dead: its jobs go back to the queue.
     pub heartbeat: Duration,
+    /// How often a worker on SQLite looks for jobs nothing woke it for: those pushed by
+    /// another process (a push in this process wakes its workers at once,
+    /// [`JobsPushed`]). On Postgres, where NOTIFY announces every push, ten times as long.
+    pub tick: Duration,
 }
 
 impl Default for QueueConfig {
@@ -43,6 +84,7 @@ impl Default for QueueConfig {
         QueueConfig {
             batch: 4,
             heartbeat: Duration::from_secs(30),
+            tick: Duration::from_millis(100),
         }
     }
 }
@@ -55,7 +97,7 @@ impl JobQueue {
     /// storage handle.
     pub async fn setup(db: &Database, config: QueueConfig) -> Result<JobQueue, DbError> {
         let failed = |e: String| DbError::Invalid(format!("setting up the job queue: {e}"));
-        Ok(match db.pool() {
+        let storage = match db.pool() {
             Pool::Sqlite(pool) => {
                 // apalis-sqlite would share sqlx's default `_sqlx_migrations` with byoc's own
                 // migrations, and each migrator refuses the other's versions.
@@ -70,7 +112,7 @@ impl JobQueue {
                     .batch_size(config.batch)
                     .heartbeat_interval(config.heartbeat)
                     .missed_heartbeats(2);
-                JobQueue::Sqlite(SqliteStorage::new(pool).with_config(cfg))
+                JobStorage::Sqlite(SqliteStorage::new(pool).with_config(cfg))
             }
             Pool::Postgres(pool) => {
                 // Its own schema `apalis` and migrations table.
@@ -83,9 +125,30 @@ impl JobQueue {
                     .batch_size(config.batch)
                     .heartbeat_interval(config.heartbeat)
                     .missed_heartbeats(2);
-                JobQueue::Postgres(PostgresStorage::new(pool).with_config(cfg))
+                JobStorage::Postgres(PostgresStorage::new(pool).with_config(cfg))
             }
+        };
+        Ok(JobQueue {
+            storage,
+            pushed: db.jobs_pushed().clone(),
+            tick: config.tick,
         })
+    }
+
+    /// The storage, for the consumers.
+    pub fn storage(&self) -> &JobStorage {
+        &self.storage
+    }
+
+    /// Fires when this process pushes a job to this queue (through any handle on the same
+    /// [`Database`]).
+    pub fn pushed_here(&self) -> watch::Receiver<u64> {
+        self.pushed.subscribe()
+    }
+
+    /// How often a consumer polls for jobs nothing announced ([`QueueConfig::tick`]).
+    pub fn tick(&self) -> Duration {
+        self.tick
     }
 
     /// Pushes the job of `run_id`. Pushing it again is harmless (the idempotency key is the
@@ -97,17 +160,20 @@ impl JobQueue {
         .idempotency_key(run_id)
         .max_attempts(MAX_ATTEMPTS)
         .build();
-        let result = match self {
+        let result = match &self.storage {
             // A duplicate is ignored by apalis-sqlite.
-            JobQueue::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
-            JobQueue::Postgres(s) => match s.clone().push_task(task).await {
+            JobStorage::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
+            JobStorage::Postgres(s) => match s.clone().push_task(task).await {
                 Err(apalis::prelude::TaskSinkError::PushError(
                     apalis_postgres::Error::Database(sqlx::Error::Database(e)),
                 )) if e.is_unique_violation() => Ok(()),
                 other => other.map_err(|e| e.to_string()),
             },
         };
-        result.map_err(|e| DbError::Invalid(format!("pushing the job of run {run_id}: {e}")))
+        result.map_err(|e| DbError::Invalid(format!("pushing the job of run {run_id}: {e}")))?;
+        // Committed: this process's consumers look now rather than at their next tick.
+        self.pushed.notify();
+        Ok(())
     }
 
     /// Pushes the job of the run whose turn it is on `stack` (its earliest unfinished run),
@@ -169,14 +235,19 @@ impl JobQueue {
     /// A handle for pushing jobs (not consuming them) on a database whose queue was set up
     /// ([`JobQueue::setup`], by this process or another): no migrations, no I/O.
     pub fn attach(db: &Database) -> JobQueue {
-        match db.pool() {
-            Pool::Sqlite(pool) => JobQueue::Sqlite(
+        let storage = match db.pool() {
+            Pool::Sqlite(pool) => JobStorage::Sqlite(
                 SqliteStorage::new(pool).with_config(apalis_sqlite::Config::default().queue(QUEUE)),
             ),
-            Pool::Postgres(pool) => JobQueue::Postgres(
+            Pool::Postgres(pool) => JobStorage::Postgres(
                 PostgresStorage::new(pool)
                     .with_config(apalis_postgres::Config::default().queue(QUEUE)),
             ),
+        };
+        JobQueue {
+            storage,
+            pushed: db.jobs_pushed().clone(),
+            tick: QueueConfig::default().tick,
         }
     }
 

@@ -7,49 +7,74 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{BackendExt, BoxDynError, Data, PollSnapshot, PollStrategy, WorkerBuilder};
 use byoc_engine::CancellationToken;
-use byoc_stacks::{Database, JobQueue, Pool, QUEUE, RunJob};
-use futures::Stream;
+use byoc_stacks::{Database, JobQueue, JobStorage, Pool, QUEUE, RunJob};
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
 
 use crate::schedule::{ScheduleConfig, run_scheduler};
 use crate::{Worker, WorkerError};
 
-/// How often the queue is polled when no notification arrives (SQLite always; Postgres
-/// when a LISTEN notification is missed), and how often unfinished runs are re-pushed.
-const TICK: Duration = Duration::from_millis(100);
+/// How often unfinished runs are re-pushed.
 const SWEEP: Duration = Duration::from_secs(60);
+/// A second look this long after a notification: one that arrived while a fetch was in
+/// flight is consumed by that fetch, which may have read the queue before the job was
+/// committed.
+const RECHECK: Duration = Duration::from_millis(25);
 /// Backoff between restarts of a consumer that could not poll the queue.
 const RESTART_MIN: Duration = Duration::from_millis(500);
 const RESTART_MAX: Duration = Duration::from_secs(15);
 
-/// Wakes the fetcher on a notification or on a tick. apalis' own interval strategy can lose
-/// a wake-up and stall until the next heartbeat (30 s); this one drains each source until it
-/// is pending, so a waker is always registered.
-struct WakeUp<S> {
-    notify: Option<S>,
+/// Wakes the fetcher on a notification (a job pushed by this process; on Postgres, LISTEN
+/// too) or on a tick (jobs pushed by other processes, notifications missed). apalis' own
+/// interval strategy can lose a wake-up and stall until the next heartbeat (30 s); this one
+/// drains each source until it is pending, so a waker is always registered.
+struct WakeUp {
+    notify: Option<BoxStream<'static, ()>>,
     tick: tokio::time::Interval,
+    recheck: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<S> WakeUp<S> {
-    fn new(notify: Option<S>, every: Duration) -> WakeUp<S> {
+impl WakeUp {
+    fn new(notify: BoxStream<'static, ()>, every: Duration) -> WakeUp {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        WakeUp { notify, tick }
+        WakeUp {
+            notify: Some(notify),
+            tick,
+            recheck: None,
+        }
     }
 }
 
-impl<S: Stream + Unpin> PollStrategy for WakeUp<S> {
+impl PollStrategy for WakeUp {
     fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
         let mut fired = false;
         while self.tick.poll_tick(cx).is_ready() {
             fired = true;
         }
+        let mut notified = false;
         while let Some(s) = self.notify.as_mut() {
-            match Pin::new(s).poll_next(cx) {
-                Poll::Ready(Some(_)) => fired = true,
-                // The listener died: the tick keeps the worker going.
+            match s.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => notified = true,
+                // Every source died: the tick keeps the worker going.
                 Poll::Ready(None) => self.notify = None,
                 Poll::Pending => break,
             }
+        }
+        if notified {
+            fired = true;
+            let at = tokio::time::Instant::now() + RECHECK;
+            match self.recheck.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.recheck = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+        }
+        if let Some(sleep) = self.recheck.as_mut()
+            && sleep.poll_unpin(cx).is_ready()
+        {
+            self.recheck = None;
+            fired = true;
         }
         if fired {
             Poll::Ready(Some(()))
@@ -57,6 +82,16 @@ impl<S: Stream + Unpin> PollStrategy for WakeUp<S> {
             Poll::Pending
         }
     }
+}
+
+/// A stream yielding after each job this process pushes (pushes while it is not polled
+/// coalesce into one item).
+fn pushes(pushed: watch::Receiver<u64>) -> BoxStream<'static, ()> {
+    futures::stream::unfold(pushed, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+    .boxed()
 }
 
 /// A job ends only with its run: any error sends it back to the queue, and the run resumes
@@ -199,17 +234,20 @@ async fn consume(
                 .await
         };
     }
-    let result = match (queue.clone(), db.pool()) {
-        (JobQueue::Sqlite(storage), _) => {
-            run_on!(
-                storage.poll_with_strategy(WakeUp::<futures::stream::Empty<()>>::new(None, TICK))
-            )
+    // Jobs this process pushes wake its consumers at once; the tick finds the others'.
+    let local = pushes(queue.pushed_here());
+    let tick = queue.tick();
+    let result = match (queue.storage().clone(), db.pool()) {
+        (JobStorage::Sqlite(storage), _) => {
+            run_on!(storage.poll_with_strategy(WakeUp::new(local, tick)))
         }
-        (JobQueue::Postgres(storage), Pool::Postgres(pool)) => {
-            let listen = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into());
-            run_on!(storage.poll_with_strategy(WakeUp::new(Some(listen), TICK * 10)))
+        (JobStorage::Postgres(storage), Pool::Postgres(pool)) => {
+            // Other processes' pushes come with a NOTIFY: the tick is only a safety net.
+            let listen = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()).map(|_| ());
+            let notify = futures::stream::select(local, listen).boxed();
+            run_on!(storage.poll_with_strategy(WakeUp::new(notify, tick * 10)))
         }
-        (JobQueue::Postgres(_), Pool::Sqlite(_)) => {
+        (JobStorage::Postgres(_), Pool::Sqlite(_)) => {
             unreachable!("the queue lives in the store's database")
         }
     };

@@ -502,6 +502,7 @@ async fn start_daemon(
     let config = QueueConfig {
         batch: slots,
         heartbeat: Duration::from_secs(5),
+        ..QueueConfig::default()
     };
     let queue = JobQueue::setup(db, config).await?;
     let shutdown = CancellationToken::new();
@@ -560,6 +561,50 @@ async fn runs_waiting_for_their_stack_hold_no_worker_slot() -> anyhow::Result<()
         }
         shutdown.cancel();
         daemon.await??;
+    }
+    Ok(())
+}
+
+/// A job pushed by this process wakes its workers at once, not at their next poll: with
+/// the polling tick an hour long (and the heartbeat, which fetches too, 30 s), runs
+/// requested through this process's queue start within seconds. On SQLite nothing else
+/// would wake the worker; on Postgres LISTEN would too.
+#[tokio::test]
+async fn a_run_pushed_in_process_wakes_the_worker_without_waiting_for_the_tick()
+-> anyhow::Result<()> {
+    for (_t, db) in databases().await? {
+        let (stack, _cloud, worker) = setup(&db).await?;
+        let config = QueueConfig {
+            batch: 2,
+            tick: Duration::from_secs(3600),
+            ..QueueConfig::default()
+        };
+        let queue = JobQueue::setup(&db, config).await?;
+        let shutdown = CancellationToken::new();
+        let daemon = tokio::spawn(run_daemon(
+            db.clone(),
+            queue.clone(),
+            worker,
+            2,
+            shutdown.clone(),
+        ));
+        // The first fetch (at start-up, possibly before the request) is not the point:
+        // each later request finds the worker idle, parked until something wakes it.
+        for round in 0..3 {
+            let (run, _) = queue.request(&db, &stack, RunKind::Deploy, "alice").await?;
+            let asked = Instant::now();
+            while db.run(&run.id).await?.status == RunStatus::Queued {
+                anyhow::ensure!(
+                    asked.elapsed() < Duration::from_secs(3),
+                    "run {round} waited for the tick: nothing woke the worker"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(until_finished(&db, &run.id).await?, RunStatus::Succeeded);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), daemon).await???;
     }
     Ok(())
 }

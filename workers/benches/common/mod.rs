@@ -80,6 +80,7 @@ pub async fn start_daemon(
     let config = QueueConfig {
         batch: concurrency,
         heartbeat: Duration::from_secs(30),
+        ..QueueConfig::default()
     };
     let queue = JobQueue::setup(db, config).await?;
     let shutdown = CancellationToken::new();

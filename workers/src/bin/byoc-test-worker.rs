@@ -297,6 +297,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         QueueConfig {
             batch: 2,
             heartbeat: Duration::from_millis(500),
+            ..QueueConfig::default()
         },
     )
     .await?;
