@@ -191,16 +191,17 @@ pub async fn status(
     caller: Caller,
     EnvPath { slug, env }: EnvPath,
 ) -> Result<Json<EnvironmentStatus>, ApiError> {
-    let (tenant, stack) = environment(&state, &caller, &slug, &env).await?;
-    let db = state.db();
-    let mut status = db.stack_status(&stack).await?;
-    status.last_run = match status.last_run.take() {
-        Some(run) => caller.present(&state, vec![run]).await?.pop(),
-        None => None,
-    };
-    let outputs = db
-        .resources(&stack)
-        .await?
+    // One query: the tenant (if the caller may see it), its stack, and all the status shows.
+    let read = state
+        .db()
+        .environment_status(&slug, &env, caller.0.tenant_id.as_deref())
+        .await?;
+    let mut status = read.status;
+    if let Some(run) = &mut status.last_run {
+        caller.present_requester(run, read.last_run_by_viewer);
+    }
+    let outputs = read
+        .resources
         .into_iter()
         .filter_map(|r| {
             let shown: std::collections::BTreeMap<String, Value> = SHOWN_OUTPUTS
@@ -212,52 +213,38 @@ pub async fn status(
         })
         .collect();
     // The last refresh says whether the cloud still matches the state.
-    let drift = db
-        .latest_run(&stack, RunKind::Refresh, byoc_model::RunStatus::Succeeded)
-        .await?
-        .map(|r| {
-            let drift = r.summary.and_then(|s| s.get("drift").cloned());
-            let drifted = drift.as_ref().and_then(Value::as_array).map_or(0, Vec::len);
-            DriftCheck {
-                drift,
-                drifted: u32::try_from(drifted).unwrap_or(u32::MAX),
-                scheduled: r.requested_by == byoc_model::SCHEDULER,
-                run_id: r.id,
-                checked_at: r.finished_at,
-            }
+    let drift = read.last_refresh.map(|r| {
+        let drift = r.summary.and_then(|s| s.get("drift").cloned());
+        let drifted = drift.as_ref().and_then(Value::as_array).map_or(0, Vec::len);
+        DriftCheck {
+            drift,
+            drifted: u32::try_from(drifted).unwrap_or(u32::MAX),
+            scheduled: r.requested_by == byoc_model::SCHEDULER,
+            run_id: r.id,
+            checked_at: r.finished_at,
+        }
+    });
+    // The environment's drift-check schedule under the workers' default period, and when
+    // its next check falls due.
+    let server = read
+        .drift_check_every
+        .and_then(|minutes| minutes.parse::<u32>().ok());
+    let drift_schedule =
+        byoc_model::DriftSchedule::of(&read.config, server).map(|schedule| DriftScheduleView {
+            every_minutes: schedule.every_minutes,
+            repair: schedule.repair,
+            source: schedule.source,
+            next_due_at: schedule.next_due(
+                status.stack.as_str(),
+                read.last_schedule_slot,
+                byoc_stacks::now_ms(),
+            ),
         });
-    let drift_schedule = drift_schedule(&state, &tenant, &env, &stack).await?;
     Ok(Json(EnvironmentStatus {
         status,
         outputs,
         drift,
         drift_schedule,
-    }))
-}
-
-/// The environment's drift-check schedule under the workers' default period, and when its
-/// next check falls due.
-async fn drift_schedule(
-    state: &AppState,
-    tenant: &Tenant,
-    env: &EnvName,
-    stack: &StackName,
-) -> Result<Option<DriftScheduleView>, ApiError> {
-    let db = state.db();
-    let server = db
-        .fact(byoc_model::DRIFT_CHECK_EVERY_FACT)
-        .await?
-        .and_then(|minutes| minutes.parse::<u32>().ok());
-    let config = db.config(tenant, env).await?.config;
-    let Some(schedule) = byoc_model::DriftSchedule::of(&config, server) else {
-        return Ok(None);
-    };
-    let last_slot = db.last_schedule_slot(stack).await?;
-    Ok(Some(DriftScheduleView {
-        every_minutes: schedule.every_minutes,
-        repair: schedule.repair,
-        source: schedule.source,
-        next_due_at: schedule.next_due(stack.as_str(), last_slot, byoc_stacks::now_ms()),
     }))
 }
 

@@ -40,7 +40,7 @@ use utoipa_scalar::{Scalar, Servable};
 
 use crate::error::ErrorBody;
 
-pub use auth::Caller;
+pub use auth::{AUTH_CACHE_TTL, Caller};
 pub use error::ApiError;
 pub use streams::StreamLimits;
 use streams::Streams;
@@ -75,6 +75,8 @@ struct Inner {
     streams: Arc<Streams>,
     /// The chart repositories and registries a config may name.
     chart_sources: AllowedChartSources,
+    /// Tokens that authenticated in the last second.
+    auth: auth::AuthCache,
 }
 
 /// Requests per second per token, and the burst above it, by default.
@@ -117,6 +119,7 @@ impl AppState {
                 template_url: None,
                 default_region: None,
                 chart_sources: AllowedChartSources::pinned(),
+                auth: auth::AuthCache::new(),
             }),
         }
     }
@@ -199,6 +202,17 @@ impl AppState {
         blocked.retain(|_, until| *until > now);
         blocked.insert(client, now + wait);
         Err(wait)
+    }
+
+    /// The live token of a bearer text, from the authentication cache or the store.
+    async fn authenticate(&self, text: &str) -> Result<Option<byoc_model::ApiToken>, ApiError> {
+        Ok(self.inner.auth.authenticate(&self.inner.db, text).await?)
+    }
+
+    /// Tokens revoked or deleted through this host: they stop authenticating here at once
+    /// (elsewhere within [`auth::AUTH_CACHE_TTL`]).
+    fn forget_tokens(&self, gone: impl Fn(&byoc_model::ApiToken) -> bool) {
+        self.inner.auth.forget(gone);
     }
 
     pub fn db(&self) -> &Database {

@@ -116,9 +116,11 @@ pub async fn delete(
     TenantPath { slug }: TenantPath,
 ) -> Result<StatusCode, ApiError> {
     // Another tenant's is 404 like one that does not exist; only then: may this caller?
-    state.visible_tenant(&caller, &slug).await?;
+    let tenant = state.visible_tenant(&caller, &slug).await?;
     caller.require_admin()?;
     state.db().delete_tenant(&slug, &caller.actor()).await?;
+    // Its tokens went with it.
+    state.forget_tokens(|cached| cached.tenant_id.as_ref() == Some(&tenant.id));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -70,7 +70,7 @@ pub async fn revoke(
             "a token cannot revoke itself: revoke it with another admin token".into(),
         ));
     }
-    Ok(Json(TokenView {
-        token: state.db().revoke_token(&id, &caller.actor()).await?,
-    }))
+    let token = state.db().revoke_token(&id, &caller.actor()).await?;
+    state.forget_tokens(|cached| cached.id == token.id);
+    Ok(Json(TokenView { token }))
 }

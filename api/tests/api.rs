@@ -951,9 +951,8 @@ async fn tokens_can_expire() -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let (status, error) = api
-        .call(Method::GET, "/api/v1/tenants", Some(secret), None)
-        .await?;
+    // Changed behind the API's back, as another host would: seen within the cache's bound.
+    let (status, error) = refused_within(&api, secret, byoc_api::AUTH_CACHE_TTL).await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
     assert!(
         error["message"]
@@ -962,6 +961,159 @@ async fn tokens_can_expire() -> anyhow::Result<()> {
             .contains("expired"),
         "{error}"
     );
+    Ok(())
+}
+
+/// `GET /api/v1/tenants` with `token` until it is refused, for at most `bound` and a little
+/// more (a request's own time): the first refusal.
+async fn refused_within(
+    api: &Api,
+    token: &str,
+    bound: Duration,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = api
+            .call(Method::GET, "/api/v1/tenants", Some(token), None)
+            .await?;
+        if status != StatusCode::OK {
+            return Ok((status, body));
+        }
+        anyhow::ensure!(
+            started.elapsed() < bound + Duration::from_millis(500),
+            "still authenticates {:?} after it stopped being valid",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two API hosts on one database, each with its own authentication cache: a token revoked
+/// through one stops working on it at once and on the other within the cache's time to live,
+/// and so does a token deleted with its tenant; the cache keeps answering for live tokens.
+#[tokio::test]
+async fn a_revoked_token_stops_working_on_every_host_within_a_second() -> anyhow::Result<()> {
+    for first in both().await? {
+        let db = Database::connect(first._t.url()).await?;
+        let (_tx, schema) = tokio::sync::watch::channel(SchemaState::Ready);
+        std::mem::forget(_tx);
+        let state = AppState::with_rate(db, schema, common::sealer(), byoc_api::DEFAULT_RATE);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let app =
+            byoc_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Another host of the same database (the first keeps the database alive).
+        let second = Api {
+            base,
+            admin: first.admin.clone(),
+            client: reqwest::Client::new(),
+            db: first.db.clone(),
+            state: first.state.clone(),
+            _t: TestDb::sqlite().await?,
+        };
+
+        first.tenant("acme").await?;
+        first.tenant("gone").await?;
+        let (secret, id) = tenant_token(&first, "acme ci", "acme").await?;
+        let (doomed, _) = tenant_token(&first, "gone ci", "gone").await?;
+        for api in [&first, &second] {
+            for token in [&secret, &doomed] {
+                let (status, body) = api
+                    .call(Method::GET, "/api/v1/tenants", Some(token), None)
+                    .await?;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }
+
+        let (status, body) = first
+            .admin(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = first
+            .call(Method::GET, "/api/v1/tenants", Some(&secret), None)
+            .await?;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "at once where it was revoked: {body}"
+        );
+        let (status, body) = refused_within(&second, &secret, byoc_api::AUTH_CACHE_TTL).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        for _ in 0..3 {
+            let (status, _) = second
+                .call(Method::GET, "/api/v1/tenants", Some(&secret), None)
+                .await?;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "and from then on");
+        }
+
+        let (status, body) = first
+            .admin(Method::DELETE, "/api/v1/tenants/gone", None)
+            .await?;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, _) = first
+            .call(Method::GET, "/api/v1/tenants", Some(&doomed), None)
+            .await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "deleted with its tenant");
+        let (status, _) = refused_within(&second, &doomed, byoc_api::AUTH_CACHE_TTL).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // The admin token, cached on both hosts the whole time, still works on both.
+        for api in [&first, &second] {
+            let (status, _) = api.admin(Method::GET, "/api/v1/tenants", None).await?;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    Ok(())
+}
+
+/// The status shows the last run's requester to a tenant token only when it is one of that
+/// tenant's tokens (the provider's are `operator`), as the runs do.
+#[tokio::test]
+async fn the_status_shows_a_tenant_its_own_requesters_only() -> anyhow::Result<()> {
+    for api in both().await? {
+        api.tenant("acme").await?;
+        api.trust("acme").await?;
+        let env = "/api/v1/tenants/acme/environments/dev";
+        let (status, body) = api
+            .admin(Method::POST, &format!("{env}/config"), Some(config()))
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (own, own_id) = tenant_token(&api, "acme ci", "acme").await?;
+        let (status, body) = api
+            .call(Method::POST, &format!("{env}/preview"), Some(&own), None)
+            .await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let (status, shown) = api
+            .call(Method::GET, &format!("{env}/status"), Some(&own), None)
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(
+            shown["status"]["last_run"]["requested_by"],
+            format!("token:{own_id} (acme ci)"),
+            "{shown}"
+        );
+        let (status, body) = api
+            .admin(Method::POST, &format!("{env}/refresh"), None)
+            .await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let (_, shown) = api
+            .call(Method::GET, &format!("{env}/status"), Some(&own), None)
+            .await?;
+        assert_eq!(
+            shown["status"]["last_run"]["requested_by"], "operator",
+            "{shown}"
+        );
+        let (_, shown) = api
+            .admin(Method::GET, &format!("{env}/status"), None)
+            .await?;
+        assert!(
+            shown["status"]["last_run"]["requested_by"]
+                .as_str()
+                .is_some_and(|by| by.starts_with("token:") && by.contains("test admin")),
+            "an admin sees who asked: {shown}"
+        );
+    }
     Ok(())
 }
 

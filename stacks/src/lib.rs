@@ -23,7 +23,7 @@ pub use queue::{JobQueue, JobStorage, JobsPushed, QUEUE, QueueConfig, RunJob};
 pub use retention::{Pruned, Retention};
 pub use runs::{ApprovedPlan, Begin, Lease, RunContext, RunLimits};
 pub use schedule::{CheckCandidate, ScheduledCheck};
-pub use stacks::{RunMetrics, StoredConfig};
+pub use stacks::{EnvironmentRead, RunMetrics, StoredConfig};
 pub use state_store::RunStore;
 pub use tenants::{NewTenant, TENANT_NAME_MAX, TrustLocation};
 pub use tokens::TOKEN_NAME_MAX;

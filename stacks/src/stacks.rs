@@ -2,7 +2,7 @@
 //! resources, and removing what is no longer deployed.
 
 use byoc_model::api::{StateDiff, StateVersionView};
-use byoc_model::{AuditEntry, HistoryEntry, ResourceRecord, StackStatus};
+use byoc_model::{AuditEntry, HistoryEntry, ResourceRecord, Run, StackStatus};
 use serde_json::Value;
 
 use crate::db::BeginWrite;
@@ -361,6 +361,244 @@ impl Database {
             }
         }
         resource_records(stack.as_str(), rows)
+    }
+}
+
+/// What `GET .../environments/{env}/status` shows, read by [`Database::environment_status`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvironmentRead {
+    /// With the last run as recorded (its requester not yet hidden from a tenant token).
+    pub status: StackStatus,
+    /// Whether the last run was requested by a token of the viewer's tenant (false for an
+    /// admin viewer, who sees every requester anyway).
+    pub last_run_by_viewer: bool,
+    /// The recorded resources, by key.
+    pub resources: Vec<ResourceRecord>,
+    /// The latest refresh that succeeded.
+    pub last_refresh: Option<Run>,
+    /// The effective config.
+    pub config: Value,
+    /// The slot of the stack's last scheduled run.
+    pub last_schedule_slot: Option<i64>,
+    /// The server's default drift-check period ([`byoc_model::DRIFT_CHECK_EVERY_FACT`]).
+    pub drift_check_every: Option<String>,
+}
+
+/// The columns of a run ([`RUN_COLUMNS`]) of the table aliased `$p`.
+macro_rules! run_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            ".id, ",
+            $p,
+            ".seq, ",
+            $p,
+            ".stack, ",
+            $p,
+            ".kind, ",
+            $p,
+            ".status, ",
+            $p,
+            ".requested_by, ",
+            $p,
+            ".created_at, ",
+            $p,
+            ".started_at, ",
+            $p,
+            ".finished_at, ",
+            $p,
+            ".error, ",
+            $p,
+            ".summary, ",
+            $p,
+            ".cancel_requested, ",
+            $p,
+            ".config_version"
+        )
+    };
+}
+
+/// [`Database::environment_status`]'s query, given the engine's JSON array of the stack's
+/// resource rows: `$1` the drift-check fact's key, `$2` the viewer's tenant id (NULL: an
+/// admin), `$3` the environment, `$4` the tenant's slug. The tenant is found by its slug and
+/// must be the viewer's (a tenant token sees its own only), the stack by (tenant,
+/// environment); then its config, its last run and last succeeded refresh (by seq, the
+/// request order), the server's drift-check default and the last schedule slot.
+macro_rules! environment_status {
+    ($resources:literal) => {
+        concat!(
+            "SELECT s.name, s.status, s.state_version, s.generation, s.lease_holder, c.config,
+                (SELECT f.value FROM platform_facts f WHERE f.key = $1),
+                (SELECT MAX(q.schedule_slot) FROM runs q WHERE q.stack = s.name),
+                ",
+            $resources,
+            ",
+                EXISTS (SELECT 1 FROM api_tokens a WHERE a.id = substr(l.requested_by, 7, 16)
+                        AND a.tenant_id = $2
+                        AND (l.requested_by = 'token:' || a.id
+                             OR substr(l.requested_by, 1, length(a.id) + 7) = 'token:' || a.id || ' ')),
+                ",
+            run_columns!("l"),
+            ", ",
+            run_columns!("d"),
+            "
+             FROM tenants t
+             LEFT JOIN stacks s ON s.tenant_id = t.id AND s.env = $3
+             LEFT JOIN environment_configs c ON c.tenant_id = t.id AND c.env = $3
+             LEFT JOIN runs l ON l.seq = (SELECT MAX(x.seq) FROM runs x WHERE x.stack = s.name)
+             LEFT JOIN runs d ON d.seq = (SELECT MAX(x.seq) FROM runs x WHERE x.stack = s.name
+                                          AND x.kind = 'refresh' AND x.status = 'succeeded')
+             WHERE t.slug = $4 AND ($2 IS NULL OR t.id = $2)"
+        )
+    };
+}
+
+/// The resource rows ([`RESOURCE_COLUMNS`]; inputs and outputs as the JSON texts they are
+/// stored as) as one JSON text, per engine: SQLite's and Postgres' JSON functions differ.
+const SQLITE_ENVIRONMENT_STATUS: &str = environment_status!(
+    "(SELECT json_group_array(json_array(r.key, r.kind, r.physical_id, r.status, r.inputs, r.outputs, r.updated_at))
+      FROM resources r WHERE r.stack = s.name)"
+);
+const POSTGRES_ENVIRONMENT_STATUS: &str = environment_status!(
+    "(SELECT CAST(json_agg(json_build_array(r.key, r.kind, r.physical_id, r.status, r.inputs, r.outputs, r.updated_at)) AS TEXT)
+      FROM resources r WHERE r.stack = s.name)"
+);
+
+impl Database {
+    /// Everything the status of `slug`'s environment `env` shows, in one query (one round
+    /// trip on Postgres): the stack's status, resource counts and last run, its resources,
+    /// its last succeeded refresh, its config and what its drift-check schedule needs.
+    /// `viewer`: the caller's tenant id (None: an admin); another tenant is NotFound exactly
+    /// as a missing one. NotFound names the tenant, then the environment, then its config,
+    /// as [`Database::tenant`], [`Database::stack_of`] and [`Database::config`] do.
+    pub async fn environment_status(
+        &self,
+        slug: &TenantSlug,
+        env: &EnvName,
+        viewer: Option<&str>,
+    ) -> Result<EnvironmentRead, DbError> {
+        let sql = match self.pool() {
+            crate::db::Pool::Sqlite(_) => SQLITE_ENVIRONMENT_STATUS,
+            crate::db::Pool::Postgres(_) => POSTGRES_ENVIRONMENT_STATUS,
+        };
+        type Head = (
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            bool,
+        );
+        let read: Option<(Head, Option<RunRow>, Option<RunRow>)> = with_pool!(self, p => {
+            let row = sqlx::query(sql)
+                .bind(byoc_model::DRIFT_CHECK_EVERY_FACT)
+                .bind(viewer)
+                .bind(env.as_str())
+                .bind(slug.as_str())
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            match row {
+                None => None,
+                Some(row) => {
+                    use sqlx::Row;
+                    let get = |e| self.query_error(e);
+                    let head: Head = (
+                        row.try_get(0).map_err(get)?,
+                        row.try_get(1).map_err(get)?,
+                        row.try_get(2).map_err(get)?,
+                        row.try_get(3).map_err(get)?,
+                        row.try_get(4).map_err(get)?,
+                        row.try_get(5).map_err(get)?,
+                        row.try_get(6).map_err(get)?,
+                        row.try_get(7).map_err(get)?,
+                        row.try_get(8).map_err(get)?,
+                        row.try_get(9).map_err(get)?,
+                    );
+                    // A run's 13 columns from `at`, if its row was joined (its id is never
+                    // NULL).
+                    let run = |at: usize| -> Result<Option<RunRow>, DbError> {
+                        let id: Option<String> = row.try_get(at).map_err(get)?;
+                        let Some(id) = id else { return Ok(None) };
+                        Ok(Some((
+                            id,
+                            row.try_get(at + 1).map_err(get)?,
+                            row.try_get(at + 2).map_err(get)?,
+                            row.try_get(at + 3).map_err(get)?,
+                            row.try_get(at + 4).map_err(get)?,
+                            row.try_get(at + 5).map_err(get)?,
+                            row.try_get(at + 6).map_err(get)?,
+                            row.try_get(at + 7).map_err(get)?,
+                            row.try_get(at + 8).map_err(get)?,
+                            row.try_get(at + 9).map_err(get)?,
+                            row.try_get(at + 10).map_err(get)?,
+                            row.try_get(at + 11).map_err(get)?,
+                            row.try_get(at + 12).map_err(get)?,
+                        )))
+                    };
+                    Some((head, run(10)?, run(23)?))
+                }
+            }
+        });
+        let Some((head, last, refresh)) = read else {
+            return Err(DbError::NotFound(format!("tenant {slug:?}")));
+        };
+        let (
+            name,
+            status,
+            state_version,
+            generation,
+            lease_holder,
+            config,
+            drift_check_every,
+            last_schedule_slot,
+            resources,
+            last_run_by_viewer,
+        ) = head;
+        let (Some(name), Some(status), Some(state_version), Some(generation)) =
+            (name, status, state_version, generation)
+        else {
+            return Err(DbError::NotFound(format!(
+                "environment {env:?} of tenant {slug:?}"
+            )));
+        };
+        let stack: StackName = crate::db::stored(&name)?;
+        let rows: Vec<ResourceRow> = match resources {
+            // Postgres aggregates no rows to NULL, SQLite to `[]`.
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| DbError::Corrupt(format!("resources of stack {stack}: {e}")))?,
+        };
+        let resources = resource_records(stack.as_str(), rows)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &resources {
+            *counts.entry(r.status.clone()).or_insert(0) += 1;
+        }
+        let config = config.ok_or_else(|| {
+            DbError::NotFound(format!("config of environment {env:?} of tenant {slug:?}"))
+        })?;
+        let config = parse_json(|| format!("config of environment {env:?}"), &config)?;
+        Ok(EnvironmentRead {
+            status: StackStatus {
+                stack,
+                status,
+                state_version,
+                generation,
+                lease_holder,
+                resources: counts,
+                last_run: last.map(run_from_row).transpose()?,
+            },
+            last_run_by_viewer,
+            resources,
+            last_refresh: refresh.map(run_from_row).transpose()?,
+            config,
+            last_schedule_slot,
+            drift_check_every,
+        })
     }
 }
 

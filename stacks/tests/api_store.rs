@@ -816,3 +816,187 @@ async fn the_last_admin_token_is_not_revoked() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A run of `stack` of `kind` requested by `by`, run to `status` with `summary`.
+async fn ended_run(
+    db: &Database,
+    stack: &str,
+    kind: RunKind,
+    by: &str,
+    summary: Option<serde_json::Value>,
+) -> anyhow::Result<String> {
+    let (run, _) = db.request_run(stack, kind, by).await?;
+    let Begin::Started(lease) = db.begin_run(&run.id, "w1", Duration::from_secs(60)).await? else {
+        panic!("the run starts");
+    };
+    db.finish_run(
+        &run.id,
+        &lease,
+        RunStatus::Succeeded,
+        None,
+        summary.as_ref(),
+    )
+    .await?;
+    Ok(run.id.to_string())
+}
+
+/// The status's one query reads what the separate reads it replaces read: the stack's status
+/// with its resource counts and last run, its resources, its last succeeded refresh, its
+/// config, its last schedule slot and the server's drift-check default; another tenant's
+/// environment is NotFound as a missing tenant is.
+#[tokio::test]
+async fn the_status_is_read_in_one_query_as_the_separate_reads_read_it() -> anyhow::Result<()> {
+    for (t, db) in databases().await? {
+        let acme = tenant(&db, "acme").await?;
+        let other = tenant(&db, "other").await?;
+        let config = json!({"region": "us-east-1", "drift_check": {"every_minutes": 60}});
+        db.save_config(&acme.id, "acme", "dev", &config, "test")
+            .await?;
+        let (dev, none) = (env("dev"), Option::<&str>::None);
+        let read = db
+            .environment_status(&slug("acme"), &env("dev"), none)
+            .await?;
+        assert_eq!(read.status, db.stack_status(&stack("acme-dev")).await?);
+        assert_eq!(
+            (
+                read.resources.len(),
+                read.last_refresh,
+                read.last_schedule_slot
+            ),
+            (0, None, None)
+        );
+        assert_eq!(read.drift_check_every, None);
+        assert!(!read.last_run_by_viewer);
+
+        for (key, status) in [("vpc", "ready"), ("b", "ready"), ("a", "failed")] {
+            exec(t.url(), &resource_row("acme-dev", key, status)).await?;
+        }
+        exec(
+            t.url(),
+            "UPDATE resources SET outputs = '{\"id\": \"vpc-1\", \"note\": \"it''s \\\"quoted\\\"\"}' WHERE key = 'vpc'",
+        )
+        .await?;
+        db.set_fact(byoc_model::DRIFT_CHECK_EVERY_FACT, "90")
+            .await?;
+        let drift = json!({"drift": [{"resource": "vpc"}]});
+        let refresh = ended_run(&db, "acme-dev", RunKind::Refresh, "alice", Some(drift)).await?;
+        ended_run(&db, "acme-dev", RunKind::Deploy, "alice", None).await?;
+        let scheduled = db
+            .request_scheduled_run(&stack("acme-dev"), RunKind::Refresh, 3_600_000, "scheduler")
+            .await?
+            .expect("the slot's run");
+        let Begin::Started(lease) = db
+            .begin_run(scheduled.id.as_str(), "w1", Duration::from_secs(60))
+            .await?
+        else {
+            panic!("the run starts");
+        };
+        db.finish_run(
+            scheduled.id.as_str(),
+            &lease,
+            RunStatus::Failed,
+            Some("no"),
+            None,
+        )
+        .await?;
+        let (own, _) = db.create_token("acme ci", Some(&acme.id), "test").await?;
+        let (theirs, _) = db.create_token("other ci", Some(&other.id), "test").await?;
+        let (queued, _) = db
+            .request_run(
+                "acme-dev",
+                RunKind::Destroy,
+                &format!("token:{} ({})", own.id, own.name),
+            )
+            .await?;
+
+        let read = db
+            .environment_status(&slug("acme"), &dev, Some(&acme.id))
+            .await?;
+        let status = db.stack_status(&stack("acme-dev")).await?;
+        assert_eq!(read.status, status);
+        assert_eq!(
+            status.last_run.as_ref().map(|r| r.id.clone()),
+            Some(queued.id.clone())
+        );
+        assert_eq!(read.resources, db.resources(&stack("acme-dev")).await?);
+        assert_eq!(read.resources[2].outputs["note"], "it's \"quoted\"");
+        let last_refresh = db
+            .latest_run("acme-dev", RunKind::Refresh, RunStatus::Succeeded)
+            .await?;
+        assert_eq!(read.last_refresh, last_refresh);
+        assert_eq!(
+            read.last_refresh.map(|r| r.id.to_string()),
+            Some(refresh.clone())
+        );
+        assert_eq!(read.config, db.config(&acme, &dev).await?.config);
+        assert_eq!(
+            read.last_schedule_slot,
+            db.last_schedule_slot(&stack("acme-dev")).await?
+        );
+        assert_eq!(read.last_schedule_slot, Some(3_600_000));
+        assert_eq!(read.drift_check_every.as_deref(), Some("90"));
+        assert!(read.last_run_by_viewer, "acme's own token asked");
+
+        // Whose the last run is, as `Caller::present` would judge it: only a token of the
+        // viewer's tenant, named exactly.
+        for (by, viewer, own_token) in [
+            (
+                format!("token:{} ({})", own.id, own.name),
+                Some(&other.id),
+                false,
+            ),
+            (format!("token:{}", own.id), Some(&acme.id), true),
+            (
+                format!("token:{}x ({})", own.id, own.name),
+                Some(&acme.id),
+                false,
+            ),
+            (
+                format!("token:{} ({})", theirs.id, theirs.name),
+                Some(&acme.id),
+                false,
+            ),
+            ("alice".to_string(), Some(&acme.id), false),
+        ] {
+            exec(
+                t.url(),
+                &format!(
+                    "UPDATE runs SET requested_by = '{by}' WHERE id = '{}'",
+                    queued.id
+                ),
+            )
+            .await?;
+            let viewer_slug = if viewer == Some(&acme.id) {
+                "acme"
+            } else {
+                "other"
+            };
+            let read = db
+                .environment_status(&slug("acme"), &dev, viewer.map(String::as_str))
+                .await;
+            if viewer_slug == "other" {
+                // Another tenant's environment is a missing one.
+                let Err(DbError::NotFound(what)) = read else {
+                    panic!("{read:?}")
+                };
+                assert_eq!(what, "tenant \"acme\"");
+                continue;
+            }
+            assert_eq!(read?.last_run_by_viewer, own_token, "{by}");
+        }
+
+        for (tenant_slug, env_name, missing) in [
+            ("nope", "dev", "tenant \"nope\""),
+            ("acme", "prod", "environment \"prod\" of tenant \"acme\""),
+        ] {
+            let read = db
+                .environment_status(&slug(tenant_slug), &env(env_name), none)
+                .await;
+            let Err(DbError::NotFound(what)) = read else {
+                panic!("{read:?}")
+            };
+            assert_eq!(what, missing);
+        }
+    }
+    Ok(())
+}
