@@ -948,14 +948,6 @@ mod tests {
     fn waiters_poll_near_the_typical_time() {
         let policy = WaitPolicy::default();
         let typical = Duration::from_secs(600);
-        assert_eq!(
-            policy.delay(typical, Duration::ZERO),
-            Duration::from_secs(480)
-        );
-        assert_eq!(
-            policy.delay(typical, Duration::from_secs(480)),
-            Duration::from_secs(6)
-        );
         let (mut t, mut polls) = (Duration::ZERO, 1);
         while t < typical {
             t += policy.delay(typical, t);
@@ -963,25 +955,20 @@ mod tests {
         }
         assert!(t - typical <= Duration::from_secs(6), "{t:?}");
         assert!(polls <= 25, "{polls} polls");
-        // Far past its typical time a wait polls less often, within the bounds.
-        assert_eq!(
-            policy.delay(typical, Duration::from_secs(1200)),
-            Duration::from_secs(12)
-        );
-        assert_eq!(
-            policy.delay(typical, Duration::from_secs(3600)),
-            Duration::from_secs(15)
-        );
-        // Scaled down for an emulator, with the policy's own bounds.
-        let scaled = WaitPolicy::scaled(0.01);
-        assert_eq!(
-            scaled.delay(typical, Duration::ZERO),
-            Duration::from_millis(4800)
-        );
-        assert_eq!(
-            scaled.delay(typical, Duration::from_secs(5)),
-            Duration::from_millis(60)
-        );
+        let ms = Duration::from_millis;
+        // (policy, waited, the next delay)
+        for (policy, waited, delay) in [
+            (&policy, ms(0), ms(480_000)),
+            (&policy, ms(480_000), ms(6_000)),
+            // Far past its typical time a wait polls less often, within the bounds.
+            (&policy, ms(1_200_000), ms(12_000)),
+            (&policy, ms(3_600_000), ms(15_000)),
+            // Scaled down for an emulator, with the policy's own bounds.
+            (&WaitPolicy::scaled(0.01), ms(0), ms(4_800)),
+            (&WaitPolicy::scaled(0.01), ms(5_000), ms(60)),
+        ] {
+            assert_eq!(policy.delay(typical, waited), delay, "after {waited:?}");
+        }
     }
 
     #[test]

@@ -21,29 +21,25 @@ const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 const COLUMNS: &str =
     "id, name, tenant_id, created_at, created_by, last_used_at, revoked_at, expires_at";
 
-type TokenRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    name: String,
+    tenant_id: Option<String>,
+    created_at: i64,
+    created_by: String,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    expires_at: Option<i64>,
+}
 
-/// A [`TokenRow`] followed by the secret's hash.
-type AuthRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    String,
-);
+/// A [`TokenRow`] with the secret's hash.
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    secret_hash: String,
+}
 
 /// A token to store.
 struct NewToken<'a> {
@@ -55,16 +51,15 @@ struct NewToken<'a> {
 }
 
 fn token_from_row(row: TokenRow) -> ApiToken {
-    let (id, name, tenant_id, created_at, created_by, last_used_at, revoked_at, expires_at) = row;
     ApiToken {
-        id,
-        name,
-        tenant_id,
-        created_at,
-        created_by,
-        last_used_at,
-        revoked_at,
-        expires_at,
+        id: row.id,
+        name: row.name,
+        tenant_id: row.tenant_id,
+        created_at: row.created_at,
+        created_by: row.created_by,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+        expires_at: row.expires_at,
     }
 }
 
@@ -267,37 +262,17 @@ impl Database {
                 .await
                 .map_err(|e| self.query_error(e))?
         });
-        let Some((
-            id,
-            name,
-            tenant_id,
-            created_at,
-            created_by,
-            last_used_at,
-            revoked_at,
-            expires_at,
-            stored,
-        )) = row
-        else {
+        let Some(AuthRow { token, secret_hash }) = row else {
             return Ok(None);
         };
         let now = now_ms();
-        if !hash_matches(&stored, secret)
-            || revoked_at.is_some()
-            || expires_at.is_some_and(|at| at <= now)
+        if !hash_matches(&secret_hash, secret)
+            || token.revoked_at.is_some()
+            || token.expires_at.is_some_and(|at| at <= now)
         {
             return Ok(None);
         }
-        let mut token = token_from_row((
-            id,
-            name,
-            tenant_id,
-            created_at,
-            created_by,
-            last_used_at,
-            revoked_at,
-            expires_at,
-        ));
+        let mut token = token_from_row(token);
         let stale = now - LAST_USED_GRANULARITY_MS;
         if token.last_used_at.is_none_or(|at| at < stale) {
             with_pool!(self, p => {
